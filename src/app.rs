@@ -1,0 +1,161 @@
+//! Application state and the router.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::audit::ChainKey;
+use crate::auth::middleware::{BODY_LIMIT, authenticate};
+use crate::config::Config;
+use crate::db::Db;
+use crate::privacy::Keyring;
+use crate::tree::geometry::GridCache;
+
+/// Error while starting up.
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything a request handler, CLI command or job needs. Cheap to clone. Holds nothing
+/// that another node would need to see: sessions, jobs and versions live in the database.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// Settings.
+    pub cfg: Arc<Config>,
+    /// Personal-data keys.
+    pub keyring: Arc<Keyring>,
+    /// Audit chain key (derived from the key file).
+    pub chain: ChainKey,
+    /// Point → grid index.
+    pub grids: GridCache,
+    /// Request counters for /metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Connects, migrates, loads the keys and builds the grid index.
+    pub async fn open(cfg: Config) -> Result<AppState, StartError> {
+        let db = Db::connect(&cfg.database_url()).await?;
+        crate::db::migrate(&db).await?;
+        let (keyring, created) = Keyring::load_or_create(&cfg.key_file())?;
+        if created {
+            tracing::warn!(path = %cfg.key_file().display(), "已生成新的个人信息加密密钥文件，请妥善备份（丢失后加密数据无法恢复）");
+        }
+        let chain = ChainKey(keyring.blind_index("audit.chain", "v1").into_bytes());
+        let st = AppState {
+            db,
+            cfg: Arc::new(cfg),
+            keyring: Arc::new(keyring),
+            chain,
+            grids: GridCache::default(),
+            metrics: Arc::default(),
+        };
+        st.grids.refresh(&st.db).await?;
+        Ok(st)
+    }
+}
+
+/// Counters exported at /metrics in the Prometheus text format.
+#[derive(Default, Debug)]
+pub struct Metrics {
+    requests: AtomicU64,
+    client_errors: AtomicU64,
+    server_errors: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl Metrics {
+    /// Renders the counters.
+    pub fn render(&self, grids: usize) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "# HELP linli_http_requests_total HTTP requests served.\n# TYPE linli_http_requests_total counter\nlinli_http_requests_total {}\n\
+             # HELP linli_http_client_errors_total 4xx responses.\n# TYPE linli_http_client_errors_total counter\nlinli_http_client_errors_total {}\n\
+             # HELP linli_http_server_errors_total 5xx responses.\n# TYPE linli_http_server_errors_total counter\nlinli_http_server_errors_total {}\n\
+             # HELP linli_http_request_seconds_total Time spent serving requests.\n# TYPE linli_http_request_seconds_total counter\nlinli_http_request_seconds_total {:.6}\n\
+             # HELP linli_grid_index_size Grids in the point lookup index.\n# TYPE linli_grid_index_size gauge\nlinli_grid_index_size {grids}\n",
+            g(&self.requests),
+            g(&self.client_errors),
+            g(&self.server_errors),
+            g(&self.micros) as f64 / 1e6,
+        )
+    }
+}
+
+async fn count_and_harden(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let t = std::time::Instant::now();
+    let mut resp = next.run(req).await;
+    let m = &st.metrics;
+    m.requests.fetch_add(1, Ordering::Relaxed);
+    m.micros.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+    let s = resp.status();
+    if s.is_client_error() {
+        m.client_errors.fetch_add(1, Ordering::Relaxed);
+    } else if s.is_server_error() {
+        m.server_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    let h = resp.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'"),
+    );
+    resp
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    if st.db.ping().await {
+        "ready".into_response()
+    } else {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "数据库不可用").into_response()
+    }
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render(st.grids.index().len())).into_response()
+}
+
+/// Builds the whole router: pages, `/api/v1`, OpenAPI, health and metrics.
+pub fn router(st: AppState) -> Router {
+    let pages = crate::web::pages::routes()
+        .merge(crate::auth::routes::pages())
+        .merge(crate::tree::routes::pages())
+        .merge(crate::people::routes::pages())
+        .merge(crate::audit::routes::pages())
+        .layer(from_fn(crate::web::html_errors));
+    let api = crate::auth::routes::api()
+        .merge(crate::tree::routes::api())
+        .merge(crate::people::routes::api())
+        .merge(crate::audit::routes::api())
+        .merge(crate::web::pages::api());
+    Router::new()
+        .merge(pages)
+        .nest("/api/v1", api)
+        .route("/api/openapi.json", get(crate::openapi::document))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/assets/{name}", get(crate::web::asset))
+        .fallback(|| async {
+            // Marked so tests can tell "no such route" from "no such record".
+            let mut r = crate::error::AppError::NotFound.into_response();
+            r.headers_mut().insert("x-linli-no-route", HeaderValue::from_static("1"));
+            r
+        })
+        .layer(from_fn_with_state(st.clone(), authenticate))
+        .layer(from_fn_with_state(st.clone(), count_and_harden))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(st)
+}

@@ -1,0 +1,182 @@
+//! Resolves the caller once per request and enforces CSRF on state-changing requests.
+//!
+//! CSRF rule: any non-GET request that rides on the session cookie must carry the session's
+//! token (form field `_csrf` or header `x-csrf-token`); a form posted without a session (the
+//! login form) must carry the double-submit cookie `linli_pre` in its `_csrf` field. Bearer
+//! callers send no cookies and need none.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{Principal, Via};
+use crate::app::AppState;
+use crate::error::AppError;
+
+/// Cookie holding the session token.
+pub const SESSION_COOKIE: &str = "linli_session";
+/// Cookie for the pre-login double-submit CSRF token.
+pub const PRE_COOKIE: &str = "linli_pre";
+/// Largest request body accepted (GeoJSON of a whole county fits).
+pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The caller, if any, as resolved by [`authenticate`].
+#[derive(Clone, Debug)]
+pub struct Caller(pub Option<Principal>, pub String);
+
+/// Reads one cookie from the request headers.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn client_ip(req: &Request) -> String {
+    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "127.0.0.1".into())
+}
+
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    serde_urlencoded_pairs(body).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// Minimal application/x-www-form-urlencoded parsing for the CSRF field.
+fn serde_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
+    let s = String::from_utf8_lossy(body);
+    s.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (percent_decode(k), percent_decode(v))).collect()
+}
+
+/// Decodes `+` and `%XX` escapes.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn is_form(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            ct.starts_with("application/x-www-form-urlencoded")
+                || ct.starts_with("multipart/form-data")
+                || ct.starts_with("text/plain")
+        })
+        .unwrap_or(false)
+}
+
+fn constant_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Middleware: resolve the caller, then check CSRF for unsafe methods.
+pub async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let ip = client_ip(&req);
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_string()));
+    let from_cookie = bearer.is_none();
+    let token = bearer.or_else(|| cookie(req.headers(), SESSION_COOKIE));
+    let principal = match token {
+        Some(t) if !t.is_empty() => match super::store::resolve(&st, &t, &ip).await {
+            Ok(p) => p,
+            Err(e) => return e.into_response(),
+        },
+        _ => None,
+    };
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let mut req = req;
+    if unsafe_method {
+        let session_csrf = match (&principal, from_cookie) {
+            (Some(Principal { via: Via::Session { csrf, .. }, .. }), true) => Some(csrf.clone()),
+            _ => None,
+        };
+        let pre = cookie(req.headers(), PRE_COOKIE);
+        let needs = session_csrf.is_some() || is_form(&req);
+        if needs {
+            let header_tok = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let (parts, body) = req.into_parts();
+            let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+                Ok(b) => b,
+                Err(_) => {
+                    return AppError::BadRequest("请求内容过大或读取失败".into()).into_response();
+                }
+            };
+            let sent = header_tok.or_else(|| form_field(&bytes, "_csrf")).unwrap_or_default();
+            let expected = session_csrf.or(pre).unwrap_or_default();
+            if expected.is_empty() || !constant_eq(&sent, &expected) {
+                return AppError::Csrf.into_response();
+            }
+            req = Request::from_parts(parts, Body::from(bytes));
+        }
+    }
+    req.extensions_mut().insert(Caller(principal, ip));
+    next.run(req).await
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<Caller>() {
+            Some(Caller(Some(p), _)) => Ok(p.clone()),
+            _ => Err(AppError::Unauthorized),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Caller>().cloned().unwrap_or(Caller(None, "127.0.0.1".into())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_forms() {
+        assert_eq!(percent_decode("a+b%E4%B8%AD"), "a b中");
+        assert_eq!(percent_decode("100%"), "100%");
+        let pairs = serde_urlencoded_pairs(b"_csrf=abc&name=%E8%8A%B1");
+        assert_eq!(pairs[0], ("_csrf".into(), "abc".into()));
+        assert_eq!(pairs[1].1, "花");
+    }
+
+    #[test]
+    fn reads_cookies() {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(header::COOKIE, "a=1; linli_session=tok; b=2".parse().unwrap());
+        assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("tok"));
+        assert_eq!(cookie(&h, "zz"), None);
+    }
+}

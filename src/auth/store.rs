@@ -1,0 +1,521 @@
+//! Queries for accounts, sessions, tokens and the login flow (shared by web, API and CLI).
+
+use serde::Serialize;
+
+use super::{Principal, Role, Via, password, random_hex, token_hash};
+use crate::app::AppState;
+use crate::audit::{self, Actor, Event};
+use crate::db::{get, now_ms};
+use crate::error::{AppError, AppResult, FieldErrors};
+
+/// An account as listed on the users page (never the hash).
+#[derive(Clone, Debug, Serialize)]
+pub struct User {
+    /// users.id
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Display name.
+    pub display_name: String,
+    /// Role name.
+    pub role: String,
+    /// Role label.
+    pub role_label: String,
+    /// Scope node code.
+    pub scope: String,
+    /// Whether the account is locked now.
+    pub locked: bool,
+    /// Whether the password must be changed.
+    pub must_change_password: bool,
+}
+
+const USER_COLS: &str = "id, username, display_name, password_hash, role, scope, scope_path, must_change_password, failed_logins, locked_until, disabled";
+
+struct UserRow {
+    id: i64,
+    username: String,
+    display_name: String,
+    password_hash: String,
+    role: Role,
+    scope: String,
+    scope_path: String,
+    must_change: bool,
+    failed: i64,
+    locked_until: Option<i64>,
+    disabled: bool,
+}
+
+fn user_row(r: &crate::db::Row) -> AppResult<UserRow> {
+    let role: String = get(r, "role")?;
+    Ok(UserRow {
+        id: get(r, "id")?,
+        username: get(r, "username")?,
+        display_name: get(r, "display_name")?,
+        password_hash: get(r, "password_hash")?,
+        role: Role::parse(&role).map_err(AppError::Internal)?,
+        scope: get(r, "scope")?,
+        scope_path: get(r, "scope_path")?,
+        must_change: get::<i64>(r, "must_change_password")? != 0,
+        failed: get(r, "failed_logins")?,
+        locked_until: get(r, "locked_until")?,
+        disabled: get::<i64>(r, "disabled")? != 0,
+    })
+}
+
+impl UserRow {
+    fn principal(&self, via: Via, ip: &str) -> Principal {
+        Principal {
+            user_id: self.id,
+            username: self.username.clone(),
+            display_name: self.display_name.clone(),
+            role: self.role,
+            scope: self.scope.clone(),
+            scope_path: self.scope_path.clone(),
+            must_change_password: self.must_change,
+            via,
+            ip: ip.into(),
+        }
+    }
+    fn public(&self) -> User {
+        User {
+            id: self.id,
+            username: self.username.clone(),
+            display_name: self.display_name.clone(),
+            role: self.role.as_str().into(),
+            role_label: self.role.label().into(),
+            scope: self.scope.clone(),
+            locked: self.locked_until.is_some_and(|t| t > now_ms()),
+            must_change_password: self.must_change,
+        }
+    }
+}
+
+async fn find_user(st: &AppState, username: &str) -> AppResult<Option<UserRow>> {
+    let sql = format!("SELECT {USER_COLS} FROM users WHERE username = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(username).fetch_optional(&st.db.pool).await?;
+    row.as_ref().map(user_row).transpose()
+}
+
+/// A new account.
+pub struct NewUser {
+    /// Login name.
+    pub username: String,
+    /// Display name (defaults to the login name).
+    pub display_name: String,
+    /// Role.
+    pub role: Role,
+    /// Scope node code.
+    pub scope: String,
+    /// Initial password (must be changed at first login unless `must_change` is false).
+    pub password: String,
+    /// Force a password change at first login.
+    pub must_change: bool,
+}
+
+/// Validates the username format.
+pub fn check_username(u: &str) -> Result<(), String> {
+    let ok = (3..=32).contains(&u.len()) && u.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+    if ok { Ok(()) } else { Err("用户名应为 3～32 位字母、数字、下划线、点或连字符".into()) }
+}
+
+/// Creates an account; `by` is the admin doing it (None for the CLI and demo).
+pub async fn create_user(st: &AppState, by: Option<&Principal>, actor: &Actor, nu: NewUser) -> AppResult<User> {
+    let mut errs = FieldErrors::default();
+    errs.check("username", check_username(&nu.username));
+    errs.check("password", password::check_policy(&nu.password));
+    let scope = crate::tree::store::find_by_code(&st.db, &nu.scope).await?;
+    let scope_path = match scope {
+        Some(n) => Some(n.path),
+        None => {
+            errs.add("scope", format!("管辖范围 {} 不存在", nu.scope));
+            None
+        }
+    };
+    if let (Some(by), Some(path)) = (by, &scope_path) {
+        by.check(super::Perm::UserManage, path)?;
+        if nu.role.rank() < by.role.rank() {
+            errs.add("role", "不能创建比自己权限更高的账号");
+        }
+    }
+    errs.finish()?;
+    let scope_path = scope_path.unwrap_or_default();
+    let hash = password::hash(&nu.password).await?;
+    let now = now_ms();
+    let mut tx = st.db.begin().await?;
+    let exists = sqlx::query("SELECT id FROM users WHERE username = $1").bind(&nu.username).fetch_optional(&mut *tx).await?;
+    if exists.is_some() {
+        return Err(AppError::field("username", "该用户名已被使用"));
+    }
+    let display = if nu.display_name.trim().is_empty() { nu.username.clone() } else { nu.display_name.trim().to_string() };
+    sqlx::query(
+        "INSERT INTO users (username, display_name, password_hash, role, scope, scope_path, must_change_password, created_at, updated_at) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$8)",
+    )
+    .bind(&nu.username)
+    .bind(&display)
+    .bind(&hash)
+    .bind(nu.role.as_str())
+    .bind(&nu.scope)
+    .bind(&scope_path)
+    .bind(nu.must_change as i64)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let summary = format!("创建账号 {}（{}，范围 {}）", nu.username, nu.role.label(), nu.scope);
+    let ev = Event { action: "user.create", entity: "user", entity_id: &nu.username, node_path: &scope_path, summary: &summary };
+    audit::append(&mut tx, &st.chain, actor, ev).await?;
+    tx.commit().await?;
+    find_user(st, &nu.username).await?.map(|u| u.public()).ok_or(AppError::NotFound)
+}
+
+/// Lists accounts inside the caller's scope.
+pub async fn list_users(st: &AppState, p: &Principal) -> AppResult<Vec<User>> {
+    p.require(super::Perm::UserManage)?;
+    let sql = format!("SELECT {USER_COLS} FROM users WHERE scope_path LIKE $1 ESCAPE '\\' ORDER BY id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(format!("{}%", crate::db::like_escape(&p.scope_path)))
+        .fetch_all(&st.db.pool)
+        .await?;
+    rows.iter().map(|r| user_row(r).map(|u| u.public())).collect()
+}
+
+/// Lists every account (CLI).
+pub async fn list_all(st: &AppState) -> AppResult<Vec<User>> {
+    let sql = format!("SELECT {USER_COLS} FROM users ORDER BY id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&st.db.pool).await?;
+    rows.iter().map(|r| user_row(r).map(|u| u.public())).collect()
+}
+
+/// What an admin can do to an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserAction {
+    /// Lock indefinitely.
+    Lock,
+    /// Clear lock and failures.
+    Unlock,
+}
+
+async fn target(st: &AppState, by: Option<&Principal>, username: &str) -> AppResult<UserRow> {
+    let u = find_user(st, username).await?.ok_or(AppError::NotFound)?;
+    if let Some(by) = by {
+        by.check(super::Perm::UserManage, &u.scope_path)?;
+    }
+    Ok(u)
+}
+
+/// Locks or unlocks an account.
+pub async fn set_lock(st: &AppState, by: Option<&Principal>, actor: &Actor, username: &str, action: UserAction) -> AppResult<()> {
+    let u = target(st, by, username).await?;
+    let until = match action {
+        UserAction::Lock => Some(i64::MAX / 2),
+        UserAction::Unlock => None,
+    };
+    let mut tx = st.db.begin().await?;
+    sqlx::query("UPDATE users SET locked_until = $1, failed_logins = 0, updated_at = $2 WHERE id = $3")
+        .bind(until)
+        .bind(now_ms())
+        .bind(u.id)
+        .execute(&mut *tx)
+        .await?;
+    if action == UserAction::Lock {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(u.id).execute(&mut *tx).await?;
+    }
+    let (act, summary) = match action {
+        UserAction::Lock => ("user.lock", format!("锁定账号 {username}")),
+        UserAction::Unlock => ("user.unlock", format!("解锁账号 {username}")),
+    };
+    let ev = Event { action: act, entity: "user", entity_id: username, node_path: &u.scope_path, summary: &summary };
+    audit::append(&mut tx, &st.chain, actor, ev).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Sets a new password. An admin reset forces a change at next login; a user's own change
+/// (with the old password checked by the caller) clears that flag.
+pub async fn set_password(
+    st: &AppState,
+    by: Option<&Principal>,
+    actor: &Actor,
+    username: &str,
+    new_pw: &str,
+    own: bool,
+) -> AppResult<()> {
+    password::check_policy(new_pw).map_err(|m| AppError::field("password", m))?;
+    let u = if own { find_user(st, username).await?.ok_or(AppError::NotFound)? } else { target(st, by, username).await? };
+    if own && password::verify(new_pw, &u.password_hash).await {
+        return Err(AppError::field("password", "新密码不能与原密码相同"));
+    }
+    let hash = password::hash(new_pw).await?;
+    let mut tx = st.db.begin().await?;
+    sqlx::query("UPDATE users SET password_hash = $1, must_change_password = $2, failed_logins = 0, locked_until = NULL, updated_at = $3 WHERE id = $4")
+        .bind(&hash)
+        .bind((!own) as i64)
+        .bind(now_ms())
+        .bind(u.id)
+        .execute(&mut *tx)
+        .await?;
+    if !own {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(u.id).execute(&mut *tx).await?;
+    }
+    let (act, summary) = if own {
+        ("user.password_change", "修改本人密码".to_string())
+    } else {
+        ("user.password_reset", format!("重置 {username} 的密码"))
+    };
+    let ev = Event { action: act, entity: "user", entity_id: username, node_path: &u.scope_path, summary: &summary };
+    audit::append(&mut tx, &st.chain, actor, ev).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Verifies a user's current password (for the change-password form).
+pub async fn check_current_password(st: &AppState, username: &str, pw: &str) -> AppResult<bool> {
+    Ok(match find_user(st, username).await? {
+        Some(u) => password::verify(pw, &u.password_hash).await,
+        None => false,
+    })
+}
+
+/// Throttle window for login failures per client address.
+const IP_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+async fn note_ip_failure(st: &AppState, ip: &str) -> AppResult<()> {
+    let now = now_ms();
+    let mut tx = st.db.begin().await?;
+    sqlx::query(
+        "INSERT INTO ip_throttle (ip, window_start, failures) VALUES ($1, $2, 1) \
+         ON CONFLICT (ip) DO UPDATE SET \
+           failures = CASE WHEN ip_throttle.window_start < $3 THEN 1 ELSE ip_throttle.failures + 1 END, \
+           window_start = CASE WHEN ip_throttle.window_start < $3 THEN $2 ELSE ip_throttle.window_start END",
+    )
+    .bind(ip)
+    .bind(now)
+    .bind(now - IP_WINDOW_MS)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn ip_blocked(st: &AppState, ip: &str) -> AppResult<bool> {
+    let row = sqlx::query("SELECT failures FROM ip_throttle WHERE ip = $1 AND window_start >= $2")
+        .bind(ip)
+        .bind(now_ms() - IP_WINDOW_MS)
+        .fetch_optional(&st.db.pool)
+        .await?;
+    Ok(match row {
+        Some(r) => get::<i64>(&r, "failures")? >= st.cfg.lockout_threshold.max(st.cfg.ip_throttle),
+        None => false,
+    })
+}
+
+/// A successful login.
+pub struct LoginOk {
+    /// The session token (cookie value or Bearer token).
+    pub token: String,
+    /// The logged-in account.
+    pub principal: Principal,
+}
+
+fn locked_msg(until: i64) -> String {
+    let mins = ((until - now_ms()) as f64 / 60000.0).ceil().max(1.0) as i64;
+    if mins > 60 * 24 * 365 {
+        "账号已被管理员锁定，请联系管理员".into()
+    } else {
+        format!("连续登录失败次数过多，账号已锁定，请 {mins} 分钟后再试")
+    }
+}
+
+/// The login flow: address throttle, lockout, argon2 verify, session creation, login log.
+pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResult<LoginOk> {
+    let actor = Actor { name: username.chars().take(64).collect(), ip: ip.into() };
+    fn fail<'a>(username: &'a str, summary: &'a str) -> Event<'a> {
+        Event { action: "login.failed", entity: "user", entity_id: username, node_path: "/", summary }
+    }
+    if ip_blocked(st, ip).await? {
+        audit::record(&st.db, &st.chain, &actor, fail(username, "来源地址登录失败次数过多，已限流")).await?;
+        return Err(AppError::TooMany("该地址登录失败次数过多，请 15 分钟后再试".into()));
+    }
+    let Some(u) = find_user(st, username).await? else {
+        password::verify(pw, password::dummy_hash()).await;
+        note_ip_failure(st, ip).await?;
+        audit::record(&st.db, &st.chain, &actor, fail(username, "用户名不存在")).await?;
+        return Err(AppError::BadCredentials);
+    };
+    let now = now_ms();
+    if u.disabled {
+        return Err(AppError::Locked("账号已停用，请联系管理员".into()));
+    }
+    if let Some(until) = u.locked_until.filter(|t| *t > now) {
+        audit::record(&st.db, &st.chain, &actor, fail(username, "账号锁定期间尝试登录")).await?;
+        return Err(AppError::Locked(locked_msg(until)));
+    }
+    if !password::verify(pw, &u.password_hash).await {
+        note_ip_failure(st, ip).await?;
+        let failed = u.failed + 1;
+        let lock = (failed >= st.cfg.lockout_threshold).then_some(now + st.cfg.lockout_secs * 1000);
+        let mut tx = st.db.begin().await?;
+        sqlx::query("UPDATE users SET failed_logins = $1, locked_until = $2 WHERE id = $3")
+            .bind(if lock.is_some() { 0 } else { failed })
+            .bind(lock)
+            .bind(u.id)
+            .execute(&mut *tx)
+            .await?;
+        let summary = if lock.is_some() {
+            format!("密码错误（第 {failed} 次），账号已锁定")
+        } else {
+            format!("密码错误（第 {failed} 次）")
+        };
+        audit::append(&mut tx, &st.chain, &actor, Event { node_path: &u.scope_path, ..fail(username, &summary) }).await?;
+        tx.commit().await?;
+        return Err(AppError::BadCredentials);
+    }
+    let token = random_hex(32);
+    let csrf = random_hex(16);
+    let th = token_hash(&token);
+    let mut tx = st.db.begin().await?;
+    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1").bind(u.id).execute(&mut *tx).await?;
+    sqlx::query("INSERT INTO sessions (token_hash, user_id, csrf, ip, created_at, last_seen) VALUES ($1,$2,$3,$4,$5,$5)")
+        .bind(&th)
+        .bind(u.id)
+        .bind(&csrf)
+        .bind(ip)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let ev = Event { action: "login", entity: "user", entity_id: username, node_path: &u.scope_path, summary: "登录成功" };
+    audit::append(&mut tx, &st.chain, &actor, ev).await?;
+    tx.commit().await?;
+    Ok(LoginOk { principal: u.principal(Via::Session { csrf, token_hash: th }, ip), token })
+}
+
+/// Ends a session.
+pub async fn logout(st: &AppState, p: &Principal) -> AppResult<()> {
+    if let Via::Session { token_hash, .. } = &p.via {
+        let mut tx = st.db.begin().await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&mut *tx).await?;
+        let ev =
+            Event { action: "logout", entity: "user", entity_id: &p.username, node_path: &p.scope_path, summary: "退出登录" };
+        audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Resolves a session token or personal access token into the caller, enforcing the idle
+/// and absolute timeouts (expired sessions are deleted).
+pub async fn resolve(st: &AppState, token: &str, ip: &str) -> AppResult<Option<Principal>> {
+    let th = token_hash(token);
+    let now = now_ms();
+    let cols = USER_COLS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+    if token.starts_with("lpat_") {
+        let sql = format!(
+            "SELECT {cols}, t.id AS tid FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
+        );
+        let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&th).fetch_optional(&st.db.pool).await? else {
+            return Ok(None);
+        };
+        let u = user_row(&r)?;
+        if u.disabled || u.locked_until.is_some_and(|t| t > now) {
+            return Ok(None);
+        }
+        let mut p = u.principal(Via::Token, ip);
+        p.must_change_password = false;
+        return Ok(Some(p));
+    }
+    let sql = format!(
+        "SELECT {cols}, s.csrf, s.created_at AS s_created, s.last_seen FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1"
+    );
+    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&th).fetch_optional(&st.db.pool).await? else {
+        return Ok(None);
+    };
+    let u = user_row(&r)?;
+    let created: i64 = get(&r, "s_created")?;
+    let last: i64 = get(&r, "last_seen")?;
+    let expired = now - last > st.cfg.idle_timeout_secs * 1000 || now - created > st.cfg.absolute_timeout_secs * 1000;
+    if expired || u.disabled || u.locked_until.is_some_and(|t| t > now) {
+        let mut tx = st.db.begin().await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&th).execute(&mut *tx).await?;
+        tx.commit().await?;
+        return Ok(None);
+    }
+    // Touch at most every 15 s: a write per request would cost an fsync each on SQLite.
+    if now - last > 15_000 {
+        let mut tx = st.db.begin().await?;
+        sqlx::query("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2").bind(now).bind(&th).execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
+    let csrf: String = get(&r, "csrf")?;
+    Ok(Some(u.principal(Via::Session { csrf, token_hash: th }, ip)))
+}
+
+/// Issues a personal access token for `username`; returns the token (shown once).
+pub async fn issue_token(st: &AppState, actor: &Actor, username: &str, name: &str) -> AppResult<String> {
+    let u = find_user(st, username).await?.ok_or(AppError::NotFound)?;
+    let token = format!("lpat_{}", random_hex(24));
+    let mut tx = st.db.begin().await?;
+    sqlx::query("INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES ($1,$2,$3,$4)")
+        .bind(u.id)
+        .bind(name)
+        .bind(token_hash(&token))
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+    let summary = format!("签发访问令牌「{name}」");
+    let ev = Event { action: "token.create", entity: "user", entity_id: username, node_path: &u.scope_path, summary: &summary };
+    audit::append(&mut tx, &st.chain, actor, ev).await?;
+    tx.commit().await?;
+    Ok(token)
+}
+
+/// A token as listed (never the secret).
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenInfo {
+    /// api_tokens.id
+    pub id: i64,
+    /// Label.
+    pub name: String,
+    /// Issued at (ms).
+    pub created_at: i64,
+    /// Revoked?
+    pub revoked: bool,
+}
+
+/// Lists the caller's own tokens.
+pub async fn list_tokens(st: &AppState, p: &Principal) -> AppResult<Vec<TokenInfo>> {
+    let rows = sqlx::query("SELECT id, name, created_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY id DESC")
+        .bind(p.user_id)
+        .fetch_all(&st.db.pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TokenInfo {
+                id: get(r, "id")?,
+                name: get(r, "name")?,
+                created_at: get(r, "created_at")?,
+                revoked: get::<Option<i64>>(r, "revoked_at")?.is_some(),
+            })
+        })
+        .collect()
+}
+
+/// Revokes one of the caller's tokens.
+pub async fn revoke_token(st: &AppState, p: &Principal, id: i64) -> AppResult<()> {
+    let mut tx = st.db.begin().await?;
+    let n = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
+        .bind(now_ms())
+        .bind(id)
+        .bind(p.user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(AppError::NotFound);
+    }
+    let summary = format!("吊销访问令牌 #{id}");
+    let ev =
+        Event { action: "token.revoke", entity: "user", entity_id: &p.username, node_path: &p.scope_path, summary: &summary };
+    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! The `linli` command line: one binary, many subcommands, help in Chinese.
+
+mod serve;
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::AppState;
+use crate::audit::Actor;
+use crate::auth::Role;
+use crate::auth::store::{self, NewUser, UserAction};
+use crate::config::Config;
+
+const HELP: &str = "{about}\n\n用法：{usage}\n\n{all-args}";
+
+/// 邻里 linli —— 城市基层党建综合体平台（组织、服务、发展、治理、保障五大体系）
+#[derive(Parser)]
+#[command(name = "linli", version, help_template = HELP, disable_help_subcommand = true, disable_help_flag = true, disable_version_flag = true,
+          next_help_heading = "选项", subcommand_help_heading = "命令", subcommand_value_name = "命令")]
+pub struct Cli {
+    #[command(flatten)]
+    cfg: Config,
+    /// 显示帮助
+    #[arg(short = 'h', long = "help", action = clap::ArgAction::Help, global = true)]
+    help: Option<bool>,
+    /// 显示版本
+    #[arg(short = 'V', long = "version", action = clap::ArgAction::Version)]
+    version: Option<bool>,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// 启动网页服务（默认命令）；数据目录为空时自动建库并载入演示县
+    #[command(help_template = HELP)]
+    Serve(serve::ServeArgs),
+    /// 执行数据库迁移
+    #[command(help_template = HELP)]
+    Migrate,
+    /// 载入或重置演示县（沿河土家族自治县）
+    #[command(help_template = HELP)]
+    Demo {
+        /// 先清除已有演示数据再重新载入
+        #[arg(long)]
+        reset: bool,
+    },
+    /// 账号管理
+    #[command(help_template = HELP, subcommand_help_heading = "命令", subcommand_value_name = "命令")]
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// 在线备份 SQLite 数据库（服务运行中也可执行，得到一致的副本）
+    #[command(help_template = HELP)]
+    Backup {
+        /// 备份文件路径（不可已存在）
+        file: std::path::PathBuf,
+    },
+    /// 审计日志
+    #[command(help_template = HELP, subcommand_help_heading = "命令", subcommand_value_name = "命令")]
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// 新建账号
+    #[command(help_template = HELP)]
+    Add {
+        /// 用户名
+        name: String,
+        /// 角色：county_admin street_admin community_staff grid_worker unit_contact party_member resident
+        #[arg(long)]
+        role: String,
+        /// 管辖范围（区域节点编码，如 520627）
+        #[arg(long)]
+        scope: String,
+        /// 显示名称
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// 从标准输入读取密码
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// 列出账号
+    #[command(help_template = HELP)]
+    List,
+    /// 重置密码（下次登录须修改）
+    #[command(help_template = HELP)]
+    ResetPassword {
+        /// 用户名
+        name: String,
+        /// 从标准输入读取新密码
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// 锁定账号
+    #[command(help_template = HELP)]
+    Lock {
+        /// 用户名
+        name: String,
+    },
+    /// 解锁账号
+    #[command(help_template = HELP)]
+    Unlock {
+        /// 用户名
+        name: String,
+    },
+    /// 签发个人访问令牌（以 Authorization: Bearer 发送）
+    #[command(help_template = HELP)]
+    Token {
+        /// 用户名
+        name: String,
+        /// 令牌名称
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// 校验整条哈希链，指出第一条被改动、删除或插入的记录
+    #[command(help_template = HELP)]
+    Verify,
+}
+
+fn read_password(stdin: bool) -> Result<String, String> {
+    if !stdin {
+        return Err("请用 --password-stdin 从标准输入提供密码".into());
+    }
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s).map_err(|e| format!("读取标准输入失败：{e}"))?;
+    Ok(s.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// Entry point used by `main`.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    crate::logging::init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("无法启动运行时：{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("错误：{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
+    let cfg = cli.cfg;
+    let cmd = cli.cmd.unwrap_or(Cmd::Serve(serve::ServeArgs::default()));
+    if let Cmd::Serve(args) = cmd {
+        return serve::serve(cfg, args).await.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string());
+    }
+    let st = AppState::open(cfg).await.map_err(|e| e.to_string())?;
+    let err = |e: crate::error::AppError| match e {
+        crate::error::AppError::Validation(v) => {
+            v.iter().map(|f| format!("{}：{}", f.field, f.message)).collect::<Vec<_>>().join("；")
+        }
+        e => e.to_string(),
+    };
+    let code = match cmd {
+        Cmd::Serve(_) => unreachable!("handled above"),
+        Cmd::Migrate => {
+            println!("数据库已是最新（版本 {}）", crate::db::migrate::latest_version());
+            ExitCode::SUCCESS
+        }
+        Cmd::Demo { reset } => {
+            if reset && crate::demo::is_loaded(&st).await.map_err(err)? {
+                crate::demo::reset(&st).await.map_err(err)?;
+            }
+            let pw = serve::demo_password();
+            crate::demo::load(&st, &pw).await.map_err(err)?;
+            serve::print_demo_logins(&pw);
+            ExitCode::SUCCESS
+        }
+        Cmd::User { cmd } => user(&st, cmd).await.map_err(err)?,
+        Cmd::Backup { file } => {
+            if file.exists() {
+                return Err(format!("{} 已存在，不会覆盖", file.display()));
+            }
+            st.db.backup_to(&file).await.map_err(|e| e.to_string())?;
+            println!("已备份到 {}", file.display());
+            ExitCode::SUCCESS
+        }
+        Cmd::Audit { cmd: AuditCmd::Verify } => {
+            let v = crate::audit::verify(&st.db, &st.chain).await.map_err(err)?;
+            if v.ok {
+                println!("审计日志完整：共 {} 条，哈希链校验通过", v.checked);
+                ExitCode::SUCCESS
+            } else {
+                println!("审计日志校验失败：第 {} 条 —— {}", v.first_bad.unwrap_or(0), v.reason.unwrap_or_default());
+                ExitCode::from(2)
+            }
+        }
+    };
+    st.db.close().await;
+    Ok(code)
+}
+
+async fn user(st: &AppState, cmd: UserCmd) -> Result<ExitCode, crate::error::AppError> {
+    use crate::error::AppError;
+    let actor = Actor::system("cli");
+    match cmd {
+        UserCmd::Add { name, role, scope, display_name, password_stdin } => {
+            let role = Role::parse(&role).map_err(|m| AppError::field("role", m))?;
+            let password = read_password(password_stdin).map_err(|m| AppError::field("password", m))?;
+            let u = store::create_user(
+                st,
+                None,
+                &actor,
+                NewUser { username: name, display_name, role, scope, password, must_change: false },
+            )
+            .await?;
+            println!("已创建账号 {}（{}，范围 {}）", u.username, u.role_label, u.scope);
+        }
+        UserCmd::List => {
+            println!("{:<16} {:<14} {:<18} 状态", "用户名", "角色", "范围");
+            for u in store::list_all(st).await? {
+                println!("{:<16} {:<14} {:<18} {}", u.username, u.role_label, u.scope, if u.locked { "已锁定" } else { "正常" });
+            }
+        }
+        UserCmd::ResetPassword { name, password_stdin } => {
+            let pw = read_password(password_stdin).map_err(|m| AppError::field("password", m))?;
+            store::set_password(st, None, &actor, &name, &pw, false).await?;
+            println!("已重置 {name} 的密码，下次登录须修改");
+        }
+        UserCmd::Lock { name } => {
+            store::set_lock(st, None, &actor, &name, UserAction::Lock).await?;
+            println!("已锁定 {name}");
+        }
+        UserCmd::Unlock { name } => {
+            store::set_lock(st, None, &actor, &name, UserAction::Unlock).await?;
+            println!("已解锁 {name}");
+        }
+        UserCmd::Token { name, label } => {
+            println!("{}", store::issue_token(st, &actor, &name, &label).await?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,80 @@
+//! Typed settings from command-line flags and `LINLI_*` environment variables.
+
+use std::path::PathBuf;
+
+/// Settings shared by every subcommand.
+#[derive(clap::Args, Clone)]
+pub struct Config {
+    /// 数据库地址：sqlite://文件路径 或 postgres://用户@主机/库名（默认：数据目录下的 linli.db）
+    #[arg(long, env = "LINLI_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// 数据目录（SQLite 文件、密钥文件、上传文件）
+    #[arg(long, env = "LINLI_DATA_DIR", default_value = "./linli-data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// 个人信息加密密钥文件（默认：数据目录下的 linli.key；首次启动自动生成）
+    #[arg(long, env = "LINLI_KEY_FILE", global = true)]
+    pub key_file: Option<PathBuf>,
+
+    /// 会话空闲超时（秒）
+    #[arg(long, env = "LINLI_IDLE_TIMEOUT", default_value_t = 1800, global = true)]
+    pub idle_timeout_secs: i64,
+
+    /// 会话绝对超时（秒）
+    #[arg(long, env = "LINLI_ABSOLUTE_TIMEOUT", default_value_t = 43200, global = true)]
+    pub absolute_timeout_secs: i64,
+
+    /// 连续登录失败多少次后锁定账号
+    #[arg(long, env = "LINLI_LOCKOUT_THRESHOLD", default_value_t = 5, global = true)]
+    pub lockout_threshold: i64,
+
+    /// 账号锁定时长（秒）
+    #[arg(long, env = "LINLI_LOCKOUT_SECS", default_value_t = 900, global = true)]
+    pub lockout_secs: i64,
+
+    /// 同一来源地址在 15 分钟内允许的登录失败次数（一个办公室可能共用一个地址）
+    #[arg(long, env = "LINLI_IP_THROTTLE", default_value_t = 50, global = true)]
+    pub ip_throttle: i64,
+}
+
+impl Config {
+    /// The database URL, defaulting to an SQLite file in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) if !u.trim().is_empty() => u.clone(),
+            _ => format!("sqlite://{}", self.data_dir.join("linli.db").display()),
+        }
+    }
+    /// The key file path.
+    pub fn key_file(&self) -> PathBuf {
+        self.key_file.clone().unwrap_or_else(|| self.data_dir.join("linli.key"))
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &crate::db::redact_url(&self.database_url()))
+            .field("data_dir", &self.data_dir)
+            .field("key_file", &self.key_file())
+            .field("idle_timeout_secs", &self.idle_timeout_secs)
+            .field("absolute_timeout_secs", &self.absolute_timeout_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: None,
+            data_dir: "./linli-data".into(),
+            key_file: None,
+            idle_timeout_secs: 1800,
+            absolute_timeout_secs: 43200,
+            lockout_threshold: 5,
+            lockout_secs: 900,
+            ip_throttle: 50,
+        }
+    }
+}

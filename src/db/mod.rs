@@ -1,0 +1,188 @@
+//! Storage: one `sqlx::Any` pool over SQLite or PostgreSQL, chosen by the URL scheme.
+//!
+//! The schema and every query are written once in portable SQL (see `docs/architecture.md`);
+//! the only backend differences live here: connection pragmas, the DDL tokens of the
+//! migrations, how a write transaction begins, and how a backup is taken.
+
+pub mod migrate;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+pub use migrate::migrate;
+
+/// Which engine sits behind the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file (WAL, synchronous=FULL).
+    Sqlite,
+    /// PostgreSQL server, the scale-out path.
+    Postgres,
+}
+
+/// A row as returned by the pool.
+pub type Row = AnyRow;
+/// A write transaction. Audit entries are appended inside it.
+pub type Tx = Transaction<'static, Any>;
+
+/// The database handle shared by web, CLI and jobs.
+#[derive(Clone, Debug)]
+pub struct Db {
+    /// Pool for reads (and writes on PostgreSQL).
+    pub pool: AnyPool,
+    /// On SQLite a one-connection pool so that writers queue in-process instead of
+    /// spinning on SQLITE_BUSY; on PostgreSQL the same pool as `pool`.
+    writer: AnyPool,
+    /// The engine.
+    pub backend: Backend,
+}
+
+impl Db {
+    /// Connects (creating the SQLite file and its directory if needed).
+    pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(sqlx::Error::Configuration(
+                format!("不支持的数据库地址：{}（应以 sqlite: 或 postgres: 开头）", redact_url(url)).into(),
+            ));
+        };
+        match backend {
+            Backend::Sqlite => {
+                let url = sqlite_url(url)?;
+                let pool = sqlite_pool(&url, 8).await?;
+                let writer = sqlite_pool(&url, 1).await?;
+                Ok(Db { pool, writer, backend })
+            }
+            Backend::Postgres => {
+                let pool =
+                    AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
+                Ok(Db { writer: pool.clone(), pool, backend })
+            }
+        }
+    }
+
+    /// Begins a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`) so a transaction that reads before it writes cannot fail
+    /// half-way with a stale snapshot.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
+        }
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await.is_ok()
+    }
+
+    /// Writes a consistent copy of a running SQLite database to `dest` (VACUUM INTO).
+    /// PostgreSQL deployments use `pg_dump` (see docs/operations.md).
+    pub async fn backup_to(&self, dest: &std::path::Path) -> Result<(), sqlx::Error> {
+        if self.backend != Backend::Sqlite {
+            return Err(sqlx::Error::Configuration("PostgreSQL 请使用 pg_dump 备份（见 docs/operations.md）".into()));
+        }
+        let dest = dest.to_string_lossy().replace('\'', "''");
+        let sql = format!("VACUUM INTO '{dest}'");
+        self.pool.execute(sqlx::AssertSqlSafe(sql)).await?;
+        Ok(())
+    }
+
+    /// Closes both pools, flushing SQLite's WAL.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
+    }
+}
+
+fn sqlite_url(url: &str) -> Result<String, sqlx::Error> {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:").split('?').next().unwrap_or_default();
+    if let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+    }
+    Ok(if url.contains("mode=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    })
+}
+
+async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool, sqlx::Error> {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // synchronous=FULL: an acknowledged commit survives power loss, not only a crash.
+                conn.execute(
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; \
+                     PRAGMA busy_timeout=10000;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+}
+
+/// Hides the password of a database URL for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Milliseconds since the Unix epoch, the representation of every timestamp column.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Reads a column, mapping a decode error into sqlx's error.
+pub fn get<'r, T>(row: &'r Row, col: &str) -> Result<T, sqlx::Error>
+where
+    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    sqlx::Row::try_get(row, col)
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern used with `ESCAPE '\'`.
+pub fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://./a.db"), "sqlite://./a.db");
+    }
+
+    #[test]
+    fn like_escape_escapes_wildcards() {
+        assert_eq!(like_escape("a%b_c\\"), "a\\%b\\_c\\\\");
+    }
+}

@@ -1,0 +1,327 @@
+//! Residents and staff as persons. ID numbers and phones are encrypted at rest (AEAD, the
+//! key in the key file) with a keyed blind index for exact lookup; they leave this module
+//! masked unless the caller holds the reveal permission, and every reveal is audited.
+
+pub mod routes;
+
+use serde::{Deserialize, Serialize};
+use sqlx::AssertSqlSafe;
+
+use crate::app::AppState;
+use crate::audit::{self, Event};
+use crate::auth::{Perm, Principal};
+use crate::db::{Row, Tx, get, like_escape, now_ms};
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::ident::{IdNumber, Mobile, mask_name};
+use crate::privacy::Keyring;
+use crate::tree::store::{Page, find_by_code, paging};
+
+const AAD_ID: &[u8] = b"person.id_number";
+const AAD_PHONE: &[u8] = b"person.mobile";
+
+/// A person as shown on screen: personal fields masked.
+#[derive(Clone, Debug, Serialize)]
+pub struct Person {
+    /// persons.id
+    pub id: i64,
+    /// Name (full: staff need it to serve the person).
+    pub name: String,
+    /// Masked ID number (`520627********1234`).
+    pub id_number: String,
+    /// Masked mobile (`138****1234`).
+    pub mobile: String,
+    /// 男 / 女 / empty.
+    pub gender: String,
+    /// Birth year.
+    pub birth_year: Option<i64>,
+    /// Code of the node the person lives at (building, compound, grid or community).
+    pub node_code: String,
+    /// That node's name.
+    pub node_name: String,
+    /// Room / household.
+    pub room: String,
+    /// Tags, comma separated.
+    pub tags: String,
+    #[serde(skip)]
+    path: String,
+}
+
+/// The unmasked fields, returned only by [`reveal`].
+#[derive(Clone, Debug, Serialize)]
+pub struct Revealed {
+    /// Full ID number.
+    pub id_number: String,
+    /// Full mobile.
+    pub mobile: String,
+}
+
+/// Fields for registering a person.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct PersonInput {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// 身份证号 (optional).
+    #[serde(default)]
+    pub id_number: String,
+    /// Mobile (optional).
+    #[serde(default)]
+    pub mobile: String,
+    /// Node code where the person lives.
+    #[serde(default)]
+    pub node: String,
+    /// Room.
+    #[serde(default)]
+    pub room: String,
+    /// Tags.
+    #[serde(default)]
+    pub tags: String,
+}
+
+/// Parsed, valid input: nothing invalid passes this point.
+pub struct ValidPerson {
+    name: String,
+    id: Option<IdNumber>,
+    mobile: Option<Mobile>,
+    node_id: i64,
+    path: String,
+    room: String,
+    tags: String,
+}
+
+impl ValidPerson {
+    /// For the demo loader, whose identifiers are already typed values.
+    pub fn trusted(
+        name: String,
+        id: Option<IdNumber>,
+        mobile: Option<Mobile>,
+        node_id: i64,
+        room: String,
+        tags: String,
+    ) -> ValidPerson {
+        ValidPerson { name, id, mobile, node_id, path: String::new(), room, tags }
+    }
+}
+
+/// Validates input, collecting every field error.
+pub async fn validate(st: &AppState, p: Option<&Principal>, input: &PersonInput) -> AppResult<ValidPerson> {
+    let mut errs = FieldErrors::default();
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 32 {
+        errs.add("name", "姓名不能为空，且不超过 32 个字");
+    }
+    let id = if input.id_number.trim().is_empty() { None } else { errs.check("id_number", IdNumber::parse(&input.id_number)) };
+    let mobile = if input.mobile.trim().is_empty() { None } else { errs.check("mobile", Mobile::parse(&input.mobile)) };
+    let node = find_by_code(&st.db, input.node.trim()).await?;
+    let node = match node {
+        Some(n) if p.is_none_or(|p| p.in_scope(&n.path)) && !n.retired => Some(n),
+        _ => {
+            errs.add("node", "居住地点（楼栋、小区、网格或社区编码）不存在或不在管辖范围内");
+            None
+        }
+    };
+    if input.room.chars().count() > 32 {
+        errs.add("room", "房号不能超过 32 个字");
+    }
+    errs.finish()?;
+    let node = node.expect("checked");
+    if let Some(p) = p {
+        p.check(Perm::PersonWrite, &node.path)?;
+    }
+    Ok(ValidPerson {
+        name: name.into(),
+        id,
+        mobile,
+        node_id: node.id,
+        path: node.path,
+        room: input.room.trim().into(),
+        tags: input.tags.trim().into(),
+    })
+}
+
+/// Inserts a validated person inside `tx` (shared by the API and the demo loader).
+pub async fn insert(tx: &mut Tx, keys: &Keyring, v: &ValidPerson, is_demo: bool) -> AppResult<i64> {
+    let (id_enc, id_bidx, gender, birth) = match &v.id {
+        Some(id) => (
+            Some(keys.encrypt(id.as_str(), AAD_ID)),
+            Some(keys.blind_index("id_number", id.as_str())),
+            if id.is_male() { "男" } else { "女" },
+            Some(chrono::Datelike::year(&id.birth_date()) as i64),
+        ),
+        None => (None, None, "", None),
+    };
+    let (ph_enc, ph_bidx) = match &v.mobile {
+        Some(m) => (Some(keys.encrypt(m.as_str(), AAD_PHONE)), Some(keys.blind_index("mobile", m.as_str()))),
+        None => (None, None),
+    };
+    let now = now_ms();
+    let row = sqlx::query(
+        "INSERT INTO persons (name, id_enc, id_bidx, phone_enc, phone_bidx, gender, birth_year, node_id, room, tags, is_demo, created_at, updated_at) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12) RETURNING id",
+    )
+    .bind(&v.name)
+    .bind(id_enc)
+    .bind(id_bidx)
+    .bind(ph_enc)
+    .bind(ph_bidx)
+    .bind(gender)
+    .bind(birth)
+    .bind(v.node_id)
+    .bind(&v.room)
+    .bind(&v.tags)
+    .bind(is_demo as i64)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(get(&row, "id")?)
+}
+
+/// Registers a person (audited).
+pub async fn create(st: &AppState, p: &Principal, input: &PersonInput) -> AppResult<Person> {
+    let v = validate(st, Some(p), input).await?;
+    let mut tx = st.db.begin().await?;
+    if let Some(id) = &v.id {
+        let dup = sqlx::query("SELECT id FROM persons WHERE id_bidx = $1 AND retired_at IS NULL")
+            .bind(st.keyring.blind_index("id_number", id.as_str()))
+            .fetch_optional(&mut *tx)
+            .await?;
+        if dup.is_some() {
+            return Err(AppError::field("id_number", "该身份证号已登记"));
+        }
+    }
+    let id = insert(&mut tx, &st.keyring, &v, false).await?;
+    let summary = format!("登记居民 {}（身份证 {}）", mask_name(&v.name), v.id.as_ref().map(|i| i.masked()).unwrap_or_default());
+    let ev =
+        Event { action: "person.create", entity: "person", entity_id: &id.to_string(), node_path: &v.path, summary: &summary };
+    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    tx.commit().await?;
+    get_person(st, p, id).await
+}
+
+const COLS: &str = "pe.id, pe.name, pe.id_enc, pe.phone_enc, pe.gender, pe.birth_year, pe.room, pe.tags, n.code AS node_code, n.name AS node_name, n.path";
+
+fn masked(keys: &Keyring, r: &Row) -> AppResult<Person> {
+    let id_enc: Option<Vec<u8>> = get(r, "id_enc")?;
+    let ph_enc: Option<Vec<u8>> = get(r, "phone_enc")?;
+    let id_number = match id_enc {
+        Some(b) => IdNumber::parse(&keys.decrypt(&b, AAD_ID)?).map(|i| i.masked()).unwrap_or_default(),
+        None => String::new(),
+    };
+    let mobile = match ph_enc {
+        Some(b) => Mobile::parse(&keys.decrypt(&b, AAD_PHONE)?).map(|m| m.masked()).unwrap_or_default(),
+        None => String::new(),
+    };
+    Ok(Person {
+        id: get(r, "id")?,
+        name: get(r, "name")?,
+        id_number,
+        mobile,
+        gender: get(r, "gender")?,
+        birth_year: get(r, "birth_year")?,
+        node_code: get(r, "node_code")?,
+        node_name: get(r, "node_name")?,
+        room: get(r, "room")?,
+        tags: get(r, "tags")?,
+        path: get(r, "path")?,
+    })
+}
+
+/// One person, masked.
+pub async fn get_person(st: &AppState, p: &Principal, id: i64) -> AppResult<Person> {
+    let sql =
+        format!("SELECT {COLS} FROM persons pe JOIN nodes n ON n.id = pe.node_id WHERE pe.id = $1 AND pe.retired_at IS NULL");
+    let r = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&st.db.pool).await?.ok_or(AppError::NotFound)?;
+    let path: String = get(&r, "path")?;
+    p.check(Perm::PersonRead, &path)?;
+    masked(&st.keyring, &r)
+}
+
+/// Search and filters for the register.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct PersonFilter {
+    /// A name fragment, or an exact ID number or mobile (found through the blind index).
+    pub q: Option<String>,
+    /// Only under this node.
+    pub node: Option<String>,
+    /// 1-based page.
+    pub page: Option<i64>,
+    /// Page size.
+    pub per_page: Option<i64>,
+}
+
+/// Lists persons inside the caller's scope, masked.
+pub async fn list(st: &AppState, p: &Principal, f: &PersonFilter) -> AppResult<Page<Person>> {
+    p.require(Perm::PersonRead)?;
+    let mut path = p.scope_path.clone();
+    if let Some(code) = f.node.as_deref().filter(|s| !s.trim().is_empty()) {
+        path = crate::tree::store::get_node(st, p, code.trim()).await?.path;
+    }
+    let mut wh = vec!["n.path LIKE $1 ESCAPE '\\'".to_string(), "pe.retired_at IS NULL".into()];
+    let mut args = vec![format!("{}%", like_escape(&path))];
+    if let Some(q) = f.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        if let Ok(id) = IdNumber::parse(q) {
+            args.push(st.keyring.blind_index("id_number", id.as_str()));
+            wh.push("pe.id_bidx = $2".into());
+        } else if let Ok(m) = Mobile::parse(q) {
+            args.push(st.keyring.blind_index("mobile", m.as_str()));
+            wh.push("pe.phone_bidx = $2".into());
+        } else {
+            args.push(format!("%{}%", like_escape(q)));
+            wh.push("pe.name LIKE $2 ESCAPE '\\'".into());
+        }
+    }
+    let (page, per) = paging(f.page, f.per_page);
+    let wsql = wh.join(" AND ");
+    let csql = format!("SELECT COUNT(*) AS c FROM persons pe JOIN nodes n ON n.id = pe.node_id WHERE {wsql}");
+    let mut cq = sqlx::query(AssertSqlSafe(csql));
+    for a in &args {
+        cq = cq.bind(a.clone());
+    }
+    let total: i64 = get(&cq.fetch_one(&st.db.pool).await?, "c")?;
+    let sql = format!(
+        "SELECT {COLS} FROM persons pe JOIN nodes n ON n.id = pe.node_id WHERE {wsql} ORDER BY pe.id LIMIT {per} OFFSET {}",
+        (page - 1) * per
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for a in &args {
+        q = q.bind(a.clone());
+    }
+    let rows = q.fetch_all(&st.db.pool).await?;
+    let items = rows.iter().map(|r| masked(&st.keyring, r)).collect::<AppResult<Vec<_>>>()?;
+    Ok(Page { items, total, page, per_page: per })
+}
+
+/// Reveals a person's full ID number and mobile: a separate permission, always audited.
+pub async fn reveal(st: &AppState, p: &Principal, id: i64, reason: &str) -> AppResult<Revealed> {
+    let r = sqlx::query(
+        "SELECT pe.name, pe.id_enc, pe.phone_enc, n.path FROM persons pe JOIN nodes n ON n.id = pe.node_id WHERE pe.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&st.db.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    let path: String = get(&r, "path")?;
+    p.check(Perm::PersonRead, &path)?;
+    p.require(Perm::PersonReveal)?;
+    let dec = |col: &str, aad: &[u8]| -> AppResult<String> {
+        match get::<Option<Vec<u8>>>(&r, col)? {
+            Some(b) => Ok(st.keyring.decrypt(&b, aad)?),
+            None => Ok(String::new()),
+        }
+    };
+    let out = Revealed { id_number: dec("id_enc", AAD_ID)?, mobile: dec("phone_enc", AAD_PHONE)? };
+    let name: String = get(&r, "name")?;
+    let reason = reason.trim();
+    let summary =
+        format!("查看 {} 的完整身份证号和手机号；事由：{}", mask_name(&name), if reason.is_empty() { "未填写" } else { reason });
+    let ev = Event { action: "person.reveal", entity: "person", entity_id: &id.to_string(), node_path: &path, summary: &summary };
+    audit::record(&st.db, &st.chain, &p.actor(), ev).await?;
+    Ok(out)
+}
+
+impl Person {
+    /// The person's tree path (for scope checks by callers).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}

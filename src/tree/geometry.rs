@@ -1,0 +1,387 @@
+//! Grid polygons: checks on the way in (closed, simple, inside the community, no overlap with
+//! sibling grids), GeoJSON import/export, and the in-memory point → grid index.
+//!
+//! The index is rebuilt when this node changes a grid, and every node polls the
+//! `grid_version` setting so that a change made on another PostgreSQL node is seen within
+//! seconds.
+
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::Kind;
+use super::store::find_by_code;
+use crate::app::AppState;
+use crate::audit::{self, Event};
+use crate::auth::{Perm, Principal};
+use crate::db::{Db, Tx, get, like_escape, now_ms};
+use crate::error::{AppError, AppResult};
+use crate::geo::{self, Crs, GeoError, GridIndex, Point, Polygon};
+
+/// What the index returns for a point.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct GridRef {
+    /// The grid's code.
+    pub grid_code: String,
+    /// Its community's code.
+    pub community_code: String,
+}
+
+/// The shared, swappable point → grid index.
+#[derive(Clone)]
+pub struct GridCache {
+    inner: Arc<RwLock<(String, Arc<GridIndex<GridRef>>)>>,
+}
+
+impl Default for GridCache {
+    fn default() -> Self {
+        GridCache { inner: Arc::new(RwLock::new((String::new(), Arc::new(GridIndex::build(Vec::new()))))) }
+    }
+}
+
+impl GridCache {
+    /// The current index.
+    pub fn index(&self) -> Arc<GridIndex<GridRef>> {
+        self.inner.read().expect("grid index lock").1.clone()
+    }
+
+    /// Rebuilds from the database when `grid_version` moved (or always, if never built).
+    pub async fn refresh(&self, db: &Db) -> AppResult<bool> {
+        let version = grid_version(db).await?;
+        if self.inner.read().expect("grid index lock").0 == version {
+            return Ok(false);
+        }
+        let rows = sqlx::query(
+            "SELECT n.code, n.geometry, p.code AS community FROM nodes n JOIN nodes p ON p.id = n.parent_id \
+             WHERE n.kind = 'grid' AND n.retired_at IS NULL AND n.geometry IS NOT NULL",
+        )
+        .fetch_all(&db.pool)
+        .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let g: String = get(r, "geometry")?;
+            let v: Value = serde_json::from_str(&g).map_err(|e| AppError::Internal(format!("stored geometry: {e}")))?;
+            if let Ok(poly) = geo::polygon_from_geojson(&v) {
+                items.push((GridRef { grid_code: get(r, "code")?, community_code: get(r, "community")? }, poly));
+            }
+        }
+        let index = Arc::new(
+            tokio::task::spawn_blocking(move || GridIndex::build(items)).await.map_err(|e| AppError::Internal(e.to_string()))?,
+        );
+        *self.inner.write().expect("grid index lock") = (version, index);
+        Ok(true)
+    }
+
+    /// Finds the grid containing a point given in `crs`.
+    pub fn locate(&self, lng: f64, lat: f64, crs: Crs) -> Option<GridRef> {
+        let p = crs.to_wgs84(Point { lng, lat });
+        self.index().locate(p).cloned()
+    }
+}
+
+async fn grid_version(db: &Db) -> AppResult<String> {
+    let r = sqlx::query("SELECT value FROM settings WHERE key = 'grid_version'").fetch_optional(&db.pool).await?;
+    Ok(match r {
+        Some(r) => get::<String>(&r, "value")?,
+        None => "0".into(),
+    })
+}
+
+/// Marks the grid set as changed, inside the transaction that changed it.
+pub async fn bump_grid_version(tx: &mut Tx) -> AppResult<()> {
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('grid_version', $1) ON CONFLICT (key) DO UPDATE SET value = $1")
+        .bind(crate::auth::random_hex(8))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Reads a node's stored polygon.
+pub async fn polygon_of(db: &Db, code: &str) -> AppResult<Option<Polygon>> {
+    let r = sqlx::query("SELECT geometry FROM nodes WHERE code = $1").bind(code).fetch_optional(&db.pool).await?;
+    let Some(r) = r else { return Ok(None) };
+    let Some(g) = get::<Option<String>>(&r, "geometry")? else {
+        return Ok(None);
+    };
+    let v: Value = serde_json::from_str(&g).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(geo::polygon_from_geojson(&v).ok())
+}
+
+/// The active grids of a community with polygons, except `skip`.
+async fn sibling_grids(db: &Db, community_path: &str, skip: &[String]) -> AppResult<Vec<(String, Polygon)>> {
+    let rows = sqlx::query(
+        "SELECT code, geometry FROM nodes WHERE kind = 'grid' AND path LIKE $1 ESCAPE '\\' AND retired_at IS NULL AND geometry IS NOT NULL",
+    )
+    .bind(format!("{}%", like_escape(community_path)))
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let code: String = get(r, "code")?;
+        if skip.contains(&code) {
+            continue;
+        }
+        let g: String = get(r, "geometry")?;
+        if let Ok(p) = serde_json::from_str::<Value>(&g)
+            .map_err(|e| e.to_string())
+            .and_then(|v| geo::polygon_from_geojson(&v).map_err(|e| e.to_string()))
+        {
+            out.push((code, p));
+        }
+    }
+    Ok(out)
+}
+
+/// One problem found in an import, by feature.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportError {
+    /// 0-based feature index.
+    pub feature: usize,
+    /// The grid code, if the feature named one.
+    pub code: Option<String>,
+    /// What is wrong, zh-CN.
+    pub message: String,
+}
+
+/// Result of a GeoJSON import.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportReport {
+    /// True when everything was written.
+    pub ok: bool,
+    /// Grids created.
+    pub created: usize,
+    /// Grids whose geometry was replaced.
+    pub updated: usize,
+    /// Every problem; nothing is written unless empty.
+    pub errors: Vec<ImportError>,
+}
+
+/// Parses a body (FeatureCollection, Feature or Polygon) into polygons in WGS-84.
+pub fn parse_features(body: &Value, crs: Crs) -> Result<Vec<geo::ParsedFeature>, GeoError> {
+    let feats = geo::features_from_collection(body)?;
+    Ok(feats
+        .into_iter()
+        .map(|(props, poly)| {
+            let poly = poly.map(|p| to_wgs84(p, crs)).and_then(|p| geo::validate(&p).map(|_| p));
+            (props, poly)
+        })
+        .collect())
+}
+
+fn to_wgs84(p: Polygon, crs: Crs) -> Polygon {
+    let conv = |ring: Vec<Point>| ring.into_iter().map(|pt| crs.to_wgs84(pt)).collect::<Vec<_>>();
+    Polygon { exterior: conv(p.exterior), holes: p.holes.into_iter().map(conv).collect() }
+}
+
+/// Imports grid polygons into one community, all or nothing. Each feature's properties
+/// name the grid by `code` (15 digits) or `seq` (1–999), with an optional `name`; unknown
+/// grids are created, known ones get the new geometry.
+pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value, crs: Crs) -> AppResult<ImportReport> {
+    let comm = find_by_code(&st.db, community).await?.ok_or(AppError::NotFound)?;
+    p.check(Perm::TreeWrite, &comm.path)?;
+    if comm.kind != Kind::Community {
+        return Err(AppError::field("community", "请指定一个社区编码"));
+    }
+    let feats = parse_features(body, crs).map_err(|e| AppError::field("geojson", e.to_string()))?;
+    if feats.is_empty() {
+        return Err(AppError::field("geojson", "没有可导入的要素"));
+    }
+    let comm_poly = polygon_of(&st.db, &comm.code).await?;
+    let mut errors = Vec::new();
+    let mut parsed: Vec<(String, String, Polygon)> = Vec::new();
+    for (i, (props, poly)) in feats.into_iter().enumerate() {
+        let code = match (props.get("code").and_then(Value::as_str), props.get("seq").and_then(Value::as_u64)) {
+            (Some(c), _) => Some(c.trim().to_string()),
+            (None, Some(s)) => Some(format!("{}{:03}", comm.code, s)),
+            _ => None,
+        };
+        let name = props.get("name").and_then(Value::as_str).unwrap_or_default().trim().to_string();
+        let mut err = |m: String| errors.push(ImportError { feature: i, code: code.clone(), message: m });
+        let Some(c) = code.clone() else {
+            err("要素缺少 code（15 位网格编码）或 seq（序号）属性".into());
+            continue;
+        };
+        if let Err(m) = super::check_code(Kind::Grid, &c, Some(&comm.code)) {
+            err(m);
+            continue;
+        }
+        match poly {
+            Err(e) => err(e.to_string()),
+            Ok(poly) => {
+                if let Some(cp) = &comm_poly
+                    && !geo::within(&poly, cp)
+                {
+                    err(GeoError::OutsideParent(comm.name.clone()).to_string());
+                    continue;
+                }
+                if parsed.iter().any(|(pc, _, _)| *pc == c) {
+                    err(format!("网格 {c} 在文件中重复出现"));
+                    continue;
+                }
+                parsed.push((c, name, poly));
+            }
+        }
+    }
+    let codes: Vec<String> = parsed.iter().map(|x| x.0.clone()).collect();
+    let siblings = sibling_grids(&st.db, &comm.path, &codes).await?;
+    for (i, (c, _, poly)) in parsed.iter().enumerate() {
+        let others = siblings.iter().map(|(a, b)| (a, b)).chain(parsed.iter().take(i).map(|(a, _, b)| (a, b)));
+        for (oc, op) in others {
+            if geo::overlaps(poly, op) {
+                errors.push(ImportError {
+                    feature: i,
+                    code: Some(c.clone()),
+                    message: GeoError::Overlaps(oc.clone()).to_string(),
+                });
+                break;
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(ImportReport { ok: false, created: 0, updated: 0, errors });
+    }
+    let (mut created, mut updated) = (0, 0);
+    let now = now_ms();
+    let mut tx = st.db.begin().await?;
+    for (code, name, poly) in &parsed {
+        let geom = geo::polygon_to_geojson(poly).to_string();
+        let existing =
+            sqlx::query("SELECT id, kind, path FROM nodes WHERE code = $1").bind(code).fetch_optional(&mut *tx).await?;
+        if let Some(r) = existing {
+            if get::<String>(&r, "kind")? != "grid" {
+                return Err(AppError::Conflict(format!("编码 {code} 已被其他类型的节点使用")));
+            }
+            sqlx::query("UPDATE nodes SET geometry = $1, name = CASE WHEN $2 = '' THEN name ELSE $2 END, version = version + 1, updated_at = $3 WHERE code = $4")
+                .bind(&geom)
+                .bind(name)
+                .bind(now)
+                .bind(code)
+                .execute(&mut *tx)
+                .await?;
+            updated += 1;
+        } else {
+            let nm = if name.is_empty() { format!("第{}网格", &code[12..]) } else { name.clone() };
+            sqlx::query("INSERT INTO nodes (code, kind, name, parent_id, path, geometry, created_at, updated_at) VALUES ($1,'grid',$2,$3,$4,$5,$6,$6)")
+                .bind(code)
+                .bind(&nm)
+                .bind(comm.id)
+                .bind(format!("{}{code}/", comm.path))
+                .bind(&geom)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            created += 1;
+        }
+    }
+    let summary = format!("导入网格边界 {} 个（新建 {created}，更新 {updated}）", parsed.len());
+    let ev = Event { action: "grid.import", entity: "node", entity_id: &comm.code, node_path: &comm.path, summary: &summary };
+    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    bump_grid_version(&mut tx).await?;
+    tx.commit().await?;
+    st.grids.refresh(&st.db).await?;
+    Ok(ImportReport { ok: true, created, updated, errors: Vec::new() })
+}
+
+/// Sets one grid's (or community's) polygon from a GeoJSON body.
+pub async fn set_geometry(st: &AppState, p: &Principal, code: &str, body: &Value, crs: Crs) -> AppResult<()> {
+    let n = find_by_code(&st.db, code).await?.ok_or(AppError::NotFound)?;
+    p.check(Perm::TreeWrite, &n.path)?;
+    match n.kind {
+        Kind::Grid => {
+            let comm = n.parent_code.clone().unwrap_or_default();
+            let mut fc = geo::features_from_collection(body).map_err(|e| AppError::field("geometry", e.to_string()))?;
+            if fc.len() != 1 {
+                return Err(AppError::field("geometry", "请只提供一个多边形"));
+            }
+            let (_, poly) = fc.remove(0);
+            let mut props = serde_json::Map::new();
+            props.insert("code".into(), Value::String(n.code.clone()));
+            let poly = poly.map_err(|e| AppError::field("geometry", e.to_string()))?;
+            let feature = geo::feature(Value::Object(props), &poly);
+            let rep = import(st, p, &comm, &feature, crs).await?;
+            if !rep.ok {
+                let msg = rep.errors.into_iter().map(|e| e.message).collect::<Vec<_>>().join("；");
+                return Err(AppError::field("geometry", msg));
+            }
+            Ok(())
+        }
+        Kind::Community => {
+            let poly = geo::polygon_from_geojson(body)
+                .map(|p| to_wgs84(p, crs))
+                .map_err(|e| AppError::field("geometry", e.to_string()))?;
+            geo::validate(&poly).map_err(|e| AppError::field("geometry", e.to_string()))?;
+            let mut tx = st.db.begin().await?;
+            sqlx::query("UPDATE nodes SET geometry = $1, version = version + 1, updated_at = $2 WHERE id = $3")
+                .bind(geo::polygon_to_geojson(&poly).to_string())
+                .bind(now_ms())
+                .bind(n.id)
+                .execute(&mut *tx)
+                .await?;
+            let ev =
+                Event {
+                    action: "node.geometry", entity: "node", entity_id: code, node_path: &n.path, summary: "更新社区边界"
+                };
+            audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        _ => Err(AppError::field("geometry", "只有社区和网格可以设置边界")),
+    }
+}
+
+/// All grid polygons under a node (the grid itself, a community, a street or the county)
+/// as a FeatureCollection with `code`, `name`, `community_code` properties.
+pub async fn export(st: &AppState, p: &Principal, code: &str) -> AppResult<Value> {
+    let n = find_by_code(&st.db, code).await?.ok_or(AppError::NotFound)?;
+    p.check(Perm::TreeRead, &n.path)?;
+    let feats = grid_polygons(&st.db, &n.path).await?;
+    Ok(geo::feature_collection(
+        feats
+            .iter()
+            .map(|g| {
+                geo::feature(serde_json::json!({"code": g.code, "name": g.name, "community_code": g.community_code}), &g.polygon)
+            })
+            .collect(),
+    ))
+}
+
+/// A grid with its polygon, for maps and exports.
+pub struct GridShape {
+    /// Grid code.
+    pub code: String,
+    /// Grid name.
+    pub name: String,
+    /// Community code.
+    pub community_code: String,
+    /// Community name.
+    pub community_name: String,
+    /// Polygon (WGS-84).
+    pub polygon: Polygon,
+}
+
+/// Active grids with geometry under a path, ordered by code.
+pub async fn grid_polygons(db: &Db, path: &str) -> AppResult<Vec<GridShape>> {
+    let rows = sqlx::query(
+        "SELECT n.code, n.name, n.geometry, p.code AS community, p.name AS community_name FROM nodes n JOIN nodes p ON p.id = n.parent_id \
+         WHERE n.kind = 'grid' AND n.retired_at IS NULL AND n.geometry IS NOT NULL AND n.path LIKE $1 ESCAPE '\\' ORDER BY n.code",
+    )
+    .bind(format!("{}%", like_escape(path)))
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let g: String = get(r, "geometry")?;
+        let v: Value = serde_json::from_str(&g).map_err(|e| AppError::Internal(e.to_string()))?;
+        if let Ok(polygon) = geo::polygon_from_geojson(&v) {
+            out.push(GridShape {
+                code: get(r, "code")?,
+                name: get(r, "name")?,
+                community_code: get(r, "community")?,
+                community_name: get(r, "community_name")?,
+                polygon,
+            });
+        }
+    }
+    Ok(out)
+}

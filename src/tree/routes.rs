@@ -1,0 +1,394 @@
+//! Tree, grid and map: pages and API. Handlers only parse, call the store, render.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::geometry::{self, ImportReport};
+use super::store::{self, NodeFilter, NodeInput, Page};
+use super::{Kind, Node};
+use crate::app::AppState;
+use crate::auth::{Perm, Principal};
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::geo::{self, Crs};
+use crate::web::{FormBody, JsonBody, JsonValue, Layout, Q, render};
+
+fn crs_of(s: Option<&str>) -> AppResult<Crs> {
+    match s.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(Crs::Wgs84),
+        Some(s) => Crs::parse(s).ok_or_else(|| AppError::field("crs", "坐标系应为 wgs84 或 gcj02")),
+    }
+}
+
+// ---------- API ----------
+
+async fn api_nodes(State(st): State<AppState>, p: Principal, Q(f): Q<NodeFilter>) -> AppResult<Json<Page<Node>>> {
+    Ok(Json(store::list(&st, &p, &f).await?))
+}
+
+async fn api_node(State(st): State<AppState>, p: Principal, Path(code): Path<String>) -> AppResult<Json<Node>> {
+    Ok(Json(store::get_node(&st, &p, &code).await?))
+}
+
+async fn api_node_create(
+    State(st): State<AppState>,
+    p: Principal,
+    JsonBody(i): JsonBody<NodeInput>,
+) -> AppResult<(StatusCode, Json<Node>)> {
+    Ok((StatusCode::CREATED, Json(store::create(&st, &p, &i, false).await?)))
+}
+
+async fn api_node_update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(code): Path<String>,
+    JsonBody(i): JsonBody<NodeInput>,
+) -> AppResult<Json<Node>> {
+    Ok(Json(store::update(&st, &p, &code, &i).await?))
+}
+
+async fn api_node_delete(State(st): State<AppState>, p: Principal, Path(code): Path<String>) -> AppResult<StatusCode> {
+    store::delete(&st, &p, &code).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn api_node_retire(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((code, act)): Path<(String, String)>,
+) -> AppResult<Json<Node>> {
+    let retired = match act.as_str() {
+        "retire" => true,
+        "restore" => false,
+        _ => return Err(AppError::NotFound),
+    };
+    Ok(Json(store::set_retired(&st, &p, &code, retired).await?))
+}
+
+async fn api_node_geojson(State(st): State<AppState>, p: Principal, Path(code): Path<String>) -> AppResult<Response> {
+    let fc = geometry::export(&st, &p, &code).await?;
+    Ok(([(header::CONTENT_TYPE, "application/geo+json")], fc.to_string()).into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct CrsQ {
+    crs: Option<String>,
+    community: Option<String>,
+}
+
+async fn api_node_geometry(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(code): Path<String>,
+    Q(q): Q<CrsQ>,
+    JsonValue(body): JsonValue,
+) -> AppResult<StatusCode> {
+    geometry::set_geometry(&st, &p, &code, &body, crs_of(q.crs.as_deref())?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn api_grids_import(
+    State(st): State<AppState>,
+    p: Principal,
+    Q(q): Q<CrsQ>,
+    JsonValue(body): JsonValue,
+) -> AppResult<Response> {
+    let community = q.community.ok_or_else(|| AppError::field("community", "请用 community 参数指定社区编码"))?;
+    let rep = geometry::import(&st, &p, &community, &body, crs_of(q.crs.as_deref())?).await?;
+    let status = if rep.ok { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    Ok((status, Json(rep)).into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct GridQ {
+    community: Option<String>,
+    q: Option<String>,
+    page: Option<i64>,
+    per_page: Option<i64>,
+}
+
+async fn api_grids(State(st): State<AppState>, p: Principal, Q(q): Q<GridQ>) -> AppResult<Json<Value>> {
+    let f = NodeFilter {
+        kind: Some("grid".into()),
+        under: q.community,
+        q: q.q,
+        page: q.page,
+        per_page: q.per_page,
+        ..Default::default()
+    };
+    let page = store::list(&st, &p, &f).await?;
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|n| json!({"code": n.code, "community_code": n.parent_code, "name": n.name, "has_geometry": n.has_geometry}))
+        .collect();
+    Ok(Json(json!({"items": items, "total": page.total, "page": page.page, "per_page": page.per_page})))
+}
+
+async fn api_grid(State(st): State<AppState>, p: Principal, Path(code): Path<String>) -> AppResult<Json<Value>> {
+    let n = store::get_node(&st, &p, &code).await?;
+    if n.kind != Kind::Grid {
+        return Err(AppError::NotFound);
+    }
+    let geometry = geometry::polygon_of(&st.db, &n.code).await?.map(|p| geo::polygon_to_geojson(&p));
+    Ok(Json(json!({"code": n.code, "name": n.name, "community_code": n.parent_code, "retired": n.retired, "geometry": geometry})))
+}
+
+#[derive(Deserialize, Default)]
+struct LocateQ {
+    lng: Option<f64>,
+    lat: Option<f64>,
+    crs: Option<String>,
+}
+
+fn parse_point(q: &LocateQ) -> AppResult<(f64, f64, Crs)> {
+    let mut errs = FieldErrors::default();
+    let lng = q.lng.filter(|v| (-180.0..=180.0).contains(v));
+    let lat = q.lat.filter(|v| (-90.0..=90.0).contains(v));
+    if lng.is_none() {
+        errs.add("lng", "经度必须是 -180～180 之间的数字");
+    }
+    if lat.is_none() {
+        errs.add("lat", "纬度必须是 -90～90 之间的数字");
+    }
+    let crs = errs.check("crs", crs_of(q.crs.as_deref()));
+    errs.finish()?;
+    Ok((lng.unwrap_or_default(), lat.unwrap_or_default(), crs.unwrap_or(Crs::Wgs84)))
+}
+
+async fn api_locate(State(st): State<AppState>, p: Principal, Q(q): Q<LocateQ>) -> AppResult<Json<geometry::GridRef>> {
+    p.require(Perm::TreeRead)?;
+    let (lng, lat, crs) = parse_point(&q)?;
+    let found = st.grids.locate(lng, lat, crs).ok_or(AppError::NotFound)?;
+    let node = store::find_by_code(&st.db, &found.grid_code).await?.ok_or(AppError::NotFound)?;
+    p.check(Perm::TreeRead, &node.path)?;
+    Ok(Json(found))
+}
+
+/// API routes (under /api/v1).
+pub fn api() -> Router<AppState> {
+    Router::new()
+        .route("/nodes", get(api_nodes).post(api_node_create))
+        .route("/nodes/{code}", get(api_node).patch(api_node_update).delete(api_node_delete))
+        .route("/nodes/{code}/geojson", get(api_node_geojson))
+        .route("/nodes/{code}/geometry", axum::routing::put(api_node_geometry))
+        .route("/nodes/{code}/{act}", post(api_node_retire))
+        .route("/grids", get(api_grids))
+        .route("/grids/import", post(api_grids_import))
+        .route("/grids/locate", get(api_locate))
+        .route("/grids/{code}", get(api_grid))
+}
+
+// ---------- pages ----------
+
+#[derive(Template)]
+#[template(path = "tree.html")]
+struct TreePage {
+    layout: Layout,
+    node: Node,
+    crumbs: Vec<Node>,
+    children: Page<Node>,
+    filter: NodeFilter,
+    child_kinds: Vec<(&'static str, &'static str)>,
+    can_write: bool,
+    errors: FieldErrors,
+    form: NodeInput,
+    notice: String,
+    geo_report: Option<ImportReport>,
+}
+
+#[derive(Deserialize, Default)]
+struct TreeQ {
+    node: Option<String>,
+    kind: Option<String>,
+    q: Option<String>,
+    retired: Option<bool>,
+    page: Option<i64>,
+    notice: Option<String>,
+}
+
+/// What a tree page shows besides the node: form errors and values, a notice, an import report.
+#[derive(Default)]
+struct Extras {
+    errors: FieldErrors,
+    form: NodeInput,
+    notice: String,
+    geo_report: Option<ImportReport>,
+}
+
+async fn tree_page(st: &AppState, p: &Principal, code: &str, mut filter: NodeFilter, x: Extras) -> AppResult<Response> {
+    let node = store::get_node(st, p, code).await?;
+    let mut crumbs = Vec::new();
+    for c in node.path.trim_matches('/').split('/') {
+        if let Some(n) = store::find_by_code(&st.db, c).await?.filter(|n| p.in_scope(&n.path)) {
+            crumbs.push(n);
+        }
+    }
+    filter.parent = Some(node.code.clone());
+    let children = store::list(st, p, &filter).await?;
+    let child_kinds = node.kind.child_kinds().into_iter().map(|k| (k.as_str(), k.label())).collect();
+    let Extras { errors, form, notice, geo_report } = x;
+    let status = if errors.0.is_empty() && geo_report.as_ref().is_none_or(|r| r.ok) {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let layout = Layout::new(p, &format!("{}{}", node.name, node.kind.label()), "/tree");
+    let can_write = p.role.can(Perm::TreeWrite);
+    Ok((
+        status,
+        render(&TreePage { layout, node, crumbs, children, filter, child_kinds, can_write, errors, form, notice, geo_report })?,
+    )
+        .into_response())
+}
+
+async fn tree_get(State(st): State<AppState>, p: Principal, Q(q): Q<TreeQ>) -> AppResult<Response> {
+    let code = q.node.unwrap_or_else(|| p.scope.clone());
+    let filter = NodeFilter { kind: q.kind, q: q.q, retired: q.retired, page: q.page, ..Default::default() };
+    tree_page(&st, &p, &code, filter, Extras { notice: q.notice.unwrap_or_default(), ..Extras::default() }).await
+}
+
+async fn tree_create(State(st): State<AppState>, p: Principal, FormBody(f): FormBody<NodeInput>) -> AppResult<Response> {
+    match store::create(&st, &p, &f, false).await {
+        Ok(n) => Ok(Redirect::to(&format!("/tree?node={}", n.code)).into_response()),
+        Err(AppError::Validation(v)) => {
+            let parent = f.parent.clone();
+            tree_page(&st, &p, &parent, NodeFilter::default(), Extras { errors: FieldErrors(v), form: f, ..Extras::default() })
+                .await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct GeoForm {
+    #[serde(default)]
+    geojson: String,
+    #[serde(default)]
+    crs: String,
+}
+
+async fn tree_action(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((code, act)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> AppResult<Response> {
+    let back =
+        |notice: &str| Redirect::to(&format!("/tree?node={code}&notice={}", crate::web::urlencode(notice))).into_response();
+    match act.as_str() {
+        "edit" => {
+            let f: NodeInput = serde_urlencoded_body(&body)?;
+            match store::update(&st, &p, &code, &f).await {
+                Ok(_) => Ok(back("已保存")),
+                Err(AppError::Validation(v)) => {
+                    tree_page(
+                        &st,
+                        &p,
+                        &code,
+                        NodeFilter::default(),
+                        Extras { errors: FieldErrors(v), form: f, ..Extras::default() },
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            }
+        }
+        "retire" | "restore" => {
+            let n = store::set_retired(&st, &p, &code, act == "retire").await?;
+            Ok(back(if n.retired { "已停用" } else { "已恢复" }))
+        }
+        "delete" => {
+            let parent = store::get_node(&st, &p, &code).await?.parent_code.unwrap_or_default();
+            store::delete(&st, &p, &code).await?;
+            Ok(Redirect::to(&format!("/tree?node={parent}")).into_response())
+        }
+        "geometry" => {
+            let f: GeoForm = serde_urlencoded_body(&body)?;
+            let crs = crs_of(Some(&f.crs))?;
+            let v: Value = serde_json::from_str(&f.geojson).map_err(|_| AppError::field("geojson", "不是有效的 GeoJSON 文本"))?;
+            let node = store::get_node(&st, &p, &code).await?;
+            let rep = match node.kind {
+                Kind::Community if v.get("type").and_then(Value::as_str) == Some("FeatureCollection") => {
+                    geometry::import(&st, &p, &code, &v, crs).await?
+                }
+                _ => {
+                    geometry::set_geometry(&st, &p, &code, &v, crs).await?;
+                    ImportReport { ok: true, created: 0, updated: 1, errors: vec![] }
+                }
+            };
+            let notice = if rep.ok {
+                format!("已导入：新建 {} 个，更新 {} 个", rep.created, rep.updated)
+            } else {
+                String::new()
+            };
+            tree_page(&st, &p, &code, NodeFilter::default(), Extras { notice, geo_report: Some(rep), ..Extras::default() }).await
+        }
+        _ => Err(AppError::NotFound),
+    }
+}
+
+fn serde_urlencoded_body<T: serde::de::DeserializeOwned>(b: &[u8]) -> AppResult<T> {
+    let s = std::str::from_utf8(b).map_err(|_| AppError::BadRequest("表单内容格式错误".into()))?;
+    let uri: axum::http::Uri = format!("/?{s}").parse().map_err(|_| AppError::BadRequest("表单内容格式错误".into()))?;
+    axum::extract::Query::<T>::try_from_uri(&uri).map(|q| q.0).map_err(|_| AppError::BadRequest("表单内容格式错误".into()))
+}
+
+#[derive(Template)]
+#[template(path = "map.html")]
+struct MapPage {
+    layout: Layout,
+    node: Node,
+    svg: String,
+    legend: Vec<(String, String, &'static str)>,
+    count: usize,
+}
+
+#[derive(Deserialize, Default)]
+struct MapQ {
+    node: Option<String>,
+}
+
+async fn map_get(State(st): State<AppState>, p: Principal, Q(q): Q<MapQ>) -> AppResult<Response> {
+    let node = store::get_node(&st, &p, q.node.as_deref().unwrap_or(&p.scope)).await?;
+    let grids = geometry::grid_polygons(&st.db, &node.path).await?;
+    let mut communities: Vec<(String, String)> = Vec::new();
+    for g in &grids {
+        if !communities.iter().any(|(c, _)| *c == g.community_code) {
+            communities.push((g.community_code.clone(), g.community_name.clone()));
+        }
+    }
+    let colour = |c: &str| geo::palette(communities.iter().position(|(x, _)| x == c).unwrap_or(0));
+    let hrefs: Vec<String> = grids.iter().map(|g| format!("/tree?node={}", g.code)).collect();
+    let titles: Vec<String> = grids.iter().map(|g| format!("{} {}（{}）", g.code, g.name, g.community_name)).collect();
+    let labels: Vec<String> = grids.iter().map(|g| g.code[12..].to_string()).collect();
+    let items: Vec<geo::MapItem> = grids
+        .iter()
+        .enumerate()
+        .map(|(i, g)| geo::MapItem {
+            polygon: &g.polygon,
+            label: &labels[i],
+            href: &hrefs[i],
+            fill: colour(&g.community_code),
+            title: &titles[i],
+        })
+        .collect();
+    let svg = geo::render_svg(&items, 1000);
+    let legend = communities.iter().map(|(c, n)| (c.clone(), n.clone(), colour(c))).collect();
+    let layout = Layout::new(&p, &format!("网格地图 · {}", node.name), "/map");
+    Ok(render(&MapPage { layout, node, svg, legend, count: grids.len() })?.into_response())
+}
+
+/// Page routes.
+pub fn pages() -> Router<AppState> {
+    Router::new()
+        .route("/tree", get(tree_get))
+        .route("/tree/create", post(tree_create))
+        .route("/tree/{code}/{act}", post(tree_action))
+        .route("/map", get(map_get))
+}

@@ -1,0 +1,339 @@
+//! Queries on the tree, shared by pages, API, CLI and the demo loader.
+
+use serde::{Deserialize, Serialize};
+use sqlx::AssertSqlSafe;
+
+use super::{Kind, Node, check_code};
+use crate::app::AppState;
+use crate::audit::{self, Event};
+use crate::auth::{Perm, Principal};
+use crate::db::{Db, Row, get, like_escape, now_ms};
+use crate::error::{AppError, AppResult, FieldErrors};
+
+const NODE_COLS: &str = "n.id, n.code, n.kind, n.name, n.path, n.address, n.note, n.is_demo, n.retired_at, n.version, \
+     (n.geometry IS NOT NULL) AS has_geo, p.code AS parent_code";
+const NODE_FROM: &str = "FROM nodes n LEFT JOIN nodes p ON p.id = n.parent_id";
+
+fn node_row(r: &Row) -> AppResult<Node> {
+    let kind: String = get(r, "kind")?;
+    Ok(Node {
+        id: get(r, "id")?,
+        code: get(r, "code")?,
+        kind: Kind::parse(&kind).ok_or_else(|| AppError::Internal(format!("bad kind {kind}")))?,
+        name: get(r, "name")?,
+        parent_code: get(r, "parent_code")?,
+        path: get(r, "path")?,
+        address: get(r, "address")?,
+        note: get(r, "note")?,
+        is_demo: get::<i64>(r, "is_demo")? != 0,
+        retired: get::<Option<i64>>(r, "retired_at")?.is_some(),
+        version: get(r, "version")?,
+        has_geometry: sqlx::Row::try_get::<bool, _>(r, "has_geo").or_else(|_| get::<i64>(r, "has_geo").map(|v| v != 0))?,
+    })
+}
+
+/// Finds a node by code, ignoring scope (for internal lookups).
+pub async fn find_by_code(db: &Db, code: &str) -> AppResult<Option<Node>> {
+    let sql = format!("SELECT {NODE_COLS} {NODE_FROM} WHERE n.code = $1");
+    let row = sqlx::query(AssertSqlSafe(sql)).bind(code.trim()).fetch_optional(&db.pool).await?;
+    row.as_ref().map(node_row).transpose()
+}
+
+/// Gets a node the caller may see.
+pub async fn get_node(st: &AppState, p: &Principal, code: &str) -> AppResult<Node> {
+    let n = find_by_code(&st.db, code).await?.ok_or(AppError::NotFound)?;
+    p.check(Perm::TreeRead, &n.path)?;
+    Ok(n)
+}
+
+/// Filters for listing nodes.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct NodeFilter {
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only below this node (code).
+    pub under: Option<String>,
+    /// Only direct children of this node (code).
+    pub parent: Option<String>,
+    /// Name or code contains.
+    pub q: Option<String>,
+    /// Include retired nodes.
+    pub retired: Option<bool>,
+    /// 1-based page.
+    pub page: Option<i64>,
+    /// Page size (max 500).
+    pub per_page: Option<i64>,
+}
+
+/// A page of results.
+#[derive(Clone, Debug, Serialize)]
+pub struct Page<T> {
+    /// The rows.
+    pub items: Vec<T>,
+    /// Total matching rows.
+    pub total: i64,
+    /// 1-based page.
+    pub page: i64,
+    /// Page size.
+    pub per_page: i64,
+}
+
+impl<T> Page<T> {
+    /// Number of pages.
+    pub fn pages(&self) -> i64 {
+        ((self.total + self.per_page - 1) / self.per_page).max(1)
+    }
+}
+
+/// Normalises paging parameters.
+pub fn paging(page: Option<i64>, per_page: Option<i64>) -> (i64, i64) {
+    (page.unwrap_or(1).max(1), per_page.unwrap_or(20).clamp(1, 500))
+}
+
+/// Lists nodes inside the caller's scope.
+pub async fn list(st: &AppState, p: &Principal, f: &NodeFilter) -> AppResult<Page<Node>> {
+    p.require(Perm::TreeRead)?;
+    let mut wh = vec!["n.path LIKE $1 ESCAPE '\\'".to_string()];
+    let mut args: Vec<String> = vec![format!("{}%", like_escape(&p.scope_path))];
+    let mut push = |cond: &str, v: String, wh: &mut Vec<String>| {
+        args.push(v);
+        wh.push(cond.replace('?', &format!("${}", args.len())));
+    };
+    if let Some(k) = f.kind.as_deref().filter(|k| !k.is_empty()) {
+        let k = Kind::parse(k).ok_or_else(|| AppError::field("kind", "节点类型无效"))?;
+        push("n.kind = ?", k.as_str().into(), &mut wh);
+    }
+    if let Some(u) = f.under.as_deref().filter(|s| !s.is_empty()) {
+        let n = get_node(st, p, u).await?;
+        push("n.path LIKE ? ESCAPE '\\'", format!("{}%", like_escape(&n.path)), &mut wh);
+    }
+    if let Some(par) = f.parent.as_deref().filter(|s| !s.is_empty()) {
+        get_node(st, p, par).await?;
+        push("p.code = ?", par.into(), &mut wh);
+    }
+    if let Some(q) = f.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let pat = format!("%{}%", like_escape(q));
+        args.push(pat);
+        let i = args.len();
+        wh.push(format!("(n.name LIKE ${i} ESCAPE '\\' OR n.code LIKE ${i} ESCAPE '\\')"));
+    }
+    if !f.retired.unwrap_or(false) {
+        wh.push("n.retired_at IS NULL".into());
+    }
+    let (page, per) = paging(f.page, f.per_page);
+    let where_sql = wh.join(" AND ");
+    let count_sql = format!("SELECT COUNT(*) AS c {NODE_FROM} WHERE {where_sql}");
+    let mut cq = sqlx::query(AssertSqlSafe(count_sql));
+    for a in &args {
+        cq = cq.bind(a.clone());
+    }
+    let total: i64 = get(&cq.fetch_one(&st.db.pool).await?, "c")?;
+    let sql = format!("SELECT {NODE_COLS} {NODE_FROM} WHERE {where_sql} ORDER BY n.code LIMIT {per} OFFSET {}", (page - 1) * per);
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for a in &args {
+        q = q.bind(a.clone());
+    }
+    let items = q.fetch_all(&st.db.pool).await?.iter().map(node_row).collect::<AppResult<Vec<_>>>()?;
+    Ok(Page { items, total, page, per_page: per })
+}
+
+/// Fields for creating or editing a node.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct NodeInput {
+    /// Kind (create only).
+    #[serde(default)]
+    pub kind: String,
+    /// Code (create only).
+    #[serde(default)]
+    pub code: String,
+    /// Parent code (create only).
+    #[serde(default)]
+    pub parent: String,
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Address.
+    #[serde(default)]
+    pub address: String,
+    /// Note.
+    #[serde(default)]
+    pub note: String,
+    /// Expected version (edit only); a stale one is a 409.
+    pub version: Option<i64>,
+}
+
+fn check_name(errs: &mut FieldErrors, name: &str) {
+    let n = name.trim().chars().count();
+    if n == 0 {
+        errs.add("name", "名称不能为空");
+    } else if n > 64 {
+        errs.add("name", "名称不能超过 64 个字");
+    }
+}
+
+/// Creates a node under a parent in the caller's scope.
+pub async fn create(st: &AppState, p: &Principal, input: &NodeInput, is_demo: bool) -> AppResult<Node> {
+    let mut errs = FieldErrors::default();
+    let kind = Kind::parse(input.kind.trim());
+    if kind.is_none() {
+        errs.add("kind", "节点类型无效");
+    }
+    check_name(&mut errs, &input.name);
+    let parent = if input.parent.trim().is_empty() { None } else { find_by_code(&st.db, input.parent.trim()).await? };
+    if let Some(par) = &parent {
+        p.check(Perm::TreeWrite, &par.path)?;
+        if par.retired {
+            errs.add("parent", "上级节点已停用");
+        }
+    }
+    let code = input.code.trim().to_uppercase();
+    if let Some(kind) = kind {
+        match (kind.parent_kind(), &parent) {
+            (None, None) => p.check(Perm::TreeWrite, &format!("/{code}/"))?,
+            (None, Some(_)) => errs.add("parent", "县级节点不能有上级"),
+            (Some(pk), Some(par)) if par.kind != pk => errs.add("parent", format!("{}的上级必须是{}", kind.label(), pk.label())),
+            (Some(_), None) => errs.add("parent", "请填写存在的上级节点编码"),
+            _ => {}
+        }
+        errs.check("code", check_code(kind, &code, parent.as_ref().map(|n| n.code.as_str())));
+    }
+    errs.finish()?;
+    let kind = kind.expect("checked above");
+    let path = format!("{}{code}/", parent.as_ref().map(|n| n.path.as_str()).unwrap_or("/"));
+    let now = now_ms();
+    let mut tx = st.db.begin().await?;
+    if sqlx::query("SELECT id FROM nodes WHERE code = $1").bind(&code).fetch_optional(&mut *tx).await?.is_some() {
+        return Err(AppError::field("code", "该编码已存在"));
+    }
+    sqlx::query(
+        "INSERT INTO nodes (code, kind, name, parent_id, path, address, note, is_demo, created_at, updated_at) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$9)",
+    )
+    .bind(&code)
+    .bind(kind.as_str())
+    .bind(input.name.trim())
+    .bind(parent.as_ref().map(|n| n.id))
+    .bind(&path)
+    .bind(input.address.trim())
+    .bind(input.note.trim())
+    .bind(is_demo as i64)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let summary = format!("新建{}「{}」", kind.label(), input.name.trim());
+    let ev = Event { action: "node.create", entity: "node", entity_id: &code, node_path: &path, summary: &summary };
+    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    tx.commit().await?;
+    find_by_code(&st.db, &code).await?.ok_or(AppError::NotFound)
+}
+
+/// Edits name, address and note of a node.
+pub async fn update(st: &AppState, p: &Principal, code: &str, input: &NodeInput) -> AppResult<Node> {
+    let n = find_by_code(&st.db, code).await?.ok_or(AppError::NotFound)?;
+    p.check(Perm::TreeWrite, &n.path)?;
+    let mut errs = FieldErrors::default();
+    check_name(&mut errs, &input.name);
+    errs.finish()?;
+    let mut tx = st.db.begin().await?;
+    let res = sqlx::query("UPDATE nodes SET name = $1, address = $2, note = $3, version = version + 1, updated_at = $4 WHERE id = $5 AND version = $6")
+        .bind(input.name.trim())
+        .bind(input.address.trim())
+        .bind(input.note.trim())
+        .bind(now_ms())
+        .bind(n.id)
+        .bind(input.version.unwrap_or(n.version))
+        .execute(&mut *tx)
+        .await?;
+    if res.rows_affected() == 0 {
+        return Err(AppError::Conflict("该记录已被他人修改，请刷新后重试".into()));
+    }
+    let summary = format!("修改{}：名称「{}」→「{}」", n.kind.label(), n.name, input.name.trim());
+    let ev = Event { action: "node.update", entity: "node", entity_id: code, node_path: &n.path, summary: &summary };
+    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    tx.commit().await?;
+    find_by_code(&st.db, code).await?.ok_or(AppError::NotFound)
+}
+
+/// Retires (or restores) a node. Retiring keeps it for history and references.
+pub async fn set_retired(st: &AppState, p: &Principal, code: &str, retired: bool) -> AppResult<Node> {
+    let n = find_by_code(&st.db, code).await?.ok_or(AppError::NotFound)?;
+    p.check(Perm::TreeWrite, &n.path)?;
+    if n.kind == Kind::County && retired {
+        return Err(AppError::Conflict("县级节点不能停用".into()));
+    }
+    let mut tx = st.db.begin().await?;
+    if retired {
+        let active = sqlx::query("SELECT COUNT(*) AS c FROM nodes WHERE parent_id = $1 AND retired_at IS NULL")
+            .bind(n.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if get::<i64>(&active, "c")? > 0 {
+            return Err(AppError::Conflict("请先停用其下级节点".into()));
+        }
+    }
+    sqlx::query("UPDATE nodes SET retired_at = $1, version = version + 1, updated_at = $2 WHERE id = $3")
+        .bind(retired.then(now_ms))
+        .bind(now_ms())
+        .bind(n.id)
+        .execute(&mut *tx)
+        .await?;
+    let (act, verb) = if retired { ("node.retire", "停用") } else { ("node.restore", "恢复") };
+    let summary = format!("{verb}{}「{}」", n.kind.label(), n.name);
+    let ev = Event { action: act, entity: "node", entity_id: code, node_path: &n.path, summary: &summary };
+    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    if n.kind == Kind::Grid {
+        super::geometry::bump_grid_version(&mut tx).await?;
+    }
+    tx.commit().await?;
+    if n.kind == Kind::Grid {
+        st.grids.refresh(&st.db).await?;
+    }
+    find_by_code(&st.db, code).await?.ok_or(AppError::NotFound)
+}
+
+/// Deletes a node nothing refers to; otherwise 409 asking to retire it instead.
+pub async fn delete(st: &AppState, p: &Principal, code: &str) -> AppResult<()> {
+    let n = find_by_code(&st.db, code).await?.ok_or(AppError::NotFound)?;
+    p.check(Perm::TreeWrite, &n.path)?;
+    let mut tx = st.db.begin().await?;
+    let refs = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM nodes WHERE parent_id = $1) + (SELECT COUNT(*) FROM persons WHERE node_id = $1) AS c",
+    )
+    .bind(n.id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if get::<i64>(&refs, "c")? > 0 || n.kind == Kind::County {
+        return Err(AppError::Conflict("该节点仍被下级节点或居民引用，不能删除，请改为停用".into()));
+    }
+    sqlx::query("DELETE FROM nodes WHERE id = $1").bind(n.id).execute(&mut *tx).await?;
+    let summary = format!("删除{}「{}」", n.kind.label(), n.name);
+    let ev = Event { action: "node.delete", entity: "node", entity_id: code, node_path: &n.path, summary: &summary };
+    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    if n.kind == Kind::Grid {
+        super::geometry::bump_grid_version(&mut tx).await?;
+    }
+    tx.commit().await?;
+    if n.kind == Kind::Grid {
+        st.grids.refresh(&st.db).await?;
+    }
+    Ok(())
+}
+
+/// Counts of active nodes by kind and of residents under a path.
+pub async fn counts(db: &Db, path: &str) -> AppResult<Vec<(String, i64)>> {
+    let pat = format!("{}%", like_escape(path));
+    let rows =
+        sqlx::query("SELECT kind, COUNT(*) AS c FROM nodes WHERE path LIKE $1 ESCAPE '\\' AND retired_at IS NULL GROUP BY kind")
+            .bind(&pat)
+            .fetch_all(&db.pool)
+            .await?;
+    let mut out = rows.iter().map(|r| Ok((get::<String>(r, "kind")?, get::<i64>(r, "c")?))).collect::<AppResult<Vec<_>>>()?;
+    let res = sqlx::query(
+        "SELECT COUNT(*) AS c FROM persons pe JOIN nodes n ON n.id = pe.node_id WHERE n.path LIKE $1 ESCAPE '\\' AND pe.retired_at IS NULL",
+    )
+    .bind(&pat)
+    .fetch_one(&db.pool)
+    .await?;
+    out.push(("residents".into(), get(&res, "c")?));
+    Ok(out)
+}

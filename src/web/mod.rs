@@ -1,0 +1,226 @@
+//! The web shell: layout and menu, embedded assets, input extractors whose rejections are
+//! zh-CN [`AppError`]s, and the middleware that renders errors as pages on HTML routes.
+
+pub mod pages;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::de::DeserializeOwned;
+
+use crate::auth::{Perm, Principal};
+use crate::error::{AppError, ErrorInfo};
+
+/// JSON body whose rejection is a zh-CN 400/422.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = AppError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| AppError::BadRequest("请求内容过大或读取失败".into()))?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            AppError::BadRequest(format!("请求体不是有效的 JSON 或字段类型不对（第 {} 行第 {} 列）", e.line(), e.column()))
+        })
+    }
+}
+
+/// JSON body that may be absent (an empty body gives `T::default()`).
+pub struct OptJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptJson<T> {
+    type Rejection = AppError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| AppError::BadRequest("请求内容过大或读取失败".into()))?;
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(OptJson(T::default()));
+        }
+        serde_json::from_slice(&bytes).map(OptJson).map_err(|e| {
+            AppError::BadRequest(format!("请求体不是有效的 JSON 或字段类型不对（第 {} 行第 {} 列）", e.line(), e.column()))
+        })
+    }
+}
+
+/// Raw JSON value body (GeoJSON).
+pub struct JsonValue(pub serde_json::Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonValue {
+    type Rejection = AppError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        JsonBody::<serde_json::Value>::from_request(req, state).await.map(|b| JsonValue(b.0))
+    }
+}
+
+/// urlencoded form whose rejection is a zh-CN 400.
+pub struct FormBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FormBody<T> {
+    type Rejection = AppError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::Form::<T>::from_request(req, state)
+            .await
+            .map(|f| FormBody(f.0))
+            .map_err(|_| AppError::BadRequest("表单内容格式错误".into()))
+    }
+}
+
+/// Query string whose rejection is a zh-CN 400.
+pub struct Q<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Empty parameters are treated as absent, as HTML forms send them.
+        let raw = parts.uri.query().unwrap_or_default();
+        let cleaned: String = raw.split('&').filter(|kv| !kv.is_empty() && !kv.ends_with('=')).collect::<Vec<_>>().join("&");
+        let _ = state;
+        serde_urlencoded_from(&cleaned).map(Q).map_err(|e| AppError::BadRequest(format!("查询参数格式错误：{e}")))
+    }
+}
+
+fn serde_urlencoded_from<T: DeserializeOwned>(s: &str) -> Result<T, String> {
+    let uri: axum::http::Uri = format!("/?{s}").parse().map_err(|_| "无法解析".to_string())?;
+    axum::extract::Query::<T>::try_from_uri(&uri).map(|q| q.0).map_err(|e| match e {
+        axum::extract::rejection::QueryRejection::FailedToDeserializeQueryString(inner) => zh_serde(&inner.body_text()),
+        _ => "无法解析".into(),
+    })
+}
+
+fn zh_serde(msg: &str) -> String {
+    if msg.contains("invalid digit") || msg.contains("invalid float") {
+        "数字格式不正确".into()
+    } else if msg.contains("provided string was not `true` or `false`") {
+        "布尔值应为 true 或 false".into()
+    } else {
+        "参数值无效".into()
+    }
+}
+
+/// Middleware for page routes: an error response becomes a zh-CN HTML page; 401 becomes a
+/// redirect to the login page and a pending password change a redirect to the form.
+pub async fn html_errors(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    let Some(info) = resp.extensions().get::<ErrorInfo>().cloned() else {
+        return resp;
+    };
+    let status = resp.status();
+    if status == StatusCode::UNAUTHORIZED && path != "/login" {
+        return Redirect::to(&format!("/login?next={}", urlencode(&path))).into_response();
+    }
+    if status == StatusCode::FORBIDDEN && info.message.contains("初始密码") {
+        return Redirect::to("/password").into_response();
+    }
+    let page = pages::ErrorPage { status: status.as_u16(), message: info.message, fields: info.fields };
+    (status, page.html()).into_response()
+}
+
+/// Percent-encodes a query value.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Formats epoch milliseconds as Asia/Shanghai local time (UTC+8, no DST).
+pub fn fmt_time(ms: impl std::borrow::Borrow<i64>) -> String {
+    let ms = *ms.borrow();
+    let tz = chrono::FixedOffset::east_opt(8 * 3600).expect("valid offset");
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// A left-menu entry.
+pub struct MenuItem {
+    /// Link.
+    pub href: &'static str,
+    /// zh-CN label.
+    pub label: &'static str,
+    /// Section heading this item sits under.
+    pub section: &'static str,
+    /// True on the first item of a section (the template prints the heading there).
+    pub heading: bool,
+}
+
+/// The shell around every logged-in page.
+pub struct Layout {
+    /// Page title.
+    pub title: String,
+    /// Display name of the user.
+    pub user: String,
+    /// Role label.
+    pub role: String,
+    /// Scope code.
+    pub scope: String,
+    /// CSRF token for forms.
+    pub csrf: String,
+    /// Current path, to highlight the menu.
+    pub active: String,
+    /// Menu entries the user may open.
+    pub menu: Vec<MenuItem>,
+}
+
+impl Layout {
+    /// Builds the layout for a principal.
+    pub fn new(p: &Principal, title: &str, active: &str) -> Layout {
+        let mut menu = vec![MenuItem { href: "/", label: "工作台", section: "", heading: false }];
+        if p.role.can(Perm::TreeRead) {
+            menu.push(MenuItem { href: "/tree", label: "区域与网格", section: "组织与网格", heading: false });
+            menu.push(MenuItem { href: "/map", label: "网格地图", section: "组织与网格", heading: false });
+        }
+        if p.role.can(Perm::PersonRead) {
+            menu.push(MenuItem { href: "/people", label: "居民信息", section: "治理体系", heading: false });
+        }
+        if p.role.can(Perm::UserManage) {
+            menu.push(MenuItem { href: "/users", label: "账号与角色", section: "系统管理", heading: false });
+        }
+        if p.role.can(Perm::AuditRead) {
+            menu.push(MenuItem { href: "/audit", label: "审计日志", section: "系统管理", heading: false });
+        }
+        menu.push(MenuItem { href: "/tokens", label: "访问令牌", section: "系统管理", heading: false });
+        menu.push(MenuItem { href: "/api/docs", label: "接口文档", section: "系统管理", heading: false });
+        let mut last = "";
+        for m in &mut menu {
+            m.heading = m.section != last && !m.section.is_empty();
+            last = m.section;
+        }
+        Layout {
+            title: title.into(),
+            user: p.display_name.clone(),
+            role: p.role.label().into(),
+            scope: p.scope.clone(),
+            csrf: p.csrf().into(),
+            active: active.into(),
+            menu,
+        }
+    }
+}
+
+/// Renders an askama template into an HTML response (template errors become 500s).
+pub fn render<T: askama::Template>(t: &T) -> Result<Html<String>, AppError> {
+    t.render().map(Html).map_err(|e| AppError::Internal(format!("template: {e}")))
+}
+
+const CSS: &str = include_str!("../../assets/app.css");
+const JS: &str = include_str!("../../assets/app.js");
+const ICON: &str = include_str!("../../assets/icon.svg");
+
+/// Serves the embedded assets.
+pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    let (ct, body) = match name.as_str() {
+        "app.css" => ("text/css; charset=utf-8", CSS),
+        "app.js" => ("application/javascript; charset=utf-8", JS),
+        "icon.svg" => ("image/svg+xml", ICON),
+        _ => return AppError::NotFound.into_response(),
+    };
+    ([(header::CONTENT_TYPE, ct), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
+}

@@ -1,0 +1,113 @@
+//! The dashboard, the overview API, the error page and the offline API docs page.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Map, Value};
+
+use super::{Layout, render};
+use crate::app::AppState;
+use crate::auth::{Perm, Principal};
+use crate::error::{AppResult, FieldError};
+
+/// The zh-CN error page.
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    /// HTTP status.
+    pub status: u16,
+    /// Message.
+    pub message: String,
+    /// Field errors.
+    pub fields: Vec<FieldError>,
+}
+
+impl ErrorPage {
+    /// Renders, falling back to plain text if the template itself fails.
+    pub fn html(&self) -> Html<String> {
+        Html(self.render().unwrap_or_else(|_| self.message.clone()))
+    }
+}
+
+/// Counts inside the caller's scope: `streets`, `communities`, `grids`, `compounds`,
+/// `buildings`, `relocation_sites`, `residents`. Later modules add their figures here.
+pub async fn overview(st: &AppState, p: &Principal) -> AppResult<Map<String, Value>> {
+    p.require(Perm::TreeRead)?;
+    let counts = crate::tree::store::counts(&st.db, &p.scope_path).await?;
+    let mut m = Map::new();
+    for (key, kind) in [
+        ("counties", "county"),
+        ("streets", "street"),
+        ("communities", "community"),
+        ("grids", "grid"),
+        ("compounds", "compound"),
+        ("buildings", "building"),
+        ("relocation_sites", "site"),
+        ("residents", "residents"),
+    ] {
+        let n = counts.iter().find(|(k, _)| k == kind).map(|(_, n)| *n).unwrap_or(0);
+        m.insert(key.into(), Value::from(n));
+    }
+    m.insert("scope".into(), Value::from(p.scope.clone()));
+    Ok(m)
+}
+
+async fn api_overview(State(st): State<AppState>, p: Principal) -> AppResult<Json<Map<String, Value>>> {
+    Ok(Json(overview(&st, &p).await?))
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct Dashboard {
+    layout: Layout,
+    cards: Vec<(&'static str, i64, String)>,
+}
+
+async fn dashboard(State(st): State<AppState>, p: Principal) -> AppResult<Response> {
+    let m = overview(&st, &p).await?;
+    let n = |k: &str| m.get(k).and_then(Value::as_i64).unwrap_or(0);
+    let tree = format!("/tree?node={}", p.scope);
+    let cards = vec![
+        ("街道", n("streets"), format!("{tree}&kind=street")),
+        ("社区", n("communities"), format!("{tree}&kind=community")),
+        ("网格", n("grids"), format!("/map?node={}", p.scope)),
+        ("小区", n("compounds"), tree.clone()),
+        ("楼栋", n("buildings"), tree.clone()),
+        ("安置点", n("relocation_sites"), tree.clone()),
+        ("居民", n("residents"), "/people".into()),
+    ];
+    Ok(render(&Dashboard { layout: Layout::new(&p, "工作台", "/"), cards })?.into_response())
+}
+
+#[derive(Template)]
+#[template(path = "api_docs.html")]
+struct ApiDocs {
+    layout: Layout,
+    ops: Vec<(String, String, String)>,
+}
+
+async fn api_docs(p: Principal) -> AppResult<Response> {
+    let doc = crate::openapi::spec();
+    let mut ops = Vec::new();
+    if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
+        for (path, item) in paths {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let summary = op.get("summary").and_then(Value::as_str).unwrap_or_default();
+                ops.push((method.to_uppercase(), path.clone(), summary.to_string()));
+            }
+        }
+    }
+    Ok(render(&ApiDocs { layout: Layout::new(&p, "接口文档", "/api/docs"), ops })?.into_response())
+}
+
+/// Page routes.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/", get(dashboard)).route("/api/docs", get(api_docs))
+}
+
+/// API routes (under /api/v1).
+pub fn api() -> Router<AppState> {
+    Router::new().route("/overview", get(api_overview))
+}

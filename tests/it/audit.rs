@@ -1,0 +1,75 @@
+//! The hash-chained audit log: verify, and detection of altered, deleted and inserted rows.
+
+use axum::http::StatusCode;
+
+use crate::both;
+use crate::harness::TestApp;
+
+async fn chain_verify_and_tamper(app: TestApp) {
+    let t = app.login("admin").await;
+    for i in 0..3 {
+        let r = app.post("/api/v1/nodes").bearer(&t).json(serde_json::json!({"kind": "compound", "code": format!("520627001001002-9{i}"), "parent": "520627001001002", "name": format!("审计{i}")})).send().await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let v = app.get("/api/v1/audit/verify").bearer(&t).send().await.json();
+    assert_eq!(v["ok"], true, "{v}");
+    let n = v["checked"].as_i64().unwrap();
+    assert!(n >= 5, "demo load + login + 3 writes");
+    // Every write is in the log with who and what.
+    let log = app.get("/api/v1/audit?action=node.create").bearer(&t).send().await.json();
+    assert_eq!(log["total"], 3);
+    assert_eq!(log["items"][0]["actor"], "admin");
+    assert!(log["items"][0]["summary"].as_str().unwrap().contains("审计2"));
+
+    // Export is a real xlsx (zip) with Chinese headers.
+    let x = app.get("/api/v1/audit/export.xlsx?action=node").bearer(&t).send().await;
+    assert_eq!(x.status, StatusCode::OK);
+    assert!(x.body.starts_with(b"PK"), "xlsx is a zip");
+
+    // Alter one entry's summary.
+    let target = n - 1;
+    app.sql(&format!("UPDATE audit_log SET summary = '无事发生' WHERE seq = {target}")).await;
+    let v = linli::audit::verify(&app.st.db, &app.st.chain).await.unwrap();
+    assert!(!v.ok);
+    assert_eq!(v.first_bad, Some(target));
+    assert!(v.reason.unwrap().contains("篡改"));
+
+    // Put it back, then delete one in the middle.
+    let fresh = TestApp::new(app.backend).await;
+    let t2 = fresh.login("admin").await;
+    for i in 0..3 {
+        fresh.post("/api/v1/nodes").bearer(&t2).json(serde_json::json!({"kind": "compound", "code": format!("520627001001002-8{i}"), "parent": "520627001001002", "name": "x"})).send().await;
+    }
+    fresh.sql("DELETE FROM audit_log WHERE seq = 2").await;
+    let v = linli::audit::verify(&fresh.st.db, &fresh.st.chain).await.unwrap();
+    assert_eq!((v.ok, v.first_bad), (false, Some(2)), "{v:?}");
+    assert!(v.reason.unwrap().contains("缺失"));
+
+    // Insert a forged entry with a plausible hash at the end.
+    let third = TestApp::new(app.backend).await;
+    third.login("admin").await;
+    let head: i64 = sqlx::query_scalar("SELECT seq FROM audit_head WHERE id = 1").fetch_one(&third.st.db.pool).await.unwrap();
+    let last: String =
+        sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_one(&third.st.db.pool).await.unwrap();
+    third
+        .sql(&format!(
+            "INSERT INTO audit_log (seq, at, actor, ip, action, entity, entity_id, node_path, summary, prev_hash, hash) VALUES ({}, 0, 'ghost', '-', 'node.delete', 'node', 'x', '/', 'forged', '{last}', 'deadbeef')",
+            head + 1
+        ))
+        .await;
+    let v = linli::audit::verify(&third.st.db, &third.st.chain).await.unwrap();
+    assert_eq!((v.ok, v.first_bad), (false, Some(head + 1)), "{v:?}");
+    // Removing the tail is caught through the head record.
+    let fourth = TestApp::new(app.backend).await;
+    fourth.login("admin").await;
+    fourth.sql("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)").await;
+    let v = linli::audit::verify(&fourth.st.db, &fourth.st.chain).await.unwrap();
+    assert!(!v.ok, "{v:?}");
+
+    // The page shows the verdict.
+    let cookie = format!("linli_session={t}");
+    let home = app.get("/audit").cookie(&cookie).send().await.text();
+    assert!(home.contains("审计日志"));
+}
+
+both!(chain_verify_and_tamper);

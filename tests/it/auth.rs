@@ -1,0 +1,258 @@
+//! Roles and data scopes, lockout, throttling, idle timeout, CSRF, forced password change,
+//! personal access tokens.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::both;
+use crate::harness::{Backend, PW, TestApp};
+
+/// Every demo role: what it may see of its own scope and that another community is a 404.
+async fn scope_isolation_every_role(app: TestApp) {
+    let other_comm = "520627002001"; // 团结街道's first community
+    let other_grid = "520627002001001";
+    let cases = [
+        ("admin", 27, true, true),
+        ("heping", 8, true, true),
+        ("huahuaqiao", 1, true, false),
+        ("wanggeyuan", 0, true, false),
+        ("danwei", 1, false, false),
+        ("dangyuan", 1, false, false),
+        ("jumin", 1, false, false),
+    ];
+    for (user, communities, persons, audit) in cases {
+        let t = app.login(user).await;
+        let ov = app.get("/api/v1/overview").bearer(&t).send().await;
+        assert_eq!(ov.status, StatusCode::OK, "{user}");
+        assert_eq!(ov.json()["communities"], communities, "{user}: {}", ov.text());
+        let sees_other = user == "admin";
+        for path in [
+            format!("/api/v1/nodes/{other_comm}"),
+            format!("/api/v1/grids/{other_grid}"),
+            format!("/api/v1/nodes/{other_comm}/geojson"),
+        ] {
+            let r = app.get(&path).bearer(&t).send().await;
+            let want = if sees_other { StatusCode::OK } else { StatusCode::NOT_FOUND };
+            assert_eq!(r.status, want, "{user} {path}");
+        }
+        // Writes outside the scope are 404 too.
+        let r = app
+            .req(axum::http::Method::PATCH, &format!("/api/v1/nodes/{other_comm}"))
+            .bearer(&t)
+            .json(json!({"name": "改名"}))
+            .send()
+            .await;
+        if !sees_other {
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{user} patch");
+        }
+        // Lists are limited to the scope.
+        let grids = app.get("/api/v1/grids?per_page=500").bearer(&t).send().await.json();
+        for g in grids["items"].as_array().unwrap() {
+            assert!(sees_other || !g["code"].as_str().unwrap().starts_with("520627002"), "{user} sees {}", g["code"]);
+        }
+        let r = app.get("/api/v1/persons").bearer(&t).send().await;
+        assert_eq!(r.status == StatusCode::OK, persons, "{user} persons: {}", r.status);
+        if persons {
+            let total = r.json()["total"].as_i64().unwrap();
+            assert!(total > 0, "{user} sees residents of its scope");
+        }
+        assert_eq!(app.get("/api/v1/audit").bearer(&t).send().await.status == StatusCode::OK, audit, "{user} audit");
+        // Pages follow the same check.
+        let cookie = format!("linli_session={t}");
+        let r = app.get(&format!("/tree?node={other_comm}")).cookie(&cookie).send().await;
+        assert_eq!(r.status == StatusCode::NOT_FOUND, !sees_other, "{user} page");
+        if !sees_other {
+            assert!(r.text().contains("未找到"), "zh-CN 404 page");
+        }
+    }
+    // Residents and party members cannot write the tree; grid workers cannot manage users.
+    let t = app.login("jumin").await;
+    let r = app
+        .post("/api/v1/nodes")
+        .bearer(&t)
+        .json(json!({"kind": "compound", "code": "520627001001001-88", "parent": "520627001001001", "name": "x"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let t = app.login("wanggeyuan").await;
+    assert_eq!(app.get("/api/v1/users").bearer(&t).send().await.status, StatusCode::FORBIDDEN);
+}
+
+async fn lockout_and_throttle(app: TestApp) {
+    let login = |pw: &str| app.post("/api/v1/auth/login").json(json!({"username": "heping", "password": pw}));
+    for i in 1..=5 {
+        let r = login("wrong-Password1").send().await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+        assert_eq!(r.json()["error"], "用户名或密码错误");
+    }
+    let r = login(PW).send().await;
+    assert_eq!(r.status, StatusCode::LOCKED, "locked even with the right password");
+    assert!(r.json()["error"].as_str().unwrap().contains("锁定"));
+    // An admin unlocks; the right password works again.
+    let admin = app.login("admin").await;
+    let r = app.post("/api/v1/users/heping/unlock").bearer(&admin).send().await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(login(PW).send().await.status, StatusCode::OK);
+    // Failures are in the login log.
+    let log = app.get("/api/v1/audit?action=login.failed&actor=heping").bearer(&admin).send().await.json();
+    assert_eq!(log["total"], 6);
+    // Unknown users count against the client address, at a higher threshold.
+    let mut last = StatusCode::OK;
+    for i in 0..60 {
+        last =
+            app.post("/api/v1/auth/login").json(json!({"username": format!("nobody{i}"), "password": "x"})).send().await.status;
+        if last == StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+}
+
+async fn csrf_and_forms(app: TestApp) {
+    // The login form needs the double-submit token from the login page.
+    let page = app.get("/login").send().await;
+    let pre = page.set_cookie("linli_pre").unwrap();
+    assert!(page.text().contains(&pre));
+    let r = app
+        .post("/login")
+        .form(&[("username", "admin"), ("password", PW), ("_csrf", "forged")])
+        .cookie(&format!("linli_pre={pre}"))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("表单已过期"), "zh-CN page: {}", r.text());
+    let r = app
+        .post("/login")
+        .form(&[("username", "admin"), ("password", PW), ("_csrf", &pre)])
+        .cookie(&format!("linli_pre={pre}"))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let session = r.set_cookie("linli_session").unwrap();
+    let cookie = format!("linli_session={session}");
+    // Wrong password on the form shows the message on the page.
+    let r = app
+        .post("/login")
+        .form(&[("username", "admin"), ("password", "nope"), ("_csrf", &pre)])
+        .cookie(&format!("linli_pre={pre}"))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.text().contains("用户名或密码错误"));
+    // A cookie-authenticated POST without the session's token is refused; with it, accepted.
+    let r = app.post("/tokens").cookie(&cookie).form(&[("name", "x")]).send().await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app.post("/api/v1/tokens").cookie(&cookie).json(json!({"name": "x"})).send().await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "JSON with a cookie needs x-csrf-token");
+    let home = app.get("/").cookie(&cookie).send().await.text();
+    let csrf = home.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let r = app.post("/tokens").cookie(&cookie).form(&[("name", "x"), ("_csrf", &csrf)]).send().await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text().contains("lpat_"));
+    let r = app.post("/api/v1/tokens").cookie(&cookie).header("x-csrf-token", &csrf).json(json!({"name": "y"})).send().await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    // Unauthenticated pages redirect to login; the API answers 401 JSON.
+    let r = app.get("/people").send().await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.header("location").starts_with("/login"));
+    let r = app.get("/api/v1/overview").send().await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json()["error"], "请先登录");
+    // Logout ends the session.
+    let r = app.post("/logout").cookie(&cookie).form(&[("_csrf", &csrf)]).send().await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.get("/api/v1/me").cookie(&cookie).send().await.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn forced_password_change_and_tokens(app: TestApp) {
+    let admin = app.login("admin").await;
+    let r = app
+        .post("/api/v1/users")
+        .bearer(&admin)
+        .json(json!({"username": "newstaff", "role": "community_staff", "scope": "520627001003", "password": "Init-Pass123"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    // Bad fields: weak password, unknown scope, bad username — each reported.
+    let r = app
+        .post("/api/v1/users")
+        .bearer(&admin)
+        .json(json!({"username": "x", "role": "community_staff", "scope": "1", "password": "weak"}))
+        .send()
+        .await;
+    let fields: Vec<String> =
+        r.json()["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap().into()).collect();
+    assert_eq!(fields, vec!["username", "password", "scope"]);
+    // A street admin cannot create a county admin.
+    let heping = app.login("heping").await;
+    let r = app
+        .post("/api/v1/users")
+        .bearer(&heping)
+        .json(json!({"username": "boss", "role": "county_admin", "scope": "520627001", "password": "Init-Pass123"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let r = app.post("/api/v1/auth/login").json(json!({"username": "newstaff", "password": "Init-Pass123"})).send().await;
+    assert_eq!(r.json()["must_change_password"], true);
+    let t = r.json()["token"].as_str().unwrap().to_string();
+    let r = app.get("/api/v1/overview").bearer(&t).send().await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.json()["error"], "请先修改初始密码");
+    let r = app
+        .post("/api/v1/auth/password")
+        .bearer(&t)
+        .json(json!({"current": "Init-Pass123", "password": "Init-Pass123", "confirm": "Init-Pass123"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "must differ");
+    let r = app
+        .post("/api/v1/auth/password")
+        .bearer(&t)
+        .json(json!({"current": "Init-Pass123", "password": "New-Pass-456", "confirm": "New-Pass-456"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    let r = app.post("/api/v1/auth/login").json(json!({"username": "newstaff", "password": "New-Pass-456"})).send().await;
+    let t = r.json()["token"].as_str().unwrap().to_string();
+    assert_eq!(app.get("/api/v1/overview").bearer(&t).send().await.json()["communities"], 1);
+
+    // Personal access tokens: scoped like the account, revocable, hashed at rest.
+    let r = app.post("/api/v1/tokens").bearer(&t).json(json!({"name": "对接"})).send().await;
+    let pat = r.json()["token"].as_str().unwrap().to_string();
+    assert!(pat.starts_with("lpat_"));
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE token_hash = $1")
+        .bind(&pat)
+        .fetch_one(&app.st.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "tokens are stored hashed");
+    assert_eq!(app.get("/api/v1/overview").bearer(&pat).send().await.json()["communities"], 1);
+    assert_eq!(app.get("/api/v1/nodes/520627002001").bearer(&pat).send().await.status, StatusCode::NOT_FOUND);
+    let id = app.get("/api/v1/tokens").bearer(&t).send().await.json()["items"][0]["id"].as_i64().unwrap();
+    let r = app.req(axum::http::Method::DELETE, &format!("/api/v1/tokens/{id}")).bearer(&t).send().await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get("/api/v1/overview").bearer(&pat).send().await.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn idle_timeout(backend: Backend) {
+    let app = TestApp::with(backend, |c| c.idle_timeout_secs = 1).await;
+    let t = app.login("admin").await;
+    assert_eq!(app.get("/api/v1/me").bearer(&t).send().await.status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(app.get("/api/v1/me").bearer(&t).send().await.status, StatusCode::UNAUTHORIZED);
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(&app.st.db.pool).await.unwrap();
+    assert_eq!(left, 0, "the expired session was deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_sqlite() {
+    idle_timeout(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_postgres() {
+    idle_timeout(Backend::Postgres).await
+}
+
+both!(scope_isolation_every_role, lockout_and_throttle, csrf_and_forms, forced_password_change_and_tokens);

@@ -1,0 +1,12 @@
+//! The one integration test binary. Every test in the `both!` macro runs twice: against a
+//! fresh SQLite file and against a fresh PostgreSQL database.
+
+mod harness;
+
+mod api;
+mod audit;
+mod auth;
+mod geo_api;
+mod people;
+mod process;
+mod tree;

@@ -1,0 +1,122 @@
+//! Encrypted personal data: masked everywhere, exact lookup through the blind index,
+//! reveal as a separate, audited permission.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::both;
+use crate::harness::TestApp;
+
+const ID: &str = "520627198001010018";
+
+async fn masking_and_audited_reveal(app: TestApp) {
+    let id = linli::ident::IdNumber::compose("520627", "19800101", 1).unwrap();
+    assert_eq!(id.as_str(), ID, "fixture is checksum-valid");
+    let staff = app.login("huahuaqiao").await;
+    let r = app
+        .post("/api/v1/persons")
+        .bearer(&staff)
+        .json(json!({"name": "欧阳晓测", "id_number": ID.to_lowercase(), "mobile": "+86 138-0013-1234", "node": "520627001001003", "room": "3-201"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let p = r.json();
+    assert_eq!(p["id_number"], "520627********0018");
+    assert_eq!(p["mobile"], "138****1234");
+    assert_eq!(p["gender"], "男");
+    let pid = p["id"].as_i64().unwrap();
+
+    // At rest: no plaintext ID or phone in the row.
+    let row = sqlx::query("SELECT id_enc, phone_enc, id_bidx FROM persons WHERE id = $1")
+        .bind(pid)
+        .fetch_one(&app.st.db.pool)
+        .await
+        .unwrap();
+    let enc: Vec<u8> = sqlx::Row::try_get(&row, "id_enc").unwrap();
+    let ph: Vec<u8> = sqlx::Row::try_get(&row, "phone_enc").unwrap();
+    let hay = [enc, ph].concat();
+    assert!(
+        !hay.windows(6).any(|w| w == b"520627".as_slice() || w == b"138001".as_slice()),
+        "ciphertext must not contain plaintext"
+    );
+    let bidx: String = sqlx::Row::try_get(&row, "id_bidx").unwrap();
+    assert_ne!(bidx, ID);
+
+    // Exact lookup by ID number or phone (blind index), substring by name.
+    for q in [ID, "13800131234", "晓测"] {
+        let r = app.get(&format!("/api/v1/persons?q={}", linli::web::urlencode(q))).bearer(&staff).send().await.json();
+        assert_eq!(r["total"], 1, "{q}: {r}");
+        assert_eq!(r["items"][0]["id"], pid);
+    }
+    // Masked in lists and on the page.
+    let cookie = format!("linli_session={staff}");
+    let page = app.get(&format!("/people/{pid}")).cookie(&cookie).send().await.text();
+    assert!(page.contains("520627********0018") && !page.contains(ID));
+
+    // Duplicate ID → field error; invalid fields → one message each, nothing written.
+    let r = app
+        .post("/api/v1/persons")
+        .bearer(&staff)
+        .json(json!({"name": "重复", "id_number": ID, "node": "520627001001001"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let before = app.get("/api/v1/persons?per_page=1").bearer(&staff).send().await.json()["total"].as_i64().unwrap();
+    let r = app
+        .post("/api/v1/persons")
+        .bearer(&staff)
+        .json(json!({"name": "", "id_number": "520627198001010010", "mobile": "12345", "node": "nowhere"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<String> =
+        r.json()["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap().into()).collect();
+    assert_eq!(fields, vec!["name", "id_number", "mobile", "node"]);
+    assert!(r.text().contains("校验位"), "{}", r.text());
+    let after = app.get("/api/v1/persons?per_page=1").bearer(&staff).send().await.json()["total"].as_i64().unwrap();
+    assert_eq!(before, after);
+
+    // A grid worker sees masked data but may not reveal.
+    let gw = app.login("wanggeyuan").await;
+    let r = app.get(&format!("/api/v1/persons/{pid}")).bearer(&gw).send().await;
+    assert_eq!(r.json()["mobile"], "138****1234");
+    let r = app.post(&format!("/api/v1/persons/{pid}/reveal")).bearer(&gw).send().await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Staff may reveal; it is audited with the reason.
+    let r = app.post(&format!("/api/v1/persons/{pid}/reveal")).bearer(&staff).json(json!({"reason": "入户核实"})).send().await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json(), json!({"id_number": ID, "mobile": "13800131234"}));
+    let admin = app.login("admin").await;
+    let log = app.get("/api/v1/audit?action=person.reveal").bearer(&admin).send().await.json();
+    assert_eq!(log["total"], 1);
+    assert_eq!(log["items"][0]["actor"], "huahuaqiao");
+    assert!(log["items"][0]["summary"].as_str().unwrap().contains("入户核实"));
+    assert!(!log["items"][0]["summary"].as_str().unwrap().contains(ID), "the log itself must not leak the number");
+
+    // Another community's staff cannot see the person at all.
+    let other = app.login("heping").await; // street 001 includes 花花桥: sees it
+    assert_eq!(app.get(&format!("/api/v1/persons/{pid}")).bearer(&other).send().await.status, StatusCode::OK);
+    linli::auth::store::create_user(
+        &app.st,
+        None,
+        &linli::audit::Actor::system("test"),
+        linli::auth::store::NewUser {
+            username: "liaoyuan".into(),
+            display_name: String::new(),
+            role: linli::auth::Role::CommunityStaff,
+            scope: "520627001002".into(),
+            password: crate::harness::PW.into(),
+            must_change: false,
+        },
+    )
+    .await
+    .unwrap();
+    let ly = app.login("liaoyuan").await;
+    assert_eq!(app.get(&format!("/api/v1/persons/{pid}")).bearer(&ly).send().await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.post(&format!("/api/v1/persons/{pid}/reveal")).bearer(&ly).send().await.status, StatusCode::NOT_FOUND);
+    let r = app.get(&format!("/api/v1/persons?q={ID}")).bearer(&ly).send().await.json();
+    assert_eq!(r["total"], 0);
+}
+
+both!(masking_and_audited_reveal);

@@ -1,0 +1,286 @@
+//! Tests against the real `linli` binary: crash durability (SIGKILL after acknowledged
+//! writes), online backup and restore, and the CLI contracts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::harness::{PW, pg_admin_url, unique};
+
+const BIN: &str = env!("CARGO_BIN_EXE_linli");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `linli serve` child process.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+fn env_for(cmd: &mut Command, dir: &Path, url: Option<&str>) {
+    cmd.env("LINLI_DATA_DIR", dir).env("LINLI_DEMO_PASSWORD", PW).env("RUST_LOG", "warn").env_remove("LINLI_DATABASE_URL");
+    if let Some(u) = url {
+        cmd.env("LINLI_DATABASE_URL", u);
+    }
+}
+
+impl Server {
+    async fn start(dir: &Path, url: Option<&str>) -> Server {
+        let port = free_port();
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve").env("LINLI_BIND", format!("127.0.0.1:{port}")).stdout(Stdio::null()).stderr(Stdio::null());
+        env_for(&mut cmd, dir, url);
+        let child = cmd.spawn().unwrap();
+        let s = Server { child, port };
+        let t0 = Instant::now();
+        while s.call("GET", "/readyz", None, None).await.map(|r| r.0) != Some(200) {
+            assert!(t0.elapsed() < Duration::from_secs(60), "server did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        s
+    }
+
+    /// One HTTP/1.1 request with `Connection: close`; None when the connection failed.
+    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Option<(u16, Value)> {
+        http(self.port, method, path, token, body).await
+    }
+
+    async fn login(&self) -> String {
+        let r = self.call("POST", "/api/v1/auth/login", None, Some(&json!({"username": "admin", "password": PW}))).await.unwrap();
+        assert_eq!(r.0, 200, "{}", r.1);
+        r.1["token"].as_str().unwrap().to_string()
+    }
+
+    fn kill9(&mut self) {
+        // SIGKILL: no graceful shutdown, no WAL checkpoint, nothing flushed by us.
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Option<(u16, Value)> {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let status: u16 = text.split(' ').nth(1)?.parse().ok()?;
+    let payload = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or_default();
+    Some((status, serde_json::from_str(payload).unwrap_or(Value::String(payload.to_string()))))
+}
+
+fn tmp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(unique(&format!("linli-proc-{tag}")));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+async fn crash_durability(url: Option<String>) {
+    let dir = tmp("crash");
+    let mut srv = Server::start(&dir, url.as_deref()).await;
+    let tok = srv.login().await;
+    // Eight concurrent writers; record exactly which writes were acknowledged.
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (port, tok) = (srv.port, tok.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..400 {
+                let code = format!("520627001001004-{}", w * 400 + i + 1);
+                let body =
+                    json!({"kind": "compound", "code": code, "parent": "520627001001004", "name": format!("崩溃测试{w}-{i}")});
+                match http(port, "POST", "/api/v1/nodes", Some(&tok), Some(&body)).await {
+                    Some((201, _)) => acked.push(code),
+                    Some((s, b)) => panic!("unexpected {s}: {b}"),
+                    None => break,
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    srv.kill9();
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    assert!(acked.len() > 20, "some writes were acknowledged before the kill: {}", acked.len());
+    let srv = Server::start(&dir, url.as_deref()).await;
+    let tok = srv.login().await;
+    let (_, page) =
+        srv.call("GET", "/api/v1/nodes?parent=520627001001004&kind=compound&per_page=500", Some(&tok), None).await.unwrap();
+    let total = page["total"].as_i64().unwrap() as usize;
+    assert!(total >= acked.len(), "every acknowledged write survived: {total} < {}", acked.len());
+    for code in acked.iter().step_by(7) {
+        let (s, _) = srv.call("GET", &format!("/api/v1/nodes/{code}"), Some(&tok), None).await.unwrap();
+        assert_eq!(s, 200, "{code} lost");
+    }
+    let (_, v) = srv.call("GET", "/api/v1/audit/verify", Some(&tok), None).await.unwrap();
+    assert_eq!(v["ok"], true, "audit chain intact after the crash: {v}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_durability_sqlite() {
+    crash_durability(None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_durability_postgres() {
+    let name = unique("linli_t");
+    let admin = pg_admin_url();
+    let base = admin.rsplit_once('/').unwrap().0.to_string();
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL must be reachable");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await.unwrap();
+    crash_durability(Some(format!("{base}/{name}"))).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut c).await.unwrap();
+}
+
+fn cli(dir: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    env_for(&mut cmd, dir, None);
+    let mut child = cmd.spawn().unwrap();
+    if let Some(s) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_while_serving_then_restore() {
+    let dir = tmp("backup");
+    let srv = Server::start(&dir, None).await;
+    let tok = srv.login().await;
+    let (s, _) = srv
+        .call(
+            "POST",
+            "/api/v1/nodes",
+            Some(&tok),
+            Some(&json!({"kind": "compound", "code": "520627001001005-50", "parent": "520627001001005", "name": "备份前"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 201);
+    // Keep writing while the backup runs.
+    let (port, t2) = (srv.port, tok.clone());
+    let writer = tokio::spawn(async move {
+        for i in 0..200 {
+            let body = json!({"kind": "compound", "code": format!("520627001001005-{}", 100 + i), "parent": "520627001001005", "name": "并发"});
+            http(port, "POST", "/api/v1/nodes", Some(&t2), Some(&body)).await;
+        }
+    });
+    let file = dir.join("backup.db");
+    let (code, out) = tokio::task::spawn_blocking({
+        let (dir, file) = (dir.clone(), file.clone());
+        move || cli(&dir, &["backup", file.to_str().unwrap()], None)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("已备份"));
+    writer.await.unwrap();
+    drop(srv);
+    // Restore: a new data dir with the backup as its database and the same key file.
+    let restored = tmp("restored");
+    std::fs::copy(&file, restored.join("linli.db")).unwrap();
+    std::fs::copy(dir.join("linli.key"), restored.join("linli.key")).unwrap();
+    let srv = Server::start(&restored, None).await;
+    let tok = srv.login().await;
+    let (s, n) = srv.call("GET", "/api/v1/nodes/520627001001005-50", Some(&tok), None).await.unwrap();
+    assert_eq!((s, n["name"].as_str()), (200, Some("备份前")));
+    let (_, ov) = srv.call("GET", "/api/v1/overview", Some(&tok), None).await.unwrap();
+    assert_eq!(ov["grids"], 156);
+    // Encrypted fields decrypt with the restored key.
+    let (s, p) = srv.call("GET", "/api/v1/persons?per_page=1", Some(&tok), None).await.unwrap();
+    assert_eq!(s, 200);
+    assert!(p["items"][0]["id_number"].as_str().unwrap().contains("********"));
+    drop(srv);
+    let (code, out) = cli(&restored, &["audit", "verify"], None);
+    assert_eq!(code, 0, "{out}");
+    // Refuses to overwrite.
+    let (code, out) = cli(&dir, &["backup", file.to_str().unwrap()], None);
+    assert_ne!(code, 0);
+    assert!(out.contains("已存在"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&restored);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_contracts() {
+    let dir = tmp("cli");
+    let (code, out) = cli(&dir, &["--help"], None);
+    assert_eq!(code, 0);
+    assert!(out.contains("用法") && out.contains("启动网页服务"), "{out}");
+    let (code, out) = cli(&dir, &["demo"], None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(PW));
+    let (code, out) = cli(
+        &dir,
+        &["user", "add", "ops1", "--role", "street_admin", "--scope", "520627002", "--password-stdin"],
+        Some("Ops-Pass-2026\n"),
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) =
+        cli(&dir, &["user", "add", "ops2", "--role", "king", "--scope", "520627", "--password-stdin"], Some("Ops-Pass-2026\n"));
+    assert_ne!(code, 0);
+    assert!(out.contains("角色无效"), "{out}");
+    let (code, out) = cli(&dir, &["user", "token", "ops1"], None);
+    assert_eq!(code, 0, "{out}");
+    let token = out.trim().to_string();
+    assert!(token.starts_with("lpat_"));
+    let (code, out) = cli(&dir, &["user", "list"], None);
+    assert_eq!(code, 0);
+    assert!(out.contains("ops1") && out.contains("街道管理员"));
+    let (code, _) = cli(&dir, &["user", "lock", "ops1"], None);
+    assert_eq!(code, 0);
+    let (code, _) = cli(&dir, &["user", "unlock", "ops1"], None);
+    assert_eq!(code, 0);
+
+    let srv = Server::start(&dir, None).await;
+    let (s, ov) = srv.call("GET", "/api/v1/overview", Some(&token), None).await.unwrap();
+    assert_eq!(s, 200);
+    assert_eq!(ov["communities"], 7, "团结街道 has 7 communities");
+    let (s, body) = srv
+        .call("POST", "/api/v1/auth/login", None, Some(&json!({"username": "ops1", "password": "Ops-Pass-2026"})))
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{body}");
+    drop(srv);
+
+    let (code, out) = cli(&dir, &["audit", "verify"], None);
+    assert_eq!(code, 0, "{out}");
+    // Tamper with the file directly, then verify names the entry.
+    {
+        let url = format!("sqlite://{}", dir.join("linli.db").display());
+        let db = linli::db::Db::connect(&url).await.unwrap();
+        sqlx::query("UPDATE audit_log SET actor = 'nobody' WHERE seq = 3").execute(&db.pool).await.unwrap();
+        db.close().await;
+    }
+    let (code, out) = cli(&dir, &["audit", "verify"], None);
+    assert_ne!(code, 0);
+    assert!(out.contains("第 3 条"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,141 @@
+//! Tree CRUD and every validation error.
+
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::both;
+use crate::harness::TestApp;
+
+async fn crud_and_validation(app: TestApp) {
+    let t = app.login("admin").await;
+    // Create a compound under a grid, then a building under it.
+    let r = app
+        .post("/api/v1/nodes")
+        .bearer(&t)
+        .json(json!({"kind": "compound", "code": "520627001001001-77", "parent": "520627001001001", "name": "测试小区"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["name"], "测试小区");
+    let r = app
+        .post("/api/v1/nodes")
+        .bearer(&t)
+        .json(json!({"kind": "building", "code": "520627001001001-77-01", "parent": "520627001001001-77", "name": "1栋"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+
+    // Each invalid field gets its own zh-CN message; nothing is written.
+    let bad = [
+        (json!({"kind": "street", "code": "52062700", "parent": "520627", "name": "x"}), "code"),
+        (json!({"kind": "street", "code": "520628009", "parent": "520627", "name": "x"}), "code"),
+        (json!({"kind": "community", "code": "520627001099", "parent": "520627", "name": "x"}), "parent"),
+        (json!({"kind": "grid", "code": "520627001001000", "parent": "520627001001", "name": "x"}), "code"),
+        (json!({"kind": "grid", "code": "520627001001099", "parent": "520627001001", "name": ""}), "name"),
+        (json!({"kind": "planet", "code": "1", "parent": "520627", "name": "x"}), "kind"),
+        (json!({"kind": "grid", "code": "520627001001099", "parent": "999999999999", "name": "x"}), "parent"),
+    ];
+    for (body, field) in bad {
+        let r = app.post("/api/v1/nodes").bearer(&t).json(body.clone()).send().await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.text());
+        let fields =
+            r.json()["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+        assert!(fields.contains(&field.to_string()), "{body}: expected error on {field}, got {fields:?}");
+        assert!(r.json()["error"].as_str().unwrap().contains("提交的内容有误"));
+    }
+    // Duplicate code.
+    let r = app
+        .post("/api/v1/nodes")
+        .bearer(&t)
+        .json(json!({"kind": "compound", "code": "520627001001001-77", "parent": "520627001001001", "name": "重复"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["fields"][0]["message"], "该编码已存在");
+
+    // Edit with optimistic locking: a stale version is a 409.
+    let r = app.get("/api/v1/nodes/520627001001001-77").bearer(&t).send().await;
+    let v = r.json()["version"].as_i64().unwrap();
+    let r = app
+        .req(Method::PATCH, "/api/v1/nodes/520627001001001-77")
+        .bearer(&t)
+        .json(json!({"name": "幸福小区", "version": v}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["name"], "幸福小区");
+    let r = app
+        .req(Method::PATCH, "/api/v1/nodes/520627001001001-77")
+        .bearer(&t)
+        .json(json!({"name": "旧版本", "version": v}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    // Retire: refused while children are active; delete refused while referenced.
+    let r = app.post("/api/v1/nodes/520627001001001-77/retire").bearer(&t).send().await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let r = app.req(Method::DELETE, "/api/v1/nodes/520627001001001-77").bearer(&t).send().await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.json()["error"].as_str().unwrap().contains("停用"));
+    // Unreferenced building can be deleted; then the compound can be retired and restored.
+    let r = app.req(Method::DELETE, "/api/v1/nodes/520627001001001-77-01").bearer(&t).send().await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = app.post("/api/v1/nodes/520627001001001-77/retire").bearer(&t).send().await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["retired"], true);
+    let listed = app.get("/api/v1/nodes?parent=520627001001001&kind=compound").bearer(&t).send().await.json();
+    assert!(
+        !listed["items"].as_array().unwrap().iter().any(|n| n["code"] == "520627001001001-77"),
+        "retired nodes are hidden by default"
+    );
+    let listed = app.get("/api/v1/nodes?parent=520627001001001&kind=compound&retired=true").bearer(&t).send().await.json();
+    assert!(listed["items"].as_array().unwrap().iter().any(|n| n["code"] == "520627001001001-77"));
+    let r = app.post("/api/v1/nodes/520627001001001-77/restore").bearer(&t).send().await;
+    assert_eq!(r.json()["retired"], false);
+
+    // Filters and paging.
+    let r = app.get("/api/v1/nodes?kind=community&q=花花&page=1&per_page=5").bearer(&t).send().await.json();
+    assert_eq!(r["total"], 1);
+    assert_eq!(r["items"][0]["code"], "520627001001");
+    let r = app.get("/api/v1/nodes?kind=grid&per_page=10&page=2").bearer(&t).send().await.json();
+    assert_eq!(r["total"], 156);
+    assert_eq!(r["items"].as_array().unwrap().len(), 10);
+    let r = app.get("/api/v1/nodes?page=abc").bearer(&t).send().await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json()["error"].as_str().unwrap().contains("查询参数"));
+}
+
+async fn html_tree_pages(app: TestApp) {
+    let t = app.login("admin").await;
+    let csrf =
+        app.post("/api/v1/auth/login").json(json!({"username": "admin", "password": crate::harness::PW})).send().await.json();
+    let (tok, csrf) = (csrf["token"].as_str().unwrap().to_string(), csrf["csrf"].as_str().unwrap().to_string());
+    let cookie = format!("linli_session={tok}");
+    let r = app.get("/tree?node=520627001").cookie(&cookie).send().await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text().contains("花花桥社区"));
+    // A form with a bad code re-renders with the field message, status 422.
+    let r = app
+        .post("/tree/create")
+        .cookie(&cookie)
+        .form(&[("_csrf", &csrf), ("parent", "520627001"), ("kind", "community"), ("code", "12"), ("name", "新社区")])
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("社区代码应为 12 位数字"), "{}", r.text());
+    let r = app
+        .post("/tree/create")
+        .cookie(&cookie)
+        .form(&[("_csrf", &csrf), ("parent", "520627001"), ("kind", "community"), ("code", "520627001099"), ("name", "新社区")])
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let r = app.get("/api/v1/nodes/520627001099").bearer(&t).send().await;
+    assert_eq!(r.json()["name"], "新社区");
+    let r = app.get("/map?node=520627001").cookie(&cookie).send().await;
+    assert!(r.text().contains("<svg"));
+    assert!(r.text().contains("/tree?node=520627001001001"));
+}
+
+both!(crud_and_validation, html_tree_pages);
