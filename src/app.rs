@@ -36,6 +36,8 @@ pub struct AppState {
     pub grids: GridCache,
     /// Request counters for /metrics.
     pub metrics: Arc<Metrics>,
+    /// The Content-Security-Policy header value (depends on the tile server setting).
+    pub csp: HeaderValue,
 }
 
 impl AppState {
@@ -48,7 +50,9 @@ impl AppState {
             tracing::warn!(path = %cfg.key_file().display(), "已生成新的个人信息加密密钥文件，请妥善备份（丢失后加密数据无法恢复）");
         }
         let chain = ChainKey(keyring.blind_index("audit.chain", "v1").into_bytes());
+        let csp = HeaderValue::from_str(&cfg.csp()).map_err(|_| "地图瓦片地址含有非法字符")?;
         let st = AppState {
+            csp,
             db,
             cfg: Arc::new(cfg),
             keyring: Arc::new(keyring),
@@ -104,10 +108,7 @@ async fn count_and_harden(State(st): State<AppState>, req: Request, next: Next) 
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'"),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, st.csp.clone());
     resp
 }
 

@@ -36,6 +36,10 @@ pub struct Config {
     /// 同一来源地址在 15 分钟内允许的登录失败次数（一个办公室可能共用一个地址）
     #[arg(long, env = "LINLI_IP_THROTTLE", default_value_t = 50, global = true)]
     pub ip_throttle: i64,
+
+    /// 内网瓦片地图服务地址（XYZ，如天地图内网服务：http://主机/{z}/{x}/{y}.png），默认不启用
+    #[arg(long, env = "LINLI_MAP_TILE_URL", global = true)]
+    pub map_tile_url: Option<String>,
 }
 
 impl Config {
@@ -46,6 +50,19 @@ impl Config {
             _ => format!("sqlite://{}", self.data_dir.join("linli.db").display()),
         }
     }
+    /// The configured tile URL template, if any.
+    pub fn tile_url(&self) -> Option<&str> {
+        self.map_tile_url.as_deref().map(str::trim).filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+    }
+
+    /// The Content-Security-Policy: our own origin only, plus the tile server's when configured.
+    pub fn csp(&self) -> String {
+        let tiles = self.tile_url().map(|u| u.splitn(4, '/').take(3).collect::<Vec<_>>().join("/")).unwrap_or_default();
+        format!(
+            "default-src 'self'; img-src 'self' data: {tiles}; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'"
+        )
+    }
+
     /// The key file path.
     pub fn key_file(&self) -> PathBuf {
         self.key_file.clone().unwrap_or_else(|| self.data_dir.join("linli.key"))
@@ -75,6 +92,29 @@ impl Default for Config {
             lockout_threshold: 5,
             lockout_secs: 900,
             ip_throttle: 50,
+            map_tile_url: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csp_allows_only_the_configured_tile_origin() {
+        let mut c = Config::default();
+        assert!(c.csp().contains("img-src 'self' data: ;"));
+        c.map_tile_url = Some("http://tiles.gov.intranet:8081/{z}/{x}/{y}.png".into());
+        assert!(c.csp().contains("img-src 'self' data: http://tiles.gov.intranet:8081;"));
+        c.map_tile_url = Some("javascript:alert(1)".into());
+        assert_eq!(c.tile_url(), None);
+    }
+
+    #[test]
+    fn debug_hides_the_database_password() {
+        let c = Config { database_url: Some("postgres://linli:s3cret@db/linli".into()), ..Config::default() };
+        let d = format!("{c:?}");
+        assert!(!d.contains("s3cret") && d.contains("***"));
     }
 }

@@ -155,6 +155,21 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The whole-system actor used by CLI commands: every permission, every scope.
+    pub fn system(what: &str) -> Principal {
+        Principal {
+            user_id: 0,
+            username: format!("system:{what}"),
+            display_name: "系统".into(),
+            role: Role::CountyAdmin,
+            scope: String::new(),
+            scope_path: "/".into(),
+            must_change_password: false,
+            via: Via::Token,
+            ip: "local".into(),
+        }
+    }
+
     /// True when the tree path lies inside the caller's scope.
     pub fn in_scope(&self, path: &str) -> bool {
         path.starts_with(&self.scope_path)

@@ -53,6 +53,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: UserCmd,
     },
+    /// 区域节点（正式部署时先用它建立县级节点）
+    #[command(help_template = HELP, subcommand_help_heading = "命令", subcommand_value_name = "命令")]
+    Node {
+        #[command(subcommand)]
+        cmd: NodeCmd,
+    },
     /// 在线备份 SQLite 数据库（服务运行中也可执行，得到一致的副本）
     #[command(help_template = HELP)]
     Backup {
@@ -123,6 +129,26 @@ enum UserCmd {
 }
 
 #[derive(Subcommand)]
+enum NodeCmd {
+    /// 新建节点，如：linli node add --kind county --code 520627 --name 沿河土家族自治县
+    #[command(help_template = HELP)]
+    Add {
+        /// 类型：county street community grid compound building site
+        #[arg(long)]
+        kind: String,
+        /// 编码
+        #[arg(long)]
+        code: String,
+        /// 名称
+        #[arg(long)]
+        name: String,
+        /// 上级节点编码（县级节点不填）
+        #[arg(long, default_value = "")]
+        parent: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCmd {
     /// 校验整条哈希链，指出第一条被改动、删除或插入的记录
     #[command(help_template = HELP)]
@@ -187,6 +213,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             ExitCode::SUCCESS
         }
         Cmd::User { cmd } => user(&st, cmd).await.map_err(err)?,
+        Cmd::Node { cmd: NodeCmd::Add { kind, code, name, parent } } => {
+            let input = crate::tree::store::NodeInput { kind, code, name, parent, ..Default::default() };
+            let n = crate::tree::store::create(&st, &crate::auth::Principal::system("cli"), &input, false).await.map_err(err)?;
+            println!("已新建{}「{}」（{}）", n.kind.label(), n.name, n.code);
+            ExitCode::SUCCESS
+        }
         Cmd::Backup { file } => {
             if file.exists() {
                 return Err(format!("{} 已存在，不会覆盖", file.display()));

@@ -26,7 +26,7 @@ pub use geojson::{
 pub use index::GridIndex;
 pub use polygon::Polygon;
 pub use relate::{overlaps, within};
-pub use svg::{MapItem, palette, render_svg};
+pub use svg::{MapItem, palette, render_svg, render_svg_with_tiles};
 pub use tiling::split_rect;
 pub use validate::validate;
 

@@ -51,6 +51,13 @@ fn escape(s: &str) -> String {
 /// wide. Height follows the region's aspect ratio with longitudes shrunk by
 /// cos(mid latitude), so grids are not stretched east–west.
 pub fn render_svg(items: &[MapItem], width: u32) -> String {
+    render_svg_with_tiles(items, width, None)
+}
+
+/// Like [`render_svg`], with raster tiles of an intranet XYZ map service (Web Mercator,
+/// WGS-84 based such as 天地图; `{z}`, `{x}`, `{y}` in the URL) drawn under the grids.
+/// At street scale the map's linear projection and Web Mercator agree to well under a pixel.
+pub fn render_svg_with_tiles(items: &[MapItem], width: u32, tile_url: Option<&str>) -> String {
     let width = f64::from(width.max(1));
     let inf = f64::INFINITY;
     let (min, max) = items
@@ -86,7 +93,11 @@ pub fn render_svg(items: &[MapItem], width: u32) -> String {
         out,
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="geo-map" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img">"#
     );
-    out.push_str(r##"<g class="geo-areas" stroke="#555" stroke-width="1" stroke-linejoin="round">"##);
+    if let Some(url) = tile_url {
+        push_tiles(&mut out, url, min, max, kx * scale, &project);
+    }
+    let opacity = if tile_url.is_some() { r#" fill-opacity="0.55""# } else { "" };
+    let _ = write!(out, r##"<g class="geo-areas" stroke="#555" stroke-width="1" stroke-linejoin="round"{opacity}>"##);
     for (i, it) in items.iter().enumerate() {
         let mut d = String::new();
         for ring in it.polygon.rings().filter(|r| !r.is_empty()) {
@@ -122,12 +133,67 @@ pub fn render_svg(items: &[MapItem], width: u32) -> String {
     out
 }
 
+/// Emits `<image>` elements for the XYZ tiles covering the bounding box.
+fn push_tiles(out: &mut String, url: &str, min: Point, max: Point, px_per_deg: f64, project: &dyn Fn(Point) -> (f64, f64)) {
+    // Pick the zoom whose tiles come out closest to 256 px wide on this map.
+    let z = (px_per_deg * 360.0 / 256.0).log2().round().clamp(1.0, 19.0) as i32;
+    let n = 2f64.powi(z);
+    let tx = |lng: f64| ((lng + 180.0) / 360.0 * n).floor();
+    let ty = |lat: f64| {
+        let r = lat.to_radians();
+        ((1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0 * n).floor()
+    };
+    let lng_of = |x: f64| x / n * 360.0 - 180.0;
+    let lat_of = |y: f64| (std::f64::consts::PI * (1.0 - 2.0 * y / n)).sinh().atan().to_degrees();
+    let (x0, x1, y0, y1) = (tx(min.lng), tx(max.lng), ty(max.lat), ty(min.lat));
+    if (x1 - x0 + 1.0) * (y1 - y0 + 1.0) > 400.0 {
+        return;
+    }
+    out.push_str(r#"<g class="geo-tiles">"#);
+    let mut y = y0;
+    while y <= y1 {
+        let mut x = x0;
+        while x <= x1 {
+            let (ax, ay) = project(Point::new(lng_of(x), lat_of(y)));
+            let (bx, by) = project(Point::new(lng_of(x + 1.0), lat_of(y + 1.0)));
+            let href = url
+                .replace("{z}", &z.to_string())
+                .replace("{x}", &(x as i64).to_string())
+                .replace("{y}", &(y as i64).to_string());
+            let _ = write!(
+                out,
+                r#"<image href="{}" x="{ax:.1}" y="{ay:.1}" width="{:.1}" height="{:.1}" preserveAspectRatio="none"/>"#,
+                escape(&href),
+                bx - ax,
+                by - ay
+            );
+            x += 1.0;
+        }
+        y += 1.0;
+    }
+    out.push_str("</g>");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn item<'a>(p: &'a Polygon, label: &'a str, href: &'a str) -> MapItem<'a> {
         MapItem { polygon: p, label, href, fill: "", title: label }
+    }
+
+    #[test]
+    fn tiles_are_drawn_under_the_grids_only_when_configured() {
+        let p = Polygon::rect(108.47, 28.54, 108.52, 28.58);
+        let items = [item(&p, "1", "/g/1")];
+        assert!(!render_svg(&items, 800).contains("<image"));
+        let svg = render_svg_with_tiles(&items, 800, Some("http://tiles.intranet/{z}/{x}/{y}.png?a=1&b=2"));
+        let first_image = svg.find("<image").expect("tiles drawn");
+        assert!(first_image < svg.find("<path").unwrap(), "tiles lie under the grids");
+        assert!(svg.contains("http://tiles.intranet/"));
+        assert!(svg.contains("&amp;b=2"), "URL escaped");
+        assert!(!svg.contains("{z}"));
+        assert!(svg.contains(r#"fill-opacity="0.55""#));
     }
 
     #[test]

@@ -378,7 +378,7 @@ async fn map_get(State(st): State<AppState>, p: Principal, Q(q): Q<MapQ>) -> App
             title: &titles[i],
         })
         .collect();
-    let svg = geo::render_svg(&items, 1000);
+    let svg = geo::render_svg_with_tiles(&items, 1000, st.cfg.tile_url());
     let legend = communities.iter().map(|(c, n)| (c.clone(), n.clone(), colour(c))).collect();
     let layout = Layout::new(&p, &format!("网格地图 · {}", node.name), "/map");
     Ok(render(&MapPage { layout, node, svg, legend, count: grids.len() })?.into_response())

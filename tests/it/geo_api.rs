@@ -150,4 +150,25 @@ async fn grid_contract(app: TestApp) {
     assert_eq!(g["geometry"]["type"], "Polygon");
 }
 
-both!(import_errors_and_export, locate_wgs84_and_gcj02, grid_contract);
+/// A second node on the same database sees grid changes made by the first.
+async fn other_node_sees_grid_changes(app: TestApp) {
+    let node_b = linli::app::AppState::open((*app.st.cfg).clone()).await.unwrap();
+    let t = app.login("admin").await;
+    let (x0, y0, x1, y1) = grid_bbox(&app, &t, "520627001002003").await;
+    let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+    assert_eq!(node_b.grids.locate(cx, cy, linli::geo::Crs::Wgs84).unwrap().grid_code, "520627001002003");
+    // Node A moves grid 003's area to a far-away polygon.
+    let far = poly(&[(109.0, 29.0), (109.001, 29.0), (109.001, 29.001), (109.0, 29.0)]);
+    let r = app.req(Method::PUT, "/api/v1/nodes/520627001002003/geometry").bearer(&t).json(far).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "outside its community: {}", r.text());
+    let shrunk = poly(&[(x0, y0), ((x0 + x1) / 2.0 - 0.0001, y0), ((x0 + x1) / 2.0 - 0.0001, y1), (x0, y1), (x0, y0)]);
+    let r = app.req(Method::PUT, "/api/v1/nodes/520627001002003/geometry").bearer(&t).json(shrunk).send().await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    assert!(app.st.grids.locate(cx, cy, linli::geo::Crs::Wgs84).is_none(), "node A rebuilt at once");
+    assert!(node_b.grids.refresh(&node_b.db).await.unwrap(), "node B notices the version change");
+    assert!(node_b.grids.locate(cx, cy, linli::geo::Crs::Wgs84).is_none());
+    assert!(!node_b.grids.refresh(&node_b.db).await.unwrap(), "no rebuild without a change");
+    node_b.db.close().await;
+}
+
+both!(import_errors_and_export, locate_wgs84_and_gcj02, grid_contract, other_node_sees_grid_changes);

@@ -284,3 +284,43 @@ async fn cli_contracts() {
     assert!(out.contains("第 3 条"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_bootstrap_without_demo() {
+    let dir = tmp("boot");
+    let (code, out) = cli(&dir, &["node", "add", "--kind", "county", "--code", "520628", "--name", "松桃苗族自治县"], None);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) =
+        cli(&dir, &["node", "add", "--kind", "street", "--code", "52062", "--name", "坏编码", "--parent", "520628"], None);
+    assert_ne!(code, 0);
+    assert!(out.contains("街道代码应为 9 位数字"), "{out}");
+    let (code, out) = cli(
+        &dir,
+        &["user", "add", "root", "--role", "county_admin", "--scope", "520628", "--password-stdin"],
+        Some("Root-Pass-2026"),
+    );
+    assert_eq!(code, 0, "{out}");
+    let port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--no-demo", "--bind", &format!("127.0.0.1:{port}")]).stdout(Stdio::null()).stderr(Stdio::null());
+    env_for(&mut cmd, &dir, None);
+    let child = cmd.spawn().unwrap();
+    let srv = Server { child, port };
+    let t0 = Instant::now();
+    while srv.call("GET", "/readyz", None, None).await.map(|r| r.0) != Some(200) {
+        assert!(t0.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (s, body) = srv
+        .call("POST", "/api/v1/auth/login", None, Some(&json!({"username": "root", "password": "Root-Pass-2026"})))
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{body}");
+    let tok = body["token"].as_str().unwrap();
+    let (_, ov) = srv.call("GET", "/api/v1/overview", Some(tok), None).await.unwrap();
+    assert_eq!((ov["streets"].as_i64(), ov["grids"].as_i64()), (Some(0), Some(0)), "no demo data: {ov}");
+    let (s, _) = srv.call("GET", "/api/v1/nodes/520627", Some(tok), None).await.unwrap();
+    assert_eq!(s, 404, "the demo county was not loaded");
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+}
