@@ -2,7 +2,6 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,6 +14,7 @@ use crate::auth::{Perm, Principal, Role};
 use crate::db::{get as col, like_escape};
 use crate::error::{AppError, AppResult};
 use crate::tree::store::{Page, paging};
+use crate::web::xlsx::Cell;
 use crate::web::{Layout, Q, fmt_time, render};
 
 /// Filters for the log.
@@ -97,27 +97,24 @@ pub async fn search(st: &AppState, p: &Principal, f: &AuditFilter, all: bool) ->
 
 /// Builds the xlsx export of a filtered log.
 pub fn to_xlsx(rows: &[StoredEntry]) -> AppResult<Vec<u8>> {
-    use rust_xlsxwriter::{Format, Workbook};
-    let x = |e: rust_xlsxwriter::XlsxError| AppError::Internal(format!("xlsx: {e}"));
-    let mut wb = Workbook::new();
-    let ws = wb.add_worksheet();
-    ws.set_name("审计日志").map_err(x)?;
-    let bold = Format::new().set_bold();
     let headers = ["序号", "时间", "操作人", "来源地址", "操作", "对象类型", "对象", "摘要", "哈希"];
-    for (c, h) in headers.iter().enumerate() {
-        ws.write_string_with_format(0, c as u16, *h, &bold).map_err(x)?;
-    }
-    for (i, e) in rows.iter().enumerate() {
-        let r = i as u32 + 1;
-        ws.write_number(r, 0, e.seq as f64).map_err(x)?;
-        ws.write_string(r, 1, fmt_time(e.at)).map_err(x)?;
-        for (c, v) in [&e.actor, &e.ip, &e.action, &e.entity, &e.entity_id, &e.summary, &e.hash].iter().enumerate() {
-            ws.write_string(r, c as u16 + 2, v.as_str()).map_err(x)?;
-        }
-    }
-    ws.set_column_width(1, 20).map_err(x)?;
-    ws.set_column_width(7, 60).map_err(x)?;
-    wb.save_to_buffer().map_err(x)
+    crate::web::xlsx::workbook(
+        "审计日志",
+        &headers,
+        rows.iter().map(|e| {
+            vec![
+                Cell::from(e.seq),
+                fmt_time(e.at).into(),
+                e.actor.as_str().into(),
+                e.ip.as_str().into(),
+                e.action.as_str().into(),
+                e.entity.as_str().into(),
+                e.entity_id.as_str().into(),
+                e.summary.as_str().into(),
+                e.hash.as_str().into(),
+            ]
+        }),
+    )
 }
 
 async fn api_list(State(st): State<AppState>, p: Principal, Q(f): Q<AuditFilter>) -> AppResult<Json<Page<StoredEntry>>> {
@@ -126,15 +123,7 @@ async fn api_list(State(st): State<AppState>, p: Principal, Q(f): Q<AuditFilter>
 
 async fn export(State(st): State<AppState>, p: Principal, Q(f): Q<AuditFilter>) -> AppResult<Response> {
     let page = search(&st, &p, &f, true).await?;
-    let bytes = to_xlsx(&page.items)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"audit.xlsx\""),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(crate::web::xlsx::download("审计日志.xlsx", to_xlsx(&page.items)?))
 }
 
 async fn api_verify(State(st): State<AppState>, p: Principal) -> AppResult<Json<Verdict>> {

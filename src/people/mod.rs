@@ -139,8 +139,16 @@ pub async fn validate(st: &AppState, p: Option<&Principal>, input: &PersonInput)
     })
 }
 
-/// Inserts a validated person inside `tx` (shared by the API and the demo loader).
-pub async fn insert(tx: &mut Tx, keys: &Keyring, v: &ValidPerson, is_demo: bool) -> AppResult<i64> {
+struct Encrypted {
+    id_enc: Option<Vec<u8>>,
+    id_bidx: Option<String>,
+    gender: &'static str,
+    birth: Option<i64>,
+    ph_enc: Option<Vec<u8>>,
+    ph_bidx: Option<String>,
+}
+
+fn encrypted_fields(keys: &Keyring, v: &ValidPerson) -> Encrypted {
     let (id_enc, id_bidx, gender, birth) = match &v.id {
         Some(id) => (
             Some(keys.encrypt(id.as_str(), AAD_ID)),
@@ -154,6 +162,12 @@ pub async fn insert(tx: &mut Tx, keys: &Keyring, v: &ValidPerson, is_demo: bool)
         Some(m) => (Some(keys.encrypt(m.as_str(), AAD_PHONE)), Some(keys.blind_index("mobile", m.as_str()))),
         None => (None, None),
     };
+    Encrypted { id_enc, id_bidx, gender, birth, ph_enc, ph_bidx }
+}
+
+/// Inserts a validated person inside `tx` (shared by the API and the demo loader).
+pub async fn insert(tx: &mut Tx, keys: &Keyring, v: &ValidPerson, is_demo: bool) -> AppResult<i64> {
+    let Encrypted { id_enc, id_bidx, gender, birth, ph_enc, ph_bidx } = encrypted_fields(keys, v);
     let now = now_ms();
     let row = sqlx::query(
         "INSERT INTO persons (name, id_enc, id_bidx, phone_enc, phone_bidx, gender, birth_year, node_id, room, tags, is_demo, created_at, updated_at) \
@@ -196,6 +210,94 @@ pub async fn create(st: &AppState, p: &Principal, input: &PersonInput) -> AppRes
     audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
     tx.commit().await?;
     get_person(st, p, id).await
+}
+
+/// Edits a person (all fields; an empty ID number or mobile clears it). Audited.
+pub async fn update(st: &AppState, p: &Principal, id: i64, input: &PersonInput) -> AppResult<Person> {
+    let old = get_person(st, p, id).await?;
+    p.check(Perm::PersonWrite, &old.path)?;
+    let v = validate(st, Some(p), input).await?;
+    let mut tx = st.db.begin().await?;
+    if let Some(idn) = &v.id {
+        let dup = sqlx::query("SELECT id FROM persons WHERE id_bidx = $1 AND retired_at IS NULL AND id <> $2")
+            .bind(st.keyring.blind_index("id_number", idn.as_str()))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if dup.is_some() {
+            return Err(AppError::field("id_number", "该身份证号已登记"));
+        }
+    }
+    let f = encrypted_fields(&st.keyring, &v);
+    sqlx::query(
+        "UPDATE persons SET name = $1, id_enc = $2, id_bidx = $3, phone_enc = $4, phone_bidx = $5, gender = $6, birth_year = $7, \
+         node_id = $8, room = $9, tags = $10, updated_at = $11 WHERE id = $12",
+    )
+    .bind(&v.name)
+    .bind(f.id_enc)
+    .bind(f.id_bidx)
+    .bind(f.ph_enc)
+    .bind(f.ph_bidx)
+    .bind(f.gender)
+    .bind(f.birth)
+    .bind(v.node_id)
+    .bind(&v.room)
+    .bind(&v.tags)
+    .bind(now_ms())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    let summary = format!("修改居民 {} 的信息（住址 {} → {}）", mask_name(&v.name), old.node_code, input.node.trim());
+    let ev =
+        Event { action: "person.update", entity: "person", entity_id: &id.to_string(), node_path: &v.path, summary: &summary };
+    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    tx.commit().await?;
+    get_person(st, p, id).await
+}
+
+/// Marks a person as moved away (迁出); the record stays for history. Audited.
+pub async fn retire(st: &AppState, p: &Principal, id: i64, reason: &str) -> AppResult<()> {
+    let old = get_person(st, p, id).await?;
+    p.check(Perm::PersonWrite, &old.path)?;
+    let mut tx = st.db.begin().await?;
+    sqlx::query("UPDATE persons SET retired_at = $1, updated_at = $1 WHERE id = $2 AND retired_at IS NULL")
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let summary =
+        format!("居民 {} 迁出；原因：{}", mask_name(&old.name), if reason.trim().is_empty() { "未填写" } else { reason.trim() });
+    let ev =
+        Event { action: "person.retire", entity: "person", entity_id: &id.to_string(), node_path: &old.path, summary: &summary };
+    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Exports the filtered register (masked) as xlsx; the export itself is audited.
+pub async fn export(st: &AppState, p: &Principal, f: &PersonFilter) -> AppResult<Vec<u8>> {
+    use crate::web::xlsx::{Cell, workbook};
+    let mut f = f.clone();
+    f.page = Some(1);
+    f.per_page = Some(crate::tree::store::EXPORT_MAX);
+    let page = list(st, p, &f).await?;
+    let summary = format!("导出居民名单 {} 人（脱敏）", page.items.len());
+    let ev = Event { action: "person.export", entity: "person", entity_id: "-", node_path: &p.scope_path, summary: &summary };
+    audit::record(&st.db, &st.chain, &p.actor(), ev).await?;
+    let rows = page.items.iter().map(|x| {
+        vec![
+            Cell::from(x.name.as_str()),
+            x.gender.as_str().into(),
+            x.birth_year.map(Cell::from).unwrap_or_else(|| "".into()),
+            x.id_number.as_str().into(),
+            x.mobile.as_str().into(),
+            x.node_code.as_str().into(),
+            x.node_name.as_str().into(),
+            x.room.as_str().into(),
+            x.tags.as_str().into(),
+        ]
+    });
+    workbook("居民", &["姓名", "性别", "出生年", "身份证号（脱敏）", "手机号（脱敏）", "住址编码", "住址", "房号", "标签"], rows)
 }
 
 const COLS: &str = "pe.id, pe.name, pe.id_enc, pe.phone_enc, pe.gender, pe.birth_year, pe.room, pe.tags, n.code AS node_code, n.name AS node_name, n.path";

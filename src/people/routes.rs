@@ -46,11 +46,36 @@ async fn api_reveal(
     Ok(Json(super::reveal(&st, &p, id, &f.reason).await?))
 }
 
+async fn api_update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    JsonBody(i): JsonBody<PersonInput>,
+) -> AppResult<Json<Person>> {
+    Ok(Json(super::update(&st, &p, id, &i).await?))
+}
+
+async fn api_retire(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    OptJson(f): OptJson<RevealForm>,
+) -> AppResult<StatusCode> {
+    super::retire(&st, &p, id, &f.reason).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn export(State(st): State<AppState>, p: Principal, Q(f): Q<PersonFilter>) -> AppResult<Response> {
+    Ok(crate::web::xlsx::download("居民名单.xlsx", super::export(&st, &p, &f).await?))
+}
+
 /// API routes (under /api/v1).
 pub fn api() -> Router<AppState> {
     Router::new()
         .route("/persons", get(api_list).post(api_create))
-        .route("/persons/{id}", get(api_get))
+        .route("/persons/export.xlsx", get(export))
+        .route("/persons/{id}", get(api_get).put(api_update))
+        .route("/persons/{id}/retire", post(api_retire))
         .route("/persons/{id}/reveal", post(api_reveal))
 }
 
@@ -98,13 +123,26 @@ struct PersonPage {
     person: Person,
     revealed: Option<Revealed>,
     can_reveal: bool,
+    can_write: bool,
+    errors: FieldErrors,
+}
+
+async fn person_page(
+    st: &AppState,
+    p: &Principal,
+    id: i64,
+    revealed: Option<Revealed>,
+    errors: FieldErrors,
+) -> AppResult<Response> {
+    let person = super::get_person(st, p, id).await?;
+    let layout = Layout::new(p, &format!("居民 · {}", person.name), "/people");
+    let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let (can_reveal, can_write) = (p.role.can(Perm::PersonReveal), p.role.can(Perm::PersonWrite));
+    Ok((status, render(&PersonPage { layout, person, revealed, can_reveal, can_write, errors })?).into_response())
 }
 
 async fn person_get(State(st): State<AppState>, p: Principal, Path(id): Path<i64>) -> AppResult<Response> {
-    let person = super::get_person(&st, &p, id).await?;
-    let layout = Layout::new(&p, &format!("居民 · {}", person.name), "/people");
-    let can_reveal = p.role.can(Perm::PersonReveal);
-    Ok(render(&PersonPage { layout, person, revealed: None, can_reveal })?.into_response())
+    person_page(&st, &p, id, None, FieldErrors::default()).await
 }
 
 async fn person_reveal(
@@ -114,9 +152,30 @@ async fn person_reveal(
     FormBody(f): FormBody<RevealForm>,
 ) -> AppResult<Response> {
     let revealed = super::reveal(&st, &p, id, &f.reason).await?;
-    let person = super::get_person(&st, &p, id).await?;
-    let layout = Layout::new(&p, &format!("居民 · {}", person.name), "/people");
-    Ok(render(&PersonPage { layout, person, revealed: Some(revealed), can_reveal: true })?.into_response())
+    person_page(&st, &p, id, Some(revealed), FieldErrors::default()).await
+}
+
+async fn person_edit(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    FormBody(f): FormBody<PersonInput>,
+) -> AppResult<Response> {
+    match super::update(&st, &p, id, &f).await {
+        Ok(_) => Ok(Redirect::to(&format!("/people/{id}")).into_response()),
+        Err(AppError::Validation(v)) => person_page(&st, &p, id, None, FieldErrors(v)).await,
+        Err(e) => Err(e),
+    }
+}
+
+async fn person_retire(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    FormBody(f): FormBody<RevealForm>,
+) -> AppResult<Response> {
+    super::retire(&st, &p, id, &f.reason).await?;
+    Ok(Redirect::to("/people").into_response())
 }
 
 /// Page routes.
@@ -124,5 +183,8 @@ pub fn pages() -> Router<AppState> {
     Router::new()
         .route("/people", get(people_get).post(people_post))
         .route("/people/{id}", get(person_get))
+        .route("/people/export.xlsx", get(export))
         .route("/people/{id}/reveal", post(person_reveal))
+        .route("/people/{id}/edit", post(person_edit))
+        .route("/people/{id}/retire", post(person_retire))
 }

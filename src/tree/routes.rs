@@ -31,6 +31,27 @@ async fn api_nodes(State(st): State<AppState>, p: Principal, Q(f): Q<NodeFilter>
     Ok(Json(store::list(&st, &p, &f).await?))
 }
 
+/// The filtered node list as xlsx (all pages).
+async fn api_nodes_export(State(st): State<AppState>, p: Principal, Q(mut f): Q<NodeFilter>) -> AppResult<Response> {
+    use crate::web::xlsx::{Cell, download, workbook};
+    f.page = Some(1);
+    f.per_page = Some(store::EXPORT_MAX);
+    let page = store::list(&st, &p, &f).await?;
+    let rows = page.items.iter().map(|n| {
+        vec![
+            Cell::from(n.code.as_str()),
+            n.name.as_str().into(),
+            n.kind.label().into(),
+            n.parent_code.clone().unwrap_or_default().into(),
+            n.address.as_str().into(),
+            (if n.has_geometry { "有" } else { "" }).into(),
+            (if n.retired { "已停用" } else { "正常" }).into(),
+        ]
+    });
+    let bytes = workbook("区域节点", &["编码", "名称", "类型", "上级编码", "地址", "边界", "状态"], rows)?;
+    Ok(download("区域节点.xlsx", bytes))
+}
+
 async fn api_node(State(st): State<AppState>, p: Principal, Path(code): Path<String>) -> AppResult<Json<Node>> {
     Ok(Json(store::get_node(&st, &p, &code).await?))
 }
@@ -174,6 +195,7 @@ async fn api_locate(State(st): State<AppState>, p: Principal, Q(q): Q<LocateQ>) 
 pub fn api() -> Router<AppState> {
     Router::new()
         .route("/nodes", get(api_nodes).post(api_node_create))
+        .route("/nodes/export.xlsx", get(api_nodes_export))
         .route("/nodes/{code}", get(api_node).patch(api_node_update).delete(api_node_delete))
         .route("/nodes/{code}/geojson", get(api_node_geojson))
         .route("/nodes/{code}/geometry", axum::routing::put(api_node_geometry))

@@ -85,9 +85,16 @@ impl<T> Page<T> {
     }
 }
 
-/// Normalises paging parameters.
+/// Most rows an Excel export carries.
+pub const EXPORT_MAX: i64 = 100_000;
+
+/// Normalises paging parameters (page size 1–500; exports ask for [`EXPORT_MAX`]).
 pub fn paging(page: Option<i64>, per_page: Option<i64>) -> (i64, i64) {
-    (page.unwrap_or(1).max(1), per_page.unwrap_or(20).clamp(1, 500))
+    let per = match per_page {
+        Some(EXPORT_MAX) => EXPORT_MAX,
+        other => other.unwrap_or(20).clamp(1, 500),
+    };
+    (page.unwrap_or(1).max(1), per)
 }
 
 /// Lists nodes inside the caller's scope.

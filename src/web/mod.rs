@@ -2,6 +2,7 @@
 //! zh-CN [`AppError`]s, and the middleware that renders errors as pages on HTML routes.
 
 pub mod pages;
+pub mod xlsx;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;

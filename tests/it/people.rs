@@ -119,4 +119,52 @@ async fn masking_and_audited_reveal(app: TestApp) {
     assert_eq!(r["total"], 0);
 }
 
-both!(masking_and_audited_reveal);
+async fn edit_move_out_and_export(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let list = app.get("/api/v1/persons?node=520627001001003&per_page=1").bearer(&staff).send().await.json();
+    let pid = list["items"][0]["id"].as_i64().unwrap();
+    let total = list["total"].as_i64().unwrap();
+    // Edit: new phone, new room; bad node is a field error and changes nothing.
+    let r = app
+        .req(axum::http::Method::PUT, &format!("/api/v1/persons/{pid}"))
+        .bearer(&staff)
+        .json(json!({"name": "改名后", "mobile": "13912345678", "node": "520627002001001"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "another street is out of scope: {}", r.text());
+    let r = app
+        .req(axum::http::Method::PUT, &format!("/api/v1/persons/{pid}"))
+        .bearer(&staff)
+        .json(json!({"name": "改名后", "mobile": "13912345678", "node": "520627001001003", "room": "9-901"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["mobile"], "139****5678");
+    assert_eq!(r.json()["room"], "9-901");
+    assert_eq!(app.get("/api/v1/persons?q=13912345678").bearer(&staff).send().await.json()["total"], 1);
+    // Export: masked, audited, a real xlsx.
+    let x = app.get("/api/v1/persons/export.xlsx?node=520627001001003").bearer(&staff).send().await;
+    assert_eq!(x.status, StatusCode::OK);
+    assert!(x.body.starts_with(b"PK"));
+    assert!(x.header("content-disposition").contains("filename*=UTF-8''"));
+    let admin = app.login("admin").await;
+    let log = app.get("/api/v1/audit?action=person.export").bearer(&admin).send().await.json();
+    assert_eq!(log["total"], 1);
+    assert!(log["items"][0]["summary"].as_str().unwrap().contains(&format!("{total} 人")));
+    // Move out: gone from the list, kept in the table.
+    let r = app.post(&format!("/api/v1/persons/{pid}/retire")).bearer(&staff).json(json!({"reason": "搬离本市"})).send().await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&format!("/api/v1/persons/{pid}")).bearer(&staff).send().await.status, StatusCode::NOT_FOUND);
+    let after =
+        app.get("/api/v1/persons?node=520627001001003&per_page=1").bearer(&staff).send().await.json()["total"].as_i64().unwrap();
+    assert_eq!(after, total - 1);
+    let kept: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM persons WHERE id = $1").bind(pid).fetch_one(&app.st.db.pool).await.unwrap();
+    assert_eq!(kept, 1);
+    // Node export follows the filters.
+    let x = app.get("/api/v1/nodes/export.xlsx?kind=grid&under=520627001001").bearer(&admin).send().await;
+    assert_eq!(x.status, StatusCode::OK);
+    assert!(x.body.starts_with(b"PK"));
+}
+
+both!(masking_and_audited_reveal, edit_move_out_and_export);
