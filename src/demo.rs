@@ -243,9 +243,7 @@ pub async fn load(st: &AppState, password: &str) -> AppResult<()> {
         action: "demo.load", entity: "node", entity_id: COUNTY, node_path: &county_path, summary: "载入演示县数据"
     };
     audit::append(&mut tx, &st.chain, &Actor::system("demo"), ev).await?;
-    crate::tree::geometry::bump_grid_version(&mut tx).await?;
-    tx.commit().await?;
-    st.grids.refresh(&st.db).await?;
+    crate::tree::geometry::commit(st, tx, true).await?;
     Ok(())
 }
 
@@ -304,9 +302,7 @@ pub async fn reset(st: &AppState) -> AppResult<()> {
     }
     let ev = Event { action: "demo.reset", entity: "node", entity_id: COUNTY, node_path: "/", summary: "清除演示县数据" };
     audit::append(&mut tx, &st.chain, &Actor::system("demo"), ev).await?;
-    crate::tree::geometry::bump_grid_version(&mut tx).await?;
-    tx.commit().await?;
-    st.grids.refresh(&st.db).await?;
+    crate::tree::geometry::commit(st, tx, true).await?;
     Ok(())
 }
 

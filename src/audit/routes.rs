@@ -6,14 +6,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use sqlx::AssertSqlSafe;
 
 use super::{StoredEntry, Verdict};
 use crate::app::AppState;
 use crate::auth::{Perm, Principal, Role};
-use crate::db::{get as col, like_escape};
+use crate::db::list::{EXPORT_MAX, Page, Where, paging};
 use crate::error::{AppError, AppResult};
-use crate::tree::store::{Page, paging};
 use crate::web::xlsx::Cell;
 use crate::web::{Layout, Q, fmt_time, render};
 
@@ -45,54 +43,29 @@ fn day_ms(s: &str, field: &str) -> AppResult<i64> {
 /// Runs a filtered query; `limit` None means everything (export).
 pub async fn search(st: &AppState, p: &Principal, f: &AuditFilter, all: bool) -> AppResult<Page<StoredEntry>> {
     p.require(Perm::AuditRead)?;
-    let mut wh: Vec<String> = vec!["1=1".into()];
-    let mut args: Vec<String> = Vec::new();
-    let mut ints: Vec<i64> = Vec::new();
-    let arg = |v: String, args: &mut Vec<String>| {
-        args.push(v);
-        format!("${}", args.len())
-    };
+    let mut w = Where::new();
+    // The county sees everything, including failed logins that belong to no node.
     if p.role != Role::CountyAdmin {
-        let a = arg(format!("{}%", like_escape(&p.scope_path)), &mut args);
-        wh.push(format!("node_path LIKE {a} ESCAPE '\\'"));
+        w.under("node_path", &p.scope_path);
     }
     if let Some(a) = f.action.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let a = arg(format!("{}%", like_escape(a)), &mut args);
-        wh.push(format!("action LIKE {a} ESCAPE '\\'"));
+        w.under("action", a);
     }
     if let Some(a) = f.actor.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let a = arg(a.to_string(), &mut args);
-        wh.push(format!("actor = {a}"));
+        w.arg("actor = ?", a);
     }
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let a = arg(format!("%{}%", like_escape(q)), &mut args);
-        wh.push(format!("(summary LIKE {a} ESCAPE '\\' OR entity_id LIKE {a} ESCAPE '\\')"));
+        w.contains(&["summary", "entity_id"], q);
     }
     if let Some(d) = f.from.as_deref().filter(|s| !s.trim().is_empty()) {
-        ints.push(day_ms(d, "from")?);
-        wh.push(format!("at >= {}", ints[ints.len() - 1]));
+        w.raw(&format!("at >= {}", day_ms(d, "from")?));
     }
     if let Some(d) = f.to.as_deref().filter(|s| !s.trim().is_empty()) {
-        ints.push(day_ms(d, "to")? + 86_400_000);
-        wh.push(format!("at < {}", ints[ints.len() - 1]));
+        w.raw(&format!("at < {}", day_ms(d, "to")? + 86_400_000));
     }
-    let wsql = wh.join(" AND ");
-    let mut cq = sqlx::query(AssertSqlSafe(format!("SELECT COUNT(*) AS c FROM audit_log WHERE {wsql}")));
-    for a in &args {
-        cq = cq.bind(a.clone());
-    }
-    let total: i64 = col(&cq.fetch_one(&st.db.pool).await?, "c")?;
-    let (page, per) = if all { (1, total.max(1)) } else { paging(f.page, f.per_page.or(Some(50))) };
-    let sql = format!(
-        "SELECT seq, at, actor, ip, action, entity, entity_id, node_path, summary, prev_hash, hash FROM audit_log WHERE {wsql} ORDER BY seq DESC LIMIT {per} OFFSET {}",
-        (page - 1) * per
-    );
-    let mut q = sqlx::query(AssertSqlSafe(sql));
-    for a in &args {
-        q = q.bind(a.clone());
-    }
-    let items = q.fetch_all(&st.db.pool).await?.iter().map(StoredEntry::from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(Page { items, total, page, per_page: per })
+    let paging = if all { (1, EXPORT_MAX) } else { paging(f.page, f.per_page.or(Some(50))) };
+    let cols = "seq, at, actor, ip, action, entity, entity_id, node_path, summary, prev_hash, hash";
+    w.page(&st.db, cols, "FROM audit_log", "seq DESC", paging, |r| Ok(StoredEntry::from_row(r)?)).await
 }
 
 /// Builds the xlsx export of a filtered log.

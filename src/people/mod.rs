@@ -10,11 +10,12 @@ use sqlx::AssertSqlSafe;
 use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::auth::{Perm, Principal};
-use crate::db::{Row, Tx, get, like_escape, now_ms};
+use crate::db::list::{Page, Where, paging};
+use crate::db::{Row, Tx, get, now_ms};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::ident::{IdNumber, Mobile, mask_name};
 use crate::privacy::Keyring;
-use crate::tree::store::{Page, find_by_code, paging};
+use crate::tree::store::find_by_code;
 
 const AAD_ID: &[u8] = b"person.id_number";
 const AAD_PHONE: &[u8] = b"person.mobile";
@@ -354,43 +355,24 @@ pub struct PersonFilter {
 /// Lists persons inside the caller's scope, masked.
 pub async fn list(st: &AppState, p: &Principal, f: &PersonFilter) -> AppResult<Page<Person>> {
     p.require(Perm::PersonRead)?;
-    let mut path = p.scope_path.clone();
-    if let Some(code) = f.node.as_deref().filter(|s| !s.trim().is_empty()) {
-        path = crate::tree::store::get_node(st, p, code.trim()).await?.path;
-    }
-    let mut wh = vec!["n.path LIKE $1 ESCAPE '\\'".to_string(), "pe.retired_at IS NULL".into()];
-    let mut args = vec![format!("{}%", like_escape(&path))];
+    let mut w = Where::new();
+    match f.node.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(code) => w.under("n.path", &crate::tree::store::get_node(st, p, code).await?.path),
+        None => w.under("n.path", &p.scope_path),
+    };
+    w.raw("pe.retired_at IS NULL");
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        // A whole ID number or mobile is found through its blind index; anything else by name.
         if let Ok(id) = IdNumber::parse(q) {
-            args.push(st.keyring.blind_index("id_number", id.as_str()));
-            wh.push("pe.id_bidx = $2".into());
+            w.arg("pe.id_bidx = ?", st.keyring.blind_index("id_number", id.as_str()));
         } else if let Ok(m) = Mobile::parse(q) {
-            args.push(st.keyring.blind_index("mobile", m.as_str()));
-            wh.push("pe.phone_bidx = $2".into());
+            w.arg("pe.phone_bidx = ?", st.keyring.blind_index("mobile", m.as_str()));
         } else {
-            args.push(format!("%{}%", like_escape(q)));
-            wh.push("pe.name LIKE $2 ESCAPE '\\'".into());
+            w.contains(&["pe.name"], q);
         }
     }
-    let (page, per) = paging(f.page, f.per_page);
-    let wsql = wh.join(" AND ");
-    let csql = format!("SELECT COUNT(*) AS c FROM persons pe JOIN nodes n ON n.id = pe.node_id WHERE {wsql}");
-    let mut cq = sqlx::query(AssertSqlSafe(csql));
-    for a in &args {
-        cq = cq.bind(a.clone());
-    }
-    let total: i64 = get(&cq.fetch_one(&st.db.pool).await?, "c")?;
-    let sql = format!(
-        "SELECT {COLS} FROM persons pe JOIN nodes n ON n.id = pe.node_id WHERE {wsql} ORDER BY pe.id LIMIT {per} OFFSET {}",
-        (page - 1) * per
-    );
-    let mut q = sqlx::query(AssertSqlSafe(sql));
-    for a in &args {
-        q = q.bind(a.clone());
-    }
-    let rows = q.fetch_all(&st.db.pool).await?;
-    let items = rows.iter().map(|r| masked(&st.keyring, r)).collect::<AppResult<Vec<_>>>()?;
-    Ok(Page { items, total, page, per_page: per })
+    let from = "FROM persons pe JOIN nodes n ON n.id = pe.node_id";
+    w.page(&st.db, COLS, from, "pe.id", paging(f.page, f.per_page), |r| masked(&st.keyring, r)).await
 }
 
 /// Reveals a person's full ID number and mobile: a separate permission, always audited.

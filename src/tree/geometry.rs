@@ -97,6 +97,19 @@ pub async fn bump_grid_version(tx: &mut Tx) -> AppResult<()> {
     Ok(())
 }
 
+/// Commits a transaction; when it changed grids, marks the grid set as changed first and
+/// rebuilds this node's index after (other nodes notice through the version).
+pub async fn commit(st: &AppState, mut tx: Tx, grids_changed: bool) -> AppResult<()> {
+    if grids_changed {
+        bump_grid_version(&mut tx).await?;
+    }
+    tx.commit().await?;
+    if grids_changed {
+        st.grids.refresh(&st.db).await?;
+    }
+    Ok(())
+}
+
 /// Reads a node's stored polygon.
 pub async fn polygon_of(db: &Db, code: &str) -> AppResult<Option<Polygon>> {
     let r = sqlx::query("SELECT geometry FROM nodes WHERE code = $1").bind(code).fetch_optional(&db.pool).await?;
@@ -277,9 +290,7 @@ pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value,
     let summary = format!("导入网格边界 {} 个（新建 {created}，更新 {updated}）", parsed.len());
     let ev = Event { action: "grid.import", entity: "node", entity_id: &comm.code, node_path: &comm.path, summary: &summary };
     audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
-    bump_grid_version(&mut tx).await?;
-    tx.commit().await?;
-    st.grids.refresh(&st.db).await?;
+    commit(st, tx, true).await?;
     Ok(ImportReport { ok: true, created, updated, errors: Vec::new() })
 }
 

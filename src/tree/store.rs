@@ -1,7 +1,9 @@
 //! Queries on the tree, shared by pages, API, CLI and the demo loader.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sqlx::AssertSqlSafe;
+
+use crate::db::list::Where;
 
 use super::{Kind, Node, check_code};
 use crate::app::AppState;
@@ -65,83 +67,31 @@ pub struct NodeFilter {
     pub per_page: Option<i64>,
 }
 
-/// A page of results.
-#[derive(Clone, Debug, Serialize)]
-pub struct Page<T> {
-    /// The rows.
-    pub items: Vec<T>,
-    /// Total matching rows.
-    pub total: i64,
-    /// 1-based page.
-    pub page: i64,
-    /// Page size.
-    pub per_page: i64,
-}
-
-impl<T> Page<T> {
-    /// Number of pages.
-    pub fn pages(&self) -> i64 {
-        ((self.total + self.per_page - 1) / self.per_page).max(1)
-    }
-}
-
-/// Most rows an Excel export carries.
-pub const EXPORT_MAX: i64 = 100_000;
-
-/// Normalises paging parameters (page size 1–500; exports ask for [`EXPORT_MAX`]).
-pub fn paging(page: Option<i64>, per_page: Option<i64>) -> (i64, i64) {
-    let per = match per_page {
-        Some(EXPORT_MAX) => EXPORT_MAX,
-        other => other.unwrap_or(20).clamp(1, 500),
-    };
-    (page.unwrap_or(1).max(1), per)
-}
+pub use crate::db::list::{EXPORT_MAX, Page, paging};
 
 /// Lists nodes inside the caller's scope.
 pub async fn list(st: &AppState, p: &Principal, f: &NodeFilter) -> AppResult<Page<Node>> {
     p.require(Perm::TreeRead)?;
-    let mut wh = vec!["n.path LIKE $1 ESCAPE '\\'".to_string()];
-    let mut args: Vec<String> = vec![format!("{}%", like_escape(&p.scope_path))];
-    let mut push = |cond: &str, v: String, wh: &mut Vec<String>| {
-        args.push(v);
-        wh.push(cond.replace('?', &format!("${}", args.len())));
-    };
+    let mut w = Where::new();
+    w.under("n.path", &p.scope_path);
     if let Some(k) = f.kind.as_deref().filter(|k| !k.is_empty()) {
         let k = Kind::parse(k).ok_or_else(|| AppError::field("kind", "节点类型无效"))?;
-        push("n.kind = ?", k.as_str().into(), &mut wh);
+        w.arg("n.kind = ?", k.as_str());
     }
     if let Some(u) = f.under.as_deref().filter(|s| !s.is_empty()) {
-        let n = get_node(st, p, u).await?;
-        push("n.path LIKE ? ESCAPE '\\'", format!("{}%", like_escape(&n.path)), &mut wh);
+        w.under("n.path", &get_node(st, p, u).await?.path);
     }
     if let Some(par) = f.parent.as_deref().filter(|s| !s.is_empty()) {
         get_node(st, p, par).await?;
-        push("p.code = ?", par.into(), &mut wh);
+        w.arg("p.code = ?", par);
     }
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let pat = format!("%{}%", like_escape(q));
-        args.push(pat);
-        let i = args.len();
-        wh.push(format!("(n.name LIKE ${i} ESCAPE '\\' OR n.code LIKE ${i} ESCAPE '\\')"));
+        w.contains(&["n.name", "n.code"], q);
     }
     if !f.retired.unwrap_or(false) {
-        wh.push("n.retired_at IS NULL".into());
+        w.raw("n.retired_at IS NULL");
     }
-    let (page, per) = paging(f.page, f.per_page);
-    let where_sql = wh.join(" AND ");
-    let count_sql = format!("SELECT COUNT(*) AS c {NODE_FROM} WHERE {where_sql}");
-    let mut cq = sqlx::query(AssertSqlSafe(count_sql));
-    for a in &args {
-        cq = cq.bind(a.clone());
-    }
-    let total: i64 = get(&cq.fetch_one(&st.db.pool).await?, "c")?;
-    let sql = format!("SELECT {NODE_COLS} {NODE_FROM} WHERE {where_sql} ORDER BY n.code LIMIT {per} OFFSET {}", (page - 1) * per);
-    let mut q = sqlx::query(AssertSqlSafe(sql));
-    for a in &args {
-        q = q.bind(a.clone());
-    }
-    let items = q.fetch_all(&st.db.pool).await?.iter().map(node_row).collect::<AppResult<Vec<_>>>()?;
-    Ok(Page { items, total, page, per_page: per })
+    w.page(&st.db, NODE_COLS, NODE_FROM, "n.code", paging(f.page, f.per_page), node_row).await
 }
 
 /// Fields for creating or editing a node.
@@ -288,13 +238,7 @@ pub async fn set_retired(st: &AppState, p: &Principal, code: &str, retired: bool
     let summary = format!("{verb}{}「{}」", n.kind.label(), n.name);
     let ev = Event { action: act, entity: "node", entity_id: code, node_path: &n.path, summary: &summary };
     audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
-    if n.kind == Kind::Grid {
-        super::geometry::bump_grid_version(&mut tx).await?;
-    }
-    tx.commit().await?;
-    if n.kind == Kind::Grid {
-        st.grids.refresh(&st.db).await?;
-    }
+    super::geometry::commit(st, tx, n.kind == Kind::Grid).await?;
     find_by_code(&st.db, code).await?.ok_or(AppError::NotFound)
 }
 
@@ -316,13 +260,7 @@ pub async fn delete(st: &AppState, p: &Principal, code: &str) -> AppResult<()> {
     let summary = format!("删除{}「{}」", n.kind.label(), n.name);
     let ev = Event { action: "node.delete", entity: "node", entity_id: code, node_path: &n.path, summary: &summary };
     audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
-    if n.kind == Kind::Grid {
-        super::geometry::bump_grid_version(&mut tx).await?;
-    }
-    tx.commit().await?;
-    if n.kind == Kind::Grid {
-        st.grids.refresh(&st.db).await?;
-    }
+    super::geometry::commit(st, tx, n.kind == Kind::Grid).await?;
     Ok(())
 }
 
