@@ -14,6 +14,9 @@ use crate::ident::{IdNumber, Mobile};
 /// The county's administrative division code.
 pub const COUNTY: &str = "520627";
 
+/// Cases in the demo year (about three quarters of them end closed).
+pub const DEMO_CASES: usize = 1500;
+
 /// Streets: (seq, name, named in the article, community count).
 const STREETS: [(u32, &str, bool, usize); 4] =
     [(1, "和平街道", true, 8), (2, "团结街道", true, 7), (3, "祐溪街道", true, 6), (4, "沙子街道", false, 6)];
@@ -90,7 +93,7 @@ pub fn accounts() -> Vec<(&'static str, &'static str, Role, String)> {
         ("heping", "和平街道管理员", Role::StreetAdmin, "520627001".into()),
         ("huahuaqiao", "花花桥社区工作人员", Role::CommunityStaff, "520627001001".into()),
         ("wanggeyuan", "花花桥第三网格网格员", Role::GridWorker, "520627001001003".into()),
-        ("danwei", "成员单位联络员", Role::UnitContact, "520627001001".into()),
+        ("danwei", "县委办公室联络员", Role::UnitContact, "DW001".into()),
         ("dangyuan", "在职党员", Role::PartyMember, "520627001001".into()),
         ("jumin", "居民", Role::Resident, "520627001001".into()),
     ]
@@ -223,22 +226,34 @@ pub async fn load(st: &AppState, password: &str) -> AppResult<()> {
             crate::people::ValidPerson::trusted(name, Some(id), Some(mobile), bid, room, TAGS[seen.len() % TAGS.len()].into());
         crate::people::insert(ins.tx, &st.keyring, &v, true).await?;
     }
+    crate::cases::demo::setup(ins.tx, &county_path, ins.now).await?;
     let hash = password::hash(password).await?;
     for (user, display, role, scope) in accounts() {
-        let path = sqlx::query("SELECT path FROM nodes WHERE code = $1").bind(&scope).fetch_one(&mut **ins.tx).await?;
+        // A unit contact's scope is its unit; everyone else's a tree node.
+        let (path, unit): (String, Option<i64>) = if role == Role::UnitContact {
+            let u = sqlx::query("SELECT id, node_path FROM units WHERE code = $1").bind(&scope).fetch_one(&mut **ins.tx).await?;
+            (get(&u, "node_path")?, Some(get(&u, "id")?))
+        } else {
+            let n = sqlx::query("SELECT path FROM nodes WHERE code = $1").bind(&scope).fetch_one(&mut **ins.tx).await?;
+            (get(&n, "path")?, None)
+        };
         sqlx::query(
-            "INSERT INTO users (username, display_name, password_hash, role, scope, scope_path, must_change_password, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,0,$7,$7)",
+            "INSERT INTO users (username, display_name, password_hash, role, scope, scope_path, must_change_password, unit_id, created_at, updated_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,0,$7,$8,$8)",
         )
         .bind(user)
         .bind(display)
         .bind(&hash)
         .bind(role.as_str())
         .bind(&scope)
-        .bind(get::<String>(&path, "path")?)
+        .bind(path)
+        .bind(unit)
         .bind(ins.now)
         .execute(&mut **ins.tx)
         .await?;
     }
+    crate::cases::demo::people(ins.tx, &hash, ins.now).await?;
+    crate::cases::demo::cases(ins.tx, &st.keyring, DEMO_CASES, ins.now).await?;
     let ev = Event {
         action: "demo.load", entity: "node", entity_id: COUNTY, node_path: &county_path, summary: "载入演示县数据"
     };
@@ -274,26 +289,32 @@ fn fake_resident(rng: &mut Rng, building: i64) -> (String, IdNumber, Mobile, i64
 pub async fn reset(st: &AppState) -> AppResult<()> {
     let mut tx = st.db.begin().await?;
     let pat = format!("/{COUNTY}/%");
-    let users: Vec<&str> = accounts().iter().map(|a| a.0).collect();
-    for u in &users {
-        sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE username = $1)")
-            .bind(*u)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM api_tokens WHERE user_id IN (SELECT id FROM users WHERE username = $1)")
-            .bind(*u)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM users WHERE username = $1").bind(*u).execute(&mut *tx).await?;
+    // The case loop first: everything that hangs off the demo county's cases.
+    let case_ids = "SELECT id FROM cases WHERE node_path LIKE $1";
+    for table in ["case_terms", "case_photos", "case_history", "notifications"] {
+        let sql = format!("DELETE FROM {table} WHERE case_id IN ({case_ids})");
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&pat).execute(&mut *tx).await?;
     }
+    sqlx::query("DELETE FROM notifications WHERE node_path LIKE $1").bind(&pat).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM cases WHERE node_path LIKE $1").bind(&pat).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM jobs WHERE done_at IS NULL").execute(&mut *tx).await?;
+    // Demo accounts: the named ones and the generated grid workers, unit contacts, members.
+    let demo_users = "SELECT id FROM users WHERE scope_path LIKE $1 AND (username IN ('admin','heping','huahuaqiao','wanggeyuan','danwei','dangyuan','jumin') \
+         OR (role = 'grid_worker' AND username LIKE 'wg%') OR (role = 'unit_contact' AND username LIKE 'dw%') OR (role = 'party_member' AND username LIKE 'dy%'))";
+    for table in ["sessions", "api_tokens", "notifications"] {
+        let sql = format!("DELETE FROM {table} WHERE user_id IN ({demo_users})");
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&pat).execute(&mut *tx).await?;
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM users WHERE id IN ({demo_users})"))).bind(&pat).execute(&mut *tx).await?;
     let others = sqlx::query("SELECT COUNT(*) AS c FROM users WHERE scope_path LIKE $1").bind(&pat).fetch_one(&mut *tx).await?;
     if get::<i64>(&others, "c")? > 0 {
         return Err(AppError::Conflict("演示县下还有非演示账号，请先删除或改派这些账号".into()));
     }
-    sqlx::query("DELETE FROM persons WHERE node_id IN (SELECT id FROM nodes WHERE path LIKE $1)")
-        .bind(&pat)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("DELETE FROM webhooks WHERE unit_id IN (SELECT id FROM units WHERE is_demo = 1)").execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM categories WHERE id NOT IN (SELECT DISTINCT category_id FROM cases)").execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM units WHERE is_demo = 1").execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM calendar_days").execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM persons WHERE node_id IN (SELECT id FROM nodes WHERE path LIKE $1)").bind(&pat).execute(&mut *tx).await?;
     // Children before parents: deepest paths first.
     let ids =
         sqlx::query("SELECT id FROM nodes WHERE path LIKE $1 ORDER BY LENGTH(path) DESC").bind(&pat).fetch_all(&mut *tx).await?;

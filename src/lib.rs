@@ -4,6 +4,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod cases;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod geo;
 pub mod ident;
 pub mod logging;
+pub mod open311;
 pub mod openapi;
 pub mod people;
 pub mod privacy;

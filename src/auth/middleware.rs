@@ -46,11 +46,22 @@ fn client_ip(req: &Request) -> String {
 }
 
 fn form_field(body: &[u8], name: &str) -> Option<String> {
-    serde_urlencoded_pairs(body).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    form_pairs(body).into_iter().find(|(k, _)| k == name).map(|(_, v)| v).or_else(|| multipart_field(body, name))
 }
 
-/// Minimal application/x-www-form-urlencoded parsing for the CSRF field.
-fn serde_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
+/// Finds a small text part of a multipart/form-data body (the CSRF token comes first in our forms).
+fn multipart_field(body: &[u8], name: &str) -> Option<String> {
+    let needle = format!("name=\"{name}\"");
+    let text = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]);
+    let at = text.find(&needle)?;
+    let rest = &text[at..];
+    let start = rest.find("\r\n\r\n")? + 4;
+    let end = rest[start..].find("\r\n")?;
+    Some(rest[start..start + end].to_string())
+}
+
+/// Minimal application/x-www-form-urlencoded parsing (repeated keys kept in order).
+pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     let s = String::from_utf8_lossy(body);
     s.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (percent_decode(k), percent_decode(v))).collect()
 }
@@ -120,7 +131,8 @@ pub async fn authenticate(State(st): State<AppState>, req: Request, next: Next) 
             _ => None,
         };
         let pre = cookie(req.headers(), PRE_COOKIE);
-        let needs = session_csrf.is_some() || is_form(&req);
+        // Open311 clients post forms without cookies: no ambient authority to forge.
+        let needs = session_csrf.is_some() || (is_form(&req) && !req.uri().path().starts_with("/open311/"));
         if needs {
             let header_tok = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_string);
             let (parts, body) = req.into_parts();
@@ -167,9 +179,11 @@ mod tests {
     fn decodes_forms() {
         assert_eq!(percent_decode("a+b%E4%B8%AD"), "a b中");
         assert_eq!(percent_decode("100%"), "100%");
-        let pairs = serde_urlencoded_pairs(b"_csrf=abc&name=%E8%8A%B1");
+        let pairs = form_pairs(b"_csrf=abc&name=%E8%8A%B1");
         assert_eq!(pairs[0], ("_csrf".into(), "abc".into()));
         assert_eq!(pairs[1].1, "花");
+        let mp = b"--X\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\ntok123\r\n--X--\r\n";
+        assert_eq!(form_field(mp, "_csrf").as_deref(), Some("tok123"));
     }
 
     #[test]

@@ -146,6 +146,8 @@ pub struct Principal {
     pub scope: String,
     /// Scope node path (`/520627/…/`).
     pub scope_path: String,
+    /// The unit of a unit contact.
+    pub unit_id: Option<i64>,
     /// Whether the password must be changed first.
     pub must_change_password: bool,
     /// How the caller authenticated.
@@ -164,6 +166,7 @@ impl Principal {
             role: Role::CountyAdmin,
             scope: String::new(),
             scope_path: "/".into(),
+            unit_id: None,
             must_change_password: false,
             via: Via::Token,
             ip: "local".into(),
@@ -244,6 +247,7 @@ mod tests {
             role: Role::CommunityStaff,
             scope: "520627001001".into(),
             scope_path: "/520627/520627001/520627001001/".into(),
+            unit_id: None,
             must_change_password: false,
             via: Via::Token,
             ip: String::new(),

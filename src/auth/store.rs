@@ -29,7 +29,8 @@ pub struct User {
     pub must_change_password: bool,
 }
 
-const USER_COLS: &str = "id, username, display_name, password_hash, role, scope, scope_path, must_change_password, failed_logins, locked_until, disabled";
+const USER_COLS: &str =
+    "id, username, display_name, password_hash, role, scope, scope_path, unit_id, must_change_password, failed_logins, locked_until, disabled";
 
 struct UserRow {
     id: i64,
@@ -39,6 +40,7 @@ struct UserRow {
     role: Role,
     scope: String,
     scope_path: String,
+    unit_id: Option<i64>,
     must_change: bool,
     failed: i64,
     locked_until: Option<i64>,
@@ -55,6 +57,7 @@ fn user_row(r: &crate::db::Row) -> AppResult<UserRow> {
         role: Role::parse(&role).map_err(AppError::Internal)?,
         scope: get(r, "scope")?,
         scope_path: get(r, "scope_path")?,
+        unit_id: get(r, "unit_id")?,
         must_change: get::<i64>(r, "must_change_password")? != 0,
         failed: get(r, "failed_logins")?,
         locked_until: get(r, "locked_until")?,
@@ -71,6 +74,7 @@ impl UserRow {
             role: self.role,
             scope: self.scope.clone(),
             scope_path: self.scope_path.clone(),
+            unit_id: self.unit_id,
             must_change_password: self.must_change,
             via,
             ip: ip.into(),
@@ -123,12 +127,22 @@ pub async fn create_user(st: &AppState, by: Option<&Principal>, actor: &Actor, n
     let mut errs = FieldErrors::default();
     errs.check("username", check_username(&nu.username));
     errs.check("password", password::check_policy(&nu.password));
-    let scope = crate::tree::store::find_by_code(&st.db, &nu.scope).await?;
-    let scope_path = match scope {
-        Some(n) => Some(n.path),
-        None => {
-            errs.add("scope", format!("管辖范围 {} 不存在", nu.scope));
-            None
+    // A unit contact's scope is a unit (code or id); everyone else's is a tree node.
+    let (scope_path, unit_id) = if nu.role == Role::UnitContact {
+        match crate::cases::units::find(&st.db, &nu.scope).await? {
+            Some(u) => (Some(u.node_path), Some(u.id)),
+            None => {
+                errs.add("scope", format!("单位 {} 不存在（单位联络员的范围应为单位编码）", nu.scope));
+                (None, None)
+            }
+        }
+    } else {
+        match crate::tree::store::find_by_code(&st.db, &nu.scope).await? {
+            Some(n) => (Some(n.path), None),
+            None => {
+                errs.add("scope", format!("管辖范围 {} 不存在", nu.scope));
+                (None, None)
+            }
         }
     };
     if let (Some(by), Some(path)) = (by, &scope_path) {
@@ -148,8 +162,8 @@ pub async fn create_user(st: &AppState, by: Option<&Principal>, actor: &Actor, n
     }
     let display = if nu.display_name.trim().is_empty() { nu.username.clone() } else { nu.display_name.trim().to_string() };
     sqlx::query(
-        "INSERT INTO users (username, display_name, password_hash, role, scope, scope_path, must_change_password, created_at, updated_at) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$8)",
+        "INSERT INTO users (username, display_name, password_hash, role, scope, scope_path, must_change_password, created_at, updated_at, unit_id) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$8,$9)",
     )
     .bind(&nu.username)
     .bind(&display)
@@ -159,6 +173,7 @@ pub async fn create_user(st: &AppState, by: Option<&Principal>, actor: &Actor, n
     .bind(&scope_path)
     .bind(nu.must_change as i64)
     .bind(now)
+    .bind(unit_id)
     .execute(&mut *tx)
     .await?;
     let summary = format!("创建账号 {}（{}，范围 {}）", nu.username, nu.role.label(), nu.scope);

@@ -61,6 +61,8 @@ pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), StartError> {
         t0.elapsed().as_millis(),
         t_open.as_millis()
     );
+    crate::cases::search::warm_up();
+    tokio::spawn(crate::cases::jobs::worker(st.clone()));
     let poll = st.clone();
     tokio::spawn(async move {
         // Other nodes may change grids: poll the version and rebuild when it moves.

@@ -86,6 +86,11 @@ impl Where {
         self.args.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, a| q.bind(a.clone()))
     }
 
+    /// Runs any query whose WHERE clause is [`Where::sql`], with the binds.
+    pub async fn fetch_all(&self, db: &Db, sql: String) -> AppResult<Vec<Row>> {
+        Ok(self.query(sql).fetch_all(&db.pool).await?)
+    }
+
     /// Counts and fetches one page: `SELECT {cols} {from} WHERE … ORDER BY {order}`.
     pub async fn page<T>(
         &self,

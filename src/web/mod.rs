@@ -1,7 +1,9 @@
 //! The web shell: layout and menu, embedded assets, input extractors whose rejections are
 //! zh-CN [`AppError`]s, and the middleware that renders errors as pages on HTML routes.
 
+pub mod http;
 pub mod pages;
+pub mod qr;
 pub mod xlsx;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -174,6 +176,14 @@ impl Layout {
     /// Builds the layout for a principal.
     pub fn new(p: &Principal, title: &str, active: &str) -> Layout {
         let mut menu = vec![MenuItem { href: "/", label: "工作台", section: "", heading: false }];
+        menu.push(MenuItem { href: "/cases", label: "事项办理", section: "服务体系", heading: false });
+        menu.push(MenuItem { href: "/notifications", label: "消息", section: "服务体系", heading: false });
+        if crate::cases::staff_level(p.role).is_some() {
+            menu.push(MenuItem { href: "/rates", label: "办理情况排名", section: "服务体系", heading: false });
+        }
+        if p.role == crate::auth::Role::CountyAdmin {
+            menu.push(MenuItem { href: "/admin", label: "事项配置", section: "系统管理", heading: false });
+        }
         if p.role.can(Perm::TreeRead) {
             menu.push(MenuItem { href: "/tree", label: "区域与网格", section: "组织与网格", heading: false });
             menu.push(MenuItem { href: "/map", label: "网格地图", section: "组织与网格", heading: false });
@@ -214,6 +224,8 @@ pub fn render<T: askama::Template>(t: &T) -> Result<Html<String>, AppError> {
 const CSS: &str = include_str!("../../assets/app.css");
 const JS: &str = include_str!("../../assets/app.js");
 const ICON: &str = include_str!("../../assets/icon.svg");
+const M_CSS: &str = include_str!("../../assets/m.css");
+const M_JS: &str = include_str!("../../assets/m.js");
 
 /// Serves the embedded assets.
 pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
@@ -221,6 +233,8 @@ pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Re
         "app.css" => ("text/css; charset=utf-8", CSS),
         "app.js" => ("application/javascript; charset=utf-8", JS),
         "icon.svg" => ("image/svg+xml", ICON),
+        "m.css" => ("text/css; charset=utf-8", M_CSS),
+        "m.js" => ("application/javascript; charset=utf-8", M_JS),
         _ => return AppError::NotFound.into_response(),
     };
     ([(header::CONTENT_TYPE, ct), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()

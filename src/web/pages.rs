@@ -50,6 +50,21 @@ pub async fn overview(st: &AppState, p: &Principal) -> AppResult<Map<String, Val
         let n = counts.iter().find(|(k, _)| k == kind).map(|(_, n)| *n).unwrap_or(0);
         m.insert(key.into(), Value::from(n));
     }
+    let now = crate::db::now_ms();
+    let r = sqlx::query(
+        "SELECT COUNT(*) AS total, \
+           CAST(SUM(CASE WHEN status = 'closed' THEN 1 ELSE 0 END) AS BIGINT) AS closed, \
+           CAST(SUM(CASE WHEN status NOT IN ('closed','rejected','voided') THEN 1 ELSE 0 END) AS BIGINT) AS open, \
+           CAST(SUM(CASE WHEN status IN ('registered','dispatched','accepted') AND resolve_due < $2 THEN 1 ELSE 0 END) AS BIGINT) AS overdue \
+         FROM cases WHERE node_path LIKE $1 ESCAPE '\\'",
+    )
+    .bind(format!("{}%", crate::db::like_escape(&p.scope_path)))
+    .bind(now)
+    .fetch_one(&st.db.pool)
+    .await?;
+    for (k, c) in [("cases_total", "total"), ("cases_closed", "closed"), ("cases_open", "open"), ("cases_overdue", "overdue")] {
+        m.insert(k.into(), Value::from(crate::db::get::<Option<i64>>(&r, c)?.unwrap_or(0)));
+    }
     m.insert("scope".into(), Value::from(p.scope.clone()));
     Ok(m)
 }

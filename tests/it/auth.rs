@@ -16,7 +16,7 @@ async fn scope_isolation_every_role(app: TestApp) {
         ("heping", 8, true, true),
         ("huahuaqiao", 1, true, false),
         ("wanggeyuan", 0, true, false),
-        ("danwei", 1, false, false),
+        ("danwei", 27, false, false),
         ("dangyuan", 1, false, false),
         ("jumin", 1, false, false),
     ];
@@ -25,7 +25,8 @@ async fn scope_isolation_every_role(app: TestApp) {
         let ov = app.get("/api/v1/overview").bearer(&t).send().await;
         assert_eq!(ov.status, StatusCode::OK, "{user}");
         assert_eq!(ov.json()["communities"], communities, "{user}: {}", ov.text());
-        let sees_other = user == "admin";
+        // Units serve the whole county: their contacts see its tree (but only their own cases).
+        let sees_other = user == "admin" || user == "danwei";
         for path in [
             format!("/api/v1/nodes/{other_comm}"),
             format!("/api/v1/grids/{other_grid}"),

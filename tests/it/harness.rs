@@ -256,6 +256,13 @@ impl Req<'_> {
         self.body = Body::from(enc.join("&"));
         self
     }
+    /// Status and headers only (for endless streams).
+    pub async fn send_head(self) -> Resp {
+        let req = self.builder.body(self.body).unwrap();
+        let resp = self.app.router.clone().oneshot(req).await.unwrap();
+        Resp { status: resp.status(), headers: resp.headers().clone(), body: Vec::new() }
+    }
+
     pub async fn send(self) -> Resp {
         let req = self.builder.body(self.body).unwrap();
         let resp = self.app.router.clone().oneshot(req).await.unwrap();

@@ -6,6 +6,7 @@ mod harness;
 mod api;
 mod audit;
 mod auth;
+mod cases;
 mod geo_api;
 mod people;
 mod process;

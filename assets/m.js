@@ -1,0 +1,15 @@
+// Resident site: fill the location from the browser when the resident allows it.
+(function () {
+  var b = document.getElementById('locate');
+  if (!b || !navigator.geolocation) { return; }
+  b.hidden = false;
+  b.addEventListener('click', function () {
+    var msg = document.getElementById('locmsg');
+    msg.textContent = '正在定位…';
+    navigator.geolocation.getCurrentPosition(function (p) {
+      document.getElementById('lng').value = p.coords.longitude.toFixed(7);
+      document.getElementById('lat').value = p.coords.latitude.toFixed(7);
+      msg.textContent = '已获取位置（精度约 ' + Math.round(p.coords.accuracy) + ' 米）';
+    }, function () { msg.textContent = '无法获取位置，请在地图上选择网格'; }, { enableHighAccuracy: true, timeout: 10000 });
+  });
+})();

@@ -1,0 +1,391 @@
+//! Taking a step of the loop: authorization by actor, the state machine, deadlines in working
+//! time, history, notifications, timers, webhooks and the audit entry, in one transaction.
+//! Two people acting at once: the second finds the version moved and gets a 409.
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::machine::{Action, Actor, SATISFACTION, Status};
+use super::notify::{self, Target};
+use super::store::{CaseView, history, load_visible, view_by_id};
+use super::{Assignee, CaseRow, categories, jobs, photos, staff_level, units};
+use crate::app::AppState;
+use crate::audit::{self, Event};
+use crate::auth::{Principal, Role};
+use crate::db::{Tx, get, now_ms};
+use crate::error::{AppError, AppResult, FieldErrors};
+
+/// An action request (`POST /api/v1/cases/{number}/actions`).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ActionInput {
+    /// Action code.
+    #[serde(default)]
+    pub action: String,
+    /// The version the caller saw; a stale one is a 409.
+    pub version: Option<i64>,
+    /// Note or reason.
+    #[serde(default)]
+    pub note: String,
+    /// Assignee id for dispatch/reassign.
+    #[serde(default)]
+    pub assignee: String,
+    /// Follow-up: was the reporter reached.
+    pub contacted: Option<bool>,
+    /// Follow-up: solved.
+    pub solved: Option<bool>,
+    /// Follow-up / rating: satisfied | basically_satisfied | unsatisfied.
+    pub satisfaction: Option<String>,
+    /// Extension requested, in working hours.
+    pub hours: Option<f64>,
+}
+
+/// A resolved assignee.
+struct Target2 {
+    kind: &'static str,
+    id_ref: String,
+    name: String,
+    unit_id: Option<i64>,
+    user_id: Option<i64>,
+}
+
+async fn resolve_assignee(st: &AppState, c: &CaseRow, id: &str) -> AppResult<Option<Target2>> {
+    let id = id.trim();
+    if let Some(uid) = id.strip_prefix('u').and_then(|s| s.parse::<i64>().ok()) {
+        let r = sqlx::query("SELECT id, display_name, role, scope_path FROM users WHERE id = $1 AND disabled = 0").bind(uid).fetch_optional(&st.db.pool).await?;
+        let Some(r) = r else { return Ok(None) };
+        let role: String = get(&r, "role")?;
+        let scope: String = get(&r, "scope_path")?;
+        let kind = match role.as_str() {
+            "grid_worker" => "grid_worker",
+            "party_member" => "party_member",
+            _ => return Ok(None),
+        };
+        // A grid worker or member takes cases inside their own grid or community.
+        if !c.node_path.starts_with(&scope) {
+            return Ok(None);
+        }
+        return Ok(Some(Target2 { kind, id_ref: id.into(), name: get(&r, "display_name")?, unit_id: None, user_id: Some(uid) }));
+    }
+    Ok(units::find(&st.db, id).await?.filter(|u| !u.retired && u.serves(&c.community_code)).map(|u| Target2 {
+        kind: "unit",
+        id_ref: u.code.clone(),
+        name: u.name,
+        unit_id: Some(u.id),
+        user_id: None,
+    }))
+}
+
+/// Dispatch suggestions: the category's default unit, units of its type serving the
+/// community, the grid's workers, the community's reported Party members.
+pub async fn suggestions(st: &AppState, p: &Principal, number: &str) -> AppResult<Vec<Assignee>> {
+    let (c, cat) = load_visible(st, p, number).await?;
+    let mut out: Vec<Assignee> = Vec::new();
+    let mut push = |a: Assignee| {
+        if !out.iter().any(|x| x.id == a.id) {
+            out.push(a);
+        }
+    };
+    if let Some(u) = match cat.default_unit_id {
+        Some(id) => units::by_id(&st.db, id).await?,
+        None => None,
+    } && u.serves(&c.community_code)
+    {
+        push(Assignee { id: u.code, name: u.name, kind: "unit".into(), reason: "类别默认承办单位".into() });
+    }
+    let rows = sqlx::query("SELECT code, name, kind, communities FROM units WHERE retired_at IS NULL ORDER BY (kind = $1) DESC, code")
+        .bind(&cat.unit_kind)
+        .fetch_all(&st.db.pool)
+        .await?;
+    for r in &rows {
+        let communities: String = get(r, "communities")?;
+        let serves = communities.is_empty() || communities.split(',').any(|x| x == c.community_code);
+        let kind: String = get(r, "kind")?;
+        if serves {
+            let reason = if kind == cat.unit_kind { format!("{}类单位，服务本社区", kind) } else { "服务本社区".into() };
+            push(Assignee { id: get(r, "code")?, name: get(r, "name")?, kind: "unit".into(), reason });
+        }
+    }
+    let grid_path = c.node_path.clone();
+    let community_path = c.node_path.split('/').take(4).collect::<Vec<_>>().join("/") + "/";
+    let people = sqlx::query(
+        "SELECT id, display_name, role, scope_path FROM users WHERE disabled = 0 AND role IN ('grid_worker', 'party_member') AND scope_path LIKE $1 ORDER BY role, id",
+    )
+    .bind(format!("{}%", crate::db::like_escape(&community_path)))
+    .fetch_all(&st.db.pool)
+    .await?;
+    for r in &people {
+        let scope: String = get(r, "scope_path")?;
+        if !grid_path.starts_with(&scope) {
+            continue;
+        }
+        let role: String = get(r, "role")?;
+        let reason = if role == "grid_worker" { "所在网格网格员" } else { "本社区报到党员" };
+        push(Assignee { id: format!("u{}", get::<i64>(r, "id")?), name: get(r, "display_name")?, kind: role, reason: reason.into() });
+    }
+    Ok(out)
+}
+
+fn who_may(a: Action, c: &CaseRow, p: &Principal, claimable: bool) -> AppResult<()> {
+    let ok = match a.actor() {
+        Actor::Staff => c.is_staff(p),
+        Actor::Assignee => c.is_assignee(p),
+        Actor::Claimer => p.role == Role::PartyMember && claimable && p.in_scope(&c.node_path),
+        Actor::Reporter => c.reporter_user_id == Some(p.user_id),
+    };
+    if ok {
+        Ok(())
+    } else if staff_level(p.role).is_some_and(|l| l < c.level) && a.actor() == Actor::Staff {
+        Err(AppError::Conflict(format!("该案件已上报至{}，由上级处理", super::level_label(c.level))))
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
+/// Takes one step on a case for `p`.
+pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, photos: Vec<photos::Photo>) -> AppResult<CaseView> {
+    let action = Action::parse(&i.action).ok_or_else(|| AppError::field("action", "操作无效"))?;
+    let (c, cat) = load_visible(st, p, number).await?;
+    who_may(action, &c, p, cat.claimable)?;
+    let mut errs = FieldErrors::default();
+    if action.needs_note() && i.note.trim().is_empty() {
+        errs.add("note", format!("请填写{}的理由", action.label()));
+    }
+    if i.note.chars().count() > 1000 {
+        errs.add("note", "说明不能超过 1000 字");
+    }
+    let target = if matches!(action, Action::Dispatch | Action::Reassign) {
+        let t = resolve_assignee(st, &c, &i.assignee).await?;
+        if t.is_none() {
+            errs.add("assignee", "请选择有效的承办对象（见派单建议）");
+        }
+        t
+    } else {
+        None
+    };
+    let sat = i.satisfaction.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    if action == Action::FollowUp {
+        if i.contacted.is_none() {
+            errs.add("contacted", "请填写是否联系上");
+        }
+        if i.contacted == Some(true) && i.solved.is_none() {
+            errs.add("solved", "请填写是否解决");
+        }
+        if i.contacted == Some(true) && !sat.is_some_and(|s| SATISFACTION.iter().any(|(k, _)| *k == s)) {
+            errs.add("satisfaction", "满意度应为 satisfied、basically_satisfied 或 unsatisfied");
+        }
+    }
+    if action == Action::RequestExtension && !i.hours.is_some_and(|h| h > 0.0 && h <= 400.0) {
+        errs.add("hours", "延期时长应为 0～400 个工作小时");
+    }
+    if photos.len() > photos::MAX_PER_STEP {
+        errs.add("photos", format!("每次最多上传 {} 张照片", photos::MAX_PER_STEP));
+    }
+    errs.finish()?;
+    let illegal = || AppError::Conflict(format!("案件当前为「{}」，不能执行「{}」", c.status.label(), action.label()));
+    let to = action.next(c.status).ok_or_else(illegal)?;
+    if action == Action::ApproveExtension && c.extension_hours.is_none() {
+        return Err(AppError::Conflict("没有待批准的延期申请".into()));
+    }
+    if action == Action::Escalate && c.level >= 2 {
+        return Err(AppError::Conflict("已上报至县级，不能再上报".into()));
+    }
+    let expected = i.version.unwrap_or(c.version);
+    let cal = categories::calendar(&st.db).await?;
+    let now = now_ms();
+    let mut tx = st.db.begin().await?;
+    let cur = sqlx::query("SELECT version FROM cases WHERE id = $1").bind(c.id).fetch_one(&mut *tx).await?;
+    if get::<i64>(&cur, "version")? != expected {
+        return Err(AppError::Conflict("该案件刚被他人处理过，请刷新后再操作".into()));
+    }
+    let mut set: Vec<String> = vec![format!("status = '{}'", to.as_str())];
+    let mut timers: Option<(i64, i64)> = None;
+    let clock = |start: i64, hours: f64| {
+        let due = cal.add_working_hours(start, hours);
+        let yellow = cal.add_working_minutes(start, (cal.working_minutes_between(start, due) as f64 * 0.8) as i64);
+        (due, yellow)
+    };
+    let mut restart = |set: &mut Vec<String>, start: i64| {
+        let (due, yellow) = clock(start, cat.resolve_hours);
+        set.push(format!("clock_start = {start}, resolve_due = {due}, yellow_at = {yellow}, warn_level = 0"));
+        timers = Some((yellow, due));
+    };
+    match action {
+        Action::Register => {
+            set.push(format!("registered_at = {now}"));
+            restart(&mut set, now);
+        }
+        Action::Escalate => {
+            set.push("level = level + 1".into());
+            if c.status == Status::Submitted {
+                set.push(format!("registered_at = {now}"));
+                restart(&mut set, now);
+            }
+        }
+        Action::Dispatch | Action::Reassign | Action::Claim => {
+            let sign = cal.add_working_hours(now, cat.sign_hours);
+            set.push(format!("dispatched_at = {now}, sign_due = {sign}, accepted_at = NULL"));
+            if action == Action::Claim {
+                set.push(format!("accepted_at = {now}, assignee_kind = 'party_member', assignee_ref = 'u{}', unit_id = NULL, assignee_user_id = {}", p.user_id, p.user_id));
+            }
+        }
+        Action::Accept => set.push(format!("accepted_at = {now}")),
+        Action::Return => set.push("return_count = return_count + 1, assignee_kind = '', assignee_ref = '', assignee_name = '', unit_id = NULL, assignee_user_id = NULL, accepted_at = NULL".into()),
+        Action::RequestExtension => set.push(format!("extension_hours = {}", i.hours.unwrap_or(0.0))),
+        Action::ApproveExtension => {
+            let start = c.clock_start.unwrap_or(now);
+            let due = cal.add_working_hours(c.resolve_due.unwrap_or(now), c.extension_hours.unwrap_or(0.0));
+            let yellow = cal.add_working_minutes(start, (cal.working_minutes_between(start, due) as f64 * 0.8) as i64);
+            set.push(format!("resolve_due = {due}, yellow_at = {yellow}, extension_hours = NULL, extension_count = extension_count + 1, warn_level = 0"));
+            timers = Some((yellow, due));
+        }
+        Action::Finish => set.push(format!("finished_at = {now}")),
+        Action::FollowUp => {
+            let contacted = i.contacted.unwrap_or(false);
+            set.push(format!("contacted = {}, solved = {}", contacted as i64, i.solved.map(|b| (b as i64).to_string()).unwrap_or_else(|| "NULL".into())));
+        }
+        Action::Rework => {
+            set.push("rework_count = rework_count + 1, finished_at = NULL, contacted = NULL, solved = NULL, satisfaction = NULL".into());
+            restart(&mut set, now);
+        }
+        Action::Close => set.push(format!("closed_at = {now}")),
+        Action::Reject | Action::Void => set.push(format!("closed_at = {now}")),
+        Action::Rate => {}
+    }
+    let sql = format!("UPDATE cases SET {}, version = version + 1, updated_at = {now} WHERE id = $1 AND version = $2", set.join(", "));
+    if sqlx::query(sqlx::AssertSqlSafe(sql)).bind(c.id).bind(expected).execute(&mut *tx).await?.rows_affected() != 1 {
+        return Err(AppError::Conflict("该案件刚被他人处理过，请刷新后再操作".into()));
+    }
+    if let Some(t) = &target {
+        sqlx::query("UPDATE cases SET assignee_kind = $1, assignee_ref = $2, assignee_name = $3, unit_id = $4, assignee_user_id = $5 WHERE id = $6")
+            .bind(t.kind)
+            .bind(&t.id_ref)
+            .bind(&t.name)
+            .bind(t.unit_id)
+            .bind(t.user_id)
+            .bind(c.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if action == Action::Claim {
+        sqlx::query("UPDATE cases SET assignee_name = $1 WHERE id = $2").bind(&p.display_name).bind(c.id).execute(&mut *tx).await?;
+    }
+    if action == Action::FollowUp && let Some(s) = sat {
+        sqlx::query("UPDATE cases SET satisfaction = $1 WHERE id = $2").bind(s).bind(c.id).execute(&mut *tx).await?;
+    }
+    let mut note = i.note.trim().to_string();
+    if let Some(t) = &target {
+        note = format!("派给 {}{}{}", t.name, if note.is_empty() { "" } else { "：" }, note);
+    }
+    if action == Action::RequestExtension {
+        note = format!("申请延期 {} 个工作小时：{note}", i.hours.unwrap_or(0.0));
+    }
+    let actor_label = match p.unit_id {
+        Some(u) => units::by_id(&st.db, u).await?.map(|u| u.name).unwrap_or_default(),
+        None => p.role.label().to_string(),
+    };
+    let hid = history(&mut tx, c.id, action.as_str(), c.status.as_str(), to.as_str(), &p.username, &actor_label, &note).await?;
+    photos::store(&mut tx, &st.cfg.data_dir, c.id, Some(hid), photos).await?;
+    if let Some((yellow, due)) = timers {
+        jobs::schedule_sla(&mut tx, st, c.id, yellow, due).await?;
+    }
+    let unit_after = target.as_ref().map(|t| t.unit_id).unwrap_or(if action == Action::Return { None } else { c.unit_id });
+    tell(&mut tx, &c, action, &note, target.as_ref().map(|t| (t.unit_id, t.user_id))).await?;
+    let body = json!({"event": format!("case.{}", action.as_str()), "number": c.number, "status": to.as_str(), "category": cat.code,
+        "grid_code": c.grid_code, "community_code": c.community_code, "at": crate::web::fmt_time(now)});
+    jobs::enqueue_webhooks(&mut tx, c.id, unit_after, hid, &body).await?;
+    let summary = format!("{} {}：{} → {}", action.label(), c.number, c.status.label(), to.label());
+    let ev = Event { action: &format!("case.{}", action.as_str()), entity: "case", entity_id: &c.number, node_path: &c.node_path, summary: &summary };
+    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    tx.commit().await?;
+    view_by_id(st, c.id).await
+}
+
+/// Who hears about a step.
+async fn tell(tx: &mut Tx, c: &CaseRow, a: Action, note: &str, new: Option<(Option<i64>, Option<i64>)>) -> AppResult<()> {
+    let community = c.node_path.split('/').take(4).collect::<Vec<_>>().join("/") + "/";
+    let text = format!("{} {}{}", c.number, a.label(), if note.is_empty() { String::new() } else { format!("：{note}") });
+    let kind = format!("case.{}", a.as_str());
+    match a {
+        Action::Dispatch | Action::Reassign => {
+            if let Some((unit, user)) = new {
+                if let Some(u) = unit {
+                    notify::push(tx, Target::Unit(u), c.id, &kind, &text).await?;
+                }
+                if let Some(u) = user {
+                    notify::push(tx, Target::User(u), c.id, &kind, &text).await?;
+                }
+            }
+        }
+        Action::Return | Action::RequestExtension | Action::Finish | Action::Claim | Action::Rate => {
+            notify::push(tx, Target::Staff(Role::CommunityStaff, community), c.id, &kind, &text).await?;
+        }
+        Action::ApproveExtension | Action::Rework => {
+            if let Some(u) = c.unit_id {
+                notify::push(tx, Target::Unit(u), c.id, &kind, &text).await?;
+            }
+            if let Some(u) = c.assignee_user_id {
+                notify::push(tx, Target::User(u), c.id, &kind, &text).await?;
+            }
+        }
+        Action::Escalate => {
+            let (role, path) = if c.level + 1 >= 2 {
+                (Role::CountyAdmin, c.node_path.split('/').take(2).collect::<Vec<_>>().join("/") + "/")
+            } else {
+                (Role::StreetAdmin, c.node_path.split('/').take(3).collect::<Vec<_>>().join("/") + "/")
+            };
+            notify::push(tx, Target::Staff(role, path), c.id, &kind, &text).await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A resident rates a finished case from the H5 site, proving ownership with the phone
+/// number given at reporting. Unsatisfied sends it back to the unit (返工).
+pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction: &str, comment: &str, ip: &str) -> AppResult<()> {
+    let (c, _) = super::h5::owned(st, number, phone).await?;
+    if !SATISFACTION.iter().any(|(k, _)| *k == satisfaction) {
+        return Err(AppError::field("satisfaction", "请选择满意、基本满意或不满意"));
+    }
+    if comment.chars().count() > 500 {
+        return Err(AppError::field("comment", "评价不能超过 500 字"));
+    }
+    let to = Action::Rate.next(c.status).ok_or_else(|| AppError::Conflict(format!("案件当前为「{}」，暂不能评价", c.status.label())))?;
+    let unsatisfied = satisfaction == "unsatisfied";
+    let to = if unsatisfied { Status::Accepted } else { to };
+    let cat = categories::by_id(&st.db, c.category_id).await?;
+    let cal = categories::calendar(&st.db).await?;
+    let now = now_ms();
+    let mut tx = st.db.begin().await?;
+    let extra = if unsatisfied {
+        let due = cal.add_working_hours(now, cat.resolve_hours);
+        let yellow = cal.add_working_minutes(now, (cal.working_minutes_between(now, due) as f64 * 0.8) as i64);
+        jobs::schedule_sla(&mut tx, st, c.id, yellow, due).await?;
+        format!(", rework_count = rework_count + 1, finished_at = NULL, clock_start = {now}, resolve_due = {due}, yellow_at = {yellow}, warn_level = 0")
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "UPDATE cases SET status = '{}', contacted = 1, solved = {}, satisfaction = $1, rating_comment = $2, version = version + 1, updated_at = {now}{extra} \
+         WHERE id = $3 AND version = $4",
+        to.as_str(),
+        (!unsatisfied) as i64
+    );
+    let n = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(satisfaction).bind(comment.trim()).bind(c.id).bind(c.version).execute(&mut *tx).await?.rows_affected();
+    if n != 1 {
+        return Err(AppError::Conflict("该案件刚被处理过，请刷新后再评价".into()));
+    }
+    let note = format!("{}{}", super::machine::satisfaction_label(satisfaction), if comment.trim().is_empty() { String::new() } else { format!("：{}", comment.trim()) });
+    let hid = history(&mut tx, c.id, "rate", c.status.as_str(), to.as_str(), "public", "居民", &note).await?;
+    if unsatisfied {
+        history(&mut tx, c.id, "rework", to.as_str(), to.as_str(), "system", "系统", "居民不满意，退回承办方返工").await?;
+    }
+    tell(&mut tx, &c, if unsatisfied { Action::Rework } else { Action::Rate }, &note, None).await?;
+    let body = json!({"event": "case.rate", "number": c.number, "status": to.as_str(), "satisfaction": satisfaction});
+    jobs::enqueue_webhooks(&mut tx, c.id, c.unit_id, hid, &body).await?;
+    let summary = format!("居民评价 {}：{note}", c.number);
+    let ev = Event { action: "case.rate", entity: "case", entity_id: &c.number, node_path: &c.node_path, summary: &summary };
+    audit::append(&mut tx, &st.chain, &crate::audit::Actor { name: "public".into(), ip: ip.into() }, ev).await?;
+    tx.commit().await?;
+    Ok(())
+}

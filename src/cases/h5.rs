@@ -1,0 +1,388 @@
+//! The residents' mobile site under `/m/`: report with photo and location (browser
+//! geolocation, a pick on the grid map, or a grid's QR code), get a number, track it with
+//! number + phone, rate it, and browse the public progress of non-private cases. Also the
+//! grids' QR codes and printable posters.
+
+use askama::Template;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get as route_get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use super::categories::{self, Category};
+use super::store::{self, CreateInput, Reporter, Step};
+use super::{CaseRow, ROW_COLS, Status, photos};
+use crate::app::AppState;
+use crate::auth::middleware::{Caller, PRE_COOKIE};
+use crate::auth::{Perm, Principal, random_hex};
+use crate::db::get;
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::ident::Mobile;
+use crate::web::{Q, fmt_time, render};
+
+/// A case the phone number proves to be the caller's (404 otherwise, whatever was wrong).
+pub async fn owned(st: &AppState, number: &str, phone: &str) -> AppResult<(CaseRow, String)> {
+    let m = Mobile::parse(phone).map_err(|_| AppError::NotFound)?;
+    let sql = format!("SELECT {ROW_COLS}, c.reporter_phone_bidx FROM cases c WHERE c.number = $1");
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number.trim()).fetch_optional(&st.db.pool).await?.ok_or(AppError::NotFound)?;
+    let bidx: Option<String> = get(&r, "reporter_phone_bidx")?;
+    if bidx.as_deref() != Some(st.keyring.blind_index("case_phone", m.as_str()).as_str()) {
+        return Err(AppError::NotFound);
+    }
+    Ok((CaseRow::from_row(&r)?, m.as_str().to_string()))
+}
+
+fn with_pre_cookie(html: axum::response::Html<String>, pre: &str, status: StatusCode) -> Response {
+    (status, [(header::SET_COOKIE, format!("{PRE_COOKIE}={pre}; Path=/; HttpOnly; SameSite=Strict"))], html).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "m/home.html")]
+struct Home {
+    recent: Vec<PublicCase>,
+}
+
+/// A case as the public sees it: no names, no phones, no notes.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PublicCase {
+    /// Number.
+    pub number: String,
+    /// Category name.
+    pub category: String,
+    /// Status label.
+    pub status: &'static str,
+    /// Grid name.
+    pub grid: String,
+    /// Reported at.
+    pub created: String,
+}
+
+async fn public_cases(st: &AppState, limit: i64) -> AppResult<Vec<PublicCase>> {
+    let rows = sqlx::query(
+        "SELECT c.number, c.status, c.created_at, cat.name AS cat, n.name AS grid FROM cases c JOIN categories cat ON cat.id = c.category_id \
+         LEFT JOIN nodes n ON n.code = c.grid_code WHERE c.private = 0 AND c.status NOT IN ('submitted','rejected','voided') ORDER BY c.id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&st.db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(PublicCase {
+                number: get(r, "number")?,
+                category: get(r, "cat")?,
+                status: Status::parse(&get::<String>(r, "status")?).map(|s| s.label()).unwrap_or(""),
+                grid: get::<Option<String>>(r, "grid")?.unwrap_or_default(),
+                created: fmt_time(get::<i64>(r, "created_at")?),
+            })
+        })
+        .collect()
+}
+
+async fn home(State(st): State<AppState>) -> AppResult<Response> {
+    Ok(render(&Home { recent: public_cases(&st, 10).await? })?.into_response())
+}
+
+#[derive(Template)]
+#[template(path = "m/report.html")]
+struct ReportPage {
+    csrf: String,
+    categories: Vec<Category>,
+    grid: String,
+    grid_name: String,
+    form: ReportForm,
+    errors: FieldErrors,
+}
+
+#[derive(Deserialize, Default, Clone)]
+struct ReportForm {
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    lng: String,
+    #[serde(default)]
+    lat: String,
+    #[serde(default)]
+    crs: String,
+    #[serde(default)]
+    grid: String,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    reporter_name: String,
+    #[serde(default)]
+    reporter_phone: String,
+    #[serde(default)]
+    private: String,
+}
+
+async fn report_page(st: &AppState, form: ReportForm, errors: FieldErrors) -> AppResult<Response> {
+    let grid_name = match form.grid.trim() {
+        "" => String::new(),
+        g => crate::tree::store::find_by_code(&st.db, g).await?.map(|n| n.name).unwrap_or_default(),
+    };
+    let pre = random_hex(16);
+    let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let page = ReportPage { csrf: pre.clone(), categories: categories::active(&st.db).await?, grid: form.grid.clone(), grid_name, form, errors };
+    Ok(with_pre_cookie(render(&page)?, &pre, status))
+}
+
+#[derive(Deserialize, Default)]
+struct GridQ {
+    grid: Option<String>,
+}
+
+async fn report_get(State(st): State<AppState>, Q(q): Q<GridQ>) -> AppResult<Response> {
+    report_page(&st, ReportForm { grid: q.grid.unwrap_or_default(), ..Default::default() }, FieldErrors::default()).await
+}
+
+fn num(s: &str) -> Option<f64> {
+    s.trim().parse().ok()
+}
+
+async fn report_post(State(st): State<AppState>, Caller(_, ip): Caller, mut mp: Multipart) -> AppResult<Response> {
+    let mut f = ReportForm::default();
+    let mut pics = Vec::new();
+    let mut bad_photo = None;
+    while let Some(field) = mp.next_field().await.map_err(|_| AppError::BadRequest("表单内容读取失败".into()))? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "photos" {
+            let bytes = field.bytes().await.map_err(|_| AppError::BadRequest("照片读取失败（可能过大）".into()))?;
+            if !bytes.is_empty() {
+                match photos::check(bytes.to_vec()) {
+                    Ok(p) => pics.push(p),
+                    Err(m) => bad_photo = Some(m),
+                }
+            }
+            continue;
+        }
+        let v = field.text().await.unwrap_or_default();
+        match name.as_str() {
+            "category" => f.category = v,
+            "description" => f.description = v,
+            "lng" => f.lng = v,
+            "lat" => f.lat = v,
+            "crs" => f.crs = v,
+            "grid" => f.grid = v,
+            "address" => f.address = v,
+            "reporter_name" => f.reporter_name = v,
+            "reporter_phone" => f.reporter_phone = v,
+            "private" => f.private = v,
+            _ => {}
+        }
+    }
+    if let Some(m) = bad_photo {
+        return report_page(&st, f, FieldErrors(vec![crate::error::FieldError { field: "photos".into(), message: m }])).await;
+    }
+    let input = CreateInput {
+        category: f.category.clone(),
+        description: f.description.clone(),
+        lng: num(&f.lng),
+        lat: num(&f.lat),
+        crs: Some(if f.crs.is_empty() { "wgs84".into() } else { f.crs.clone() }),
+        grid: Some(f.grid.clone()),
+        address: f.address.clone(),
+        channel: Some("resident_h5".into()),
+        reporter_name: Some(f.reporter_name.clone()),
+        reporter_phone: Some(f.reporter_phone.clone()),
+        private: !f.private.is_empty(),
+        ..Default::default()
+    };
+    match store::create(&st, Reporter::Public { channel: "resident_h5", ip: &ip }, &input, pics).await {
+        Ok(c) => Ok(Redirect::to(&format!("/m/done?number={}", c.number)).into_response()),
+        Err(AppError::Validation(v)) => report_page(&st, f, FieldErrors(v)).await,
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "m/done.html")]
+struct Done {
+    number: String,
+}
+
+#[derive(Deserialize, Default)]
+struct NumberQ {
+    number: Option<String>,
+    phone: Option<String>,
+}
+
+async fn done(Q(q): Q<NumberQ>) -> AppResult<Response> {
+    Ok(render(&Done { number: q.number.unwrap_or_default() })?.into_response())
+}
+
+#[derive(Template)]
+#[template(path = "m/track.html")]
+struct Track {
+    csrf: String,
+    number: String,
+    phone: String,
+    found: Option<TrackView>,
+    error: String,
+}
+
+struct TrackView {
+    category: String,
+    status: &'static str,
+    can_rate: bool,
+    satisfaction: String,
+    steps: Vec<Step>,
+}
+
+async fn track(State(st): State<AppState>, Q(q): Q<NumberQ>) -> AppResult<Response> {
+    let (number, phone) = (q.number.unwrap_or_default(), q.phone.unwrap_or_default());
+    let mut error = String::new();
+    let mut found = None;
+    if !number.is_empty() {
+        match owned(&st, &number, &phone).await {
+            Ok((c, _)) => {
+                let v = store::view_by_id(&st, c.id).await?;
+                found = Some(TrackView {
+                    category: v.category_name,
+                    status: v.status_label,
+                    can_rate: matches!(c.status, Status::Finished | Status::FollowedUp) && v.satisfaction.is_none(),
+                    satisfaction: v.satisfaction_label.to_string(),
+                    steps: v.history.into_iter().filter(|s| s.public).collect(),
+                });
+            }
+            Err(AppError::NotFound) => error = "没有找到：请核对编号和报事时留的手机号".into(),
+            Err(e) => return Err(e),
+        }
+    }
+    let pre = random_hex(16);
+    Ok(with_pre_cookie(render(&Track { csrf: pre.clone(), number, phone, found, error })?, &pre, StatusCode::OK))
+}
+
+#[derive(Deserialize, Default)]
+struct RateForm {
+    #[serde(default)]
+    number: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    satisfaction: String,
+    #[serde(default)]
+    comment: String,
+}
+
+async fn rate(State(st): State<AppState>, Caller(_, ip): Caller, Form(f): Form<RateForm>) -> AppResult<Response> {
+    super::flow::rate_public(&st, &f.number, &f.phone, &f.satisfaction, &f.comment, &ip).await?;
+    Ok(Redirect::to(&format!("/m/track?number={}&phone={}", f.number, crate::web::urlencode(&f.phone))).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "m/public.html")]
+struct PublicList {
+    items: Vec<PublicCase>,
+}
+
+async fn public_list(State(st): State<AppState>) -> AppResult<Response> {
+    Ok(render(&PublicList { items: public_cases(&st, 100).await? })?.into_response())
+}
+
+#[derive(Template)]
+#[template(path = "m/public_case.html")]
+struct PublicOne {
+    case: PublicCase,
+    steps: Vec<Step>,
+}
+
+async fn public_one(State(st): State<AppState>, Path(number): Path<String>) -> AppResult<Response> {
+    let (c, _) = store::load(&st, &number).await?;
+    if c.private || matches!(c.status, Status::Submitted | Status::Rejected | Status::Voided) {
+        return Err(AppError::NotFound);
+    }
+    let v = store::view_by_id(&st, c.id).await?;
+    let grid = crate::tree::store::find_by_code(&st.db, &v.grid_code).await?.map(|n| n.name).unwrap_or_default();
+    let case = PublicCase { number: v.number, category: v.category_name, status: v.status_label, grid, created: v.created_at };
+    // The public sees what happened and when, never who or the notes.
+    let steps = v.history.into_iter().filter(|s| s.public).map(|s| Step { note: String::new(), actor: String::new(), ..s }).collect();
+    Ok(render(&PublicOne { case, steps })?.into_response())
+}
+
+#[derive(Template)]
+#[template(path = "m/pick.html")]
+struct Pick {
+    svg: String,
+}
+
+async fn pick(State(st): State<AppState>) -> AppResult<Response> {
+    let grids = crate::tree::geometry::grid_polygons(&st.db, "/").await?;
+    let hrefs: Vec<String> = grids.iter().map(|g| format!("/m/report?grid={}", g.code)).collect();
+    let titles: Vec<String> = grids.iter().map(|g| format!("{}（{}）", g.name, g.community_name)).collect();
+    let mut comms: Vec<&str> = grids.iter().map(|g| g.community_code.as_str()).collect();
+    comms.dedup();
+    let items: Vec<crate::geo::MapItem> = grids
+        .iter()
+        .enumerate()
+        .map(|(i, g)| crate::geo::MapItem {
+            polygon: &g.polygon,
+            label: "",
+            href: &hrefs[i],
+            fill: crate::geo::palette(comms.iter().position(|c| *c == g.community_code).unwrap_or(0)),
+            title: &titles[i],
+        })
+        .collect();
+    Ok(render(&Pick { svg: crate::geo::render_svg_with_tiles(&items, 800, st.cfg.tile_url()) })?.into_response())
+}
+
+/// Routes of the resident site (public: no login).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/m", route_get(home))
+        .route("/m/report", route_get(report_get).post(report_post))
+        .route("/m/done", route_get(done))
+        .route("/m/track", route_get(track))
+        .route("/m/rate", post(rate))
+        .route("/m/public", route_get(public_list))
+        .route("/m/public/{number}", route_get(public_one))
+        .route("/m/pick", route_get(pick))
+}
+
+fn base_url(headers: &axum::http::HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1:8080");
+    format!("http://{host}")
+}
+
+async fn grid_for_qr(st: &AppState, p: &Principal, code: &str) -> AppResult<crate::tree::Node> {
+    let n = crate::tree::store::get_node(st, p, code).await?;
+    p.check(Perm::TreeRead, &n.path)?;
+    if n.kind != crate::tree::Kind::Grid {
+        return Err(AppError::NotFound);
+    }
+    Ok(n)
+}
+
+async fn qr(State(st): State<AppState>, p: Principal, Path((code, fmt)): Path<(String, String)>, headers: axum::http::HeaderMap) -> AppResult<Response> {
+    let n = grid_for_qr(&st, &p, &code).await?;
+    let url = format!("{}/m/report?grid={}", base_url(&headers), n.code);
+    match fmt.as_str() {
+        "qr.svg" => Ok(([(header::CONTENT_TYPE, "image/svg+xml")], crate::web::qr::svg(&url, 8).map_err(AppError::BadRequest)?).into_response()),
+        "qr.png" => Ok(([(header::CONTENT_TYPE, "image/png")], crate::web::qr::png(&url, 8).map_err(AppError::BadRequest)?).into_response()),
+        "poster" => {
+            let svg = crate::web::qr::svg(&url, 10).map_err(AppError::BadRequest)?;
+            let community = n.parent_code.clone().unwrap_or_default();
+            let cname = crate::tree::store::find_by_code(&st.db, &community).await?.map(|c| c.name).unwrap_or_default();
+            Ok(render(&Poster { grid: n.name, code: n.code, community: cname, svg, url })?.into_response())
+        }
+        _ => Err(AppError::NotFound),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "m/poster.html")]
+struct Poster {
+    grid: String,
+    code: String,
+    community: String,
+    svg: String,
+    url: String,
+}
+
+/// Staff routes for the grids' QR codes and posters.
+pub fn qr_routes() -> Router<AppState> {
+    Router::new().route("/grids/{code}/{fmt}", route_get(qr))
+}

@@ -1,0 +1,282 @@
+//! Background work as rows of the `jobs` table: SLA timers (yellow card, red card, automatic
+//! escalation) and webhook deliveries.
+//!
+//! - Enqueueing is idempotent: every job has a unique `dedup_key`, so scheduling twice is a no-op.
+//! - Claiming is exclusive: on PostgreSQL `FOR UPDATE SKIP LOCKED`, on SQLite the single writer.
+//!   A claim is a lease (`locked_until`); a node that dies mid-job loses the lease and another
+//!   node takes the job over, so nothing is skipped.
+//! - A job's effects and its `done_at` mark commit in one transaction, and the mark is
+//!   conditional (`done_at IS NULL`), so a job that runs twice changes nothing the second time.
+//!   Webhooks are the exception by nature (the remote side sees at-least-once delivery; each
+//!   carries a stable `X-Linli-Delivery` id for de-duplication).
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use super::notify::{self, Target};
+use crate::app::AppState;
+use crate::auth::Role;
+use crate::db::{Backend, Tx, get, now_ms};
+use crate::error::{AppError, AppResult};
+
+/// Schedules a job unless one with the same key exists.
+pub async fn enqueue(tx: &mut Tx, kind: &str, key: &str, payload: &Value, run_at: i64) -> AppResult<()> {
+    sqlx::query("INSERT INTO jobs (kind, dedup_key, payload, run_at, created_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (dedup_key) DO NOTHING")
+        .bind(kind)
+        .bind(key)
+        .bind(payload.to_string())
+        .bind(run_at)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A claimed job.
+#[derive(Debug)]
+pub struct Job {
+    /// jobs.id
+    pub id: i64,
+    /// Kind.
+    pub kind: String,
+    /// Payload.
+    pub payload: Value,
+    /// Attempts so far, including this one.
+    pub attempts: i64,
+}
+
+/// Claims up to `limit` due jobs for `worker` with a lease of `lease_ms`.
+pub async fn claim(st: &AppState, worker: &str, now: i64, limit: i64, lease_ms: i64) -> AppResult<Vec<Job>> {
+    let lock = if st.db.backend == Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 WHERE id IN (\
+           SELECT id FROM jobs WHERE done_at IS NULL AND run_at <= $3 AND (locked_until IS NULL OR locked_until < $3) \
+           ORDER BY run_at LIMIT {limit} {lock}) RETURNING id, kind, payload, attempts"
+    );
+    let mut tx = st.db.begin().await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(worker).bind(now + lease_ms).bind(now).fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    rows.iter()
+        .map(|r| {
+            let payload: String = get(r, "payload")?;
+            Ok(Job { id: get(r, "id")?, kind: get(r, "kind")?, payload: serde_json::from_str(&payload).unwrap_or(Value::Null), attempts: get(r, "attempts")? })
+        })
+        .collect()
+}
+
+/// Marks a job done inside `tx`; false when it already was (then the caller rolls back).
+async fn finish(tx: &mut Tx, id: i64, note: &str) -> AppResult<bool> {
+    let n = sqlx::query("UPDATE jobs SET done_at = $1, last_error = $2, locked_until = NULL WHERE id = $3 AND done_at IS NULL")
+        .bind(now_ms())
+        .bind(note)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+/// Runs every due job once; returns how many were processed. `now` is injectable for tests.
+pub async fn run_due(st: &AppState, worker: &str, now: i64) -> AppResult<usize> {
+    let jobs = claim(st, worker, now, 50, 60_000).await?;
+    let n = jobs.len();
+    for job in jobs {
+        let res = match job.kind.as_str() {
+            "sla" => sla(st, &job, now).await,
+            "webhook" => webhook(st, &job).await,
+            other => {
+                let mut tx = st.db.begin().await?;
+                finish(&mut tx, job.id, &format!("未知任务类型 {other}")).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        };
+        if let Err(e) = res {
+            tracing::warn!(job = job.id, error = %e, "任务执行失败，稍后重试");
+        }
+    }
+    Ok(n)
+}
+
+/// The worker loop of `linli serve`.
+pub async fn worker(st: AppState) {
+    let name = format!("node-{}", crate::auth::random_hex(4));
+    loop {
+        match run_due(&st, &name, now_ms()).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "任务队列出错"),
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+}
+
+/// Schedules the three SLA timers of the case's current clock.
+pub async fn schedule_sla(tx: &mut Tx, st: &AppState, case_id: i64, yellow_at: i64, due: i64) -> AppResult<()> {
+    let cal = super::categories::calendar(&st.db).await?;
+    let escalate_at = cal.add_working_hours(due, cal.hours_per_day());
+    for (step, at) in [("yellow", yellow_at), ("red", due), ("escalate", escalate_at)] {
+        let key = format!("sla:{case_id}:{step}:{due}");
+        enqueue(tx, "sla", &key, &json!({"case_id": case_id, "step": step, "due": due}), at).await?;
+    }
+    Ok(())
+}
+
+async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
+    let case_id = job.payload["case_id"].as_i64().unwrap_or(-1);
+    let due = job.payload["due"].as_i64().unwrap_or(-1);
+    let step = job.payload["step"].as_str().unwrap_or_default().to_string();
+    let mut tx = st.db.begin().await?;
+    if !finish(&mut tx, job.id, "").await? {
+        return Ok(());
+    }
+    let sql = format!("SELECT {} FROM cases c WHERE c.id = $1", super::ROW_COLS);
+    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(case_id).fetch_optional(&mut *tx).await? else {
+        tx.commit().await?;
+        return Ok(());
+    };
+    let c = super::CaseRow::from_row(&r)?;
+    let running = matches!(c.status, super::Status::Registered | super::Status::Dispatched | super::Status::Accepted);
+    // A superseded clock (extension, rework) or a case no longer running: nothing to do.
+    if !running || c.resolve_due != Some(due) {
+        tx.commit().await?;
+        return Ok(());
+    }
+    let street_path = c.node_path.split('/').take(3).collect::<Vec<_>>().join("/") + "/";
+    let community_path = c.node_path.split('/').take(4).collect::<Vec<_>>().join("/") + "/";
+    let (level, warn, action, note) = match step.as_str() {
+        "yellow" if c.warn_level < 1 => (c.level, 1, "yellow_card", "已用时限 80%，黄牌预警"),
+        "red" if c.warn_level < 2 => (c.level, 2, "red_card", "已超过办理时限，红牌督办"),
+        "escalate" if c.level < 2 => (c.level + 1, c.warn_level.max(2), "auto_escalate", "超期未办结，自动上报"),
+        _ => {
+            tx.commit().await?;
+            return Ok(());
+        }
+    };
+    sqlx::query("UPDATE cases SET warn_level = $1, level = $2, version = version + 1, updated_at = $3 WHERE id = $4")
+        .bind(warn)
+        .bind(level)
+        .bind(now)
+        .bind(case_id)
+        .execute(&mut *tx)
+        .await?;
+    let status = c.status.as_str();
+    let label = if action == "auto_escalate" { format!("{note}至{}", super::level_label(level)) } else { note.to_string() };
+    sqlx::query("INSERT INTO case_history (case_id, action, from_status, to_status, actor, actor_label, at, note, public) VALUES ($1,$2,$3,$3,'system','系统',$4,$5,0)")
+        .bind(case_id)
+        .bind(action)
+        .bind(status)
+        .bind(now)
+        .bind(&label)
+        .execute(&mut *tx)
+        .await?;
+    let text = format!("{} {}", c.number, label);
+    notify::push(&mut tx, Target::Staff(Role::CommunityStaff, community_path), case_id, action, &text).await?;
+    if let Some(u) = c.unit_id {
+        notify::push(&mut tx, Target::Unit(u), case_id, action, &text).await?;
+    }
+    if let Some(u) = c.assignee_user_id {
+        notify::push(&mut tx, Target::User(u), case_id, action, &text).await?;
+    }
+    if action == "auto_escalate" {
+        let (role, path) = if level >= 2 { (Role::CountyAdmin, c.node_path.split('/').take(2).collect::<Vec<_>>().join("/") + "/") } else { (Role::StreetAdmin, street_path) };
+        notify::push(&mut tx, Target::Staff(role, path), case_id, action, &text).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Queues one delivery per matching active webhook (county-wide ones, and the unit's own).
+pub async fn enqueue_webhooks(tx: &mut Tx, case_id: i64, unit_id: Option<i64>, history_id: i64, body: &Value) -> AppResult<()> {
+    let rows = sqlx::query("SELECT id FROM webhooks WHERE active = 1 AND (unit_id IS NULL OR unit_id = $1)")
+        .bind(unit_id.unwrap_or(-1))
+        .fetch_all(&mut **tx)
+        .await?;
+    for r in &rows {
+        let wid: i64 = get(r, "id")?;
+        let key = format!("wh:{wid}:{case_id}:{history_id}");
+        enqueue(tx, "webhook", &key, &json!({"webhook_id": wid, "body": body}), now_ms()).await?;
+    }
+    Ok(())
+}
+
+/// `sha256=<hex>` of the body under the webhook's secret.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    format!("sha256={}", crate::audit::hex(&mac.finalize().into_bytes()))
+}
+
+/// Retry schedule: 30 s, 1 min, 2 min … capped at 1 h; give up after 8 attempts.
+pub fn backoff_ms(attempts: i64) -> i64 {
+    (30_000i64 << (attempts - 1).clamp(0, 7)).min(3_600_000)
+}
+
+/// Most attempts before a delivery is abandoned.
+pub const MAX_ATTEMPTS: i64 = 8;
+
+async fn webhook(st: &AppState, job: &Job) -> AppResult<()> {
+    let wid = job.payload["webhook_id"].as_i64().unwrap_or(-1);
+    let row = sqlx::query("SELECT url, secret, active FROM webhooks WHERE id = $1").bind(wid).fetch_optional(&st.db.pool).await?;
+    let outcome = match &row {
+        Some(r) if get::<i64>(r, "active")? == 1 => {
+            let body = job.payload["body"].to_string();
+            let (url, secret): (String, String) = (get(r, "url")?, get(r, "secret")?);
+            let event = job.payload["body"]["event"].as_str().unwrap_or("case").to_string();
+            let headers = [
+                ("Content-Type", "application/json; charset=utf-8".to_string()),
+                ("X-Linli-Event", event),
+                ("X-Linli-Delivery", job.id.to_string()),
+                ("X-Linli-Signature", signature(&secret, body.as_bytes())),
+            ];
+            crate::web::http::post(&url, &headers, body.as_bytes(), Duration::from_secs(10)).await
+        }
+        _ => Err("webhook 已停用或删除".into()),
+    };
+    let mut tx = st.db.begin().await?;
+    match outcome {
+        Ok(status) if (200..300).contains(&status) => {
+            finish(&mut tx, job.id, "").await?;
+        }
+        failed => {
+            let why = match failed {
+                Ok(s) => format!("对方返回 HTTP {s}"),
+                Err(e) => e,
+            };
+            if job.attempts >= MAX_ATTEMPTS || row.is_none() {
+                finish(&mut tx, job.id, &format!("已放弃：{why}")).await?;
+            } else {
+                sqlx::query("UPDATE jobs SET run_at = $1, locked_until = NULL, last_error = $2 WHERE id = $3 AND done_at IS NULL")
+                    .bind(now_ms() + backoff_ms(job.attempts))
+                    .bind(&why)
+                    .bind(job.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+    }
+    tx.commit().await.map_err(AppError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff_ms(1), 30_000);
+        assert_eq!(backoff_ms(2), 60_000);
+        assert_eq!(backoff_ms(4), 240_000);
+        assert_eq!(backoff_ms(20), 3_600_000);
+    }
+
+    #[test]
+    fn signature_is_hmac_sha256_hex() {
+        // RFC 4231 test case 2.
+        let s = signature("Jefe", b"what do ya want for nothing?");
+        assert_eq!(s, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    }
+}

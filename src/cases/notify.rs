@@ -1,0 +1,137 @@
+//! The in-app inbox and live updates. Notifications are rows written in the same transaction
+//! as the change; the server-sent event stream polls them, so any node can serve any user.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream};
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::auth::{Principal, Role};
+use crate::db::list::Where;
+use crate::db::{Row, Tx, get, now_ms};
+use crate::error::AppResult;
+
+/// Who a notification is for.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// Staff of the given role whose scope covers the path.
+    Staff(Role, String),
+    /// The contacts of a unit.
+    Unit(i64),
+    /// One account.
+    User(i64),
+}
+
+/// Writes a notification inside the transaction of the change.
+pub async fn push(tx: &mut Tx, target: Target, case_id: i64, kind: &str, text: &str) -> AppResult<()> {
+    let (user, unit, path, audience) = match &target {
+        Target::Staff(role, path) => (None, None, path.clone(), role.as_str().to_string()),
+        Target::Unit(id) => (None, Some(*id), String::new(), String::new()),
+        Target::User(id) => (Some(*id), None, String::new(), String::new()),
+    };
+    sqlx::query("INSERT INTO notifications (user_id, unit_id, node_path, audience, case_id, kind, text, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")
+        .bind(user)
+        .bind(unit)
+        .bind(path)
+        .bind(audience)
+        .bind(case_id)
+        .bind(kind)
+        .bind(text)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A notification as shown.
+#[derive(Clone, Debug, Serialize)]
+pub struct Note {
+    /// Id (also the SSE event id).
+    pub id: i64,
+    /// Kind, e.g. `case.new`.
+    pub kind: String,
+    /// zh-CN text.
+    pub text: String,
+    /// Case number, if any.
+    pub number: Option<String>,
+    /// When (ms).
+    pub at: i64,
+    /// Already read.
+    pub read: bool,
+}
+
+fn mine(w: &mut Where, p: &Principal) {
+    let unit = p.unit_id.unwrap_or(-1);
+    w.arg(
+        &format!("(n.user_id = {} OR n.unit_id = {unit} OR (n.audience = '{}' AND ? LIKE n.node_path || '%') OR (n.audience = '{}' AND n.node_path LIKE ?))", p.user_id, p.role.as_str(), p.role.as_str()),
+        p.scope_path.clone(),
+    );
+}
+
+fn note_row(r: &Row) -> AppResult<Note> {
+    Ok(Note {
+        id: get(r, "id")?,
+        kind: get(r, "kind")?,
+        text: get(r, "text")?,
+        number: get(r, "number")?,
+        at: get(r, "created_at")?,
+        read: get::<Option<i64>>(r, "read_at")?.is_some(),
+    })
+}
+
+/// The caller's notifications newer than `after`, newest first.
+pub async fn list(st: &AppState, p: &Principal, after: i64, limit: i64) -> AppResult<Vec<Note>> {
+    let mut w = Where::new();
+    mine(&mut w, p);
+    w.raw(&format!("n.id > {after}"));
+    let page = w
+        .page(
+            &st.db,
+            "n.id, n.kind, n.text, n.created_at, n.read_at, c.number",
+            "FROM notifications n LEFT JOIN cases c ON c.id = n.case_id",
+            "n.id DESC",
+            (1, limit.clamp(1, 500)),
+            note_row,
+        )
+        .await?;
+    Ok(page.items)
+}
+
+/// Marks the caller's notifications read up to `upto`.
+pub async fn mark_read(st: &AppState, p: &Principal, upto: i64) -> AppResult<()> {
+    let notes = list(st, p, 0, 500).await?;
+    let ids: Vec<String> = notes.iter().filter(|n| !n.read && n.id <= upto).map(|n| n.id.to_string()).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut tx = st.db.begin().await?;
+    let sql = format!("UPDATE notifications SET read_at = $1 WHERE id IN ({}) AND read_at IS NULL", ids.join(","));
+    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms()).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The latest notification id the caller can see (where a new stream starts).
+pub async fn latest(st: &AppState, p: &Principal) -> AppResult<i64> {
+    Ok(list(st, p, 0, 1).await?.first().map(|n| n.id).unwrap_or(0))
+}
+
+/// Server-sent events: one `notification` event per new row, polled every second.
+pub fn stream(st: AppState, p: Principal, from: i64) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let s = stream::unfold((st, p, from, Vec::<Note>::new()), |(st, p, mut last, mut pending)| async move {
+        loop {
+            if let Some(n) = pending.pop() {
+                last = last.max(n.id);
+                let ev = Event::default().id(n.id.to_string()).event("notification").data(serde_json::to_string(&n).unwrap_or_default());
+                return Some((Ok(ev), (st, p, last, pending)));
+            }
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            // Oldest last so that pop() sends in order.
+            pending = list(&st, &p, last, 50).await.unwrap_or_default();
+        }
+    });
+    Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive"))
+}

@@ -1,0 +1,463 @@
+//! Staff pages of the case loop: the role's inbox with filters and bulk actions and live
+//! updates, the case page with timeline and only the allowed actions, staff entry, the rates
+//! and ranking page, and admin pages for categories, calendar, units and webhooks.
+
+use askama::Template;
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use super::categories::{self, Category, CategoryInput};
+use super::flow::{self, ActionInput};
+use super::machine::{Action, Actor, CHANNELS, SATISFACTION};
+use super::rates::{self, RateRow, RatesQuery};
+use super::store::{self, CaseFilter, CaseView, CreateInput, Reporter};
+use super::units::{self, Unit, UnitFilter, UnitInput};
+use super::{Assignee, Status, notify, photos};
+use crate::app::AppState;
+use crate::auth::{Principal, Role};
+use crate::db::list::Page;
+use crate::error::{AppError, AppResult, FieldError, FieldErrors};
+use crate::web::{FormBody, Layout, Q, render};
+
+/// A tab of the inbox: label, query string.
+type Tab = (&'static str, String);
+
+fn tabs(p: &Principal) -> Vec<Tab> {
+    match p.role {
+        Role::UnitContact | Role::GridWorker | Role::PartyMember => vec![
+            ("待接单", "status=dispatched&mine=true".into()),
+            ("处置中", "status=accepted&mine=true".into()),
+            ("逾期", "overdue=true&mine=true".into()),
+            ("全部", "mine=true".into()),
+        ],
+        Role::Resident => vec![("我的报事", String::new())],
+        Role::StreetAdmin | Role::CountyAdmin => vec![
+            ("上报待办", format!("level={}&status=registered", if p.role == Role::StreetAdmin { 1 } else { 2 })),
+            ("待受理", "status=submitted".into()),
+            ("待派单", "status=registered".into()),
+            ("逾期", "overdue=true".into()),
+            ("全部", String::new()),
+        ],
+        Role::CommunityStaff => vec![
+            ("待受理", "status=submitted".into()),
+            ("待派单", "status=registered".into()),
+            ("待回访", "status=finished".into()),
+            ("待结案", "status=followed_up".into()),
+            ("逾期", "overdue=true".into()),
+            ("全部", String::new()),
+        ],
+    }
+}
+
+#[derive(Template)]
+#[template(path = "cases/inbox.html")]
+struct Inbox {
+    layout: Layout,
+    tabs: Vec<Tab>,
+    current: String,
+    page: Page<CaseView>,
+    filter: CaseFilter,
+    categories: Vec<Category>,
+    statuses: Vec<(&'static str, &'static str)>,
+    channels: Vec<(&'static str, &'static str)>,
+    staff: bool,
+    notice: String,
+}
+
+/// Just the table, for live refresh of the inbox.
+#[derive(Template)]
+#[template(path = "cases/inbox_table.html")]
+struct InboxTable {
+    page: Page<CaseView>,
+    current: String,
+}
+
+#[derive(Deserialize, Default)]
+struct InboxQ {
+    #[serde(default)]
+    fragment: bool,
+    notice: Option<String>,
+}
+
+async fn inbox(State(st): State<AppState>, p: Principal, Q(f): Q<CaseFilter>, Q(x): Q<InboxQ>, uri: axum::http::Uri) -> AppResult<Response> {
+    let current = uri.query().unwrap_or_default().split('&').filter(|kv| !kv.starts_with("fragment=") && !kv.starts_with("notice=") && !kv.starts_with("page=")).collect::<Vec<_>>().join("&");
+    let page = store::list(&st, &p, &f).await?;
+    if x.fragment {
+        return Ok(render(&InboxTable { page, current })?.into_response());
+    }
+    let page = Inbox {
+        layout: Layout::new(&p, "事项办理", "/cases"),
+        tabs: tabs(&p),
+        current,
+        page,
+        filter: f,
+        categories: categories::all(&st.db).await?,
+        statuses: Status::ALL.iter().map(|s| (s.as_str(), s.label())).collect(),
+        channels: CHANNELS.to_vec(),
+        staff: super::staff_level(p.role).is_some(),
+        notice: x.notice.unwrap_or_default(),
+    };
+    Ok(render(&page)?.into_response())
+}
+
+#[derive(Template)]
+#[template(path = "cases/case.html")]
+struct CasePage {
+    layout: Layout,
+    case: CaseView,
+    actions: Vec<(&'static str, &'static str)>,
+    assignees: Vec<Assignee>,
+    satisfaction: Vec<(&'static str, &'static str)>,
+    map: String,
+    errors: FieldErrors,
+}
+
+/// The actions the viewer may take now (the page shows only these).
+async fn allowed(st: &AppState, p: &Principal, number: &str) -> AppResult<Vec<Action>> {
+    let (c, cat) = store::load_visible(st, p, number).await?;
+    Ok(Action::ALL
+        .into_iter()
+        .filter(|a| *a != Action::Rate && a.next(c.status).is_some())
+        .filter(|a| match a.actor() {
+            Actor::Staff => c.is_staff(p),
+            Actor::Assignee => c.is_assignee(p),
+            Actor::Claimer => p.role == Role::PartyMember && cat.claimable,
+            Actor::Reporter => false,
+        })
+        .filter(|a| *a != Action::ApproveExtension || c.extension_hours.is_some())
+        .filter(|a| *a != Action::Escalate || c.level < 2)
+        .collect())
+}
+
+async fn case_page(st: &AppState, p: &Principal, number: &str, errors: FieldErrors) -> AppResult<Response> {
+    let case = store::view(st, p, number).await?;
+    let actions: Vec<(&str, &str)> = allowed(st, p, number).await?.into_iter().map(|a| (a.as_str(), a.label())).collect();
+    let assignees = if actions.iter().any(|(a, _)| *a == "dispatch" || *a == "reassign") { flow::suggestions(st, p, number).await? } else { Vec::new() };
+    let map = pin_map(st, &case).await?;
+    let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let layout = Layout::new(p, &format!("{} · {}", case.number, case.category_name), "/cases");
+    Ok((status, render(&CasePage { layout, case, actions, assignees, satisfaction: SATISFACTION.to_vec(), map, errors })?).into_response())
+}
+
+/// The case's grid with a pin at its point.
+async fn pin_map(st: &AppState, c: &CaseView) -> AppResult<String> {
+    let Some(poly) = crate::tree::geometry::polygon_of(&st.db, &c.grid_code).await? else { return Ok(String::new()) };
+    let mut items = vec![crate::geo::MapItem { polygon: &poly, label: "", href: "", fill: "#fdecea", title: &c.grid_code }];
+    let pin = c.lng.zip(c.lat).map(|(x, y)| crate::geo::Polygon::rect(x - 0.00005, y - 0.00005, x + 0.00005, y + 0.00005));
+    if let Some(p) = &pin {
+        items.push(crate::geo::MapItem { polygon: p, label: "", href: "", fill: "#b71c1c", title: "位置" });
+    }
+    Ok(crate::geo::render_svg_with_tiles(&items, 360, st.cfg.tile_url()))
+}
+
+async fn case_get(State(st): State<AppState>, p: Principal, Path(number): Path<String>) -> AppResult<Response> {
+    case_page(&st, &p, &number, FieldErrors::default()).await
+}
+
+/// Reads an action form with optional photos.
+async fn read_action(mut mp: Multipart) -> AppResult<(ActionInput, Vec<photos::Photo>, Option<String>)> {
+    let mut i = ActionInput::default();
+    let (mut pics, mut bad) = (Vec::new(), None);
+    while let Some(field) = mp.next_field().await.map_err(|_| AppError::BadRequest("表单内容读取失败".into()))? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "photos" {
+            let b = field.bytes().await.map_err(|_| AppError::BadRequest("照片读取失败（可能过大）".into()))?;
+            if !b.is_empty() {
+                match photos::check(b.to_vec()) {
+                    Ok(p) => pics.push(p),
+                    Err(m) => bad = Some(m),
+                }
+            }
+            continue;
+        }
+        let v = field.text().await.unwrap_or_default();
+        match name.as_str() {
+            "action" => i.action = v,
+            "version" => i.version = v.parse().ok(),
+            "note" => i.note = v,
+            "assignee" => i.assignee = v,
+            "contacted" => i.contacted = Some(v == "true"),
+            "solved" => i.solved = Some(v == "true"),
+            "satisfaction" => i.satisfaction = Some(v),
+            "hours" => i.hours = v.parse().ok(),
+            _ => {}
+        }
+    }
+    Ok((i, pics, bad))
+}
+
+async fn case_act(State(st): State<AppState>, p: Principal, Path(number): Path<String>, mp: Multipart) -> AppResult<Response> {
+    let (i, pics, bad) = read_action(mp).await?;
+    if let Some(m) = bad {
+        return case_page(&st, &p, &number, FieldErrors(vec![FieldError { field: "photos".into(), message: m }])).await;
+    }
+    match flow::act(&st, &p, &number, &i, pics).await {
+        Ok(_) => Ok(Redirect::to(&format!("/cases/{number}")).into_response()),
+        Err(AppError::Validation(v)) => case_page(&st, &p, &number, FieldErrors(v)).await,
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct BulkForm {
+    #[serde(default)]
+    numbers: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    assignee: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    back: String,
+}
+
+/// Bulk register / dispatch / close from the inbox: each case succeeds or fails alone.
+async fn bulk(State(st): State<AppState>, p: Principal, body: axum::body::Bytes) -> AppResult<Response> {
+    let pairs: Vec<(String, String)> = crate::auth::middleware::form_pairs(&body);
+    let get1 = |k: &str| pairs.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let f = BulkForm { numbers: String::new(), action: get1("action"), assignee: get1("assignee"), note: get1("note"), back: get1("back") };
+    let numbers: Vec<String> = pairs.iter().filter(|(k, _)| k == "n").map(|(_, v)| v.clone()).chain(f.numbers.split(',').map(str::to_string)).filter(|s| !s.trim().is_empty()).collect();
+    if numbers.is_empty() {
+        return Err(AppError::field("n", "请先勾选案件"));
+    }
+    let (mut ok, mut failed) = (0, Vec::new());
+    for n in &numbers {
+        let i = ActionInput { action: f.action.clone(), assignee: f.assignee.clone(), note: f.note.clone(), ..Default::default() };
+        match flow::act(&st, &p, n, &i, Vec::new()).await {
+            Ok(_) => ok += 1,
+            Err(AppError::Internal(e)) => return Err(AppError::Internal(e)),
+            Err(e) => failed.push(format!("{n}：{}", match e {
+                AppError::Validation(v) => v.into_iter().map(|x| x.message).collect::<Vec<_>>().join("；"),
+                e => e.to_string(),
+            })),
+        }
+    }
+    let notice = format!("成功 {ok} 件{}", if failed.is_empty() { String::new() } else { format!("，失败 {} 件（{}）", failed.len(), failed.join("；")) });
+    let back = if f.back.starts_with("/cases") { f.back } else { "/cases".into() };
+    let sep = if back.contains('?') { '&' } else { '?' };
+    Ok(Redirect::to(&format!("{back}{sep}notice={}", crate::web::urlencode(&notice))).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "cases/new.html")]
+struct NewCase {
+    layout: Layout,
+    categories: Vec<Category>,
+    channels: Vec<(&'static str, &'static str)>,
+    form: NewForm,
+    errors: FieldErrors,
+}
+
+#[derive(Deserialize, Default, Clone)]
+struct NewForm {
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    grid: String,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    reporter_name: String,
+    #[serde(default)]
+    reporter_phone: String,
+}
+
+async fn new_page(st: &AppState, p: &Principal, form: NewForm, errors: FieldErrors) -> AppResult<Response> {
+    let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let page = NewCase { layout: Layout::new(p, "登记事项", "/cases/new"), categories: categories::active(&st.db).await?, channels: CHANNELS.to_vec(), form, errors };
+    Ok((status, render(&page)?).into_response())
+}
+
+async fn new_get(State(st): State<AppState>, p: Principal) -> AppResult<Response> {
+    new_page(&st, &p, NewForm { channel: "staff".into(), ..Default::default() }, FieldErrors::default()).await
+}
+
+async fn new_post(State(st): State<AppState>, p: Principal, FormBody(f): FormBody<NewForm>) -> AppResult<Response> {
+    let i = CreateInput {
+        category: f.category.clone(),
+        description: f.description.clone(),
+        grid: Some(f.grid.clone()),
+        address: f.address.clone(),
+        channel: Some(f.channel.clone()),
+        reporter_name: Some(f.reporter_name.clone()),
+        reporter_phone: Some(f.reporter_phone.clone()),
+        ..Default::default()
+    };
+    match store::create(&st, Reporter::User(&p), &i, Vec::new()).await {
+        Ok(c) => Ok(Redirect::to(&format!("/cases/{}", c.number)).into_response()),
+        Err(AppError::Validation(v)) => new_page(&st, &p, f, FieldErrors(v)).await,
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "cases/rates.html")]
+struct RatesPage {
+    layout: Layout,
+    rows: Vec<RateRow>,
+    q: RatesQuery,
+    query: String,
+}
+
+async fn rates_page(State(st): State<AppState>, p: Principal, Q(q): Q<RatesQuery>, uri: axum::http::Uri) -> AppResult<Response> {
+    let rows = rates::table(&st, &p, &q).await?;
+    let query = uri.query().unwrap_or_default().to_string();
+    Ok(render(&RatesPage { layout: Layout::new(&p, "办理情况与排名", "/rates"), rows, q, query })?.into_response())
+}
+
+#[derive(Template)]
+#[template(path = "cases/notifications.html")]
+struct Notes {
+    layout: Layout,
+    items: Vec<notify::Note>,
+}
+
+async fn notes(State(st): State<AppState>, p: Principal) -> AppResult<Response> {
+    let items = notify::list(&st, &p, 0, 200).await?;
+    Ok(render(&Notes { layout: Layout::new(&p, "消息", "/notifications"), items })?.into_response())
+}
+
+async fn notes_read(State(st): State<AppState>, p: Principal) -> AppResult<Response> {
+    notify::mark_read(&st, &p, i64::MAX).await?;
+    Ok(Redirect::to("/notifications").into_response())
+}
+
+#[derive(Template)]
+#[template(path = "cases/admin.html")]
+struct Admin {
+    layout: Layout,
+    categories: Vec<Category>,
+    units: Vec<Unit>,
+    calendar: String,
+    hooks: Vec<(i64, String, String, bool)>,
+    new_secret: String,
+    errors: FieldErrors,
+    kinds: Vec<&'static str>,
+}
+
+async fn admin_page(st: &AppState, p: &Principal, errors: FieldErrors, new_secret: String) -> AppResult<Response> {
+    if p.role != Role::CountyAdmin {
+        return Err(AppError::Forbidden);
+    }
+    let units = units::list(st, p, &UnitFilter { per_page: Some(500), ..Default::default() }).await?.items;
+    let rows = sqlx::query("SELECT w.id, w.url, w.active, u.name AS unit FROM webhooks w LEFT JOIN units u ON u.id = w.unit_id ORDER BY w.id").fetch_all(&st.db.pool).await?;
+    let mut hooks = Vec::new();
+    for r in &rows {
+        use crate::db::get;
+        hooks.push((get(r, "id")?, get(r, "url")?, get::<Option<String>>(r, "unit")?.unwrap_or_else(|| "全县".into()), get::<i64>(r, "active")? == 1));
+    }
+    let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let page = Admin {
+        layout: Layout::new(p, "事项配置", "/admin"),
+        categories: categories::all(&st.db).await?,
+        units,
+        calendar: categories::calendar_text(&st.db).await?,
+        hooks,
+        new_secret,
+        errors,
+        kinds: units::KINDS.to_vec(),
+    };
+    Ok((status, render(&page)?).into_response())
+}
+
+async fn admin_get(State(st): State<AppState>, p: Principal) -> AppResult<Response> {
+    admin_page(&st, &p, FieldErrors::default(), String::new()).await
+}
+
+#[derive(Deserialize, Default)]
+struct CatForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    sign_hours: String,
+    #[serde(default)]
+    resolve_hours: String,
+    #[serde(default)]
+    unit_kind: String,
+    #[serde(default)]
+    claimable: String,
+    #[serde(default)]
+    active: String,
+}
+
+#[derive(Deserialize, Default)]
+struct MiscForm {
+    #[serde(default)]
+    calendar: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    unit: String,
+}
+
+async fn admin_post(State(st): State<AppState>, p: Principal, Path(what): Path<String>, body: axum::body::Bytes) -> AppResult<Response> {
+    let pairs = crate::auth::middleware::form_pairs(&body);
+    let q = |k: &str| pairs.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let result: AppResult<String> = match what.as_str() {
+        "category" => {
+            let f = CatForm { code: q("code"), name: q("name"), group: q("group"), sign_hours: q("sign_hours"), resolve_hours: q("resolve_hours"), unit_kind: q("unit_kind"), claimable: q("claimable"), active: q("active") };
+            let existing = categories::by_code(&st.db, &f.code).await?;
+            let i = CategoryInput {
+                code: f.code,
+                name: f.name,
+                group: f.group,
+                sign_hours: f.sign_hours.trim().parse().ok(),
+                resolve_hours: f.resolve_hours.trim().parse().ok(),
+                unit_kind: f.unit_kind,
+                claimable: !f.claimable.is_empty(),
+                active: Some(!f.active.is_empty()),
+                attrs: existing.map(|c| c.attrs).unwrap_or_default(),
+                ..Default::default()
+            };
+            categories::save(&st, &p, &i).await.map(|_| String::new())
+        }
+        "calendar" => categories::set_calendar(&st, &p, &MiscForm { calendar: q("calendar"), ..Default::default() }.calendar).await.map(|_| String::new()),
+        "unit" => {
+            let i = UnitInput { code: q("code"), name: q("name"), kind: q("kind"), contact_name: q("contact_name"), contact_phone: q("contact_phone"), communities: q("communities") };
+            units::create(&st, &p, &i, false).await.map(|_| String::new())
+        }
+        "webhook" => {
+            let m = MiscForm { url: q("url"), unit: q("unit"), ..Default::default() };
+            super::routes::hook_create_inner(&st, &p, &m.url, Some(&m.unit)).await.map(|v| v["secret"].as_str().unwrap_or_default().to_string())
+        }
+        "webhook-delete" => super::routes::hook_delete_inner(&st, &p, q("id").parse().unwrap_or(-1)).await.map(|_| String::new()),
+        _ => Err(AppError::NotFound),
+    };
+    match result {
+        Ok(secret) if secret.is_empty() => Ok(Redirect::to("/admin").into_response()),
+        Ok(secret) => admin_page(&st, &p, FieldErrors::default(), secret).await,
+        Err(AppError::Validation(v)) => admin_page(&st, &p, FieldErrors(v), String::new()).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// Page routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/cases", get(inbox))
+        .route("/cases/new", get(new_get).post(new_post))
+        .route("/cases/bulk", post(bulk))
+        .route("/cases/{number}", get(case_get))
+        .route("/cases/{number}/act", post(case_act))
+        .route("/cases/{number}/photos/{id}", get(super::routes::case_photo))
+        .route("/rates", get(rates_page))
+        .route("/rates/export.xlsx", get(super::routes::rates_export))
+        .route("/notifications", get(notes))
+        .route("/notifications/read", post(notes_read))
+        .route("/events", get(super::routes::events))
+        .route("/admin", get(admin_get))
+        .route("/admin/{what}", post(admin_post))
+}

@@ -1,0 +1,256 @@
+//! The rates of 接诉即办 practice, per county, street, community or unit and period.
+//!
+//! Over the cases created in the period (rejected and voided ones excluded):
+//! - valid follow-ups V = cases with a follow-up recorded (contacted is not null);
+//! - 响应率 = contacted ÷ V; 解决率 = solved ÷ V;
+//! - 满意率 = (满意 + 0.9 × 基本满意) ÷ V;
+//! - composite = w_r × 响应率 + w_s × 解决率 + w_m × 满意率 (default weights 0.1 / 0.5 / 0.4,
+//!   configurable in `settings` as `rate_weights` = "0.1,0.5,0.4");
+//! - 结案率 = closed ÷ cases; 按期结案率 = closed with finished_at ≤ resolve_due ÷ closed;
+//! - 返工率 = cases with a rework ÷ cases that reached 办结 at least once (finished, followed up, closed or reworked);
+//! - 延期率 = cases with an approved extension ÷ cases dispatched at least once;
+//! - 及时签收率 = accepted with accepted_at ≤ sign_due ÷ accepted.
+//!
+//! A rate with an empty denominator is reported as null. Computed with one GROUP BY; the scale
+//! issue replaces this with incremental rollups and keeps this query to verify them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::{Perm, Principal};
+use crate::db::list::Where;
+use crate::db::get;
+use crate::error::{AppError, AppResult};
+
+/// Query of `GET /api/v1/rates`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RatesQuery {
+    /// county | street | community | unit
+    pub level: Option<String>,
+    /// YYYY-MM-DD (inclusive).
+    pub from: Option<String>,
+    /// YYYY-MM-DD (inclusive).
+    pub to: Option<String>,
+}
+
+/// One row of the ranking.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RateRow {
+    /// Code of the street/community/unit (county code for the county).
+    pub key: String,
+    /// Name.
+    pub name: String,
+    /// Cases counted.
+    pub cases: i64,
+    /// Valid follow-ups.
+    pub follow_ups: i64,
+    /// 响应率
+    pub response_rate: Option<f64>,
+    /// 解决率
+    pub solve_rate: Option<f64>,
+    /// 满意率
+    pub satisfaction_rate: Option<f64>,
+    /// Weighted composite.
+    pub composite: Option<f64>,
+    /// 结案率
+    pub close_rate: Option<f64>,
+    /// 按期结案率
+    pub on_time_rate: Option<f64>,
+    /// 返工率
+    pub rework_rate: Option<f64>,
+    /// 延期率
+    pub extension_rate: Option<f64>,
+    /// 及时签收率
+    pub sign_rate: Option<f64>,
+    /// Rank by composite (1 = best).
+    pub rank: i64,
+}
+
+/// Raw counters of one group (also what the rollups of the scale issue keep).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Counts {
+    /// Cases.
+    pub cases: i64,
+    /// Follow-ups recorded.
+    pub valid: i64,
+    /// Contacted.
+    pub contacted: i64,
+    /// Solved.
+    pub solved: i64,
+    /// 满意.
+    pub satisfied: i64,
+    /// 基本满意.
+    pub basic: i64,
+    /// Closed.
+    pub closed: i64,
+    /// Closed on time.
+    pub on_time: i64,
+    /// Reached 办结.
+    pub finished: i64,
+    /// Reworked.
+    pub reworked: i64,
+    /// Dispatched.
+    pub dispatched: i64,
+    /// Extended.
+    pub extended: i64,
+    /// Accepted.
+    pub accepted: i64,
+    /// Accepted in time.
+    pub signed_in_time: i64,
+}
+
+fn ratio(n: i64, d: i64) -> Option<f64> {
+    (d > 0).then(|| (n as f64 / d as f64 * 10000.0).round() / 10000.0)
+}
+
+/// The formulas, applied to counters.
+pub fn rates(c: &Counts, w: (f64, f64, f64), key: String, name: String) -> RateRow {
+    let resp = ratio(c.contacted, c.valid);
+    let solve = ratio(c.solved, c.valid);
+    let sat = (c.valid > 0).then(|| ((c.satisfied as f64 + 0.9 * c.basic as f64) / c.valid as f64 * 10000.0).round() / 10000.0);
+    let composite = match (resp, solve, sat) {
+        (Some(r), Some(s), Some(m)) => Some(((w.0 * r + w.1 * s + w.2 * m) * 10000.0).round() / 10000.0),
+        _ => None,
+    };
+    RateRow {
+        key,
+        name,
+        cases: c.cases,
+        follow_ups: c.valid,
+        response_rate: resp,
+        solve_rate: solve,
+        satisfaction_rate: sat,
+        composite,
+        close_rate: ratio(c.closed, c.cases),
+        on_time_rate: ratio(c.on_time, c.closed),
+        rework_rate: ratio(c.reworked, c.finished),
+        extension_rate: ratio(c.extended, c.dispatched),
+        sign_rate: ratio(c.signed_in_time, c.accepted),
+        rank: 0,
+    }
+}
+
+/// The configured weights of the composite.
+pub async fn weights(st: &AppState) -> AppResult<(f64, f64, f64)> {
+    let r = sqlx::query("SELECT value FROM settings WHERE key = 'rate_weights'").fetch_optional(&st.db.pool).await?;
+    let parsed = r.and_then(|r| get::<String>(&r, "value").ok()).and_then(|v| {
+        let xs: Vec<f64> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+        (xs.len() == 3).then(|| (xs[0], xs[1], xs[2]))
+    });
+    Ok(parsed.unwrap_or((0.1, 0.5, 0.4)))
+}
+
+const SUMS: &str = "COUNT(*) AS cases, \
+    CAST(SUM(CASE WHEN c.contacted IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS valid, \
+    CAST(SUM(CASE WHEN c.contacted = 1 THEN 1 ELSE 0 END) AS BIGINT) AS contacted, \
+    CAST(SUM(CASE WHEN c.solved = 1 THEN 1 ELSE 0 END) AS BIGINT) AS solved, \
+    CAST(SUM(CASE WHEN c.satisfaction = 'satisfied' THEN 1 ELSE 0 END) AS BIGINT) AS satisfied, \
+    CAST(SUM(CASE WHEN c.satisfaction = 'basically_satisfied' THEN 1 ELSE 0 END) AS BIGINT) AS basic, \
+    CAST(SUM(CASE WHEN c.status = 'closed' THEN 1 ELSE 0 END) AS BIGINT) AS closed, \
+    CAST(SUM(CASE WHEN c.status = 'closed' AND c.finished_at <= c.resolve_due THEN 1 ELSE 0 END) AS BIGINT) AS on_time, \
+    CAST(SUM(CASE WHEN c.status IN ('finished','followed_up','closed') OR c.rework_count > 0 THEN 1 ELSE 0 END) AS BIGINT) AS finished, \
+    CAST(SUM(CASE WHEN c.rework_count > 0 THEN 1 ELSE 0 END) AS BIGINT) AS reworked, \
+    CAST(SUM(CASE WHEN c.dispatched_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS dispatched, \
+    CAST(SUM(CASE WHEN c.extension_count > 0 THEN 1 ELSE 0 END) AS BIGINT) AS extended, \
+    CAST(SUM(CASE WHEN c.accepted_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS accepted, \
+    CAST(SUM(CASE WHEN c.accepted_at IS NOT NULL AND c.accepted_at <= c.sign_due THEN 1 ELSE 0 END) AS BIGINT) AS signed_in_time";
+
+fn counts(r: &crate::db::Row) -> AppResult<Counts> {
+    let g = |c: &str| get::<Option<i64>>(r, c).map(|v| v.unwrap_or(0));
+    Ok(Counts {
+        cases: g("cases")?,
+        valid: g("valid")?,
+        contacted: g("contacted")?,
+        solved: g("solved")?,
+        satisfied: g("satisfied")?,
+        basic: g("basic")?,
+        closed: g("closed")?,
+        on_time: g("on_time")?,
+        finished: g("finished")?,
+        reworked: g("reworked")?,
+        dispatched: g("dispatched")?,
+        extended: g("extended")?,
+        accepted: g("accepted")?,
+        signed_in_time: g("signed_in_time")?,
+    })
+}
+
+/// The ranking table for a level and period inside the caller's scope, best composite first.
+pub async fn table(st: &AppState, p: &Principal, q: &RatesQuery) -> AppResult<Vec<RateRow>> {
+    p.require(Perm::TreeRead)?;
+    if super::staff_level(p.role).is_none() {
+        return Err(AppError::Forbidden);
+    }
+    let level = q.level.as_deref().unwrap_or("community");
+    // Path segments: 1 county, 2 street, 3 community.
+    let (key_sql, join, name_sql) = match level {
+        "county" => ("SUBSTR(c.node_path, 2, 6)", "", "''"),
+        "street" => ("SUBSTR(c.node_path, 9, 9)", "", "''"),
+        "community" => ("c.community_code", "", "''"),
+        "unit" => ("u.code", "JOIN units u ON u.id = c.unit_id", "u.name"),
+        _ => return Err(AppError::field("level", "level 应为 county、street、community 或 unit")),
+    };
+    let mut w = Where::new();
+    w.under("c.node_path", &p.scope_path).raw("c.status NOT IN ('rejected','voided')");
+    if let Some(d) = q.from.as_deref().filter(|s| !s.trim().is_empty()) {
+        w.raw(&format!("c.created_at >= {}", super::store::day_start(d, "from")?));
+    }
+    if let Some(d) = q.to.as_deref().filter(|s| !s.trim().is_empty()) {
+        w.raw(&format!("c.created_at < {}", super::store::day_start(d, "to")? + 86_400_000));
+    }
+    let sql = format!("SELECT {key_sql} AS k, MAX({name_sql}) AS nm, {SUMS} FROM cases c {join} WHERE {} GROUP BY {key_sql}", w.sql());
+    let rows = w.fetch_all(&st.db, sql).await?;
+    let wts = weights(st).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let key: String = get(r, "k")?;
+        let mut name: String = get::<Option<String>>(r, "nm")?.unwrap_or_default();
+        if name.is_empty() {
+            name = crate::tree::store::find_by_code(&st.db, &key).await?.map(|n| n.name).unwrap_or_else(|| key.clone());
+        }
+        out.push(rates(&counts(r)?, wts, key, name));
+    }
+    out.sort_by(|a, b| b.composite.partial_cmp(&a.composite).unwrap_or(std::cmp::Ordering::Equal).then(a.key.cmp(&b.key)));
+    for (i, r) in out.iter_mut().enumerate() {
+        r.rank = i as i64 + 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_on_a_hand_computed_set() {
+        // 10 cases; 8 followed up: 7 contacted, 6 solved, 4 满意, 2 基本满意, 1 不满意.
+        let c = Counts {
+            cases: 10,
+            valid: 8,
+            contacted: 7,
+            solved: 6,
+            satisfied: 4,
+            basic: 2,
+            closed: 5,
+            on_time: 4,
+            finished: 8,
+            reworked: 2,
+            dispatched: 9,
+            extended: 3,
+            accepted: 9,
+            signed_in_time: 6,
+        };
+        let r = rates(&c, (0.1, 0.5, 0.4), "x".into(), "x".into());
+        assert_eq!(r.response_rate, Some(0.875));
+        assert_eq!(r.solve_rate, Some(0.75));
+        assert_eq!(r.satisfaction_rate, Some(0.725)); // (4 + 1.8) / 8
+        assert_eq!(r.composite, Some(0.7525)); // 0.0875 + 0.375 + 0.29
+        assert_eq!(r.close_rate, Some(0.5));
+        assert_eq!(r.on_time_rate, Some(0.8));
+        assert_eq!(r.rework_rate, Some(0.25));
+        assert_eq!(r.extension_rate, Some(0.3333));
+        assert_eq!(r.sign_rate, Some(0.6667));
+        let empty = rates(&Counts::default(), (0.1, 0.5, 0.4), "y".into(), "y".into());
+        assert_eq!((empty.response_rate, empty.composite, empty.close_rate), (None, None, None));
+    }
+}

@@ -1,0 +1,251 @@
+//! The case loop through the JSON API: the contract path, every kind of refusal, concurrency,
+//! scope isolation, search, rates and the overview figures.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::harness::{PW, TestApp};
+
+/// A point inside grid 520627001001001 (the first grid of 花花桥社区).
+pub const HHQ: (f64, f64) = (108.4770, 28.5415);
+
+pub async fn new_case(app: &TestApp, token: &str, category: &str, desc: &str) -> String {
+    let r = app
+        .post("/api/v1/cases")
+        .bearer(token)
+        .json(json!({"category": category, "description": desc, "lng": HHQ.0, "lat": HHQ.1, "reporter_name": "田女士", "reporter_phone": "13800001111"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let b = r.json();
+    assert_eq!(b["status"], "submitted");
+    assert_eq!(b["grid_code"], "520627001001001");
+    assert_eq!(b["community_code"], "520627001001");
+    b["number"].as_str().unwrap().to_string()
+}
+
+pub async fn act(app: &TestApp, token: &str, number: &str, body: Value) -> (StatusCode, Value) {
+    let r = app.post(&format!("/api/v1/cases/{number}/actions")).bearer(token).json(body).send().await;
+    let status = r.status;
+    (status, r.json())
+}
+
+async fn contract_path_closes_the_loop(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let cats = app.get("/api/v1/categories").send().await.json();
+    let ldd = cats["items"].as_array().unwrap().iter().find(|c| c["code"] == "ldd").unwrap().clone();
+    assert_eq!(ldd["name"], "楼道灯");
+    assert!(ldd["resolve_hours"].as_f64().unwrap() > 0.0);
+    let n = new_case(&app, &staff, "ldd", "3 栋楼道的灯坏了，晚上很黑").await;
+    assert!(n.starts_with("YH-20"), "{n}");
+    let (s, v) = act(&app, &staff, &n, json!({"action": "register"})).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("registered")));
+    assert!(v["resolve_due"].is_string(), "deadline set at registration");
+    // Suggestions, then dispatch to the first unit suggested.
+    let sugg = app.get(&format!("/api/v1/cases/{n}/assignees")).bearer(&staff).send().await.json();
+    let list = sugg.as_array().unwrap();
+    assert_eq!(list[0]["reason"], "类别默认承办单位", "{sugg}");
+    assert!(list.iter().any(|a| a["kind"] == "grid_worker"));
+    assert!(list.iter().all(|a| ["unit", "grid_worker", "party_member"].contains(&a["kind"].as_str().unwrap())));
+    let unit = list[0]["id"].as_str().unwrap().to_string();
+    let (s, v) = act(&app, &staff, &n, json!({"action": "dispatch", "assignee": unit})).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("dispatched")), "{v}");
+    // The unit's contact (made with the CLI contract: --scope UNIT_ID) works the case.
+    linli::auth::store::create_user(
+        &app.st,
+        None,
+        &linli::audit::Actor::system("test"),
+        linli::auth::store::NewUser { username: "contact1".into(), display_name: String::new(), role: linli::auth::Role::UnitContact, scope: unit.clone(), password: PW.into(), must_change: false },
+    )
+    .await
+    .unwrap();
+    let u = app.login("contact1").await;
+    let queue = app.get("/api/v1/cases?status=dispatched&mine=true").bearer(&u).send().await.json();
+    assert!(queue["items"].as_array().unwrap().iter().any(|c| c["number"] == n.as_str()));
+    let (s, _) = act(&app, &staff, &n, json!({"action": "accept"})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "staff cannot accept for the unit");
+    for (action, to) in [("accept", "accepted"), ("finish", "finished")] {
+        let (s, v) = act(&app, &u, &n, json!({"action": action, "note": "已更换灯泡"})).await;
+        assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some(to)), "{action}: {v}");
+    }
+    let (s, v) = act(&app, &staff, &n, json!({"action": "follow_up", "contacted": true, "solved": true, "satisfaction": "satisfied"})).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("followed_up")), "{v}");
+    let (s, v) = act(&app, &staff, &n, json!({"action": "close"})).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("closed")));
+    let got = app.get(&format!("/api/v1/cases/{n}")).bearer(&staff).send().await.json();
+    let actions: Vec<&str> = got["history"].as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, vec!["submit", "register", "dispatch", "accept", "finish", "follow_up", "close"]);
+    for h in got["history"].as_array().unwrap() {
+        assert!(h["actor"].is_string() && h["at"].is_string() && h["note"].is_string());
+    }
+    assert_eq!(got["history"][3]["actor"], "contact1");
+    assert!(got["version"].as_i64().unwrap() >= 7);
+    assert_eq!(got["reporter_phone"], "138****1111", "masked");
+    // Closed is terminal.
+    let (s, v) = act(&app, &staff, &n, json!({"action": "void", "note": "x"})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(v["error"].as_str().unwrap().contains("已结案"));
+}
+
+async fn refusals_and_conflicts(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let n = new_case(&app, &staff, "xsd", "下水道堵塞，污水外溢").await;
+    // Illegal steps from 待受理 are 409 with the reason.
+    for a in ["dispatch", "accept", "finish", "close", "follow_up", "approve_extension"] {
+        let (s, v) = act(&app, &staff, &n, json!({"action": a, "assignee": "DW012", "contacted": true, "solved": true, "satisfaction": "satisfied"})).await;
+        assert!(s == StatusCode::CONFLICT || s == StatusCode::FORBIDDEN, "{a}: {s} {v}");
+    }
+    let (s, v) = act(&app, &staff, &n, json!({"action": "fly"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // Reasons are required where the loop needs them.
+    let (s, v) = act(&app, &staff, &n, json!({"action": "reject"})).await;
+    assert_eq!((s, v["fields"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("note")));
+    act(&app, &staff, &n, json!({"action": "register"})).await;
+    let (s, v) = act(&app, &staff, &n, json!({"action": "dispatch", "assignee": "nobody"})).await;
+    assert_eq!((s, v["fields"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("assignee")));
+    // A stale version is refused, nothing changes.
+    let v0 = app.get(&format!("/api/v1/cases/{n}")).bearer(&staff).send().await.json()["version"].as_i64().unwrap();
+    let (s, _) = act(&app, &staff, &n, json!({"action": "dispatch", "assignee": "DW012", "version": v0 - 1})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    // Two dispatchers at once: exactly one wins, the other gets a clear 409.
+    let (a, b) = tokio::join!(
+        act(&app, &staff, &n, json!({"action": "dispatch", "assignee": "DW012", "version": v0})),
+        act(&app, &staff, &n, json!({"action": "reject", "note": "重复", "version": v0}))
+    );
+    let codes = [a.0, b.0];
+    assert!(codes.contains(&StatusCode::OK) && codes.contains(&StatusCode::CONFLICT), "{a:?} {b:?}");
+    let loser = if a.0 == StatusCode::CONFLICT { a.1 } else { b.1 };
+    assert!(loser["error"].as_str().unwrap().contains("刷新"));
+    let hist = app.get(&format!("/api/v1/cases/{n}")).bearer(&staff).send().await.json()["history"].as_array().unwrap().len();
+    assert_eq!(hist, 3, "submit, register, and only the winner");
+    // Bad input on creation: each field named.
+    let r = app.post("/api/v1/cases").bearer(&staff).json(json!({"category": "nope", "description": "x", "lng": 500, "lat": 1})).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<String> = r.json()["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap().into()).collect();
+    assert_eq!(fields, vec!["category", "description", "lng"]);
+    let r = app.post("/api/v1/cases").bearer(&staff).json(json!({"category": "ldd", "description": "位置在县外", "lng": 100.0, "lat": 20.0})).send().await;
+    assert!(r.json()["fields"][0]["message"].as_str().unwrap().contains("不在任何网格"));
+    let r = app.post("/api/v1/cases").bearer(&staff).json(json!({"category": "ldd", "description": "坐标系", "lng": 108.47, "lat": 28.54, "crs": "bd09"})).send().await;
+    assert_eq!(r.json()["fields"][0]["field"], "crs");
+}
+
+async fn extension_return_rework_escalate(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let n = new_case(&app, &staff, "wuye", "物业不维修电梯").await;
+    act(&app, &staff, &n, json!({"action": "register"})).await;
+    act(&app, &staff, &n, json!({"action": "dispatch", "assignee": "DW050"})).await;
+    let u = app.login("dw050").await;
+    let (s, v) = act(&app, &u, &n, json!({"action": "return", "note": "不属于本公司服务小区"})).await;
+    assert_eq!((s, v["status"].as_str(), v["return_count"].as_i64()), (StatusCode::OK, Some("registered"), Some(1)));
+    assert_eq!(app.get(&format!("/api/v1/cases/{n}")).bearer(&u).send().await.status, StatusCode::NOT_FOUND, "returned: no longer the unit's");
+    act(&app, &staff, &n, json!({"action": "dispatch", "assignee": "DW050"})).await;
+    act(&app, &u, &n, json!({"action": "accept"})).await;
+    let due0 = app.get(&format!("/api/v1/cases/{n}")).bearer(&staff).send().await.json()["resolve_due"].clone();
+    let (s, v) = act(&app, &u, &n, json!({"action": "request_extension", "hours": 14, "note": "需协调维保公司"})).await;
+    assert_eq!((s, v["extension_hours"].as_f64()), (StatusCode::OK, Some(14.0)));
+    let (s, v) = act(&app, &staff, &n, json!({"action": "approve_extension"})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_ne!(v["resolve_due"], due0, "deadline moved");
+    assert_eq!(v["extension_count"], 1);
+    let (s, _) = act(&app, &staff, &n, json!({"action": "approve_extension"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "nothing pending");
+    act(&app, &u, &n, json!({"action": "finish"})).await;
+    let (s, v) = act(&app, &staff, &n, json!({"action": "rework", "note": "居民反映仍未修好"})).await;
+    assert_eq!((s, v["status"].as_str(), v["rework_count"].as_i64()), (StatusCode::OK, Some("accepted"), Some(1)));
+    // Escalation: community → street; the community can no longer dispatch it, the street can.
+    let m = new_case(&app, &staff, "daolu", "小区门口道路破损坑洼").await;
+    let (s, v) = act(&app, &staff, &m, json!({"action": "escalate", "note": "涉及市政道路"})).await;
+    assert_eq!((s, v["level"].as_i64(), v["status"].as_str()), (StatusCode::OK, Some(1), Some("registered")));
+    let (s, v) = act(&app, &staff, &m, json!({"action": "dispatch", "assignee": "DW019"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("街道"));
+    let street = app.login("heping").await;
+    let q = app.get("/api/v1/cases?level=1&status=registered").bearer(&street).send().await.json();
+    assert!(q["items"].as_array().unwrap().iter().any(|c| c["number"] == m.as_str()));
+    let inbox = app.get("/api/v1/notifications").bearer(&street).send().await.json();
+    assert!(inbox["items"].as_array().unwrap().iter().any(|x| x["kind"] == "case.escalate"), "{inbox}");
+    let (s, _) = act(&app, &street, &m, json!({"action": "dispatch", "assignee": "DW019"})).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+async fn scope_isolation_of_cases(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let n = new_case(&app, &staff, "zyrm", "楼上装修噪音扰民").await;
+    // Another community's staff: 404 on read and act, absent from lists and search.
+    linli::auth::store::create_user(
+        &app.st,
+        None,
+        &linli::audit::Actor::system("test"),
+        linli::auth::store::NewUser { username: "tuanjie".into(), display_name: String::new(), role: linli::auth::Role::CommunityStaff, scope: "520627002001".into(), password: PW.into(), must_change: false },
+    )
+    .await
+    .unwrap();
+    let other = app.login("tuanjie").await;
+    assert_eq!(app.get(&format!("/api/v1/cases/{n}")).bearer(&other).send().await.status, StatusCode::NOT_FOUND);
+    assert_eq!(act(&app, &other, &n, json!({"action": "register"})).await.0, StatusCode::NOT_FOUND);
+    let list = app.get("/api/v1/cases?q=噪音&per_page=500").bearer(&other).send().await.json();
+    assert!(list["items"].as_array().unwrap().iter().all(|c| c["community_code"] == "520627002001"));
+    // A unit contact sees only its unit's cases; a resident only their own; a street its communities.
+    let u = app.login("danwei").await;
+    let mine = app.get("/api/v1/cases?per_page=500").bearer(&u).send().await.json();
+    for c in mine["items"].as_array().unwrap() {
+        assert_eq!(c["assignee"], "DW001", "{c}");
+    }
+    assert_eq!(app.get(&format!("/api/v1/cases/{n}")).bearer(&u).send().await.status, StatusCode::NOT_FOUND);
+    let jumin = app.login("jumin").await;
+    assert_eq!(app.get("/api/v1/cases").bearer(&jumin).send().await.json()["total"], 0);
+    let r = app.post("/api/v1/cases").bearer(&jumin).json(json!({"category": "laji", "description": "垃圾桶满了没人清运", "lng": HHQ.0, "lat": HHQ.1})).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let own = app.get("/api/v1/cases").bearer(&jumin).send().await.json();
+    assert_eq!(own["total"], 1);
+    assert_eq!(own["items"][0]["channel"], "resident_h5");
+    let street = app.login("heping").await;
+    let all = app.get("/api/v1/cases?per_page=500").bearer(&street).send().await.json();
+    assert!(all["items"].as_array().unwrap().iter().all(|c| c["community_code"].as_str().unwrap().starts_with("520627001")));
+}
+
+async fn search_rates_overview(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let n = new_case(&app, &staff, "ldd", "楼道的灯坏了").await;
+    let found = app.get(&format!("/api/v1/cases?q={}", linli::web::urlencode("楼道灯"))).bearer(&staff).send().await.json();
+    assert!(found["items"].as_array().unwrap().iter().any(|c| c["number"] == n.as_str()), "segmented search");
+    let none = app.get(&format!("/api/v1/cases?q={}", linli::web::urlencode("下水道楼道灯"))).bearer(&staff).send().await.json();
+    assert!(none["items"].as_array().unwrap().iter().all(|c| c["number"] != n.as_str()));
+    // Filters combine with search and paging.
+    let f = app.get("/api/v1/cases?status=submitted&channel=staff&page=1&per_page=5").bearer(&staff).send().await.json();
+    assert!(f["items"].as_array().unwrap().iter().all(|c| c["status"] == "submitted" && c["channel"] == "staff"));
+    assert_eq!(app.get("/api/v1/cases?status=bogus").bearer(&staff).send().await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Rates contract.
+    let admin = app.login("admin").await;
+    for level in ["county", "street", "community", "unit"] {
+        let r = app.get(&format!("/api/v1/rates?level={level}&from=2025-01-01&to=2030-12-31")).bearer(&admin).send().await;
+        assert_eq!(r.status, StatusCode::OK, "{level}");
+        let rows = r.json()["items"].as_array().unwrap().clone();
+        assert!(!rows.is_empty(), "{level}");
+        for k in ["response_rate", "solve_rate", "satisfaction_rate", "composite", "close_rate", "on_time_rate", "rework_rate", "extension_rate"] {
+            assert!(rows[0].get(k).is_some(), "{level} {k}");
+        }
+        let comp: Vec<f64> = rows.iter().filter_map(|r| r["composite"].as_f64()).collect();
+        assert!(comp.windows(2).all(|w| w[0] >= w[1]), "ranked");
+    }
+    assert_eq!(app.get("/api/v1/rates?level=planet").bearer(&admin).send().await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let x = app.get("/api/v1/rates/export.xlsx?level=street").bearer(&admin).send().await;
+    assert!(x.body.starts_with(b"PK"));
+    // Overview figures come from the records: more than 1,000 closed.
+    let ov = app.get("/api/v1/overview").bearer(&admin).send().await.json();
+    let (total, closed, open) = (ov["cases_total"].as_i64().unwrap(), ov["cases_closed"].as_i64().unwrap(), ov["cases_open"].as_i64().unwrap());
+    assert!(closed > 1000, "实事 1000 余件: {closed}");
+    assert!(open > 0 && ov["cases_overdue"].as_i64().unwrap() > 0);
+    assert!(total >= closed + open);
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE status = 'closed'").fetch_one(&app.st.db.pool).await.unwrap();
+    assert_eq!(n, closed);
+    // Every channel and a realistic mix are present in the demo year.
+    let channels: Vec<String> = sqlx::query_scalar("SELECT DISTINCT channel FROM cases").fetch_all(&app.st.db.pool).await.unwrap();
+    assert!(channels.len() >= 8, "{channels:?}");
+    let reworked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE rework_count > 0").fetch_one(&app.st.db.pool).await.unwrap();
+    let returned: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE return_count > 0").fetch_one(&app.st.db.pool).await.unwrap();
+    assert!(reworked > 10 && returned > 10);
+}
+
+both!(contract_path_closes_the_loop, refusals_and_conflicts, extension_return_rework_escalate, scope_isolation_of_cases, search_rates_overview);
