@@ -305,7 +305,10 @@ pub async fn reset(st: &AppState) -> AppResult<()> {
         let sql = format!("DELETE FROM {table} WHERE user_id IN ({demo_users})");
         sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&pat).execute(&mut *tx).await?;
     }
-    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM users WHERE id IN ({demo_users})"))).bind(&pat).execute(&mut *tx).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM users WHERE id IN ({demo_users})")))
+        .bind(&pat)
+        .execute(&mut *tx)
+        .await?;
     let others = sqlx::query("SELECT COUNT(*) AS c FROM users WHERE scope_path LIKE $1").bind(&pat).fetch_one(&mut *tx).await?;
     if get::<i64>(&others, "c")? > 0 {
         return Err(AppError::Conflict("演示县下还有非演示账号，请先删除或改派这些账号".into()));
@@ -314,7 +317,10 @@ pub async fn reset(st: &AppState) -> AppResult<()> {
     sqlx::query("DELETE FROM categories WHERE id NOT IN (SELECT DISTINCT category_id FROM cases)").execute(&mut *tx).await?;
     sqlx::query("DELETE FROM units WHERE is_demo = 1").execute(&mut *tx).await?;
     sqlx::query("DELETE FROM calendar_days").execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM persons WHERE node_id IN (SELECT id FROM nodes WHERE path LIKE $1)").bind(&pat).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM persons WHERE node_id IN (SELECT id FROM nodes WHERE path LIKE $1)")
+        .bind(&pat)
+        .execute(&mut *tx)
+        .await?;
     // Children before parents: deepest paths first.
     let ids =
         sqlx::query("SELECT id FROM nodes WHERE path LIKE $1 ORDER BY LENGTH(path) DESC").bind(&pat).fetch_all(&mut *tx).await?;

@@ -29,8 +29,7 @@ pub struct User {
     pub must_change_password: bool,
 }
 
-const USER_COLS: &str =
-    "id, username, display_name, password_hash, role, scope, scope_path, unit_id, must_change_password, failed_logins, locked_until, disabled";
+const USER_COLS: &str = "id, username, display_name, password_hash, role, scope, scope_path, unit_id, must_change_password, failed_logins, locked_until, disabled";
 
 struct UserRow {
     id: i64,

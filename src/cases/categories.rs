@@ -58,7 +58,8 @@ pub struct Category {
     pub active: bool,
 }
 
-const COLS: &str = "id, code, name, grp, description, sign_hours, resolve_hours, unit_kind, default_unit_id, claimable, attrs, active";
+const COLS: &str =
+    "id, code, name, grp, description, sign_hours, resolve_hours, unit_kind, default_unit_id, claimable, attrs, active";
 
 fn row(r: &Row) -> AppResult<Category> {
     let attrs: String = get(r, "attrs")?;
@@ -239,12 +240,14 @@ pub async fn set_calendar(st: &AppState, p: &Principal, text: &str) -> AppResult
     sqlx::query("DELETE FROM calendar_days").execute(&mut *tx).await?;
     for (d, kind, name) in &days {
         let k = if *kind == DayKind::Workday { "workday" } else { "holiday" };
-        sqlx::query("INSERT INTO calendar_days (day, kind, name) VALUES ($1,$2,$3) ON CONFLICT (day) DO UPDATE SET kind = $2, name = $3")
-            .bind(d.format("%Y-%m-%d").to_string())
-            .bind(k)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO calendar_days (day, kind, name) VALUES ($1,$2,$3) ON CONFLICT (day) DO UPDATE SET kind = $2, name = $3",
+        )
+        .bind(d.format("%Y-%m-%d").to_string())
+        .bind(k)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
     }
     let summary = format!("更新工作日历：{} 个节假日或调休日", days.len());
     let ev = Event { action: "calendar.save", entity: "calendar", entity_id: "-", node_path: &p.scope_path, summary: &summary };

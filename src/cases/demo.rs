@@ -10,17 +10,58 @@ use crate::privacy::Keyring;
 
 /// The 52 units that report to communities (双报到): (name, type).
 pub const UNITS: [(&str, &str); 52] = [
-    ("县委办公室", "机关"), ("县人大常委会办公室", "机关"), ("县政府办公室", "机关"), ("县政协办公室", "机关"), ("县纪委监委", "机关"),
-    ("县委组织部", "机关"), ("县委宣传部", "机关"), ("县委统战部", "机关"), ("县委政法委", "机关"), ("县发展和改革局", "部门"),
-    ("县教育局", "部门"), ("县公安局", "部门"), ("县民政局", "部门"), ("县司法局", "部门"), ("县财政局", "部门"),
-    ("县人力资源和社会保障局", "部门"), ("县自然资源局", "部门"), ("县住房和城乡建设局", "部门"), ("县交通运输局", "部门"), ("县水务局", "部门"),
-    ("县农业农村局", "部门"), ("县商务局", "部门"), ("县文体广电旅游局", "部门"), ("县卫生健康局", "部门"), ("县应急管理局", "部门"),
-    ("县市场监督管理局", "部门"), ("县医疗保障局", "部门"), ("县综合行政执法局", "部门"), ("县生态环境局", "部门"), ("县退役军人事务局", "部门"),
-    ("县融媒体中心", "事业"), ("县疾病预防控制中心", "事业"), ("县图书馆", "事业"), ("县社会福利院", "事业"), ("县就业服务中心", "事业"),
-    ("国网沿河供电局", "国企"), ("县自来水公司", "国企"), ("中国移动沿河分公司", "国企"), ("中国电信沿河分公司", "国企"), ("县城市建设投资公司", "国企"),
-    ("县交通旅游投资公司", "国企"), ("沿河中学", "教育"), ("沿河民族中学", "教育"), ("县第一小学", "教育"), ("县第二小学", "教育"),
-    ("县第一幼儿园", "教育"), ("县人民医院", "医院"), ("县中医院", "医院"), ("县妇幼保健院", "医院"), ("沿河乌江物业服务公司", "非公"),
-    ("沿河联动超市有限公司", "非公"), ("沿河家政服务有限公司", "非公"),
+    ("县委办公室", "机关"),
+    ("县人大常委会办公室", "机关"),
+    ("县政府办公室", "机关"),
+    ("县政协办公室", "机关"),
+    ("县纪委监委", "机关"),
+    ("县委组织部", "机关"),
+    ("县委宣传部", "机关"),
+    ("县委统战部", "机关"),
+    ("县委政法委", "机关"),
+    ("县发展和改革局", "部门"),
+    ("县教育局", "部门"),
+    ("县公安局", "部门"),
+    ("县民政局", "部门"),
+    ("县司法局", "部门"),
+    ("县财政局", "部门"),
+    ("县人力资源和社会保障局", "部门"),
+    ("县自然资源局", "部门"),
+    ("县住房和城乡建设局", "部门"),
+    ("县交通运输局", "部门"),
+    ("县水务局", "部门"),
+    ("县农业农村局", "部门"),
+    ("县商务局", "部门"),
+    ("县文体广电旅游局", "部门"),
+    ("县卫生健康局", "部门"),
+    ("县应急管理局", "部门"),
+    ("县市场监督管理局", "部门"),
+    ("县医疗保障局", "部门"),
+    ("县综合行政执法局", "部门"),
+    ("县生态环境局", "部门"),
+    ("县退役军人事务局", "部门"),
+    ("县融媒体中心", "事业"),
+    ("县疾病预防控制中心", "事业"),
+    ("县图书馆", "事业"),
+    ("县社会福利院", "事业"),
+    ("县就业服务中心", "事业"),
+    ("国网沿河供电局", "国企"),
+    ("县自来水公司", "国企"),
+    ("中国移动沿河分公司", "国企"),
+    ("中国电信沿河分公司", "国企"),
+    ("县城市建设投资公司", "国企"),
+    ("县交通旅游投资公司", "国企"),
+    ("沿河中学", "教育"),
+    ("沿河民族中学", "教育"),
+    ("县第一小学", "教育"),
+    ("县第二小学", "教育"),
+    ("县第一幼儿园", "教育"),
+    ("县人民医院", "医院"),
+    ("县中医院", "医院"),
+    ("县妇幼保健院", "医院"),
+    ("沿河乌江物业服务公司", "非公"),
+    ("沿河联动超市有限公司", "非公"),
+    ("沿河家政服务有限公司", "非公"),
 ];
 
 /// (code, name, group, sign hours, resolve hours, unit type, default unit index, claimable)
@@ -60,7 +101,8 @@ pub async fn setup(tx: &mut Tx, county_path: &str, now: i64) -> AppResult<()> {
     for (i, (name, kind)) in UNITS.iter().enumerate() {
         // Departments, utilities, public institutions and companies serve the whole county;
         // party and government offices, schools and hospitals report to one community each (双报到).
-        let communities = if matches!(*kind, "机关" | "教育" | "医院") { crate::demo::community_code(i % 27) } else { String::new() };
+        let communities =
+            if matches!(*kind, "机关" | "教育" | "医院") { crate::demo::community_code(i % 27) } else { String::new() };
         let contact = format!("{}{}", ["田", "杨", "张", "冉", "崔"][i % 5], ["主任", "书记", "科长", "经理"][i % 4]);
         sqlx::query(
             "INSERT INTO units (code, name, kind, contact_name, contact_phone, communities, node_path, is_demo, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,1,$8,$8)",
@@ -81,7 +123,13 @@ pub async fn setup(tx: &mut Tx, county_path: &str, now: i64) -> AppResult<()> {
         let unit_id = if kind.is_empty() {
             None
         } else {
-            Some(get::<i64>(&sqlx::query("SELECT id FROM units WHERE code = $1").bind(format!("DW{:03}", unit + 1)).fetch_one(&mut **tx).await?, "id")?)
+            Some(get::<i64>(
+                &sqlx::query("SELECT id FROM units WHERE code = $1")
+                    .bind(format!("DW{:03}", unit + 1))
+                    .fetch_one(&mut **tx)
+                    .await?,
+                "id",
+            )?)
         };
         sqlx::query(
             "INSERT INTO categories (code, name, grp, description, sign_hours, resolve_hours, unit_kind, default_unit_id, claimable, attrs, sort, created_at, updated_at) \
@@ -108,7 +156,12 @@ pub async fn setup(tx: &mut Tx, county_path: &str, now: i64) -> AppResult<()> {
                 2026-10-01 休 国庆节\n2026-10-02 休 国庆节\n2026-10-05 休 国庆节\n2026-10-06 休 国庆节\n2026-10-07 休 国庆节\n2026-09-27 班 国庆调休\n2026-10-10 班 国庆调休\n";
     for (d, kind, name) in super::calendar::parse_exceptions(days).map_err(crate::error::AppError::Internal)? {
         let k = if kind == super::calendar::DayKind::Workday { "workday" } else { "holiday" };
-        sqlx::query("INSERT INTO calendar_days (day, kind, name) VALUES ($1,$2,$3)").bind(d.format("%Y-%m-%d").to_string()).bind(k).bind(name).execute(&mut **tx).await?;
+        sqlx::query("INSERT INTO calendar_days (day, kind, name) VALUES ($1,$2,$3)")
+            .bind(d.format("%Y-%m-%d").to_string())
+            .bind(k)
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
@@ -128,13 +181,27 @@ pub async fn people(tx: &mut Tx, hash: &str, now: i64) -> AppResult<()> {
     let units = sqlx::query("SELECT id, code, name, node_path FROM units ORDER BY id").fetch_all(&mut **tx).await?;
     for u in units.iter().skip(1) {
         let code: String = get(u, "code")?;
-        rows.push((code.to_lowercase(), format!("{}联络员", get::<String>(u, "name")?), "unit_contact", code, get(u, "node_path")?, Some(get(u, "id")?)));
+        rows.push((
+            code.to_lowercase(),
+            format!("{}联络员", get::<String>(u, "name")?),
+            "unit_contact",
+            code,
+            get(u, "node_path")?,
+            Some(get(u, "id")?),
+        ));
     }
     let comms = sqlx::query("SELECT code, path FROM nodes WHERE kind = 'community' ORDER BY code").fetch_all(&mut **tx).await?;
     for (i, c) in comms.iter().enumerate() {
         for k in 1..=2 {
             let code: String = get(c, "code")?;
-            rows.push((format!("dy{:02}{k}", i + 1), format!("在职党员{:02}-{k}", i + 1), "party_member", code, get(c, "path")?, None));
+            rows.push((
+                format!("dy{:02}{k}", i + 1),
+                format!("在职党员{:02}-{k}", i + 1),
+                "party_member",
+                code,
+                get(c, "path")?,
+                None,
+            ));
         }
     }
     for (user, display, role, scope, path, unit) in rows {
@@ -164,13 +231,29 @@ struct Ctx<'a> {
 pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult<()> {
     let mut rng = Rng::new(12345);
     let ctx = Ctx { cal: Calendar::default(), keys };
-    let cats = sqlx::query("SELECT id, code, sign_hours, resolve_hours, default_unit_id FROM categories ORDER BY sort").fetch_all(&mut **tx).await?;
+    let cats = sqlx::query("SELECT id, code, sign_hours, resolve_hours, default_unit_id FROM categories ORDER BY sort")
+        .fetch_all(&mut **tx)
+        .await?;
     let grids = sqlx::query("SELECT n.code, n.path, n.geometry, p.code AS community FROM nodes n JOIN nodes p ON p.id = n.parent_id WHERE n.kind = 'grid' ORDER BY n.code")
         .fetch_all(&mut **tx)
         .await?;
     let units = sqlx::query("SELECT id, code, name, communities FROM units ORDER BY id").fetch_all(&mut **tx).await?;
-    let workers = sqlx::query("SELECT id, display_name, scope FROM users WHERE role = 'grid_worker'").fetch_all(&mut **tx).await?;
-    let channels = ["resident_h5", "resident_h5", "resident_h5", "grid_visit", "grid_visit", "grid_mailbox", "research_visit", "hotline_12345", "hotline_12345", "alliance_meeting", "open311", "staff"];
+    let workers =
+        sqlx::query("SELECT id, display_name, scope FROM users WHERE role = 'grid_worker'").fetch_all(&mut **tx).await?;
+    let channels = [
+        "resident_h5",
+        "resident_h5",
+        "resident_h5",
+        "grid_visit",
+        "grid_visit",
+        "grid_mailbox",
+        "research_visit",
+        "hotline_12345",
+        "hotline_12345",
+        "alliance_meeting",
+        "open311",
+        "staff",
+    ];
     for i in 0..n {
         let ci = rng.below(cats.len() as u64) as usize;
         let cat = &cats[ci];
@@ -178,10 +261,15 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         let (gcode, gpath, comm): (String, String, String) = (get(g, "code")?, get(g, "path")?, get(g, "community")?);
         let geom: String = get(g, "geometry")?;
         let poly = crate::geo::polygon_from_geojson(&serde_json::from_str(&geom).unwrap_or_default()).ok();
-        let (lng, lat) = poly.map(|p| {
-            let (a, b) = p.bbox();
-            (a.lng + (b.lng - a.lng) * (0.1 + 0.8 * rng.below(1000) as f64 / 1000.0), a.lat + (b.lat - a.lat) * (0.1 + 0.8 * rng.below(1000) as f64 / 1000.0))
-        }).unzip();
+        let (lng, lat) = poly
+            .map(|p| {
+                let (a, b) = p.bbox();
+                (
+                    a.lng + (b.lng - a.lng) * (0.1 + 0.8 * rng.below(1000) as f64 / 1000.0),
+                    a.lat + (b.lat - a.lat) * (0.1 + 0.8 * rng.below(1000) as f64 / 1000.0),
+                )
+            })
+            .unzip();
         // Spread over the past year; older cases are mostly closed, the last weeks still running.
         let age_days = (i as f64 / n as f64 * 365.0) as i64;
         let created = now - age_days * 86_400_000 - rng.below(8 * 3_600_000) as i64;
@@ -191,9 +279,22 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         let default_unit: Option<i64> = get(cat, "default_unit_id")?;
         let roll = rng.below(100);
         let status = if age_days > 30 {
-            match roll { 0..=2 => "rejected", 3..=4 => "voided", _ => "closed" }
+            match roll {
+                0..=2 => "rejected",
+                3..=4 => "voided",
+                _ => "closed",
+            }
         } else {
-            match roll { 0..=9 => "submitted", 10..=19 => "registered", 20..=34 => "dispatched", 35..=54 => "accepted", 55..=64 => "finished", 65..=72 => "followed_up", 73..=75 => "rejected", _ => "closed" }
+            match roll {
+                0..=9 => "submitted",
+                10..=19 => "registered",
+                20..=34 => "dispatched",
+                35..=54 => "accepted",
+                55..=64 => "finished",
+                65..=72 => "followed_up",
+                73..=75 => "rejected",
+                _ => "closed",
+            }
         };
         let returned = status != "submitted" && rng.below(100) < 6;
         let reworked = matches!(status, "closed" | "followed_up" | "finished" | "accepted") && rng.below(100) < 7;
@@ -203,7 +304,8 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         let step = |t: &mut i64, rng: &mut Rng, hours: u64| *t += (1 + rng.below(hours * 3_600)) as i64 * 1000;
         let mut reg = None;
         let (mut disp, mut acc, mut fin, mut clo) = (None, None, None, None);
-        let (mut unit_id, mut unit_ref, mut unit_name, mut kind, mut user_id) = (None::<i64>, String::new(), String::new(), "", None::<i64>);
+        let (mut unit_id, mut unit_ref, mut unit_name, mut kind, mut user_id) =
+            (None::<i64>, String::new(), String::new(), "", None::<i64>);
         if status == "rejected" {
             step(&mut t, &mut rng, 4);
             steps.push(("reject", "submitted", "rejected", "不属于受理范围，已告知居民".into()));
@@ -215,8 +317,17 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         }
         let target = |rng: &mut Rng| -> AppResult<(Option<i64>, String, String, &'static str, Option<i64>)> {
             if rng.below(100) < 25 && !workers.is_empty() {
-                let w = workers.iter().find(|w| get::<String>(w, "scope").ok().as_deref() == Some(gcode.as_str())).unwrap_or(&workers[0]);
-                return Ok((None, format!("u{}", get::<i64>(w, "id")?), get(w, "display_name")?, "grid_worker", Some(get(w, "id")?)));
+                let w = workers
+                    .iter()
+                    .find(|w| get::<String>(w, "scope").ok().as_deref() == Some(gcode.as_str()))
+                    .unwrap_or(&workers[0]);
+                return Ok((
+                    None,
+                    format!("u{}", get::<i64>(w, "id")?),
+                    get(w, "display_name")?,
+                    "grid_worker",
+                    Some(get(w, "id")?),
+                ));
             }
             let u = default_unit
                 .and_then(|d| units.iter().find(|u| get::<i64>(u, "id").ok() == Some(d)))
@@ -270,9 +381,22 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         if !matches!(status, "rejected" | "voided") && past("followed_up", &order) {
             step(&mut t, &mut rng, 8);
             let r = rng.below(100);
-            let (contacted, solved, sat) = if r < 5 { (0, None, None) } else if r < 70 { (1, Some(1), Some("satisfied")) } else if r < 92 { (1, Some(1), Some("basically_satisfied")) } else { (1, Some(0), Some("unsatisfied")) };
+            let (contacted, solved, sat) = if r < 5 {
+                (0, None, None)
+            } else if r < 70 {
+                (1, Some(1), Some("satisfied"))
+            } else if r < 92 {
+                (1, Some(1), Some("basically_satisfied"))
+            } else {
+                (1, Some(0), Some("unsatisfied"))
+            };
             follow = Some((contacted, solved, sat));
-            steps.push(("follow_up", "finished", "followed_up", sat.map(super::machine::satisfaction_label).unwrap_or("未联系上").to_string()));
+            steps.push((
+                "follow_up",
+                "finished",
+                "followed_up",
+                sat.map(super::machine::satisfaction_label).unwrap_or("未联系上").to_string(),
+            ));
         }
         if status == "closed" {
             step(&mut t, &mut rng, 4);
@@ -282,7 +406,9 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         let last_change = t.min(now);
         let clock = reg.map(|r| if reworked { fin.unwrap_or(r) - 86_400_000 } else { r });
         let due = clock.map(|c| ctx.cal.add_working_hours(c, resolve_hours + if extended { 14.0 } else { 0.0 }));
-        let yellow = clock.zip(due).map(|(c, d)| ctx.cal.add_working_minutes(c, (ctx.cal.working_minutes_between(c, d) as f64 * 0.8) as i64));
+        let yellow = clock
+            .zip(due)
+            .map(|(c, d)| ctx.cal.add_working_minutes(c, (ctx.cal.working_minutes_between(c, d) as f64 * 0.8) as i64));
         let sign_due = disp.map(|d| ctx.cal.add_working_hours(d, sign_hours));
         let running = matches!(status, "registered" | "dispatched" | "accepted");
         let warn = match (running, due, yellow) {
@@ -293,7 +419,11 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         // Demo numbers start at 900000 so they never meet the live counter.
         let number = format!("YH-{}-{:06}", chrono::Datelike::year(&super::calendar::local_date(created)), 900_000 + i);
         let phone = format!("1{}{:09}", [3, 5, 8][rng.below(3) as usize], rng.below(1_000_000_000));
-        let name = format!("{}{}", ["田", "杨", "张", "冉", "崔", "何"][rng.below(6) as usize], ["女士", "先生", "阿姨", "师傅"][rng.below(4) as usize]);
+        let name = format!(
+            "{}{}",
+            ["田", "杨", "张", "冉", "崔", "何"][rng.below(6) as usize],
+            ["女士", "先生", "阿姨", "师傅"][rng.below(4) as usize]
+        );
         let channel = channels[rng.below(channels.len() as u64) as usize];
         let title = desc.to_string();
         let r = sqlx::query(
@@ -348,7 +478,9 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         // One statement per case for its history and its search terms keeps PostgreSQL loading fast.
         let mut at = created;
         let span = ((last_change - created).max(steps.len() as i64)) / steps.len() as i64;
-        let mut sql = String::from("INSERT INTO case_history (case_id, action, from_status, to_status, actor, actor_label, at, note, public) VALUES ");
+        let mut sql = String::from(
+            "INSERT INTO case_history (case_id, action, from_status, to_status, actor, actor_label, at, note, public) VALUES ",
+        );
         let mut vals = Vec::new();
         for (k, (action, from, to, note)) in steps.iter().enumerate() {
             let actor = match *action {
@@ -356,7 +488,18 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
                 "accept" | "finish" | "return" | "request_extension" => unit_ref.to_lowercase(),
                 _ => "huahuaqiao".to_string(),
             };
-            sql.push_str(&format!("{}(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 1)", if k == 0 { "" } else { ", " }, k * 8 + 1, k * 8 + 2, k * 8 + 3, k * 8 + 4, k * 8 + 5, k * 8 + 6, k * 8 + 7, k * 8 + 8));
+            sql.push_str(&format!(
+                "{}(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 1)",
+                if k == 0 { "" } else { ", " },
+                k * 8 + 1,
+                k * 8 + 2,
+                k * 8 + 3,
+                k * 8 + 4,
+                k * 8 + 5,
+                k * 8 + 6,
+                k * 8 + 7,
+                k * 8 + 8
+            ));
             vals.push((*action, *from, *to, actor, note.clone(), at));
             at += span;
         }

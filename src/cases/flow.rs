@@ -51,7 +51,10 @@ struct Target2 {
 async fn resolve_assignee(st: &AppState, c: &CaseRow, id: &str) -> AppResult<Option<Target2>> {
     let id = id.trim();
     if let Some(uid) = id.strip_prefix('u').and_then(|s| s.parse::<i64>().ok()) {
-        let r = sqlx::query("SELECT id, display_name, role, scope_path FROM users WHERE id = $1 AND disabled = 0").bind(uid).fetch_optional(&st.db.pool).await?;
+        let r = sqlx::query("SELECT id, display_name, role, scope_path FROM users WHERE id = $1 AND disabled = 0")
+            .bind(uid)
+            .fetch_optional(&st.db.pool)
+            .await?;
         let Some(r) = r else { return Ok(None) };
         let role: String = get(&r, "role")?;
         let scope: String = get(&r, "scope_path")?;
@@ -92,16 +95,18 @@ pub async fn suggestions(st: &AppState, p: &Principal, number: &str) -> AppResul
     {
         push(Assignee { id: u.code, name: u.name, kind: "unit".into(), reason: "类别默认承办单位".into() });
     }
-    let rows = sqlx::query("SELECT code, name, kind, communities FROM units WHERE retired_at IS NULL ORDER BY (kind = $1) DESC, code")
-        .bind(&cat.unit_kind)
-        .fetch_all(&st.db.pool)
-        .await?;
+    let rows =
+        sqlx::query("SELECT code, name, kind, communities FROM units WHERE retired_at IS NULL ORDER BY (kind = $1) DESC, code")
+            .bind(&cat.unit_kind)
+            .fetch_all(&st.db.pool)
+            .await?;
     for r in &rows {
         let communities: String = get(r, "communities")?;
         let serves = communities.is_empty() || communities.split(',').any(|x| x == c.community_code);
         let kind: String = get(r, "kind")?;
         if serves {
-            let reason = if kind == cat.unit_kind { format!("{}类单位，服务本社区", kind) } else { "服务本社区".into() };
+            let reason =
+                if kind == cat.unit_kind { format!("{}类单位，服务本社区", kind) } else { "服务本社区".into() };
             push(Assignee { id: get(r, "code")?, name: get(r, "name")?, kind: "unit".into(), reason });
         }
     }
@@ -120,7 +125,12 @@ pub async fn suggestions(st: &AppState, p: &Principal, number: &str) -> AppResul
         }
         let role: String = get(r, "role")?;
         let reason = if role == "grid_worker" { "所在网格网格员" } else { "本社区报到党员" };
-        push(Assignee { id: format!("u{}", get::<i64>(r, "id")?), name: get(r, "display_name")?, kind: role, reason: reason.into() });
+        push(Assignee {
+            id: format!("u{}", get::<i64>(r, "id")?),
+            name: get(r, "display_name")?,
+            kind: role,
+            reason: reason.into(),
+        });
     }
     Ok(out)
 }
@@ -251,7 +261,8 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         Action::Reject | Action::Void => set.push(format!("closed_at = {now}")),
         Action::Rate => {}
     }
-    let sql = format!("UPDATE cases SET {}, version = version + 1, updated_at = {now} WHERE id = $1 AND version = $2", set.join(", "));
+    let sql =
+        format!("UPDATE cases SET {}, version = version + 1, updated_at = {now} WHERE id = $1 AND version = $2", set.join(", "));
     if sqlx::query(sqlx::AssertSqlSafe(sql)).bind(c.id).bind(expected).execute(&mut *tx).await?.rows_affected() != 1 {
         return Err(AppError::Conflict("该案件刚被他人处理过，请刷新后再操作".into()));
     }
@@ -267,9 +278,15 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
             .await?;
     }
     if action == Action::Claim {
-        sqlx::query("UPDATE cases SET assignee_name = $1 WHERE id = $2").bind(&p.display_name).bind(c.id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE cases SET assignee_name = $1 WHERE id = $2")
+            .bind(&p.display_name)
+            .bind(c.id)
+            .execute(&mut *tx)
+            .await?;
     }
-    if action == Action::FollowUp && let Some(s) = sat {
+    if action == Action::FollowUp
+        && let Some(s) = sat
+    {
         sqlx::query("UPDATE cases SET satisfaction = $1 WHERE id = $2").bind(s).bind(c.id).execute(&mut *tx).await?;
     }
     let mut note = i.note.trim().to_string();
@@ -294,7 +311,13 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         "grid_code": c.grid_code, "community_code": c.community_code, "at": crate::web::fmt_time(now)});
     jobs::enqueue_webhooks(&mut tx, c.id, unit_after, hid, &body).await?;
     let summary = format!("{} {}：{} → {}", action.label(), c.number, c.status.label(), to.label());
-    let ev = Event { action: &format!("case.{}", action.as_str()), entity: "case", entity_id: &c.number, node_path: &c.node_path, summary: &summary };
+    let ev = Event {
+        action: &format!("case.{}", action.as_str()),
+        entity: "case",
+        entity_id: &c.number,
+        node_path: &c.node_path,
+        summary: &summary,
+    };
     audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
     tx.commit().await?;
     view_by_id(st, c.id).await
@@ -350,7 +373,9 @@ pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction:
     if comment.chars().count() > 500 {
         return Err(AppError::field("comment", "评价不能超过 500 字"));
     }
-    let to = Action::Rate.next(c.status).ok_or_else(|| AppError::Conflict(format!("案件当前为「{}」，暂不能评价", c.status.label())))?;
+    let to = Action::Rate
+        .next(c.status)
+        .ok_or_else(|| AppError::Conflict(format!("案件当前为「{}」，暂不能评价", c.status.label())))?;
     let unsatisfied = satisfaction == "unsatisfied";
     let to = if unsatisfied { Status::Accepted } else { to };
     let cat = categories::by_id(&st.db, c.category_id).await?;
@@ -361,7 +386,9 @@ pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction:
         let due = cal.add_working_hours(now, cat.resolve_hours);
         let yellow = cal.add_working_minutes(now, (cal.working_minutes_between(now, due) as f64 * 0.8) as i64);
         jobs::schedule_sla(&mut tx, st, c.id, yellow, due).await?;
-        format!(", rework_count = rework_count + 1, finished_at = NULL, clock_start = {now}, resolve_due = {due}, yellow_at = {yellow}, warn_level = 0")
+        format!(
+            ", rework_count = rework_count + 1, finished_at = NULL, clock_start = {now}, resolve_due = {due}, yellow_at = {yellow}, warn_level = 0"
+        )
     } else {
         String::new()
     };
@@ -371,11 +398,22 @@ pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction:
         to.as_str(),
         (!unsatisfied) as i64
     );
-    let n = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(satisfaction).bind(comment.trim()).bind(c.id).bind(c.version).execute(&mut *tx).await?.rows_affected();
+    let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(satisfaction)
+        .bind(comment.trim())
+        .bind(c.id)
+        .bind(c.version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
     if n != 1 {
         return Err(AppError::Conflict("该案件刚被处理过，请刷新后再评价".into()));
     }
-    let note = format!("{}{}", super::machine::satisfaction_label(satisfaction), if comment.trim().is_empty() { String::new() } else { format!("：{}", comment.trim()) });
+    let note = format!(
+        "{}{}",
+        super::machine::satisfaction_label(satisfaction),
+        if comment.trim().is_empty() { String::new() } else { format!("：{}", comment.trim()) }
+    );
     let hid = history(&mut tx, c.id, "rate", c.status.as_str(), to.as_str(), "public", "居民", &note).await?;
     if unsatisfied {
         history(&mut tx, c.id, "rework", to.as_str(), to.as_str(), "system", "系统", "居民不满意，退回承办方返工").await?;

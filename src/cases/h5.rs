@@ -26,7 +26,8 @@ use crate::web::{Q, fmt_time, render};
 pub async fn owned(st: &AppState, number: &str, phone: &str) -> AppResult<(CaseRow, String)> {
     let m = Mobile::parse(phone).map_err(|_| AppError::NotFound)?;
     let sql = format!("SELECT {ROW_COLS}, c.reporter_phone_bidx FROM cases c WHERE c.number = $1");
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number.trim()).fetch_optional(&st.db.pool).await?.ok_or(AppError::NotFound)?;
+    let r =
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number.trim()).fetch_optional(&st.db.pool).await?.ok_or(AppError::NotFound)?;
     let bidx: Option<String> = get(&r, "reporter_phone_bidx")?;
     if bidx.as_deref() != Some(st.keyring.blind_index("case_phone", m.as_str()).as_str()) {
         return Err(AppError::NotFound);
@@ -126,7 +127,14 @@ async fn report_page(st: &AppState, form: ReportForm, errors: FieldErrors) -> Ap
     };
     let pre = random_hex(16);
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    let page = ReportPage { csrf: pre.clone(), categories: categories::active(&st.db).await?, grid: form.grid.clone(), grid_name, form, errors };
+    let page = ReportPage {
+        csrf: pre.clone(),
+        categories: categories::active(&st.db).await?,
+        grid: form.grid.clone(),
+        grid_name,
+        form,
+        errors,
+    };
     Ok(with_pre_cookie(render(&page)?, &pre, status))
 }
 
@@ -299,7 +307,8 @@ async fn public_one(State(st): State<AppState>, Path(number): Path<String>) -> A
     let grid = crate::tree::store::find_by_code(&st.db, &v.grid_code).await?.map(|n| n.name).unwrap_or_default();
     let case = PublicCase { number: v.number, category: v.category_name, status: v.status_label, grid, created: v.created_at };
     // The public sees what happened and when, never who or the notes.
-    let steps = v.history.into_iter().filter(|s| s.public).map(|s| Step { note: String::new(), actor: String::new(), ..s }).collect();
+    let steps =
+        v.history.into_iter().filter(|s| s.public).map(|s| Step { note: String::new(), actor: String::new(), ..s }).collect();
     Ok(render(&PublicOne { case, steps })?.into_response())
 }
 
@@ -356,12 +365,21 @@ async fn grid_for_qr(st: &AppState, p: &Principal, code: &str) -> AppResult<crat
     Ok(n)
 }
 
-async fn qr(State(st): State<AppState>, p: Principal, Path((code, fmt)): Path<(String, String)>, headers: axum::http::HeaderMap) -> AppResult<Response> {
+async fn qr(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((code, fmt)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> AppResult<Response> {
     let n = grid_for_qr(&st, &p, &code).await?;
     let url = format!("{}/m/report?grid={}", base_url(&headers), n.code);
     match fmt.as_str() {
-        "qr.svg" => Ok(([(header::CONTENT_TYPE, "image/svg+xml")], crate::web::qr::svg(&url, 8).map_err(AppError::BadRequest)?).into_response()),
-        "qr.png" => Ok(([(header::CONTENT_TYPE, "image/png")], crate::web::qr::png(&url, 8).map_err(AppError::BadRequest)?).into_response()),
+        "qr.svg" => Ok(([(header::CONTENT_TYPE, "image/svg+xml")], crate::web::qr::svg(&url, 8).map_err(AppError::BadRequest)?)
+            .into_response()),
+        "qr.png" => {
+            Ok(([(header::CONTENT_TYPE, "image/png")], crate::web::qr::png(&url, 8).map_err(AppError::BadRequest)?)
+                .into_response())
+        }
         "poster" => {
             let svg = crate::web::qr::svg(&url, 10).map_err(AppError::BadRequest)?;
             let community = n.parent_code.clone().unwrap_or_default();

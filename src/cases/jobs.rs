@@ -62,7 +62,12 @@ pub async fn claim(st: &AppState, worker: &str, now: i64, limit: i64, lease_ms: 
     rows.iter()
         .map(|r| {
             let payload: String = get(r, "payload")?;
-            Ok(Job { id: get(r, "id")?, kind: get(r, "kind")?, payload: serde_json::from_str(&payload).unwrap_or(Value::Null), attempts: get(r, "attempts")? })
+            Ok(Job {
+                id: get(r, "id")?,
+                kind: get(r, "kind")?,
+                payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+                attempts: get(r, "attempts")?,
+            })
         })
         .collect()
 }
@@ -182,7 +187,11 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
         notify::push(&mut tx, Target::User(u), case_id, action, &text).await?;
     }
     if action == "auto_escalate" {
-        let (role, path) = if level >= 2 { (Role::CountyAdmin, c.node_path.split('/').take(2).collect::<Vec<_>>().join("/") + "/") } else { (Role::StreetAdmin, street_path) };
+        let (role, path) = if level >= 2 {
+            (Role::CountyAdmin, c.node_path.split('/').take(2).collect::<Vec<_>>().join("/") + "/")
+        } else {
+            (Role::StreetAdmin, street_path)
+        };
         notify::push(&mut tx, Target::Staff(role, path), case_id, action, &text).await?;
     }
     tx.commit().await?;
@@ -249,12 +258,14 @@ async fn webhook(st: &AppState, job: &Job) -> AppResult<()> {
             if job.attempts >= MAX_ATTEMPTS || row.is_none() {
                 finish(&mut tx, job.id, &format!("已放弃：{why}")).await?;
             } else {
-                sqlx::query("UPDATE jobs SET run_at = $1, locked_until = NULL, last_error = $2 WHERE id = $3 AND done_at IS NULL")
-                    .bind(now_ms() + backoff_ms(job.attempts))
-                    .bind(&why)
-                    .bind(job.id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE jobs SET run_at = $1, locked_until = NULL, last_error = $2 WHERE id = $3 AND done_at IS NULL",
+                )
+                .bind(now_ms() + backoff_ms(job.attempts))
+                .bind(&why)
+                .bind(job.id)
+                .execute(&mut *tx)
+                .await?;
             }
         }
     }

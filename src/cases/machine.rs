@@ -269,7 +269,8 @@ pub fn channel_label(code: &str) -> &'static str {
 }
 
 /// Satisfaction grades of a follow-up or rating.
-pub const SATISFACTION: [(&str, &str); 3] = [("satisfied", "满意"), ("basically_satisfied", "基本满意"), ("unsatisfied", "不满意")];
+pub const SATISFACTION: [(&str, &str); 3] =
+    [("satisfied", "满意"), ("basically_satisfied", "基本满意"), ("unsatisfied", "不满意")];
 
 /// zh-CN label of a satisfaction code.
 pub fn satisfaction_label(code: &str) -> &'static str {

@@ -132,7 +132,9 @@ impl CaseRow {
             Role::CountyAdmin | Role::StreetAdmin | Role::CommunityStaff => p.in_scope(&self.node_path),
             Role::GridWorker => p.in_scope(&self.node_path) || self.is_assignee(p),
             Role::UnitContact => self.is_assignee(p),
-            Role::PartyMember => self.is_assignee(p) || (claimable && self.status == Status::Registered && p.in_scope(&self.node_path)),
+            Role::PartyMember => {
+                self.is_assignee(p) || (claimable && self.status == Status::Registered && p.in_scope(&self.node_path))
+            }
             Role::Resident => self.reporter_user_id == Some(p.user_id),
         }
     }
@@ -145,7 +147,10 @@ pub fn visible(w: &mut Where, p: &Principal) {
             w.under("c.node_path", &p.scope_path);
         }
         Role::GridWorker => {
-            w.arg(&format!("(c.node_path LIKE ? ESCAPE '\\' OR c.assignee_user_id = {})", p.user_id), format!("{}%", crate::db::like_escape(&p.scope_path)));
+            w.arg(
+                &format!("(c.node_path LIKE ? ESCAPE '\\' OR c.assignee_user_id = {})", p.user_id),
+                format!("{}%", crate::db::like_escape(&p.scope_path)),
+            );
         }
         Role::UnitContact => {
             w.raw(&format!("c.unit_id = {}", p.unit_id.unwrap_or(-1)));

@@ -125,7 +125,10 @@ pub fn stream(st: AppState, p: Principal, from: i64) -> Sse<impl Stream<Item = R
         loop {
             if let Some(n) = pending.pop() {
                 last = last.max(n.id);
-                let ev = Event::default().id(n.id.to_string()).event("notification").data(serde_json::to_string(&n).unwrap_or_default());
+                let ev = Event::default()
+                    .id(n.id.to_string())
+                    .event("notification")
+                    .data(serde_json::to_string(&n).unwrap_or_default());
                 return Some((Ok(ev), (st, p, last, pending)));
             }
             tokio::time::sleep(Duration::from_millis(1000)).await;

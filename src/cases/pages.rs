@@ -3,11 +3,11 @@
 //! and ranking page, and admin pages for categories, calendar, units and webhooks.
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 
 use super::categories::{self, Category, CategoryInput};
@@ -83,8 +83,20 @@ struct InboxQ {
     notice: Option<String>,
 }
 
-async fn inbox(State(st): State<AppState>, p: Principal, Q(f): Q<CaseFilter>, Q(x): Q<InboxQ>, uri: axum::http::Uri) -> AppResult<Response> {
-    let current = uri.query().unwrap_or_default().split('&').filter(|kv| !kv.starts_with("fragment=") && !kv.starts_with("notice=") && !kv.starts_with("page=")).collect::<Vec<_>>().join("&");
+async fn inbox(
+    State(st): State<AppState>,
+    p: Principal,
+    Q(f): Q<CaseFilter>,
+    Q(x): Q<InboxQ>,
+    uri: axum::http::Uri,
+) -> AppResult<Response> {
+    let current = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|kv| !kv.starts_with("fragment=") && !kv.starts_with("notice=") && !kv.starts_with("page="))
+        .collect::<Vec<_>>()
+        .join("&");
     let page = store::list(&st, &p, &f).await?;
     if x.fragment {
         return Ok(render(&InboxTable { page, current })?.into_response());
@@ -136,11 +148,16 @@ async fn allowed(st: &AppState, p: &Principal, number: &str) -> AppResult<Vec<Ac
 async fn case_page(st: &AppState, p: &Principal, number: &str, errors: FieldErrors) -> AppResult<Response> {
     let case = store::view(st, p, number).await?;
     let actions: Vec<(&str, &str)> = allowed(st, p, number).await?.into_iter().map(|a| (a.as_str(), a.label())).collect();
-    let assignees = if actions.iter().any(|(a, _)| *a == "dispatch" || *a == "reassign") { flow::suggestions(st, p, number).await? } else { Vec::new() };
+    let assignees = if actions.iter().any(|(a, _)| *a == "dispatch" || *a == "reassign") {
+        flow::suggestions(st, p, number).await?
+    } else {
+        Vec::new()
+    };
     let map = pin_map(st, &case).await?;
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let layout = Layout::new(p, &format!("{} · {}", case.number, case.category_name), "/cases");
-    Ok((status, render(&CasePage { layout, case, actions, assignees, satisfaction: SATISFACTION.to_vec(), map, errors })?).into_response())
+    Ok((status, render(&CasePage { layout, case, actions, assignees, satisfaction: SATISFACTION.to_vec(), map, errors })?)
+        .into_response())
 }
 
 /// The case's grid with a pin at its point.
@@ -220,24 +237,43 @@ struct BulkForm {
 async fn bulk(State(st): State<AppState>, p: Principal, body: axum::body::Bytes) -> AppResult<Response> {
     let pairs: Vec<(String, String)> = crate::auth::middleware::form_pairs(&body);
     let get1 = |k: &str| pairs.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone()).unwrap_or_default();
-    let f = BulkForm { numbers: String::new(), action: get1("action"), assignee: get1("assignee"), note: get1("note"), back: get1("back") };
-    let numbers: Vec<String> = pairs.iter().filter(|(k, _)| k == "n").map(|(_, v)| v.clone()).chain(f.numbers.split(',').map(str::to_string)).filter(|s| !s.trim().is_empty()).collect();
+    let f = BulkForm {
+        numbers: String::new(),
+        action: get1("action"),
+        assignee: get1("assignee"),
+        note: get1("note"),
+        back: get1("back"),
+    };
+    let numbers: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "n")
+        .map(|(_, v)| v.clone())
+        .chain(f.numbers.split(',').map(str::to_string))
+        .filter(|s| !s.trim().is_empty())
+        .collect();
     if numbers.is_empty() {
         return Err(AppError::field("n", "请先勾选案件"));
     }
     let (mut ok, mut failed) = (0, Vec::new());
     for n in &numbers {
-        let i = ActionInput { action: f.action.clone(), assignee: f.assignee.clone(), note: f.note.clone(), ..Default::default() };
+        let i =
+            ActionInput { action: f.action.clone(), assignee: f.assignee.clone(), note: f.note.clone(), ..Default::default() };
         match flow::act(&st, &p, n, &i, Vec::new()).await {
             Ok(_) => ok += 1,
             Err(AppError::Internal(e)) => return Err(AppError::Internal(e)),
-            Err(e) => failed.push(format!("{n}：{}", match e {
-                AppError::Validation(v) => v.into_iter().map(|x| x.message).collect::<Vec<_>>().join("；"),
-                e => e.to_string(),
-            })),
+            Err(e) => failed.push(format!(
+                "{n}：{}",
+                match e {
+                    AppError::Validation(v) => v.into_iter().map(|x| x.message).collect::<Vec<_>>().join("；"),
+                    e => e.to_string(),
+                }
+            )),
         }
     }
-    let notice = format!("成功 {ok} 件{}", if failed.is_empty() { String::new() } else { format!("，失败 {} 件（{}）", failed.len(), failed.join("；")) });
+    let notice = format!(
+        "成功 {ok} 件{}",
+        if failed.is_empty() { String::new() } else { format!("，失败 {} 件（{}）", failed.len(), failed.join("；")) }
+    );
     let back = if f.back.starts_with("/cases") { f.back } else { "/cases".into() };
     let sep = if back.contains('?') { '&' } else { '?' };
     Ok(Redirect::to(&format!("{back}{sep}notice={}", crate::web::urlencode(&notice))).into_response())
@@ -273,7 +309,13 @@ struct NewForm {
 
 async fn new_page(st: &AppState, p: &Principal, form: NewForm, errors: FieldErrors) -> AppResult<Response> {
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    let page = NewCase { layout: Layout::new(p, "登记事项", "/cases/new"), categories: categories::active(&st.db).await?, channels: CHANNELS.to_vec(), form, errors };
+    let page = NewCase {
+        layout: Layout::new(p, "登记事项", "/cases/new"),
+        categories: categories::active(&st.db).await?,
+        channels: CHANNELS.to_vec(),
+        form,
+        errors,
+    };
     Ok((status, render(&page)?).into_response())
 }
 
@@ -349,11 +391,20 @@ async fn admin_page(st: &AppState, p: &Principal, errors: FieldErrors, new_secre
         return Err(AppError::Forbidden);
     }
     let units = units::list(st, p, &UnitFilter { per_page: Some(500), ..Default::default() }).await?.items;
-    let rows = sqlx::query("SELECT w.id, w.url, w.active, u.name AS unit FROM webhooks w LEFT JOIN units u ON u.id = w.unit_id ORDER BY w.id").fetch_all(&st.db.pool).await?;
+    let rows = sqlx::query(
+        "SELECT w.id, w.url, w.active, u.name AS unit FROM webhooks w LEFT JOIN units u ON u.id = w.unit_id ORDER BY w.id",
+    )
+    .fetch_all(&st.db.pool)
+    .await?;
     let mut hooks = Vec::new();
     for r in &rows {
         use crate::db::get;
-        hooks.push((get(r, "id")?, get(r, "url")?, get::<Option<String>>(r, "unit")?.unwrap_or_else(|| "全县".into()), get::<i64>(r, "active")? == 1));
+        hooks.push((
+            get(r, "id")?,
+            get(r, "url")?,
+            get::<Option<String>>(r, "unit")?.unwrap_or_else(|| "全县".into()),
+            get::<i64>(r, "active")? == 1,
+        ));
     }
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = Admin {
@@ -403,12 +454,26 @@ struct MiscForm {
     unit: String,
 }
 
-async fn admin_post(State(st): State<AppState>, p: Principal, Path(what): Path<String>, body: axum::body::Bytes) -> AppResult<Response> {
+async fn admin_post(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(what): Path<String>,
+    body: axum::body::Bytes,
+) -> AppResult<Response> {
     let pairs = crate::auth::middleware::form_pairs(&body);
     let q = |k: &str| pairs.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let result: AppResult<String> = match what.as_str() {
         "category" => {
-            let f = CatForm { code: q("code"), name: q("name"), group: q("group"), sign_hours: q("sign_hours"), resolve_hours: q("resolve_hours"), unit_kind: q("unit_kind"), claimable: q("claimable"), active: q("active") };
+            let f = CatForm {
+                code: q("code"),
+                name: q("name"),
+                group: q("group"),
+                sign_hours: q("sign_hours"),
+                resolve_hours: q("resolve_hours"),
+                unit_kind: q("unit_kind"),
+                claimable: q("claimable"),
+                active: q("active"),
+            };
             let existing = categories::by_code(&st.db, &f.code).await?;
             let i = CategoryInput {
                 code: f.code,
@@ -424,14 +489,25 @@ async fn admin_post(State(st): State<AppState>, p: Principal, Path(what): Path<S
             };
             categories::save(&st, &p, &i).await.map(|_| String::new())
         }
-        "calendar" => categories::set_calendar(&st, &p, &MiscForm { calendar: q("calendar"), ..Default::default() }.calendar).await.map(|_| String::new()),
+        "calendar" => categories::set_calendar(&st, &p, &MiscForm { calendar: q("calendar"), ..Default::default() }.calendar)
+            .await
+            .map(|_| String::new()),
         "unit" => {
-            let i = UnitInput { code: q("code"), name: q("name"), kind: q("kind"), contact_name: q("contact_name"), contact_phone: q("contact_phone"), communities: q("communities") };
+            let i = UnitInput {
+                code: q("code"),
+                name: q("name"),
+                kind: q("kind"),
+                contact_name: q("contact_name"),
+                contact_phone: q("contact_phone"),
+                communities: q("communities"),
+            };
             units::create(&st, &p, &i, false).await.map(|_| String::new())
         }
         "webhook" => {
             let m = MiscForm { url: q("url"), unit: q("unit"), ..Default::default() };
-            super::routes::hook_create_inner(&st, &p, &m.url, Some(&m.unit)).await.map(|v| v["secret"].as_str().unwrap_or_default().to_string())
+            super::routes::hook_create_inner(&st, &p, &m.url, Some(&m.unit))
+                .await
+                .map(|v| v["secret"].as_str().unwrap_or_default().to_string())
         }
         "webhook-delete" => super::routes::hook_delete_inner(&st, &p, q("id").parse().unwrap_or(-1)).await.map(|_| String::new()),
         _ => Err(AppError::NotFound),

@@ -50,9 +50,11 @@ fn ext(mime: &str) -> &'static str {
 /// Writes the files (durably) and records them in `tx`.
 pub async fn store(tx: &mut Tx, data_dir: &Path, case_id: i64, history_id: Option<i64>, photos: Vec<Photo>) -> AppResult<()> {
     for p in photos {
-        let rel = PathBuf::from("photos")
-            .join(chrono::Utc::now().format("%Y%m").to_string())
-            .join(format!("{}.{}", crate::auth::random_hex(12), ext(p.mime)));
+        let rel = PathBuf::from("photos").join(chrono::Utc::now().format("%Y%m").to_string()).join(format!(
+            "{}.{}",
+            crate::auth::random_hex(12),
+            ext(p.mime)
+        ));
         let full = data_dir.join(&rel);
         let size = p.bytes.len() as i64;
         let bytes = p.bytes;

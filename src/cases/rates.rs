@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::auth::{Perm, Principal};
-use crate::db::list::Where;
 use crate::db::get;
+use crate::db::list::Where;
 use crate::error::{AppError, AppResult};
 
 /// Query of `GET /api/v1/rates`.
@@ -198,7 +198,8 @@ pub async fn table(st: &AppState, p: &Principal, q: &RatesQuery) -> AppResult<Ve
     if let Some(d) = q.to.as_deref().filter(|s| !s.trim().is_empty()) {
         w.raw(&format!("c.created_at < {}", super::store::day_start(d, "to")? + 86_400_000));
     }
-    let sql = format!("SELECT {key_sql} AS k, MAX({name_sql}) AS nm, {SUMS} FROM cases c {join} WHERE {} GROUP BY {key_sql}", w.sql());
+    let sql =
+        format!("SELECT {key_sql} AS k, MAX({name_sql}) AS nm, {SUMS} FROM cases c {join} WHERE {} GROUP BY {key_sql}", w.sql());
     let rows = w.fetch_all(&st.db, sql).await?;
     let wts = weights(st).await?;
     let mut out = Vec::with_capacity(rows.len());

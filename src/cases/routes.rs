@@ -27,7 +27,11 @@ async fn categories_list(State(st): State<AppState>) -> AppResult<Json<Value>> {
     Ok(Json(json!({"items": cats})))
 }
 
-async fn category_save(State(st): State<AppState>, p: Principal, JsonBody(i): JsonBody<CategoryInput>) -> AppResult<Json<categories::Category>> {
+async fn category_save(
+    State(st): State<AppState>,
+    p: Principal,
+    JsonBody(i): JsonBody<CategoryInput>,
+) -> AppResult<Json<categories::Category>> {
     Ok(Json(categories::save(&st, &p, &i).await?))
 }
 
@@ -50,11 +54,19 @@ async fn units_list(State(st): State<AppState>, p: Principal, Q(f): Q<UnitFilter
     Ok(Json(units::list(&st, &p, &f).await?))
 }
 
-async fn unit_create(State(st): State<AppState>, p: Principal, JsonBody(i): JsonBody<UnitInput>) -> AppResult<(StatusCode, Json<units::Unit>)> {
+async fn unit_create(
+    State(st): State<AppState>,
+    p: Principal,
+    JsonBody(i): JsonBody<UnitInput>,
+) -> AppResult<(StatusCode, Json<units::Unit>)> {
     Ok((StatusCode::CREATED, Json(units::create(&st, &p, &i, false).await?)))
 }
 
-async fn case_create(State(st): State<AppState>, p: Principal, JsonBody(i): JsonBody<CreateInput>) -> AppResult<(StatusCode, Json<store::Created>)> {
+async fn case_create(
+    State(st): State<AppState>,
+    p: Principal,
+    JsonBody(i): JsonBody<CreateInput>,
+) -> AppResult<(StatusCode, Json<store::Created>)> {
     if p.must_change_password {
         return Err(AppError::PasswordChangeRequired);
     }
@@ -69,7 +81,12 @@ async fn case_get(State(st): State<AppState>, p: Principal, Path(number): Path<S
     Ok(Json(store::view(&st, &p, &number).await?))
 }
 
-async fn case_act(State(st): State<AppState>, p: Principal, Path(number): Path<String>, JsonBody(i): JsonBody<ActionInput>) -> AppResult<Json<CaseView>> {
+async fn case_act(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(number): Path<String>,
+    JsonBody(i): JsonBody<ActionInput>,
+) -> AppResult<Json<CaseView>> {
     Ok(Json(flow::act(&st, &p, &number, &i, Vec::new()).await?))
 }
 
@@ -78,11 +95,21 @@ async fn case_assignees(State(st): State<AppState>, p: Principal, Path(number): 
 }
 
 /// Serves a photo of a case the caller may see.
-pub async fn case_photo(State(st): State<AppState>, p: Principal, Path((number, id)): Path<(String, i64)>) -> AppResult<Response> {
+pub async fn case_photo(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((number, id)): Path<(String, i64)>,
+) -> AppResult<Response> {
     let (c, _) = store::load_visible(&st, &p, &number).await?;
-    let r = sqlx::query("SELECT path, mime FROM case_photos WHERE id = $1 AND case_id = $2").bind(id).bind(c.id).fetch_optional(&st.db.pool).await?.ok_or(AppError::NotFound)?;
+    let r = sqlx::query("SELECT path, mime FROM case_photos WHERE id = $1 AND case_id = $2")
+        .bind(id)
+        .bind(c.id)
+        .fetch_optional(&st.db.pool)
+        .await?
+        .ok_or(AppError::NotFound)?;
     let bytes = super::photos::read(&st.cfg.data_dir, &col::<String>(&r, "path")?).await?;
-    Ok(([(header::CONTENT_TYPE, col::<String>(&r, "mime")?), (header::CACHE_CONTROL, "private, max-age=3600".into())], bytes).into_response())
+    Ok(([(header::CONTENT_TYPE, col::<String>(&r, "mime")?), (header::CACHE_CONTROL, "private, max-age=3600".into())], bytes)
+        .into_response())
 }
 
 async fn rates_get(State(st): State<AppState>, p: Principal, Q(q): Q<RatesQuery>) -> AppResult<Json<Value>> {
@@ -112,7 +139,21 @@ pub async fn rates_export(State(st): State<AppState>, p: Principal, Q(q): Q<Rate
             pct(r.sign_rate),
         ]
     });
-    let headers = ["排名", "编码", "名称", "案件数", "响应率%", "解决率%", "满意率%", "综合得分%", "结案率%", "按期结案率%", "返工率%", "延期率%", "及时签收率%"];
+    let headers = [
+        "排名",
+        "编码",
+        "名称",
+        "案件数",
+        "响应率%",
+        "解决率%",
+        "满意率%",
+        "综合得分%",
+        "结案率%",
+        "按期结案率%",
+        "返工率%",
+        "延期率%",
+        "及时签收率%",
+    ];
     Ok(download("办理情况排名.xlsx", workbook("排名", &headers, data)?))
 }
 
@@ -163,7 +204,8 @@ async fn hooks_list(State(st): State<AppState>, p: Principal) -> AppResult<Json<
     let mut items = Vec::new();
     for r in &rows {
         let unit: Option<String> = col(r, "unit")?;
-        let mine = p.role == Role::CountyAdmin || (unit.is_some() && units::find(&st.db, unit.as_deref().unwrap_or("")).await?.map(|u| u.id) == p.unit_id);
+        let mine = p.role == Role::CountyAdmin
+            || (unit.is_some() && units::find(&st.db, unit.as_deref().unwrap_or("")).await?.map(|u| u.id) == p.unit_id);
         if mine {
             items.push(json!({"id": col::<i64>(r, "id")?, "url": col::<String>(r, "url")?, "unit": unit, "active": col::<i64>(r, "active")? == 1}));
         }
@@ -191,13 +233,23 @@ pub async fn hook_create_inner(st: &AppState, p: &Principal, url: &str, unit: Op
         .await?;
     let id: i64 = col(&r, "id")?;
     let summary = format!("登记推送地址 {}", url.trim());
-    let ev = crate::audit::Event { action: "webhook.create", entity: "webhook", entity_id: &id.to_string(), node_path: &p.scope_path, summary: &summary };
+    let ev = crate::audit::Event {
+        action: "webhook.create",
+        entity: "webhook",
+        entity_id: &id.to_string(),
+        node_path: &p.scope_path,
+        summary: &summary,
+    };
     crate::audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
     tx.commit().await?;
     Ok(json!({"id": id, "url": url.trim(), "secret": secret}))
 }
 
-async fn hook_create(State(st): State<AppState>, p: Principal, JsonBody(b): JsonBody<WebhookBody>) -> AppResult<(StatusCode, Json<Value>)> {
+async fn hook_create(
+    State(st): State<AppState>,
+    p: Principal,
+    JsonBody(b): JsonBody<WebhookBody>,
+) -> AppResult<(StatusCode, Json<Value>)> {
     Ok((StatusCode::CREATED, Json(hook_create_inner(&st, &p, &b.url, b.unit.as_deref()).await?)))
 }
 
@@ -213,7 +265,13 @@ pub async fn hook_delete_inner(st: &AppState, p: &Principal, id: i64) -> AppResu
     if sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
         return Err(AppError::NotFound);
     }
-    let ev = crate::audit::Event { action: "webhook.delete", entity: "webhook", entity_id: &id.to_string(), node_path: &p.scope_path, summary: "停用推送地址" };
+    let ev = crate::audit::Event {
+        action: "webhook.delete",
+        entity: "webhook",
+        entity_id: &id.to_string(),
+        node_path: &p.scope_path,
+        summary: "停用推送地址",
+    };
     crate::audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
     tx.commit().await?;
     Ok(())

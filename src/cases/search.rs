@@ -20,7 +20,10 @@ pub fn warm_up() {
     let _ = jieba();
 }
 
-const STOP: &[&str] = &["的", "了", "和", "是", "在", "有", "我", "也", "就", "都", "而", "及", "与", "着", "或", "一个", "没有", "我们", "你", "他", "她", "它", "吗", "呢", "吧", "啊"];
+const STOP: &[&str] = &[
+    "的", "了", "和", "是", "在", "有", "我", "也", "就", "都", "而", "及", "与", "着", "或", "一个", "没有", "我们", "你", "他",
+    "她", "它", "吗", "呢", "吧", "啊",
+];
 
 fn is_han(c: char) -> bool {
     ('\u{4e00}'..='\u{9fff}').contains(&c) || ('\u{3400}'..='\u{4dbf}').contains(&c)
@@ -34,7 +37,8 @@ fn keep(w: &str) -> bool {
 /// Terms stored for a document.
 pub fn doc_terms(text: &str) -> BTreeSet<String> {
     let text = text.to_lowercase();
-    let mut out: BTreeSet<String> = jieba().cut_for_search(&text, true).into_iter().filter(|w| keep(w)).map(|w| w.trim().to_string()).collect();
+    let mut out: BTreeSet<String> =
+        jieba().cut_for_search(&text, true).into_iter().filter(|w| keep(w)).map(|w| w.trim().to_string()).collect();
     out.extend(text.chars().filter(|c| is_han(*c)).map(String::from).filter(|w| keep(w)));
     out.retain(|t| t.chars().count() <= 16);
     out

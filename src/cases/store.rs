@@ -115,13 +115,23 @@ async fn route(st: &AppState, i: &CreateInput, errs: &mut FieldErrors) -> AppRes
         };
         let n = crate::tree::store::find_by_code(&st.db, &g.grid_code).await?.ok_or(AppError::NotFound)?;
         let w = crs.to_wgs84(crate::geo::Point { lng: x, lat: y });
-        return Ok(Some(Place { grid_code: g.grid_code, community_code: g.community_code, path: n.path, lng: Some(w.lng), lat: Some(w.lat) }));
+        return Ok(Some(Place {
+            grid_code: g.grid_code,
+            community_code: g.community_code,
+            path: n.path,
+            lng: Some(w.lng),
+            lat: Some(w.lat),
+        }));
     }
     if let Some(code) = i.grid.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         return Ok(match crate::tree::store::find_by_code(&st.db, code).await? {
-            Some(n) if n.kind == crate::tree::Kind::Grid && !n.retired => {
-                Some(Place { community_code: n.parent_code.clone().unwrap_or_default(), grid_code: n.code, path: n.path, lng: None, lat: None })
-            }
+            Some(n) if n.kind == crate::tree::Kind::Grid && !n.retired => Some(Place {
+                community_code: n.parent_code.clone().unwrap_or_default(),
+                grid_code: n.code,
+                path: n.path,
+                lng: None,
+                lat: None,
+            }),
             _ => {
                 errs.add("grid", "网格不存在或已停用");
                 None
@@ -144,7 +154,9 @@ fn check_attrs(cat: &Category, v: &Value, errs: &mut FieldErrors) {
         let ok = match a.datatype.as_str() {
             "number" => val.as_f64().is_some() || val.as_str().is_some_and(|s| s.trim().parse::<f64>().is_ok()),
             "singlevaluelist" => val.as_str().is_some_and(|s| a.values.iter().any(|(k, _)| k == s)),
-            "multivaluelist" => val.as_array().is_some_and(|xs| xs.iter().all(|x| x.as_str().is_some_and(|s| a.values.iter().any(|(k, _)| k == s)))),
+            "multivaluelist" => val
+                .as_array()
+                .is_some_and(|xs| xs.iter().all(|x| x.as_str().is_some_and(|s| a.values.iter().any(|(k, _)| k == s)))),
             _ => val.is_string(),
         };
         if !ok {
@@ -211,7 +223,11 @@ pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: V
         return Err(AppError::field("lng", "该位置不在您的管辖范围内"));
     }
     let now = now_ms();
-    let title = if i.title.trim().is_empty() { format!("{}：{}", cat.name, desc.chars().take(20).collect::<String>()) } else { i.title.trim().to_string() };
+    let title = if i.title.trim().is_empty() {
+        format!("{}：{}", cat.name, desc.chars().take(20).collect::<String>())
+    } else {
+        i.title.trim().to_string()
+    };
     let (actor, ip) = match &who {
         Reporter::User(p) => (p.username.clone(), p.ip.clone()),
         Reporter::Public { ip, .. } => ("public".to_string(), ip.to_string()),
@@ -265,7 +281,16 @@ pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: V
 
 /// Appends a step to the case history; returns its id.
 #[allow(clippy::too_many_arguments)]
-pub async fn history(tx: &mut Tx, case_id: i64, action: &str, from: &str, to: &str, actor: &str, label: &str, note: &str) -> AppResult<i64> {
+pub async fn history(
+    tx: &mut Tx,
+    case_id: i64,
+    action: &str,
+    from: &str,
+    to: &str,
+    actor: &str,
+    label: &str,
+    note: &str,
+) -> AppResult<i64> {
     let r = sqlx::query(
         "INSERT INTO case_history (case_id, action, from_status, to_status, actor, actor_label, at, note) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING id",
     )
@@ -285,7 +310,8 @@ pub async fn history(tx: &mut Tx, case_id: i64, action: &str, from: &str, to: &s
 /// Loads a case row by number (no visibility check).
 pub async fn load(st: &AppState, number: &str) -> AppResult<(CaseRow, Category)> {
     let sql = format!("SELECT {ROW_COLS} FROM cases c WHERE c.number = $1");
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number.trim()).fetch_optional(&st.db.pool).await?.ok_or(AppError::NotFound)?;
+    let r =
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number.trim()).fetch_optional(&st.db.pool).await?.ok_or(AppError::NotFound)?;
     let c = CaseRow::from_row(&r)?;
     let cat = categories::by_id(&st.db, c.category_id).await?;
     Ok((c, cat))
@@ -338,10 +364,12 @@ fn step_label(action: &str) -> String {
 
 /// The history of a case, oldest first.
 pub async fn steps(st: &AppState, case_id: i64) -> AppResult<Vec<Step>> {
-    let rows = sqlx::query("SELECT action, actor, actor_label, at, note, to_status, public FROM case_history WHERE case_id = $1 ORDER BY id")
-        .bind(case_id)
-        .fetch_all(&st.db.pool)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT action, actor, actor_label, at, note, to_status, public FROM case_history WHERE case_id = $1 ORDER BY id",
+    )
+    .bind(case_id)
+    .fetch_all(&st.db.pool)
+    .await?;
     rows.iter()
         .map(|r| {
             let action: String = get(r, "action")?;
@@ -464,7 +492,8 @@ fn view_row(keys: &Keyring, r: &Row) -> AppResult<CaseView> {
         })
     };
     let name = dec("reporter_name_enc", AAD_NAME)?.map(|n| mask_name(&n)).unwrap_or_default();
-    let phone = dec("reporter_phone_enc", AAD_PHONE)?.and_then(|p| Mobile::parse(&p).ok()).map(|m| m.masked()).unwrap_or_default();
+    let phone =
+        dec("reporter_phone_enc", AAD_PHONE)?.and_then(|p| Mobile::parse(&p).ok()).map(|m| m.masked()).unwrap_or_default();
     let due: Option<i64> = get(r, "resolve_due")?;
     let sign: Option<i64> = get(r, "sign_due")?;
     let sat: Option<String> = get(r, "satisfaction")?;
@@ -567,7 +596,8 @@ pub struct CaseFilter {
 
 /// Local midnight (UTC+8) of a `YYYY-MM-DD`.
 pub fn day_start(s: &str, field: &str) -> AppResult<i64> {
-    let d = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| AppError::field(field, "日期格式应为 YYYY-MM-DD"))?;
+    let d =
+        chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| AppError::field(field, "日期格式应为 YYYY-MM-DD"))?;
     Ok(super::calendar::local_ms(d, 0))
 }
 
@@ -585,7 +615,9 @@ pub async fn list(st: &AppState, p: &Principal, f: &CaseFilter) -> AppResult<Pag
         }
         w.raw(&format!("c.status IN ({})", codes.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(",")));
     }
-    for (val, col) in [(&f.category, "cat.code"), (&f.channel, "c.channel"), (&f.grid, "c.grid_code"), (&f.community, "c.community_code")] {
+    for (val, col) in
+        [(&f.category, "cat.code"), (&f.channel, "c.channel"), (&f.grid, "c.grid_code"), (&f.community, "c.community_code")]
+    {
         if let Some(v) = val.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             w.arg(&format!("{col} = ?"), v);
         }

@@ -6,19 +6,19 @@ pub mod format;
 
 use std::collections::HashMap;
 
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 
 use crate::app::AppState;
 use crate::auth::middleware::Caller;
+use crate::cases::Status;
 use crate::cases::categories::{self, Category};
 use crate::cases::store::{self, CreateInput, Reporter};
-use crate::cases::Status;
-use crate::db::list::Where;
 use crate::db::get as col;
+use crate::db::list::Where;
 use crate::error::AppError;
 use format::Format;
 
@@ -35,7 +35,8 @@ fn err(f: Format, code: u16, description: impl Into<String>) -> Response {
 fn app_err(f: Format, e: AppError) -> Response {
     match e {
         AppError::Validation(v) => {
-            let list: Vec<format::Error> = v.into_iter().map(|x| format::Error { code: 400, description: format!("{}: {}", x.field, x.message) }).collect();
+            let list: Vec<format::Error> =
+                v.into_iter().map(|x| format::Error { code: 400, description: format!("{}: {}", x.field, x.message) }).collect();
             reply(f, StatusCode::BAD_REQUEST, format::errors(f, &list))
         }
         AppError::NotFound => err(f, 404, "未找到"),
@@ -122,7 +123,11 @@ async fn definition(State(st): State<AppState>, Path(file): Path<String>) -> Res
                     values: a.values.iter().map(|(k, n)| format::AttributeValue { key: k.clone(), name: n.clone() }).collect(),
                 })
                 .collect();
-            reply(f, StatusCode::OK, format::service_definition(f, &format::ServiceDefinition { service_code: c.code, attributes: attrs }))
+            reply(
+                f,
+                StatusCode::OK,
+                format::service_definition(f, &format::ServiceDefinition { service_code: c.code, attributes: attrs }),
+            )
         }
         Ok(_) => err(f, 404, format!("service_code {code} not found")),
         Err(e) => app_err(f, e),
@@ -139,7 +144,12 @@ async fn anonymous_allowed(st: &AppState) -> bool {
         .is_some_and(|v| v == "1" || v == "true")
 }
 
-async fn post_request(State(st): State<AppState>, Path(file): Path<String>, Caller(_, ip): Caller, body: axum::body::Bytes) -> Response {
+async fn post_request(
+    State(st): State<AppState>,
+    Path(file): Path<String>,
+    Caller(_, ip): Caller,
+    body: axum::body::Bytes,
+) -> Response {
     let Some((f, "requests")) = Format::from_path_suffix(&file) else { return err(Format::Xml, 404, "未知的资源") };
     let raw: HashMap<String, String> = crate::auth::middleware::form_pairs(&body).into_iter().collect();
     let p = params(raw);
@@ -195,7 +205,12 @@ async fn post_request(State(st): State<AppState>, Path(file): Path<String>, Call
     };
     match store::create(&st, who, &input, Vec::new()).await {
         Ok(c) => {
-            let created = format::Created { service_request_id: Some(c.number), token: None, service_notice: String::new(), account_id: String::new() };
+            let created = format::Created {
+                service_request_id: Some(c.number),
+                token: None,
+                service_notice: String::new(),
+                account_id: String::new(),
+            };
             reply(f, StatusCode::CREATED, format::created(f, &[created]))
         }
         Err(e) => app_err(f, e),
@@ -231,7 +246,8 @@ fn request_row(r: &crate::db::Row) -> Result<format::Request, AppError> {
 async fn list_requests(st: &AppState, f: Format, p: &HashMap<String, String>) -> Result<Response, Response> {
     let mut w = Where::new();
     w.raw("c.private = 0");
-    let list = |k: &str| p.get(k).map(|v| v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect::<Vec<_>>());
+    let list =
+        |k: &str| p.get(k).map(|v| v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect::<Vec<_>>());
     if let Some(ids) = list("service_request_id") {
         let ph: Vec<String> = ids.iter().map(|i| format!("'{}'", i.replace('\'', "''"))).collect();
         w.raw(&format!("c.number IN ({})", ph.join(",")));
@@ -282,7 +298,11 @@ async fn one_request(State(st): State<AppState>, Path(file): Path<String>) -> Re
             // An empty list means no such (public) request.
             let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap_or_default();
             let text = String::from_utf8_lossy(&body).to_string();
-            if text.contains(number) { reply(f, StatusCode::OK, text) } else { err(f, 404, format!("service_request_id {number} not found")) }
+            if text.contains(number) {
+                reply(f, StatusCode::OK, text)
+            } else {
+                err(f, 404, format!("service_request_id {number} not found"))
+            }
         }
         Ok(r) | Err(r) => r,
     }
@@ -292,7 +312,11 @@ async fn token(State(st): State<AppState>, Path(file): Path<String>) -> Response
     let Some((f, token)) = Format::from_path_suffix(&file) else { return err(Format::Xml, 404, "格式应为 .xml 或 .json") };
     // Requests are created synchronously, so the token is the request id itself.
     match store::load(&st, token).await {
-        Ok((c, _)) => reply(f, StatusCode::OK, format::tokens(f, &[format::TokenAnswer { token: token.into(), service_request_id: Some(c.number) }])),
+        Ok((c, _)) => reply(
+            f,
+            StatusCode::OK,
+            format::tokens(f, &[format::TokenAnswer { token: token.into(), service_request_id: Some(c.number) }]),
+        ),
         Err(_) => err(f, 404, format!("token {token} not found")),
     }
 }

@@ -27,7 +27,10 @@ pub async fn post(url: &str, headers: &[(&str, String)], body: &[u8], timeout: D
     let (host, port, path) = parse_url(url)?;
     let fut = async {
         let mut s = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("连接失败：{e}"))?;
-        let mut req = format!("POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: linli\r\n", body.len());
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: linli\r\n",
+            body.len()
+        );
         for (k, v) in headers {
             if v.contains(['\r', '\n']) {
                 return Err("请求头含有换行".to_string());

@@ -19,7 +19,9 @@ async fn openapi_covers_every_route(app: TestApp) {
             .replace("{name}", "admin")
             .replace("{action}", "unlock")
             .replace("{id}", "999999")
-            .replace("{act}", "restore").replace("{number}", "YH-2026-000000").replace("{file}", "services.json");
+            .replace("{act}", "restore")
+            .replace("{number}", "YH-2026-000000")
+            .replace("{file}", "services.json");
         let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let req = app.req(m, &concrete).bearer(&t);
         let r = if concrete.ends_with("/events") { req.send_head().await } else { req.send().await };

@@ -56,7 +56,14 @@ async fn contract_path_closes_the_loop(app: TestApp) {
         &app.st,
         None,
         &linli::audit::Actor::system("test"),
-        linli::auth::store::NewUser { username: "contact1".into(), display_name: String::new(), role: linli::auth::Role::UnitContact, scope: unit.clone(), password: PW.into(), must_change: false },
+        linli::auth::store::NewUser {
+            username: "contact1".into(),
+            display_name: String::new(),
+            role: linli::auth::Role::UnitContact,
+            scope: unit.clone(),
+            password: PW.into(),
+            must_change: false,
+        },
     )
     .await
     .unwrap();
@@ -69,7 +76,9 @@ async fn contract_path_closes_the_loop(app: TestApp) {
         let (s, v) = act(&app, &u, &n, json!({"action": action, "note": "已更换灯泡"})).await;
         assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some(to)), "{action}: {v}");
     }
-    let (s, v) = act(&app, &staff, &n, json!({"action": "follow_up", "contacted": true, "solved": true, "satisfaction": "satisfied"})).await;
+    let (s, v) =
+        act(&app, &staff, &n, json!({"action": "follow_up", "contacted": true, "solved": true, "satisfaction": "satisfied"}))
+            .await;
     assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("followed_up")), "{v}");
     let (s, v) = act(&app, &staff, &n, json!({"action": "close"})).await;
     assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("closed")));
@@ -93,7 +102,13 @@ async fn refusals_and_conflicts(app: TestApp) {
     let n = new_case(&app, &staff, "xsd", "下水道堵塞，污水外溢").await;
     // Illegal steps from 待受理 are 409 with the reason.
     for a in ["dispatch", "accept", "finish", "close", "follow_up", "approve_extension"] {
-        let (s, v) = act(&app, &staff, &n, json!({"action": a, "assignee": "DW012", "contacted": true, "solved": true, "satisfaction": "satisfied"})).await;
+        let (s, v) = act(
+            &app,
+            &staff,
+            &n,
+            json!({"action": a, "assignee": "DW012", "contacted": true, "solved": true, "satisfaction": "satisfied"}),
+        )
+        .await;
         assert!(s == StatusCode::CONFLICT || s == StatusCode::FORBIDDEN, "{a}: {s} {v}");
     }
     let (s, v) = act(&app, &staff, &n, json!({"action": "fly"})).await;
@@ -120,13 +135,29 @@ async fn refusals_and_conflicts(app: TestApp) {
     let hist = app.get(&format!("/api/v1/cases/{n}")).bearer(&staff).send().await.json()["history"].as_array().unwrap().len();
     assert_eq!(hist, 3, "submit, register, and only the winner");
     // Bad input on creation: each field named.
-    let r = app.post("/api/v1/cases").bearer(&staff).json(json!({"category": "nope", "description": "x", "lng": 500, "lat": 1})).send().await;
+    let r = app
+        .post("/api/v1/cases")
+        .bearer(&staff)
+        .json(json!({"category": "nope", "description": "x", "lng": 500, "lat": 1}))
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let fields: Vec<String> = r.json()["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap().into()).collect();
+    let fields: Vec<String> =
+        r.json()["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap().into()).collect();
     assert_eq!(fields, vec!["category", "description", "lng"]);
-    let r = app.post("/api/v1/cases").bearer(&staff).json(json!({"category": "ldd", "description": "位置在县外", "lng": 100.0, "lat": 20.0})).send().await;
+    let r = app
+        .post("/api/v1/cases")
+        .bearer(&staff)
+        .json(json!({"category": "ldd", "description": "位置在县外", "lng": 100.0, "lat": 20.0}))
+        .send()
+        .await;
     assert!(r.json()["fields"][0]["message"].as_str().unwrap().contains("不在任何网格"));
-    let r = app.post("/api/v1/cases").bearer(&staff).json(json!({"category": "ldd", "description": "坐标系", "lng": 108.47, "lat": 28.54, "crs": "bd09"})).send().await;
+    let r = app
+        .post("/api/v1/cases")
+        .bearer(&staff)
+        .json(json!({"category": "ldd", "description": "坐标系", "lng": 108.47, "lat": 28.54, "crs": "bd09"}))
+        .send()
+        .await;
     assert_eq!(r.json()["fields"][0]["field"], "crs");
 }
 
@@ -138,7 +169,11 @@ async fn extension_return_rework_escalate(app: TestApp) {
     let u = app.login("dw050").await;
     let (s, v) = act(&app, &u, &n, json!({"action": "return", "note": "不属于本公司服务小区"})).await;
     assert_eq!((s, v["status"].as_str(), v["return_count"].as_i64()), (StatusCode::OK, Some("registered"), Some(1)));
-    assert_eq!(app.get(&format!("/api/v1/cases/{n}")).bearer(&u).send().await.status, StatusCode::NOT_FOUND, "returned: no longer the unit's");
+    assert_eq!(
+        app.get(&format!("/api/v1/cases/{n}")).bearer(&u).send().await.status,
+        StatusCode::NOT_FOUND,
+        "returned: no longer the unit's"
+    );
     act(&app, &staff, &n, json!({"action": "dispatch", "assignee": "DW050"})).await;
     act(&app, &u, &n, json!({"action": "accept"})).await;
     let due0 = app.get(&format!("/api/v1/cases/{n}")).bearer(&staff).send().await.json()["resolve_due"].clone();
@@ -177,7 +212,14 @@ async fn scope_isolation_of_cases(app: TestApp) {
         &app.st,
         None,
         &linli::audit::Actor::system("test"),
-        linli::auth::store::NewUser { username: "tuanjie".into(), display_name: String::new(), role: linli::auth::Role::CommunityStaff, scope: "520627002001".into(), password: PW.into(), must_change: false },
+        linli::auth::store::NewUser {
+            username: "tuanjie".into(),
+            display_name: String::new(),
+            role: linli::auth::Role::CommunityStaff,
+            scope: "520627002001".into(),
+            password: PW.into(),
+            must_change: false,
+        },
     )
     .await
     .unwrap();
@@ -195,7 +237,12 @@ async fn scope_isolation_of_cases(app: TestApp) {
     assert_eq!(app.get(&format!("/api/v1/cases/{n}")).bearer(&u).send().await.status, StatusCode::NOT_FOUND);
     let jumin = app.login("jumin").await;
     assert_eq!(app.get("/api/v1/cases").bearer(&jumin).send().await.json()["total"], 0);
-    let r = app.post("/api/v1/cases").bearer(&jumin).json(json!({"category": "laji", "description": "垃圾桶满了没人清运", "lng": HHQ.0, "lat": HHQ.1})).send().await;
+    let r = app
+        .post("/api/v1/cases")
+        .bearer(&jumin)
+        .json(json!({"category": "laji", "description": "垃圾桶满了没人清运", "lng": HHQ.0, "lat": HHQ.1}))
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let own = app.get("/api/v1/cases").bearer(&jumin).send().await.json();
     assert_eq!(own["total"], 1);
@@ -223,7 +270,16 @@ async fn search_rates_overview(app: TestApp) {
         assert_eq!(r.status, StatusCode::OK, "{level}");
         let rows = r.json()["items"].as_array().unwrap().clone();
         assert!(!rows.is_empty(), "{level}");
-        for k in ["response_rate", "solve_rate", "satisfaction_rate", "composite", "close_rate", "on_time_rate", "rework_rate", "extension_rate"] {
+        for k in [
+            "response_rate",
+            "solve_rate",
+            "satisfaction_rate",
+            "composite",
+            "close_rate",
+            "on_time_rate",
+            "rework_rate",
+            "extension_rate",
+        ] {
             assert!(rows[0].get(k).is_some(), "{level} {k}");
         }
         let comp: Vec<f64> = rows.iter().filter_map(|r| r["composite"].as_f64()).collect();
@@ -234,18 +290,29 @@ async fn search_rates_overview(app: TestApp) {
     assert!(x.body.starts_with(b"PK"));
     // Overview figures come from the records: more than 1,000 closed.
     let ov = app.get("/api/v1/overview").bearer(&admin).send().await.json();
-    let (total, closed, open) = (ov["cases_total"].as_i64().unwrap(), ov["cases_closed"].as_i64().unwrap(), ov["cases_open"].as_i64().unwrap());
+    let (total, closed, open) =
+        (ov["cases_total"].as_i64().unwrap(), ov["cases_closed"].as_i64().unwrap(), ov["cases_open"].as_i64().unwrap());
     assert!(closed > 1000, "实事 1000 余件: {closed}");
     assert!(open > 0 && ov["cases_overdue"].as_i64().unwrap() > 0);
     assert!(total >= closed + open);
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE status = 'closed'").fetch_one(&app.st.db.pool).await.unwrap();
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE status = 'closed'").fetch_one(&app.st.db.pool).await.unwrap();
     assert_eq!(n, closed);
     // Every channel and a realistic mix are present in the demo year.
-    let channels: Vec<String> = sqlx::query_scalar("SELECT DISTINCT channel FROM cases").fetch_all(&app.st.db.pool).await.unwrap();
+    let channels: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT channel FROM cases").fetch_all(&app.st.db.pool).await.unwrap();
     assert!(channels.len() >= 8, "{channels:?}");
-    let reworked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE rework_count > 0").fetch_one(&app.st.db.pool).await.unwrap();
-    let returned: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE return_count > 0").fetch_one(&app.st.db.pool).await.unwrap();
+    let reworked: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE rework_count > 0").fetch_one(&app.st.db.pool).await.unwrap();
+    let returned: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE return_count > 0").fetch_one(&app.st.db.pool).await.unwrap();
     assert!(reworked > 10 && returned > 10);
 }
 
-both!(contract_path_closes_the_loop, refusals_and_conflicts, extension_return_rework_escalate, scope_isolation_of_cases, search_rates_overview);
+both!(
+    contract_path_closes_the_loop,
+    refusals_and_conflicts,
+    extension_return_rework_escalate,
+    scope_isolation_of_cases,
+    search_rates_overview
+);

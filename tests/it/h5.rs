@@ -1,0 +1,153 @@
+//! The residents' H5 site: report with a photo, track with number + phone, rate; the public
+//! timeline; the grids' QR codes and posters.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::both;
+use crate::cases::act;
+use crate::harness::TestApp;
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x00\0\0\0\x3a\x7e\x9b\x55";
+
+fn multipart(fields: &[(&str, &str)], photo: Option<&[u8]>) -> (String, Vec<u8>) {
+    let b = "----linlitest";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+    }
+    if let Some(p) = photo {
+        body.extend_from_slice(
+            format!(
+                "--{b}\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(p);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{b}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={b}"), body)
+}
+
+async fn resident_reports_tracks_and_rates(app: TestApp) {
+    let page = app.get("/m/report?grid=520627001001002").send().await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("花花桥第2网格"));
+    let pre = page.set_cookie("linli_pre").unwrap();
+    let cookie = format!("linli_pre={pre}");
+    let fields = [
+        ("_csrf", pre.as_str()),
+        ("category", "ldd"),
+        ("description", "2 单元楼道的灯坏了"),
+        ("grid", "520627001001002"),
+        ("reporter_phone", "13900003333"),
+        ("reporter_name", "冉阿姨"),
+    ];
+    // Without the token: refused.
+    let (ct, body) = multipart(&fields[1..], Some(PNG));
+    assert_eq!(app.post("/m/report").cookie(&cookie).raw(&ct, body).send().await.status, StatusCode::FORBIDDEN);
+    // A GIF is refused with a field message, nothing written.
+    let (ct, body) = multipart(&fields, Some(b"GIF89a-not-allowed"));
+    let r = app.post("/m/report").cookie(&cookie).raw(&ct, body).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("JPEG、PNG、WebP"));
+    let (ct, body) = multipart(&fields, Some(PNG));
+    let r = app.post("/m/report").cookie(&cookie).raw(&ct, body).send().await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let number = r.header("location").split("number=").nth(1).unwrap().to_string();
+    let done = app.get(&format!("/m/done?number={number}")).send().await.text();
+    assert!(done.contains(&number));
+    // Staff see it with its photo; the photo file exists under the data dir.
+    let staff = app.login("huahuaqiao").await;
+    let c = app.get(&format!("/api/v1/cases/{number}")).bearer(&staff).send().await.json();
+    assert_eq!(c["channel"], "resident_h5");
+    assert_eq!(c["reporter_phone"], "139****3333");
+    let pid = c["photos"][0].as_i64().unwrap();
+    let img = app.get(&format!("/api/v1/cases/{number}/photos/{pid}")).bearer(&staff).send().await;
+    assert_eq!((img.status, img.header("content-type").as_str()), (StatusCode::OK, "image/png"));
+    assert_eq!(img.body, PNG);
+    // Tracking needs the right phone; a wrong one reveals nothing.
+    let t = app.get(&format!("/m/track?number={number}&phone=13900009999")).send().await.text();
+    assert!(t.contains("没有找到") && !t.contains("待受理"));
+    let t = app.get(&format!("/m/track?number={number}&phone=13900003333")).send().await.text();
+    assert!(t.contains("待受理"));
+    // Staff run the loop to 办结; the resident rates it.
+    act(&app, &staff, &number, json!({"action": "register"})).await;
+    act(&app, &staff, &number, json!({"action": "dispatch", "assignee": "DW036"})).await;
+    let u = app.login("dw036").await;
+    act(&app, &u, &number, json!({"action": "accept"})).await;
+    act(&app, &u, &number, json!({"action": "finish", "note": "已修复"})).await;
+    let t = app.get(&format!("/m/track?number={number}&phone=13900003333")).send().await;
+    assert!(t.text().contains("对办理结果评价"));
+    let pre = t.set_cookie("linli_pre").unwrap();
+    let rate = [
+        ("_csrf", pre.as_str()),
+        ("number", number.as_str()),
+        ("phone", "13900003333"),
+        ("satisfaction", "basically_satisfied"),
+        ("comment", "修得挺快"),
+    ];
+    let r = app.post("/m/rate").cookie(&format!("linli_pre={pre}")).form(&rate).send().await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let c = app.get(&format!("/api/v1/cases/{number}")).bearer(&staff).send().await.json();
+    assert_eq!((c["status"].as_str(), c["satisfaction"].as_str()), (Some("followed_up"), Some("basically_satisfied")));
+    let (s, v) = act(&app, &staff, &number, json!({"action": "close"})).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("closed")));
+    // Public timeline: steps without names or notes.
+    let p = app.get(&format!("/m/public/{number}")).send().await;
+    assert_eq!(p.status, StatusCode::OK);
+    let text = p.text();
+    assert!(text.contains("结案") && !text.contains("冉") && !text.contains("13900003333") && !text.contains("已修复"));
+}
+
+async fn unsatisfied_rating_sends_it_back(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let r = app
+        .post("/api/v1/cases")
+        .bearer(&staff)
+        .json(json!({"category": "xsd", "description": "下水道堵了", "grid": "520627001001001", "reporter_phone": "13700004444", "channel": "hotline_12345"}))
+        .send()
+        .await;
+    let number = r.json()["number"].as_str().unwrap().to_string();
+    act(&app, &staff, &number, json!({"action": "register"})).await;
+    act(&app, &staff, &number, json!({"action": "dispatch", "assignee": "DW028"})).await;
+    let u = app.login("dw028").await;
+    act(&app, &u, &number, json!({"action": "accept"})).await;
+    act(&app, &u, &number, json!({"action": "finish"})).await;
+    linli::cases::flow::rate_public(&app.st, &number, "13700004444", "unsatisfied", "还是堵", "127.0.0.1").await.unwrap();
+    let c = app.get(&format!("/api/v1/cases/{number}")).bearer(&staff).send().await.json();
+    assert_eq!((c["status"].as_str(), c["rework_count"].as_i64()), (Some("accepted"), Some(1)), "back to the unit");
+    let wrong = linli::cases::flow::rate_public(&app.st, &number, "13700009999", "satisfied", "", "127.0.0.1").await;
+    assert!(matches!(wrong, Err(linli::error::AppError::NotFound)));
+    // Private cases never appear publicly.
+    let r = app
+        .post("/api/v1/cases")
+        .bearer(&staff)
+        .json(json!({"category": "falv", "description": "咨询家庭纠纷", "grid": "520627001001001", "private": true}))
+        .send()
+        .await;
+    let private = r.json()["number"].as_str().unwrap().to_string();
+    act(&app, &staff, &private, json!({"action": "register"})).await;
+    assert_eq!(app.get(&format!("/m/public/{private}")).send().await.status, StatusCode::NOT_FOUND);
+    assert!(!app.get("/m/public").send().await.text().contains(&private));
+}
+
+async fn grid_qr_and_poster(app: TestApp) {
+    let t = app.login("huahuaqiao").await;
+    let cookie = format!("linli_session={t}");
+    let png = app.get("/grids/520627001001001/qr.png").cookie(&cookie).header("host", "linli.intranet").send().await;
+    assert_eq!((png.status, png.header("content-type").as_str()), (StatusCode::OK, "image/png"));
+    assert!(png.body.starts_with(b"\x89PNG"));
+    let svg = app.get("/grids/520627001001001/qr.svg").cookie(&cookie).send().await;
+    assert!(svg.text().starts_with("<svg"));
+    let poster = app.get("/grids/520627001001001/poster").cookie(&cookie).header("host", "linli.intranet").send().await.text();
+    assert!(poster.contains("扫码报事") && poster.contains("http://linli.intranet/m/report?grid=520627001001001"));
+    // Another community's grid: not found.
+    assert_eq!(app.get("/grids/520627002001001/qr.png").cookie(&cookie).send().await.status, StatusCode::NOT_FOUND);
+    // The pick map links every grid to the report form.
+    let pick = app.get("/m/pick").send().await.text();
+    assert!(pick.contains("/m/report?grid=520627004006005"));
+}
+
+both!(resident_reports_tracks_and_rates, unsatisfied_rating_sends_it_back, grid_qr_and_poster);

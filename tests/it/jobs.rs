@@ -1,0 +1,199 @@
+//! SLA timers and webhooks through the job table: idempotence, interrupted jobs, retries,
+//! signatures, and live notifications.
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::StatusCode;
+use http_body_util::BodyExt;
+use linli::cases::jobs;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::both;
+use crate::cases::{act, new_case};
+use crate::harness::TestApp;
+
+async fn scalar(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&app.st.db.pool).await.unwrap()
+}
+
+async fn history_count(app: &TestApp, number: &str, action: &str) -> i64 {
+    scalar(app, &format!("SELECT COUNT(*) FROM case_history h JOIN cases c ON c.id = h.case_id WHERE c.number = '{number}' AND h.action = '{action}'")).await
+}
+
+async fn sla_timers_run_once(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let n = new_case(&app, &staff, "ldd", "楼道灯不亮").await;
+    act(&app, &staff, &n, json!({"action": "register"})).await;
+    let yellow = scalar(&app, &format!("SELECT yellow_at FROM cases WHERE number = '{n}'")).await;
+    let due = scalar(&app, &format!("SELECT resolve_due FROM cases WHERE number = '{n}'")).await;
+    assert!(yellow < due);
+    let id = scalar(&app, &format!("SELECT id FROM cases WHERE number = '{n}'")).await;
+    assert_eq!(scalar(&app, &format!("SELECT COUNT(*) FROM jobs WHERE kind = 'sla' AND dedup_key LIKE 'sla:{id}:%'")).await, 3);
+    // Let the demo's own due jobs settle first, then only ours remain.
+    jobs::run_due(&app.st, "w0", yellow - 1).await.unwrap();
+    while jobs::run_due(&app.st, "w0", yellow - 1).await.unwrap() > 0 {}
+    // Yellow card at 80 %, exactly once however often the worker runs.
+    jobs::run_due(&app.st, "w1", yellow + 1).await.unwrap();
+    jobs::run_due(&app.st, "w1", yellow + 1).await.unwrap();
+    let v = app.get(&format!("/api/v1/cases/{n}")).bearer(&staff).send().await.json();
+    assert_eq!(v["warn_level"], 1);
+    assert_eq!(history_count(&app, &n, "yellow_card").await, 1);
+    // A worker claims the red-card job and dies: its lease keeps others off until it expires,
+    // then another worker runs it — once.
+    let claimed = jobs::claim(&app.st, "w-dead", due + 1, 50, 60_000).await.unwrap();
+    assert!(claimed.iter().any(|j| j.payload["case_id"] == id && j.payload["step"] == "red"));
+    assert_eq!(jobs::run_due(&app.st, "w2", due + 2).await.unwrap(), 0, "leased");
+    assert!(jobs::run_due(&app.st, "w2", due + 61_000).await.unwrap() >= 1);
+    jobs::run_due(&app.st, "w3", due + 62_000).await.unwrap();
+    assert_eq!(history_count(&app, &n, "red_card").await, 1);
+    let v = app.get(&format!("/api/v1/cases/{n}")).bearer(&staff).send().await.json();
+    assert_eq!(v["warn_level"], 2);
+    // Scheduling the same timers again is a no-op (dedup keys).
+    let before = scalar(&app, "SELECT COUNT(*) FROM jobs").await;
+    let mut tx = app.st.db.begin().await.unwrap();
+    jobs::schedule_sla(&mut tx, &app.st, id, yellow, due).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs").await, before);
+    // Automatic escalation one working day after the deadline, with the street told.
+    jobs::run_due(&app.st, "w4", due + 30 * 86_400_000).await.unwrap();
+    assert_eq!(history_count(&app, &n, "auto_escalate").await, 1);
+    let v = app.get(&format!("/api/v1/cases/{n}")).bearer(&staff).send().await.json();
+    assert_eq!(v["level"], 1);
+    let street = app.login("heping").await;
+    let inbox = app.get("/api/v1/notifications").bearer(&street).send().await.json();
+    assert!(
+        inbox["items"].as_array().unwrap().iter().any(|x| x["kind"] == "auto_escalate" && x["number"] == n.as_str()),
+        "{inbox}"
+    );
+}
+
+async fn superseded_timers_do_nothing(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let n = new_case(&app, &staff, "wuye", "物业费收取不透明").await;
+    act(&app, &staff, &n, json!({"action": "register"})).await;
+    act(&app, &staff, &n, json!({"action": "dispatch", "assignee": "DW050"})).await;
+    let u = app.login("dw050").await;
+    act(&app, &u, &n, json!({"action": "accept"})).await;
+    let due0 = scalar(&app, &format!("SELECT resolve_due FROM cases WHERE number = '{n}'")).await;
+    act(&app, &u, &n, json!({"action": "request_extension", "hours": 70, "note": "需业主大会表决"})).await;
+    act(&app, &staff, &n, json!({"action": "approve_extension"})).await;
+    let due1 = scalar(&app, &format!("SELECT resolve_due FROM cases WHERE number = '{n}'")).await;
+    assert!(due1 > due0);
+    // Timers of the old deadline fire but change nothing.
+    jobs::run_due(&app.st, "w", due0 + 1).await.unwrap();
+    while jobs::run_due(&app.st, "w", due0 + 1).await.unwrap() > 0 {}
+    assert_eq!(history_count(&app, &n, "red_card").await, 0);
+    jobs::run_due(&app.st, "w", due1 + 1).await.unwrap();
+    while jobs::run_due(&app.st, "w", due1 + 1).await.unwrap() > 0 {}
+    assert_eq!(history_count(&app, &n, "red_card").await, 1);
+}
+
+/// A one-connection-at-a-time HTTP server that answers 500 first, then 200, recording requests.
+async fn flaky_server() -> (u16, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let rec = seen.clone();
+    tokio::spawn(async move {
+        for i in 0..10 {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = s.read(&mut chunk).await.unwrap_or(0);
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(h) = text.find("\r\n\r\n") {
+                    let len: usize = text
+                        .lines()
+                        .find_map(|l| l.to_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                        .unwrap_or(0);
+                    if buf.len() >= h + 4 + len || n == 0 {
+                        rec.lock().unwrap().push((text[..h].to_string(), buf[h + 4..].to_vec()));
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            let status = if i == 0 { "500 Internal Server Error" } else { "200 OK" };
+            let _ = s.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes()).await;
+        }
+    });
+    (port, seen)
+}
+
+async fn webhook_signed_and_retried(app: TestApp) {
+    let (port, seen) = flaky_server().await;
+    let admin = app.login("admin").await;
+    let r = app.post("/api/v1/webhooks").bearer(&admin).json(json!({"url": format!("http://127.0.0.1:{port}/sms")})).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let secret = r.json()["secret"].as_str().unwrap().to_string();
+    let r = app.post("/api/v1/webhooks").bearer(&admin).json(json!({"url": "ftp://x"})).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let staff = app.login("huahuaqiao").await;
+    let n = new_case(&app, &staff, "laji", "垃圾桶满了").await;
+    let now = linli::db::now_ms();
+    while jobs::run_due(&app.st, "w", now).await.unwrap() > 0 {}
+    assert_eq!(seen.lock().unwrap().len(), 1, "first attempt (answered 500)");
+    let job = scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind = 'webhook' AND done_at IS NULL AND attempts = 1").await;
+    assert_eq!(job, 1, "rescheduled with backoff");
+    jobs::run_due(&app.st, "w", now + 1_000).await.unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 1, "not before the backoff");
+    jobs::run_due(&app.st, "w", now + jobs::backoff_ms(1) + 5_000).await.unwrap();
+    let reqs = seen.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 2, "retried once and delivered");
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind = 'webhook' AND done_at IS NULL").await, 0);
+    for (head, body) in &reqs {
+        let sig = head.lines().find_map(|l| l.strip_prefix("X-Linli-Signature: ")).unwrap();
+        assert_eq!(sig, jobs::signature(&secret, body), "HMAC-SHA256 over the exact body");
+        assert!(head.contains("X-Linli-Event: case.created"));
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(v["number"], n.as_str());
+    }
+    let id = |h: &str| h.lines().find_map(|l| l.strip_prefix("X-Linli-Delivery: ")).unwrap().to_string();
+    assert_eq!(id(&reqs[0].0), id(&reqs[1].0), "one delivery id across retries");
+}
+
+async fn live_notification_stream(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let resp = {
+        use tower::ServiceExt;
+        let req = axum::http::Request::builder()
+            .uri("/api/v1/events")
+            .header("authorization", format!("Bearer {staff}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        app.router.clone().oneshot(req).await.unwrap()
+    };
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut body = resp.into_body();
+    let resident = app.login("jumin").await;
+    let r = app
+        .post("/api/v1/cases")
+        .bearer(&resident)
+        .json(json!({"category": "ldd", "description": "楼道灯坏了", "grid": "520627001001002"}))
+        .send()
+        .await;
+    let number = r.json()["number"].as_str().unwrap().to_string();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut text = String::new();
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(d) = frame.data_ref() {
+                text.push_str(&String::from_utf8_lossy(d));
+                if text.contains(&number) {
+                    return text;
+                }
+            }
+        }
+        text
+    })
+    .await
+    .expect("a notification arrives within seconds");
+    assert!(got.contains("event: notification") && got.contains("case.new"), "{got}");
+}
+
+both!(sla_timers_run_once, superseded_timers_do_nothing, webhook_signed_and_retried, live_notification_stream);
