@@ -65,7 +65,9 @@ pub const UNITS: [(&str, &str); 52] = [
 ];
 
 /// (code, name, group, sign hours, resolve hours, unit type, default unit index, claimable)
-const CATEGORIES: [(&str, &str, &str, f64, f64, &str, usize, bool); 12] = [
+type CategorySeed = (&'static str, &'static str, &'static str, f64, f64, &'static str, usize, bool);
+
+const CATEGORIES: [CategorySeed; 12] = [
     ("ldd", "楼道灯", "公共设施", 4.0, 14.0, "国企", 35, false),
     ("xsd", "下水道堵塞", "公共设施", 2.0, 14.0, "部门", 27, false),
     ("zyrm", "噪音扰民", "矛盾纠纷", 2.0, 14.0, "部门", 11, false),
@@ -170,7 +172,9 @@ pub async fn setup(tx: &mut Tx, county_path: &str, now: i64) -> AppResult<()> {
 /// reported Party members per community. They share the demo password's hash.
 pub async fn people(tx: &mut Tx, hash: &str, now: i64) -> AppResult<()> {
     let grids = sqlx::query("SELECT code, path FROM nodes WHERE kind = 'grid' ORDER BY code").fetch_all(&mut **tx).await?;
-    let mut rows: Vec<(String, String, &str, String, String, Option<i64>)> = Vec::new();
+    // (username, display name, role, scope, scope path, unit)
+    type Account = (String, String, &'static str, String, String, Option<i64>);
+    let mut rows: Vec<Account> = Vec::new();
     for g in &grids {
         let code: String = get(g, "code")?;
         if code == "520627001001003" {
@@ -315,7 +319,9 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
             reg = Some(t);
             steps.push(("register", "submitted", "registered", String::new()));
         }
-        let target = |rng: &mut Rng| -> AppResult<(Option<i64>, String, String, &'static str, Option<i64>)> {
+        // (unit id, assignee ref, name, kind, user id)
+        type Assigned = (Option<i64>, String, String, &'static str, Option<i64>);
+        let target = |rng: &mut Rng| -> AppResult<Assigned> {
             if rng.below(100) < 25 && !workers.is_empty() {
                 let w = workers
                     .iter()

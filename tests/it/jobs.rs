@@ -89,11 +89,14 @@ async fn superseded_timers_do_nothing(app: TestApp) {
     assert_eq!(history_count(&app, &n, "red_card").await, 1);
 }
 
+/// Requests a test server received: (head, body).
+type Seen = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A one-connection-at-a-time HTTP server that answers 500 first, then 200, recording requests.
-async fn flaky_server() -> (u16, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
+async fn flaky_server() -> (u16, Seen) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let seen: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let rec = seen.clone();
     tokio::spawn(async move {
         for i in 0..10 {
