@@ -324,3 +324,36 @@ async fn production_bootstrap_without_demo() {
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The whole loop in a real headless Chromium (tests/e2e/flow.mjs, Debian's chromium and npm's
+/// playwright-core). `.ci/run` installs both and sets LINLI_E2E_REQUIRED, so in CI a missing
+/// browser fails the suite; on a developer machine without them the test says so and passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_end_to_end() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let have = Path::new(&chromium).exists()
+        && root.join("tests/e2e/node_modules/playwright-core").exists()
+        && Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(std::env::var("LINLI_E2E_REQUIRED").is_err(), "browser test required but chromium, node or playwright-core is missing");
+        eprintln!("browser_end_to_end: chromium/node/playwright-core not installed here; run `bash .ci/run` to install them");
+        return;
+    }
+    let dir = tmp("e2e");
+    let srv = Server::start(&dir, None).await;
+    let base = format!("http://127.0.0.1:{}", srv.port);
+    let out = tokio::process::Command::new("node")
+        .arg(root.join("tests/e2e/flow.mjs"))
+        .arg(&base)
+        .arg(PW)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .await
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("E2E OK YH-"), "{text}");
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+}
