@@ -57,9 +57,15 @@ pub fn query_terms(q: &str) -> Vec<String> {
 /// Replaces the stored terms of a case.
 pub async fn index(tx: &mut Tx, case_id: i64, text: &str) -> AppResult<()> {
     sqlx::query("DELETE FROM case_terms WHERE case_id = $1").bind(case_id).execute(&mut **tx).await?;
-    for t in doc_terms(text) {
-        sqlx::query("INSERT INTO case_terms (term, case_id) VALUES ($1, $2)").bind(t).bind(case_id).execute(&mut **tx).await?;
+    let terms: Vec<String> = doc_terms(text).into_iter().collect();
+    if terms.is_empty() {
+        return Ok(());
     }
+    // One statement for all terms: a round trip per term would dominate case creation.
+    let values: Vec<String> = (0..terms.len()).map(|i| format!("(${}, ${})", i + 2, 1)).collect();
+    let sql = format!("INSERT INTO case_terms (term, case_id) VALUES {}", values.join(", "));
+    let q = terms.into_iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(case_id), |q, t| q.bind(t));
+    q.execute(&mut **tx).await?;
     Ok(())
 }
 

@@ -336,7 +336,10 @@ async fn browser_end_to_end() {
         && root.join("tests/e2e/node_modules/playwright-core").exists()
         && Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
     if !have {
-        assert!(std::env::var("LINLI_E2E_REQUIRED").is_err(), "browser test required but chromium, node or playwright-core is missing");
+        assert!(
+            std::env::var("LINLI_E2E_REQUIRED").is_err(),
+            "browser test required but chromium, node or playwright-core is missing"
+        );
         eprintln!("browser_end_to_end: chromium/node/playwright-core not installed here; run `bash .ci/run` to install them");
         return;
     }
