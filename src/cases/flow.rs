@@ -233,9 +233,11 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         }
         Action::Dispatch | Action::Reassign | Action::Claim => {
             let sign = cal.add_working_hours(now, cat.sign_hours);
-            set.push(format!("dispatched_at = {now}, sign_due = {sign}, accepted_at = NULL"));
+            // A claim is dispatch and acceptance in one step (each column set once: PostgreSQL insists).
+            let accepted = if action == Action::Claim { now.to_string() } else { "NULL".into() };
+            set.push(format!("dispatched_at = {now}, sign_due = {sign}, accepted_at = {accepted}"));
             if action == Action::Claim {
-                set.push(format!("accepted_at = {now}, assignee_kind = 'party_member', assignee_ref = 'u{}', unit_id = NULL, assignee_user_id = {}", p.user_id, p.user_id));
+                set.push(format!("assignee_kind = 'party_member', assignee_ref = 'u{}', unit_id = NULL, assignee_user_id = {}", p.user_id, p.user_id));
             }
         }
         Action::Accept => set.push(format!("accepted_at = {now}")),

@@ -309,7 +309,35 @@ async fn search_rates_overview(app: TestApp) {
     assert!(reworked > 10 && returned > 10);
 }
 
+/// 微心愿: a reported Party member sees open claimable cases of the community and claims one.
+async fn party_member_claims_a_wish(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let wish = new_case(&app, &staff, "zhucan", "独居老人希望每天送午餐").await;
+    let other = new_case(&app, &staff, "ldd", "楼道灯坏了").await;
+    act(&app, &staff, &wish, json!({"action": "register"})).await;
+    act(&app, &staff, &other, json!({"action": "register"})).await;
+    let dy = app.login("dangyuan").await;
+    let open = app.get("/api/v1/cases?status=registered&per_page=500").bearer(&dy).send().await.json();
+    let numbers: Vec<&str> = open["items"].as_array().unwrap().iter().map(|c| c["number"].as_str().unwrap()).collect();
+    assert!(numbers.contains(&wish.as_str()), "claimable wish visible");
+    assert!(!numbers.contains(&other.as_str()), "ordinary case not visible to members");
+    let (s, _) = act(&app, &dy, &other, json!({"action": "claim"})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = act(&app, &dy, &wish, json!({"action": "claim"})).await;
+    assert_eq!(
+        (s, v["status"].as_str(), v["assignee_kind"].as_str()),
+        (StatusCode::OK, Some("accepted"), Some("party_member")),
+        "{v}"
+    );
+    let (s, v) = act(&app, &dy, &wish, json!({"action": "finish", "note": "已送餐"})).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("finished")));
+    // A second member cannot take it any more.
+    let dy2 = app.login("dy012").await;
+    assert_eq!(act(&app, &dy2, &wish, json!({"action": "claim"})).await.0, StatusCode::NOT_FOUND);
+}
+
 both!(
+    party_member_claims_a_wish,
     contract_path_closes_the_loop,
     refusals_and_conflicts,
     extension_return_rework_escalate,
