@@ -138,12 +138,14 @@ pub fn router(st: AppState) -> Router {
         .merge(crate::cases::pages::routes())
         .merge(crate::cases::h5::routes())
         .merge(crate::cases::h5::qr_routes())
+        .merge(crate::registers::routes::pages())
         .layer(from_fn(crate::web::html_errors));
     let api = crate::auth::routes::api()
         .merge(crate::tree::routes::api())
         .merge(crate::people::routes::api())
         .merge(crate::audit::routes::api())
         .merge(crate::cases::routes::api())
+        .merge(crate::registers::routes::api())
         .merge(crate::web::pages::api());
     Router::new()
         .merge(pages)

@@ -259,6 +259,7 @@ pub async fn load(st: &AppState, password: &str) -> AppResult<()> {
     };
     audit::append(&mut tx, &st.chain, &Actor::system("demo"), ev).await?;
     crate::tree::geometry::commit(st, tx, true).await?;
+    crate::registers::demo::load(st).await?;
     Ok(())
 }
 
@@ -317,6 +318,7 @@ pub async fn reset(st: &AppState) -> AppResult<()> {
     sqlx::query("DELETE FROM categories WHERE id NOT IN (SELECT DISTINCT category_id FROM cases)").execute(&mut *tx).await?;
     sqlx::query("DELETE FROM units WHERE is_demo = 1").execute(&mut *tx).await?;
     sqlx::query("DELETE FROM calendar_days").execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM register_rows WHERE is_demo = 1").execute(&mut *tx).await?;
     sqlx::query("DELETE FROM persons WHERE node_id IN (SELECT id FROM nodes WHERE path LIKE $1)")
         .bind(&pat)
         .execute(&mut *tx)

@@ -102,6 +102,15 @@ impl AppError {
         }
     }
 
+    /// The message for operators (CLI, logs): internal detail included.
+    pub fn detail(&self) -> String {
+        match self {
+            AppError::Internal(d) => format!("{self}（{d}）"),
+            AppError::Validation(v) => v.iter().map(|f| format!("{}：{}", f.field, f.message)).collect::<Vec<_>>().join("；"),
+            e => e.to_string(),
+        }
+    }
+
     /// One-field validation error.
     pub fn field(field: &str, message: impl Into<String>) -> AppError {
         AppError::Validation(vec![FieldError { field: field.into(), message: message.into() }])

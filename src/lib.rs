@@ -17,5 +17,6 @@ pub mod open311;
 pub mod openapi;
 pub mod people;
 pub mod privacy;
+pub mod registers;
 pub mod tree;
 pub mod web;

@@ -59,6 +59,25 @@ enum Cmd {
         #[command(subcommand)]
         cmd: NodeCmd,
     },
+    /// 从 Excel 导入台账（全部通过校验才写入）
+    #[command(help_template = HELP)]
+    Import {
+        /// 台账名称，如 community_workers（见 /api/v1/registers）
+        register: String,
+        /// xlsx 文件
+        file: std::path::PathBuf,
+        /// 只检查，不写入
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// 导出台账为 Excel
+    #[command(help_template = HELP)]
+    Export {
+        /// 台账名称
+        register: String,
+        /// 输出的 xlsx 文件
+        file: std::path::PathBuf,
+    },
     /// 在线备份 SQLite 数据库（服务运行中也可执行，得到一致的副本）
     #[command(help_template = HELP)]
     Backup {
@@ -219,6 +238,37 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             println!("已新建{}「{}」（{}）", n.kind.label(), n.name, n.code);
             ExitCode::SUCCESS
         }
+        Cmd::Import { register, file, dry_run } => {
+            let reg = crate::registers::catalog::find(&register).ok_or_else(|| format!("没有名为 {register} 的台账"))?;
+            let bytes = std::fs::read(&file).map_err(|e| format!("无法读取 {}：{e}", file.display()))?;
+            let county = county_principal(&st).await?;
+            let progress = |done: usize, total: usize| {
+                use std::io::Write;
+                let width = 30;
+                let filled = if total == 0 { width } else { done * width / total };
+                eprint!("\r校验 [{}{}] {done}/{total}", "#".repeat(filled), "-".repeat(width - filled));
+                let _ = std::io::stderr().flush();
+            };
+            let rep = crate::registers::xlsx::import(&st, &county, reg, &bytes, dry_run, &progress).await.map_err(err)?;
+            eprintln!();
+            for e in &rep.errors {
+                println!("第 {} 行「{}」：{}", e.row, e.column, e.message);
+            }
+            match (rep.ok, dry_run) {
+                (true, true) => println!("试导入通过：{} 行全部有效，未写入", rep.valid_rows),
+                (true, false) => println!("已导入 {} 行到「{}」", rep.created, reg.title),
+                (false, _) => println!("发现 {} 处问题，未写入任何数据", rep.errors.len()),
+            }
+            if rep.ok { ExitCode::SUCCESS } else { ExitCode::from(3) }
+        }
+        Cmd::Export { register, file } => {
+            let reg = crate::registers::catalog::find(&register).ok_or_else(|| format!("没有名为 {register} 的台账"))?;
+            let county = county_principal(&st).await?;
+            let bytes = crate::registers::xlsx::export(&st, &county, reg, &Default::default()).await.map_err(err)?;
+            std::fs::write(&file, bytes).map_err(|e| format!("无法写入 {}：{e}", file.display()))?;
+            println!("已导出「{}」到 {}", reg.title, file.display());
+            ExitCode::SUCCESS
+        }
         Cmd::Backup { file } => {
             if file.exists() {
                 return Err(format!("{} 已存在，不会覆盖", file.display()));
@@ -240,6 +290,16 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
     };
     st.db.close().await;
     Ok(code)
+}
+
+/// The CLI acts as the county (the one root node) for register commands.
+async fn county_principal(st: &AppState) -> Result<crate::auth::Principal, String> {
+    let county: Option<String> = sqlx::query_scalar("SELECT code FROM nodes WHERE kind = 'county' ORDER BY id LIMIT 1")
+        .fetch_optional(&st.db.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    let code = county.ok_or("还没有县级节点：请先执行 linli node add --kind county …")?;
+    Ok(crate::auth::Principal { scope: code.clone(), scope_path: format!("/{code}/"), ..crate::auth::Principal::system("cli") })
 }
 
 async fn user(st: &AppState, cmd: UserCmd) -> Result<ExitCode, crate::error::AppError> {

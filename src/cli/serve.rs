@@ -50,7 +50,7 @@ pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), StartError> {
         let users = sqlx::query("SELECT COUNT(*) AS c FROM users").fetch_one(&st.db.pool).await?;
         if crate::db::get::<i64>(&users, "c")? == 0 {
             let pw = demo_password();
-            crate::demo::load(&st, &pw).await?;
+            crate::demo::load(&st, &pw).await.map_err(|e| e.detail())?;
             print_demo_logins(&pw);
         }
     }

@@ -6,8 +6,11 @@ use sqlx::{AssertSqlSafe, Executor};
 use super::{Backend, Db, now_ms};
 
 /// (version, SQL) in order. The SQL uses `{{ID}}` and `{{BLOB}}` tokens.
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/0001_foundation.sql")), (2, include_str!("../../migrations/0002_cases.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_foundation.sql")),
+    (2, include_str!("../../migrations/0002_cases.sql")),
+    (3, include_str!("../../migrations/0003_registers.sql")),
+];
 
 fn render(sql: &str, backend: Backend) -> String {
     let (id, blob) = match backend {

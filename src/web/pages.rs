@@ -65,6 +65,7 @@ pub async fn overview(st: &AppState, p: &Principal) -> AppResult<Map<String, Val
     for (k, c) in [("cases_total", "total"), ("cases_closed", "closed"), ("cases_open", "open"), ("cases_overdue", "overdue")] {
         m.insert(k.into(), Value::from(crate::db::get::<Option<i64>>(&r, c)?.unwrap_or(0)));
     }
+    m.extend(crate::registers::figures::all(st, p).await?);
     m.insert("scope".into(), Value::from(p.scope.clone()));
     Ok(m)
 }

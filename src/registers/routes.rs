@@ -1,0 +1,373 @@
+//! Register API and pages, the same for every register.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::store::{self, ListQuery};
+use super::xlsx::{self, ImportReport};
+use super::{Register, System, Ty, catalog, figures};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::db::list::Page;
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::web::xlsx::download;
+use crate::web::{JsonBody, Layout, Q, render};
+
+fn reg(name: &str) -> AppResult<&'static Register> {
+    catalog::find(name).ok_or(AppError::NotFound)
+}
+
+async fn api_index() -> Json<Value> {
+    Json(Value::Array(
+        catalog::REGISTERS
+            .iter()
+            .map(|r| json!({"name": r.name, "title": r.title, "system": r.system, "system_title": r.system.label()}))
+            .collect(),
+    ))
+}
+
+async fn api_list(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(name): Path<String>,
+    Q(raw): Q<HashMap<String, String>>,
+) -> AppResult<Json<Page<Value>>> {
+    Ok(Json(store::list(&st, &p, reg(&name)?, &ListQuery::from_map(&raw)?).await?))
+}
+
+async fn api_create(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::CREATED, Json(store::create(&st, &p, reg(&name)?, &body).await?)))
+}
+
+async fn api_one(State(st): State<AppState>, p: Principal, Path((name, id)): Path<(String, i64)>) -> AppResult<Json<Value>> {
+    let r = reg(&name)?;
+    let mut item = store::item(&st, r, &store::one(&st, &p, r, id).await?);
+    item["history"] = serde_json::to_value(store::history(&st, r, id).await?).unwrap_or_default();
+    Ok(Json(item))
+}
+
+async fn api_update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((name, id)): Path<(String, i64)>,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> AppResult<Json<Value>> {
+    Ok(Json(store::update(&st, &p, reg(&name)?, id, &body).await?))
+}
+
+async fn api_retire(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((name, id, act)): Path<(String, i64, String)>,
+) -> AppResult<StatusCode> {
+    let retired = match act.as_str() {
+        "retire" => true,
+        "restore" => false,
+        _ => return Err(AppError::NotFound),
+    };
+    store::set_retired(&st, &p, reg(&name)?, id, retired).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn template(p: Principal, Path(name): Path<String>) -> AppResult<Response> {
+    let r = reg(&name)?;
+    p.require(crate::auth::Perm::TreeRead)?;
+    Ok(download(&format!("{}导入模板.xlsx", r.title), xlsx::template(r)?))
+}
+
+async fn export(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(name): Path<String>,
+    Q(raw): Q<HashMap<String, String>>,
+) -> AppResult<Response> {
+    let r = reg(&name)?;
+    Ok(download(&format!("{}.xlsx", r.title), xlsx::export(&st, &p, r, &ListQuery::from_map(&raw)?).await?))
+}
+
+#[derive(Deserialize, Default)]
+struct ImportQ {
+    dry_run: Option<bool>,
+}
+
+async fn api_import(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(name): Path<String>,
+    Q(q): Q<ImportQ>,
+    body: axum::body::Bytes,
+) -> AppResult<Json<ImportReport>> {
+    Ok(Json(xlsx::import(&st, &p, reg(&name)?, &body, q.dry_run.unwrap_or(true), &|_, _| {}).await?))
+}
+
+/// API routes (under /api/v1).
+pub fn api() -> Router<AppState> {
+    Router::new()
+        .route("/registers", get(api_index))
+        .route("/registers/{name}", get(api_list).post(api_create))
+        .route("/registers/{name}/template.xlsx", get(template))
+        .route("/registers/{name}/export.xlsx", get(export))
+        .route("/registers/{name}/import", post(api_import))
+        .route("/registers/{name}/{id}", get(api_one).put(api_update))
+        .route("/registers/{name}/{id}/{act}", post(api_retire))
+}
+
+/// A list column: key, title.
+type Col = (&'static str, &'static str);
+
+#[derive(Template)]
+#[template(path = "registers/list.html")]
+struct ListPage {
+    layout: Layout,
+    reg: &'static Register,
+    cols: Vec<Col>,
+    page: Page<Value>,
+    q: String,
+    query: String,
+    filters: Vec<(&'static str, &'static str, Vec<&'static str>, String)>,
+    errors: FieldErrors,
+    form: Map<String, Value>,
+    report: Option<ImportReport>,
+    notice: String,
+}
+
+fn cols(r: &Register) -> Vec<Col> {
+    let mut c: Vec<Col> = r.fields.iter().filter(|f| f.list && !matches!(f.ty, Ty::Secret)).map(|f| (f.key, f.title)).collect();
+    c.extend(r.computed.iter().map(|x| (x.key, x.title)));
+    c
+}
+
+/// Shows a cell.
+pub fn cell(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Bool(b)) => {
+            if *b {
+                "是".into()
+            } else {
+                "否".into()
+            }
+        }
+        Some(Value::Number(n)) => {
+            n.as_f64().map(|x| if x.fract() == 0.0 { format!("{}", x as i64) } else { format!("{x:.2}") }).unwrap_or_default()
+        }
+        Some(o) => o.to_string(),
+    }
+}
+
+struct Extras {
+    errors: FieldErrors,
+    form: Map<String, Value>,
+    report: Option<ImportReport>,
+    notice: String,
+}
+
+async fn list_page(
+    st: &AppState,
+    p: &Principal,
+    r: &'static Register,
+    raw: HashMap<String, String>,
+    x: Extras,
+) -> AppResult<Response> {
+    let q = ListQuery { per_page: Some(20), ..ListQuery::from_map(&raw)? };
+    let page = store::list(st, p, r, &q).await?;
+    let filters = r
+        .fields
+        .iter()
+        .filter_map(|f| match f.ty {
+            Ty::Enum(v) if f.list => Some((f.key, f.title, v.to_vec(), raw.get(f.key).cloned().unwrap_or_default())),
+            Ty::Bool if f.list => Some((f.key, f.title, vec!["是", "否"], raw.get(f.key).cloned().unwrap_or_default())),
+            _ => None,
+        })
+        .collect();
+    let query = raw
+        .iter()
+        .filter(|(k, v)| k.as_str() != "page" && !v.is_empty())
+        .map(|(k, v)| format!("{}={}", crate::web::urlencode(k), crate::web::urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let status = if x.errors.0.is_empty() && x.report.as_ref().is_none_or(|r| r.ok) {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let page = ListPage {
+        layout: Layout::new(p, r.title, &format!("/systems/{}", r.system.slug())),
+        reg: r,
+        cols: cols(r),
+        page,
+        q: raw.get("q").cloned().unwrap_or_default(),
+        query,
+        filters,
+        errors: x.errors,
+        form: x.form,
+        report: x.report,
+        notice: x.notice,
+    };
+    Ok((status, render(&page)?).into_response())
+}
+
+async fn list_get(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(name): Path<String>,
+    Q(raw): Q<HashMap<String, String>>,
+) -> AppResult<Response> {
+    let notice = raw.get("notice").cloned().unwrap_or_default();
+    list_page(&st, &p, reg(&name)?, raw, Extras { errors: FieldErrors::default(), form: Map::new(), report: None, notice }).await
+}
+
+async fn create_post(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> AppResult<Response> {
+    let r = reg(&name)?;
+    let form: Map<String, Value> = crate::auth::middleware::form_pairs(&body)
+        .into_iter()
+        .filter(|(k, _)| k != "_csrf")
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    match store::create(&st, &p, r, &form).await {
+        Ok(_) => Ok(Redirect::to(&format!("/registers/{name}?notice={}", crate::web::urlencode("已新建"))).into_response()),
+        Err(AppError::Validation(v)) => {
+            list_page(&st, &p, r, HashMap::new(), Extras { errors: FieldErrors(v), form, report: None, notice: String::new() })
+                .await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn import_post(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(name): Path<String>,
+    mut mp: Multipart,
+) -> AppResult<Response> {
+    let r = reg(&name)?;
+    let (mut file, mut dry) = (Vec::new(), false);
+    while let Some(field) = mp.next_field().await.map_err(|_| AppError::BadRequest("文件读取失败".into()))? {
+        match field.name().unwrap_or_default() {
+            "file" => file = field.bytes().await.map_err(|_| AppError::BadRequest("文件读取失败（可能过大）".into()))?.to_vec(),
+            "dry_run" => dry = true,
+            _ => {}
+        }
+    }
+    let rep = xlsx::import(&st, &p, r, &file, dry, &|_, _| {}).await?;
+    let notice = match (rep.ok, dry) {
+        (true, true) => format!("试导入通过：{} 行全部有效，尚未写入", rep.valid_rows),
+        (true, false) => format!("已导入 {} 行", rep.created),
+        _ => String::new(),
+    };
+    list_page(&st, &p, r, HashMap::new(), Extras { errors: FieldErrors::default(), form: Map::new(), report: Some(rep), notice })
+        .await
+}
+
+#[derive(Template)]
+#[template(path = "registers/detail.html")]
+struct Detail {
+    layout: Layout,
+    reg: &'static Register,
+    item: Value,
+    history: Vec<crate::audit::StoredEntry>,
+    errors: FieldErrors,
+}
+
+async fn detail(st: &AppState, p: &Principal, r: &'static Register, id: i64, errors: FieldErrors) -> AppResult<Response> {
+    let rec = store::one(st, p, r, id).await?;
+    let item = store::item(st, r, &rec);
+    let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let layout = Layout::new(p, &format!("{} · {}", r.title, rec.name), &format!("/systems/{}", r.system.slug()));
+    Ok((status, render(&Detail { layout, reg: r, item, history: store::history(st, r, id).await?, errors })?).into_response())
+}
+
+async fn detail_get(State(st): State<AppState>, p: Principal, Path((name, id)): Path<(String, i64)>) -> AppResult<Response> {
+    detail(&st, &p, reg(&name)?, id, FieldErrors::default()).await
+}
+
+async fn detail_post(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((name, id, act)): Path<(String, i64, String)>,
+    body: axum::body::Bytes,
+) -> AppResult<Response> {
+    let r = reg(&name)?;
+    match act.as_str() {
+        "edit" => {
+            let mut form: Map<String, Value> = crate::auth::middleware::form_pairs(&body)
+                .into_iter()
+                .filter(|(k, _)| k != "_csrf")
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            if let Some(v) = form.get("version").and_then(Value::as_str).and_then(|s| s.parse::<i64>().ok()) {
+                form.insert("version".into(), Value::from(v));
+            }
+            // Encrypted fields left empty keep their stored value.
+            let old = store::one(&st, &p, r, id).await?;
+            for f in r.fields.iter().filter(|f| matches!(f.ty, Ty::Secret | Ty::IdNumber)) {
+                if form.get(f.key).and_then(Value::as_str).is_none_or(str::is_empty)
+                    && let Some(v) =
+                        old.data.get(f.key).and_then(Value::as_str).and_then(|s| super::decrypt(&st.keyring, s, f.key))
+                {
+                    form.insert(f.key.into(), Value::String(v));
+                }
+            }
+            match store::update(&st, &p, r, id, &form).await {
+                Ok(_) => Ok(Redirect::to(&format!("/registers/{name}/{id}")).into_response()),
+                Err(AppError::Validation(v)) => detail(&st, &p, r, id, FieldErrors(v)).await,
+                Err(e) => Err(e),
+            }
+        }
+        "retire" | "restore" => {
+            store::set_retired(&st, &p, r, id, act == "retire").await?;
+            Ok(Redirect::to(&format!("/registers/{name}")).into_response())
+        }
+        _ => Err(AppError::NotFound),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "registers/system.html")]
+struct SystemPage {
+    layout: Layout,
+    registers: Vec<(&'static str, &'static str, usize)>,
+    figures: Vec<(String, String)>,
+}
+
+async fn system_page(State(st): State<AppState>, p: Principal, Path(slug): Path<String>) -> AppResult<Response> {
+    let sys = System::ALL.into_iter().find(|s| s.slug() == slug).ok_or(AppError::NotFound)?;
+    let mut registers = Vec::new();
+    for r in catalog::REGISTERS.iter().filter(|r| r.system == sys) {
+        registers.push((r.name, r.title, store::rows(&st, &p, r, false).await?.len()));
+    }
+    let figures = figures::labelled(&st, &p, sys).await?;
+    Ok(render(&SystemPage { layout: Layout::new(&p, sys.label(), &format!("/systems/{slug}")), registers, figures })?
+        .into_response())
+}
+
+/// Page routes.
+pub fn pages() -> Router<AppState> {
+    Router::new()
+        .route("/systems/{slug}", get(system_page))
+        .route("/registers/{name}", get(list_get).post(create_post))
+        .route("/registers/{name}/import", post(import_post))
+        .route("/registers/{name}/template.xlsx", get(template))
+        .route("/registers/{name}/export.xlsx", get(export))
+        .route("/registers/{name}/{id}", get(detail_get))
+        .route("/registers/{name}/{id}/{act}", post(detail_post))
+}

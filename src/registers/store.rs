@@ -1,0 +1,391 @@
+//! Register rows: validation of whole rows, scoped reads with filters/sort/paging and pinyin
+//! search, audited writes, and all-or-nothing batches for imports.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::{Field, Register, Ty, display, parse_value, pinyin_keys};
+use crate::app::AppState;
+use crate::audit::{self, Event};
+use crate::auth::{Perm, Principal};
+use crate::db::list::{Page, paging};
+use crate::db::{Row, Tx, get, like_escape, now_ms};
+use crate::error::{AppError, AppResult, FieldError};
+
+/// A stored row.
+#[derive(Clone, Debug)]
+pub struct Rec {
+    /// Row id.
+    pub id: i64,
+    /// Scope path.
+    pub node_path: String,
+    /// Display name.
+    pub name: String,
+    /// Stored values.
+    pub data: Map<String, Value>,
+    /// Retired.
+    pub retired: bool,
+    /// Optimistic lock.
+    pub version: i64,
+}
+
+fn rec(r: &Row) -> AppResult<Rec> {
+    let data: String = get(r, "data")?;
+    Ok(Rec {
+        id: get(r, "id")?,
+        node_path: get(r, "node_path")?,
+        name: get(r, "name")?,
+        data: serde_json::from_str(&data).unwrap_or_default(),
+        retired: get::<Option<i64>>(r, "retired_at")?.is_some(),
+        version: get(r, "version")?,
+    })
+}
+
+/// True when `p` may read a row at `path`: inside its scope, or a county-level row above it.
+pub fn readable(p: &Principal, path: &str) -> bool {
+    p.in_scope(path) || p.scope_path.starts_with(path)
+}
+
+/// Every row of a register the caller may read (the unit of work for filters and figures).
+pub async fn rows(st: &AppState, p: &Principal, reg: &Register, retired: bool) -> AppResult<Vec<Rec>> {
+    p.require(Perm::TreeRead)?;
+    let county = p.scope_path.split('/').nth(1).map(|c| format!("/{c}/")).unwrap_or_else(|| "/".into());
+    let sql = format!(
+        "SELECT id, node_path, name, data, retired_at, version FROM register_rows WHERE register = $1 AND node_path LIKE $2 ESCAPE '\\' {} ORDER BY id",
+        if retired { "" } else { "AND retired_at IS NULL" }
+    );
+    let rs = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(reg.name)
+        .bind(format!("{}%", like_escape(&county)))
+        .fetch_all(&st.db.pool)
+        .await?;
+    Ok(rs.iter().map(rec).collect::<AppResult<Vec<_>>>()?.into_iter().filter(|r| readable(p, &r.node_path)).collect())
+}
+
+/// One row the caller may read.
+pub async fn one(st: &AppState, p: &Principal, reg: &Register, id: i64) -> AppResult<Rec> {
+    let r =
+        sqlx::query("SELECT id, node_path, name, data, retired_at, version FROM register_rows WHERE register = $1 AND id = $2")
+            .bind(reg.name)
+            .bind(id)
+            .fetch_optional(&st.db.pool)
+            .await?
+            .ok_or(AppError::NotFound)?;
+    let r = rec(&r)?;
+    if !readable(p, &r.node_path) {
+        return Err(AppError::NotFound);
+    }
+    p.require(Perm::TreeRead)?;
+    Ok(r)
+}
+
+/// The row as the API and pages show it: `id`, the name field, every field (personal data
+/// masked), and the computed columns.
+pub fn item(st: &AppState, reg: &Register, r: &Rec) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), Value::from(r.id));
+    for f in reg.fields {
+        let v = r.data.get(f.key).cloned().unwrap_or(Value::Null);
+        let shown = match f.ty {
+            Ty::IdNumber | Ty::Secret | Ty::Mobile if !v.is_null() => Value::String(display(f, &v, &st.keyring)),
+            _ => v,
+        };
+        m.insert(f.key.into(), shown);
+    }
+    let today = crate::cases::calendar::local_date(now_ms());
+    for c in reg.computed {
+        m.insert(c.key.into(), (c.f)(&r.data, today));
+    }
+    m.insert("retired".into(), Value::Bool(r.retired));
+    m.insert("version".into(), Value::from(r.version));
+    if !m.contains_key("name") && !m.contains_key("title") {
+        m.insert("name".into(), Value::String(r.name.clone()));
+    }
+    Value::Object(m)
+}
+
+/// List parameters; any other query key filters on the field of that name (exact match).
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    /// Search: Chinese substring, full pinyin or initials.
+    pub q: Option<String>,
+    /// Sort key (a field or computed column); prefix `-` for descending.
+    pub sort: Option<String>,
+    /// 1-based page.
+    pub page: Option<i64>,
+    /// Page size.
+    pub per_page: Option<i64>,
+    /// Include retired rows.
+    pub retired: Option<bool>,
+    /// Field filters.
+    pub filters: HashMap<String, String>,
+}
+
+impl ListQuery {
+    /// Reads the query string of a list or export request.
+    pub fn from_map(raw: &HashMap<String, String>) -> AppResult<ListQuery> {
+        let int = |k: &str| -> AppResult<Option<i64>> {
+            raw.get(k)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| v.trim().parse::<i64>().map_err(|_| AppError::field(k, "应为整数")))
+                .transpose()
+        };
+        let reserved = ["q", "sort", "page", "per_page", "retired", "notice"];
+        Ok(ListQuery {
+            q: raw.get("q").cloned(),
+            sort: raw.get("sort").cloned(),
+            page: int("page")?,
+            per_page: int("per_page")?,
+            retired: raw.get("retired").map(|v| v == "true"),
+            filters: raw.iter().filter(|(k, _)| !reserved.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        })
+    }
+}
+
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        Value::Bool(b) => {
+            if *b {
+                "是".into()
+            } else {
+                "否".into()
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Filters, searches, sorts and pages the readable rows.
+pub async fn list(st: &AppState, p: &Principal, reg: &Register, q: &ListQuery) -> AppResult<Page<Value>> {
+    let mut items: Vec<Value> = rows(st, p, reg, q.retired.unwrap_or(false)).await?.iter().map(|r| item(st, reg, r)).collect();
+    let needle = q.q.as_deref().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty());
+    if let Some(n) = &needle {
+        items.retain(|it| {
+            let name = it.get(reg.name_field).map(text_of).unwrap_or_default();
+            let hay = format!(
+                "{} {} {}",
+                name,
+                pinyin_keys(&name),
+                reg.fields
+                    .iter()
+                    .filter(|f| f.list)
+                    .map(|f| it.get(f.key).map(text_of).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            hay.to_lowercase().contains(n.as_str())
+        });
+    }
+    for (k, v) in &q.filters {
+        let known = reg.field(k).is_some() || reg.computed.iter().any(|c| c.key == k);
+        if !known || v.trim().is_empty() {
+            continue;
+        }
+        items.retain(|it| it.get(k.as_str()).map(text_of).as_deref() == Some(v.trim()));
+    }
+    if let Some(s) = q.sort.as_deref().filter(|s| !s.is_empty()) {
+        let (key, desc) = s.strip_prefix('-').map(|k| (k, true)).unwrap_or((s, false));
+        if reg.field(key).is_none() && !reg.computed.iter().any(|c| c.key == key) {
+            return Err(AppError::field("sort", "排序字段无效"));
+        }
+        items.sort_by(|a, b| {
+            let (x, y) = (a.get(key).cloned().unwrap_or(Value::Null), b.get(key).cloned().unwrap_or(Value::Null));
+            let o = match (x.as_f64(), y.as_f64()) {
+                (Some(i), Some(j)) => i.partial_cmp(&j).unwrap_or(std::cmp::Ordering::Equal),
+                _ => text_of(&x).cmp(&text_of(&y)),
+            };
+            if desc { o.reverse() } else { o }
+        });
+    }
+    let (page, per) = paging(q.page, q.per_page);
+    let total = items.len() as i64;
+    let items = items.into_iter().skip(((page - 1) * per) as usize).take(per as usize).collect();
+    Ok(Page { items, total, page, per_page: per })
+}
+
+/// A row checked and normalised, ready to write.
+#[derive(Clone, Debug)]
+pub struct Valid {
+    data: Map<String, Value>,
+    node_path: String,
+    name: String,
+    search: String,
+}
+
+/// Checks every field of a raw row, collecting every error (the column title names the field).
+pub async fn validate(st: &AppState, p: &Principal, reg: &Register, raw: &Map<String, Value>) -> Result<Valid, Vec<FieldError>> {
+    let mut errs = Vec::new();
+    let mut data = Map::new();
+    let county = p.scope_path.split('/').nth(1).map(|c| format!("/{c}/")).unwrap_or_else(|| "/".into());
+    let mut node_path = county.clone();
+    for f in reg.fields {
+        let mut err = |m: String| errs.push(FieldError { field: f.key.into(), message: format!("{}：{m}", f.title) });
+        let v = match parse_value(f, raw.get(f.key).unwrap_or(&Value::Null), &st.keyring) {
+            Ok(v) => v,
+            Err(m) => {
+                err(m);
+                continue;
+            }
+        };
+        if v.is_null() {
+            if f.required {
+                err("必填".into());
+            }
+            continue;
+        }
+        match check_ref(st, f, &v).await {
+            Ok(Some(path)) if reg.scope_field == Some(f.key) => node_path = path,
+            Ok(_) => {}
+            Err(m) => err(m),
+        }
+        data.insert(f.key.into(), v);
+    }
+    if errs.is_empty() && !p.in_scope(&node_path) {
+        errs.push(FieldError { field: reg.scope_field.unwrap_or("scope").into(), message: "不在您的管辖范围内".into() });
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let name = data.get(reg.name_field).map(text_of).unwrap_or_default();
+    let search = format!("{name} {}", pinyin_keys(&name)).to_lowercase();
+    Ok(Valid { data, node_path, name, search })
+}
+
+/// Checks a node or unit reference; returns the node's path.
+async fn check_ref(st: &AppState, f: &Field, v: &Value) -> Result<Option<String>, String> {
+    let code = v.as_str().unwrap_or_default();
+    match f.ty {
+        Ty::Node => match crate::tree::store::find_by_code(&st.db, code).await {
+            Ok(Some(n)) if !n.retired => Ok(Some(n.path)),
+            Ok(_) => Err(format!("区域编码 {code} 不存在")),
+            Err(_) => Err("无法校验区域编码".into()),
+        },
+        Ty::Unit => match crate::cases::units::find(&st.db, code).await {
+            Ok(Some(_)) => Ok(None),
+            _ => Err(format!("单位 {code} 不存在")),
+        },
+        _ => Ok(None),
+    }
+}
+
+/// Inserts a valid row inside `tx` (audited).
+pub async fn insert(tx: &mut Tx, st: &AppState, p: &Principal, reg: &Register, v: &Valid, is_demo: bool) -> AppResult<i64> {
+    let now = now_ms();
+    let r = sqlx::query(
+        "INSERT INTO register_rows (register, node_path, name, search, data, is_demo, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7) RETURNING id",
+    )
+    .bind(reg.name)
+    .bind(&v.node_path)
+    .bind(&v.name)
+    .bind(&v.search)
+    .bind(Value::Object(v.data.clone()).to_string())
+    .bind(is_demo as i64)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    let id: i64 = get(&r, "id")?;
+    if !is_demo {
+        let summary = format!("新建{}「{}」", reg.title, v.name);
+        let ev = Event {
+            action: "register.create",
+            entity: &format!("register:{}", reg.name),
+            entity_id: &id.to_string(),
+            node_path: &v.node_path,
+            summary: &summary,
+        };
+        audit::append(tx, &st.chain, &p.actor(), ev).await?;
+    }
+    Ok(id)
+}
+
+/// Creates one row.
+pub async fn create(st: &AppState, p: &Principal, reg: &Register, raw: &Map<String, Value>) -> AppResult<Value> {
+    p.require(Perm::TreeWrite)?;
+    let v = validate(st, p, reg, raw).await.map_err(AppError::Validation)?;
+    let mut tx = st.db.begin().await?;
+    let id = insert(&mut tx, st, p, reg, &v, false).await?;
+    tx.commit().await?;
+    Ok(item(st, reg, &one(st, p, reg, id).await?))
+}
+
+/// Replaces a row's values (optimistic lock on `version`).
+pub async fn update(st: &AppState, p: &Principal, reg: &Register, id: i64, raw: &Map<String, Value>) -> AppResult<Value> {
+    let old = one(st, p, reg, id).await?;
+    p.check(Perm::TreeWrite, &old.node_path)?;
+    let v = validate(st, p, reg, raw).await.map_err(AppError::Validation)?;
+    let version = raw.get("version").and_then(Value::as_i64).unwrap_or(old.version);
+    let mut tx = st.db.begin().await?;
+    let n = sqlx::query("UPDATE register_rows SET node_path = $1, name = $2, search = $3, data = $4, updated_at = $5, version = version + 1 WHERE id = $6 AND version = $7")
+        .bind(&v.node_path)
+        .bind(&v.name)
+        .bind(&v.search)
+        .bind(Value::Object(v.data.clone()).to_string())
+        .bind(now_ms())
+        .bind(id)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if n != 1 {
+        return Err(AppError::Conflict("该记录已被他人修改，请刷新后重试".into()));
+    }
+    let changed: Vec<&str> = reg.fields.iter().filter(|f| old.data.get(f.key) != v.data.get(f.key)).map(|f| f.title).collect();
+    let summary =
+        format!("修改{}「{}」：{}", reg.title, v.name, if changed.is_empty() { "无变化".into() } else { changed.join("、") });
+    let ev = Event {
+        action: "register.update",
+        entity: &format!("register:{}", reg.name),
+        entity_id: &id.to_string(),
+        node_path: &v.node_path,
+        summary: &summary,
+    };
+    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    tx.commit().await?;
+    Ok(item(st, reg, &one(st, p, reg, id).await?))
+}
+
+/// Retires (or restores) a row; rows are never deleted.
+pub async fn set_retired(st: &AppState, p: &Principal, reg: &Register, id: i64, retired: bool) -> AppResult<()> {
+    let old = one(st, p, reg, id).await?;
+    p.check(Perm::TreeWrite, &old.node_path)?;
+    let mut tx = st.db.begin().await?;
+    sqlx::query("UPDATE register_rows SET retired_at = $1, version = version + 1 WHERE id = $2")
+        .bind(retired.then(now_ms))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let summary = format!("{}{}「{}」", if retired { "停用" } else { "恢复" }, reg.title, old.name);
+    let ev = Event {
+        action: if retired { "register.retire" } else { "register.restore" },
+        entity: &format!("register:{}", reg.name),
+        entity_id: &id.to_string(),
+        node_path: &old.node_path,
+        summary: &summary,
+    };
+    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The audit trail of one row, newest first.
+pub async fn history(st: &AppState, reg: &Register, id: i64) -> AppResult<Vec<crate::audit::StoredEntry>> {
+    let rows = sqlx::query("SELECT seq, at, actor, ip, action, entity, entity_id, node_path, summary, prev_hash, hash FROM audit_log WHERE entity = $1 AND entity_id = $2 ORDER BY seq DESC")
+        .bind(format!("register:{}", reg.name))
+        .bind(id.to_string())
+        .fetch_all(&st.db.pool)
+        .await?;
+    Ok(rows.iter().map(crate::audit::StoredEntry::from_row).collect::<Result<_, _>>()?)
+}
+
+/// Writes a batch of valid rows in one transaction: all or nothing.
+pub async fn insert_all(st: &AppState, p: &Principal, reg: &Register, rows: &[Valid]) -> AppResult<usize> {
+    let mut tx = st.db.begin().await?;
+    for v in rows {
+        insert(&mut tx, st, p, reg, v, false).await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len())
+}
