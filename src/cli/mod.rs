@@ -245,7 +245,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             let progress = |done: usize, total: usize| {
                 use std::io::Write;
                 let width = 30;
-                let filled = if total == 0 { width } else { done * width / total };
+                let filled = (done * width).checked_div(total).unwrap_or(width);
                 eprint!("\r校验 [{}{}] {done}/{total}", "#".repeat(filled), "-".repeat(width - filled));
                 let _ = std::io::stderr().flush();
             };

@@ -96,7 +96,7 @@ pub async fn load(st: &AppState) -> AppResult<()> {
     for i in 0..12 {
         add(
             "meetings",
-            json!({"title": format!("城市党建联盟第{}次联席会议", i + 1), "date": day(2022 + (i / 10) as i32, 1 + (i % 10) as u32 + 1, 15), "attendees": "县委组织部、各街道党工委、成员单位", "decisions": "议定事项已分解落实", "follow_up_done": true}),
+            json!({"title": format!("城市党建联盟第{}次联席会议", i + 1), "date": day(2022 + i / 10, 1 + (i % 10) as u32 + 1, 15), "attendees": "县委组织部、各街道党工委、成员单位", "decisions": "议定事项已分解落实", "follow_up_done": true}),
         );
     }
     for i in 0..27 {
@@ -158,10 +158,10 @@ pub async fn load(st: &AppState) -> AppResult<()> {
             .map(|c| c.as_str().to_string())
             .unwrap_or_default();
         let serve: Vec<&str> = compounds.iter().skip(i * 2).take(3).map(String::as_str).collect();
-        let name = if i < 5 {
-            format!("{}红色物业服务有限公司", NAMED[i])
-        } else {
-            format!("沿河第{}物业服务有限公司", i + 1)
+        // The five demonstration sites are the named communities' companies.
+        let name = match NAMED.get(i).filter(|_| i < 5) {
+            Some(n) => format!("{n}红色物业服务有限公司"),
+            None => format!("沿河第{}物业服务有限公司", i + 1),
         };
         add(
             "property_companies",

@@ -13,4 +13,5 @@ mod jobs;
 mod open311;
 mod people;
 mod process;
+mod registers;
 mod tree;

@@ -1,0 +1,340 @@
+//! The register mechanism, tested once thoroughly, plus each register's own rules and every
+//! figure of the article from the demo records.
+
+use std::io::Cursor;
+
+use axum::http::{Method, StatusCode};
+use calamine::{Reader, Xlsx, open_workbook_from_rs};
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::harness::TestApp;
+
+fn sheet(bytes: &[u8]) -> Vec<Vec<String>> {
+    let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes.to_vec())).unwrap();
+    let range = wb.worksheet_range_at(0).unwrap().unwrap();
+    range.rows().map(|r| r.iter().map(|c| c.to_string()).collect()).collect()
+}
+
+fn xlsx(rows: &[&[&str]]) -> Vec<u8> {
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (r, row) in rows.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            ws.write_string(r as u32, c as u16, *v).unwrap();
+        }
+    }
+    wb.save_to_buffer().unwrap()
+}
+
+async fn mechanism(app: TestApp) {
+    let admin = app.login("admin").await;
+    let idx = app.get("/api/v1/registers").bearer(&admin).send().await.json();
+    let names: Vec<&str> = idx.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    for n in [
+        "units",
+        "agreements",
+        "research_visits",
+        "problems",
+        "meetings",
+        "facilities",
+        "unit_reports",
+        "member_reports",
+        "service_records",
+        "property_companies",
+        "owners_committees",
+        "collective_companies",
+        "revenue",
+        "supermarkets",
+        "sales",
+        "community_workers",
+        "grid_roles",
+        "visits",
+        "talents",
+        "funding",
+        "offices",
+    ] {
+        assert!(names.contains(&n), "{n}");
+    }
+    assert!(idx[0]["title"].is_string() && idx[0]["system"].is_string());
+    // Paging, sorting, field filters, pinyin.
+    let p1 = app.get("/api/v1/registers/community_workers?per_page=10&page=2&sort=-name").bearer(&admin).send().await.json();
+    assert_eq!(p1["total"], 117);
+    assert_eq!(p1["items"].as_array().unwrap().len(), 10);
+    assert_eq!(p1["items"][0]["name"], "社区工作者107");
+    let f = app.get("/api/v1/registers/facilities?kind=日间照料中心").bearer(&admin).send().await.json();
+    assert_eq!(f["total"], 6);
+    for q in ["hhq", "huahuaqiao", "花花"] {
+        let r = app.get(&format!("/api/v1/registers/funding?q={}", linli::web::urlencode(q))).bearer(&admin).send().await.json();
+        assert_eq!(r["total"], 1, "{q}");
+        assert_eq!(r["items"][0]["community_name"], "花花桥社区");
+        assert!(r["items"][0]["id"].is_i64());
+    }
+    assert_eq!(app.get("/api/v1/registers/units?page=x").bearer(&admin).send().await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.get("/api/v1/registers/units?sort=nope").bearer(&admin).send().await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.get("/api/v1/registers/nope").bearer(&admin).send().await.status, StatusCode::NOT_FOUND);
+    // Field-level errors, nothing written.
+    let r = app
+        .post("/api/v1/registers/units")
+        .bearer(&admin)
+        .json(json!({"code": "DW900", "kind": "外星", "credit_code": "91350100M000100Y44"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<String> =
+        r.json()["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap().into()).collect();
+    assert_eq!(fields, vec!["name", "kind", "credit_code"]);
+    assert!(r.text().contains("校验位"));
+    // Create, read with history, edit (audited), retire.
+    let r = app
+        .post("/api/v1/registers/units")
+        .bearer(&admin)
+        .json(json!({"code": "DW900", "name": "县数据局", "kind": "部门", "credit_code": "91350100M000100Y43"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.json()["id"].as_i64().unwrap();
+    let r = app
+        .req(Method::PUT, &format!("/api/v1/registers/units/{id}"))
+        .bearer(&admin)
+        .json(json!({"code": "DW900", "name": "县大数据局", "kind": "部门", "version": 1}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = app
+        .req(Method::PUT, &format!("/api/v1/registers/units/{id}"))
+        .bearer(&admin)
+        .json(json!({"code": "DW900", "name": "旧", "kind": "部门", "version": 1}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let one = app.get(&format!("/api/v1/registers/units/{id}")).bearer(&admin).send().await.json();
+    assert_eq!(one["name"], "县大数据局");
+    let hist: Vec<&str> = one["history"].as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
+    assert_eq!(hist, vec!["register.update", "register.create"]);
+    assert!(one["history"][0]["summary"].as_str().unwrap().contains("单位名称"));
+    assert_eq!(
+        app.post(&format!("/api/v1/registers/units/{id}/retire")).bearer(&admin).send().await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.get("/api/v1/registers/units?q=大数据").bearer(&admin).send().await.json()["total"], 0);
+    // Scope: a community sees its own rows and the county's, and writes only its own.
+    let staff = app.login("huahuaqiao").await;
+    let own = app.get("/api/v1/registers/community_workers?per_page=500").bearer(&staff).send().await.json();
+    assert!(own["items"].as_array().unwrap().iter().all(|w| w["community"] == "520627001001"));
+    assert!(own["total"].as_i64().unwrap() > 0);
+    let other = app.get("/api/v1/registers/community_workers?community=520627002001").bearer(&admin).send().await.json()["items"]
+        [0]["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        app.get(&format!("/api/v1/registers/community_workers/{other}")).bearer(&staff).send().await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.get("/api/v1/registers/units").bearer(&staff).send().await.json()["total"], 52);
+    let r = app
+        .post("/api/v1/registers/community_workers")
+        .bearer(&staff)
+        .json(json!({"name": "越权", "community": "520627002001"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("管辖范围"));
+    let r = app
+        .post("/api/v1/registers/community_workers")
+        .bearer(&staff)
+        .json(json!({"name": "新社工", "community": "520627001001", "id_number": "520627198001010018"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.json()["id_number"], "520627********0018", "masked");
+    let raw: String =
+        sqlx::query_scalar("SELECT data FROM register_rows WHERE name = '新社工'").fetch_one(&app.st.db.pool).await.unwrap();
+    assert!(!raw.contains("520627198001010018"), "encrypted at rest");
+}
+
+async fn excel_round_trip(app: TestApp) {
+    let admin = app.login("admin").await;
+    // Export follows the filter; Chinese headers; computed columns; masked personal data.
+    let x = app
+        .get(&format!("/api/v1/registers/community_workers/export.xlsx?q={}", linli::web::urlencode("社区工作者00")))
+        .bearer(&admin)
+        .send()
+        .await;
+    assert_eq!(x.status, StatusCode::OK);
+    let rows = sheet(&x.body);
+    assert_eq!(rows[0][0], "姓名");
+    assert!(rows[0].contains(&"劳动合同".to_string()));
+    assert_eq!(rows.len(), 10, "9 matches + header");
+    // Template: headers (required marked), a comment row.
+    let t = sheet(&app.get("/api/v1/registers/sales/template.xlsx").bearer(&admin).send().await.body);
+    assert_eq!(t[0][0], "超市*");
+    assert!(t[1][2].starts_with("说明") && t[1][2].contains("机关、校园"), "{:?}", t[1]);
+    // Dry run with many bad cells: every one reported by row and column, nothing written.
+    let head: &[&str] = &["超市*", "日期*", "“六进”渠道*", "销售额（元）*", "成本（元）*"];
+    let bad = xlsx(&[
+        head,
+        &["和平联动超市", "2026-13-01", "社区", "100", "80"],
+        &["", "2026-03-01", "火星", "abc", "80"],
+        &["团结联动超市", "2026-03-02", "校园", "200", "150"],
+    ]);
+    let r = app
+        .post("/api/v1/registers/sales/import?dry_run=false")
+        .bearer(&admin)
+        .raw("application/octet-stream", bad)
+        .send()
+        .await
+        .json();
+    assert_eq!(r["ok"], false);
+    assert_eq!(r["created"], 0);
+    let errs: Vec<(i64, String)> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["row"].as_i64().unwrap(), e["column"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(errs, vec![(2, "日期".into()), (3, "超市".into()), (3, "“六进”渠道".into()), (3, "销售额（元）".into())]);
+    assert!(r["errors"][0]["message"].as_str().unwrap().contains("YYYY-MM-DD"));
+    let before = app.get("/api/v1/registers/sales").bearer(&admin).send().await.json()["total"].as_i64().unwrap();
+    assert_eq!(before, 30, "all or nothing: the good row was not written");
+    // A good file: dry run writes nothing, the real run writes all.
+    let good = xlsx(&[
+        head,
+        &["说明：示例", "", "", "", ""],
+        &["和平联动超市", "2026/3/1", "社区", "1,000", "800"],
+        &["团结联动超市", "2026年3月2日", "校园", "2000", "1500"],
+    ]);
+    let r = app
+        .post("/api/v1/registers/sales/import?dry_run=true")
+        .bearer(&admin)
+        .raw("application/octet-stream", good.clone())
+        .send()
+        .await
+        .json();
+    assert_eq!((r["ok"].as_bool(), r["created"].as_i64()), (Some(true), Some(0)));
+    let r = app
+        .post("/api/v1/registers/sales/import?dry_run=false")
+        .bearer(&admin)
+        .raw("application/octet-stream", good)
+        .send()
+        .await
+        .json();
+    assert_eq!((r["ok"].as_bool(), r["created"].as_i64()), (Some(true), Some(2)), "{r}");
+    let s = app.get("/api/v1/registers/sales?sort=-amount&per_page=1&channel=校园").bearer(&admin).send().await.json();
+    assert_eq!(s["items"][0]["amount"], 32000.0);
+    let all = app.get("/api/v1/registers/sales?per_page=500").bearer(&admin).send().await.json();
+    let added = all["items"].as_array().unwrap().iter().find(|i| i["date"] == "2026-03-02").unwrap().clone();
+    assert_eq!(added["profit"], 500.0, "computed profit");
+    // Not an xlsx: a clear field error.
+    let r = app.post("/api/v1/registers/sales/import").bearer(&admin).raw("application/octet-stream", "hello").send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("xlsx"));
+    // Missing required column.
+    let r = app
+        .post("/api/v1/registers/sales/import")
+        .bearer(&admin)
+        .raw("application/octet-stream", xlsx(&[&["超市*"]]))
+        .send()
+        .await
+        .json();
+    assert_eq!(r["errors"][0]["row"], 1);
+}
+
+async fn register_rules(app: TestApp) {
+    let admin = app.login("admin").await;
+    let today = linli::cases::calendar::local_date(linli::db::now_ms());
+    let soon = (today + chrono::Days::new(30)).format("%Y-%m-%d").to_string();
+    let past = (today - chrono::Days::new(1)).format("%Y-%m-%d").to_string();
+    let later = (today + chrono::Days::new(400)).format("%Y-%m-%d").to_string();
+    for (end, state) in [(soon.as_str(), "60天内到期"), (past.as_str(), "已到期"), (later.as_str(), "有效")] {
+        let r = app
+            .post("/api/v1/registers/community_workers")
+            .bearer(&admin)
+            .json(json!({"name": format!("合同{state}"), "community": "520627001002", "contract_start": "2024-01-01", "contract_end": end}))
+            .send()
+            .await;
+        assert_eq!(r.json()["contract_state"], state, "{}", r.text());
+    }
+    let r = app
+        .post("/api/v1/registers/community_workers")
+        .bearer(&admin)
+        .json(json!({"name": "未签", "community": "520627001002"}))
+        .send()
+        .await;
+    assert_eq!(r.json()["contract_state"], "未签订");
+    // The funding rule: ≥ 10万元 a year, flagged per row and counted on the overview.
+    let year = chrono::Datelike::year(&today);
+    let f = app.get(&format!("/api/v1/registers/funding?community=520627001003&year={year}")).bearer(&admin).send().await.json();
+    let id = f["items"][0]["id"].as_i64().unwrap();
+    assert_eq!(f["items"][0]["compliance"], "达标");
+    let r = app
+        .req(Method::PUT, &format!("/api/v1/registers/funding/{id}"))
+        .bearer(&admin)
+        .json(json!({"community": "520627001003", "community_name": "思源社区", "year": year, "allocated": 80000}))
+        .send()
+        .await;
+    assert_eq!(r.json()["compliance"], "不足10万元");
+    assert_eq!(app.get("/api/v1/overview").bearer(&admin).send().await.json()["communities_underfunded"], 1);
+    // Coverage of relocation sites follows the facilities registered at them.
+    let fac = app.get("/api/v1/registers/facilities?kind=服务点&per_page=1").bearer(&admin).send().await.json();
+    let fid = fac["items"][0]["id"].as_i64().unwrap();
+    app.post(&format!("/api/v1/registers/facilities/{fid}/retire")).bearer(&admin).send().await;
+    assert_eq!(app.get("/api/v1/overview").bearer(&admin).send().await.json()["relocation_sites_covered"], 12);
+    // Credit codes are checked by GB 32100 wherever they appear.
+    let r = app
+        .post("/api/v1/registers/property_companies")
+        .bearer(&admin)
+        .json(json!({"name": "某物业", "credit_code": "91520627MA0000000X"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn article_figures(app: TestApp) {
+    let admin = app.login("admin").await;
+    let ov = app.get("/api/v1/overview").bearer(&admin).send().await.json();
+    let want: &[(&str, Value)] = &[
+        ("research_visits", json!(33)),
+        ("problems_solved", json!(35)),
+        ("seconded_staff", json!(6)),
+        ("alliance_meetings", json!(12)),
+        ("party_service_centers", json!(27)),
+        ("service_stations", json!(27)),
+        ("day_care_centers", json!(6)),
+        ("fitness_centers", json!(10)),
+        ("after_school_classes", json!(15)),
+        ("relocation_sites", json!(13)),
+        ("relocation_sites_covered", json!(13)),
+        ("reporting_units", json!(52)),
+        ("unit_report_rate", json!(1.0)),
+        ("property_party_committees", json!(1)),
+        ("property_companies", json!(23)),
+        ("owners_committees", json!(10)),
+        ("red_property_demo_sites", json!(5)),
+        ("collective_income_yuan", json!(7_880_000.0)),
+        ("township_companies", json!(19)),
+        ("linked_supermarkets", json!(3)),
+        ("supermarket_turnover_yuan", json!(960_000.0)),
+        ("supermarket_profit_yuan", json!(230_000.0)),
+        ("community_workers", json!(117)),
+        ("worker_contracts", json!(106)),
+        ("grid_workers", json!(156)),
+        ("grid_party_groups", json!(103)),
+        ("talents", json!(71)),
+        ("talent_zones", json!(12)),
+        ("talent_home_area_m2", json!(1024.0)),
+        ("communities_underfunded", json!(0)),
+        ("offices_up_to_standard", json!(6)),
+    ];
+    for (k, v) in want {
+        assert_eq!(&ov[*k], v, "{k}");
+    }
+    // System pages show them, computed.
+    let cookie = format!("linli_session={admin}");
+    let page = app.get("/systems/development").cookie(&cookie).send().await.text();
+    assert!(page.contains("7880000") && page.contains("联动超市"));
+    let list = app.get("/registers/units?q=xwb").cookie(&cookie).send().await.text();
+    assert!(list.contains("县委办公室"));
+}
+
+both!(mechanism, excel_round_trip, register_rules, article_figures);
