@@ -132,6 +132,21 @@ async fn route(st: &AppState, i: &CreateInput, errs: &mut FieldErrors) -> AppRes
                 lng: None,
                 lat: None,
             }),
+            // Below a grid (compound, building): the grid it lies in.
+            Some(n) if matches!(n.kind, crate::tree::Kind::Compound | crate::tree::Kind::Building) && !n.retired => {
+                let grid = n.path.split('/').find(|s| s.len() == 15).unwrap_or_default().to_string();
+                Some(Place {
+                    community_code: grid.get(..12).unwrap_or_default().to_string(),
+                    grid_code: grid,
+                    path: n.path,
+                    lng: None,
+                    lat: None,
+                })
+            }
+            // A community-wide matter (a research finding): no grid.
+            Some(n) if n.kind == crate::tree::Kind::Community && !n.retired => {
+                Some(Place { community_code: n.code, grid_code: String::new(), path: n.path, lng: None, lat: None })
+            }
             _ => {
                 errs.add("grid", "网格不存在或已停用");
                 None

@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use serde_json::{Map, Value};
 
 use super::Ty::*;
-use super::{Computed, Field, Register, System};
+use super::{Computed, Field, Register, System, ToCase};
 
 const fn f(key: &'static str, title: &'static str, ty: super::Ty, required: bool, list: bool) -> Field {
     Field { key, title, ty, required, list, help: "" }
@@ -79,6 +79,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "name",
         scope_field: None,
         computed: &[],
+        to_case: None,
         fields: &[
             h("code", "单位编码", Text, true, true, "与派单使用的单位编码一致，如 DW001"),
             f("name", "单位名称", Text, true, true),
@@ -97,6 +98,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "title",
         scope_field: Some("community"),
         computed: &[Computed { key: "state", title: "状态", f: agreement_state }],
+        to_case: None,
         fields: &[
             f("title", "协议名称", Text, true, true),
             f("community", "社区", Node, true, true),
@@ -113,6 +115,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "topic",
         scope_field: Some("community"),
         computed: &[],
+        to_case: None,
         fields: &[
             f("topic", "调研主题", Text, true, true),
             f("date", "调研日期", Date, true, true),
@@ -128,6 +131,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "problem",
         scope_field: Some("community"),
         computed: &[Computed { key: "progress_state", title: "进度状态", f: progress_state }],
+        to_case: Some(ToCase { channel: "research_visit", text: "problem", node: "community", category: "qita" }),
         fields: &[
             f("problem", "问题", Text, true, true),
             h("visit", "所属调研", Text, false, true, "调研主题"),
@@ -148,6 +152,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "title",
         scope_field: None,
         computed: &[],
+        to_case: None,
         fields: &[
             f("title", "会议名称", Text, true, true),
             f("date", "日期", Date, true, true),
@@ -165,6 +170,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "name",
         scope_field: None,
         computed: &[],
+        to_case: None,
         fields: &[
             f("name", "姓名", Text, true, true),
             h("home_unit", "派出单位", Text, true, true, "县直单位或街道"),
@@ -179,6 +185,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "name",
         scope_field: Some("community"),
         computed: &[],
+        to_case: None,
         fields: &[
             f("name", "名称", Text, true, true),
             f("kind", "类型", Enum(FACILITY_KINDS), true, true),
@@ -197,6 +204,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "unit_name",
         scope_field: Some("community"),
         computed: &[],
+        to_case: None,
         fields: &[
             f("unit", "单位编码", Unit, true, true),
             f("unit_name", "单位名称", Text, true, true),
@@ -213,6 +221,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "name",
         scope_field: Some("community"),
         computed: &[],
+        to_case: None,
         fields: &[
             f("name", "姓名", Text, true, true),
             f("unit", "工作单位编码", Unit, false, true),
@@ -228,6 +237,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "what",
         scope_field: Some("community"),
         computed: &[],
+        to_case: None,
         fields: &[
             f("member", "党员姓名", Text, true, true),
             f("what", "服务内容", Text, true, true),
@@ -245,6 +255,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "name",
         scope_field: None,
         computed: &[],
+        to_case: None,
         fields: &[
             f("name", "名称", Text, true, true),
             f("secretary", "书记", Text, false, true),
@@ -258,6 +269,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "name",
         scope_field: None,
         computed: &[],
+        to_case: None,
         fields: &[
             f("name", "企业名称", Text, true, true),
             f("credit_code", "统一社会信用代码", CreditCode, true, true),
@@ -273,6 +285,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "name",
         scope_field: Some("compound"),
         computed: &[Computed { key: "state", title: "任期状态", f: |r, t| term_state(r, t, "term_start", "term_end") }],
+        to_case: None,
         fields: &[
             f("name", "名称", Text, true, true),
             f("compound", "小区编码", Node, true, true),
@@ -288,6 +301,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "name",
         scope_field: None,
         computed: &[],
+        to_case: None,
         fields: &[
             f("name", "公司名称", Text, true, true),
             f("level", "层级", Enum(&["县级联合公司", "乡镇公司"]), true, true),
@@ -303,6 +317,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "source",
         scope_field: None,
         computed: &[],
+        to_case: None,
         fields: &[
             f("date", "日期", Date, true, true),
             f("company", "公司", Text, true, true),
@@ -318,6 +333,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "name",
         scope_field: None,
         computed: &[],
+        to_case: None,
         fields: &[
             f("name", "名称", Text, true, true),
             f("opened", "开业日期", Date, true, true),
@@ -332,6 +348,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "supermarket",
         scope_field: None,
         computed: &[Computed { key: "profit", title: "利润（元）", f: profit }],
+        to_case: None,
         fields: &[
             f("supermarket", "超市", Text, true, true),
             f("date", "日期", Date, true, true),
@@ -347,6 +364,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "name",
         scope_field: Some("community"),
         computed: &[Computed { key: "contract_state", title: "劳动合同", f: contract_state }],
+        to_case: None,
         fields: &[
             f("name", "姓名", Text, true, true),
             f("community", "社区", Node, true, true),
@@ -366,6 +384,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "name",
         scope_field: Some("node"),
         computed: &[],
+        to_case: None,
         fields: &[
             f("name", "姓名", Text, true, true),
             f("role", "角色", Enum(&["网格员", "党小组长", "街区长", "楼栋长"]), true, true),
@@ -381,6 +400,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "name",
         scope_field: Some("grid"),
         computed: &[],
+        to_case: None,
         fields: &[
             f("name", "名称", Text, true, true),
             f("grid", "网格编码", Node, true, true),
@@ -395,6 +415,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "household",
         scope_field: Some("node"),
         computed: &[],
+        to_case: Some(ToCase { channel: "grid_visit", text: "issue", node: "node", category: "qita" }),
         fields: &[
             f("visitor", "走访人", Text, true, true),
             f("household", "走访对象（户）", Text, true, true),
@@ -402,6 +423,7 @@ pub static REGISTERS: &[Register] = &[
             f("date", "日期", Date, true, true),
             h("notes", "走访记录", Secret, false, false, "加密保存，仅授权人员可查看"),
             h("issue", "发现问题", Text, false, true, "填写后可转为事项"),
+            h("case_number", "关联事项编号", Text, false, true, "转为事项后自动填写"),
         ],
     },
     Register {
@@ -411,6 +433,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "name",
         scope_field: None,
         computed: &[],
+        to_case: None,
         fields: &[
             f("name", "姓名", Text, true, true),
             f("field", "领域", Enum(&["科技", "教育", "卫生", "农业", "文化", "管理"]), true, true),
@@ -426,6 +449,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "name",
         scope_field: None,
         computed: &[],
+        to_case: None,
         fields: &[
             f("name", "名称", Text, true, true),
             f("field", "领域", Text, false, true),
@@ -439,6 +463,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "community_name",
         scope_field: Some("community"),
         computed: &[Computed { key: "compliance", title: "≥10万元", f: funding_ok }],
+        to_case: None,
         fields: &[
             f("community", "社区", Node, true, true),
             f("community_name", "社区名称", Text, true, true),
@@ -454,6 +479,7 @@ pub static REGISTERS: &[Register] = &[
         name_field: "community_name",
         scope_field: Some("community"),
         computed: &[],
+        to_case: None,
         fields: &[
             f("community", "社区", Node, true, true),
             f("community_name", "社区名称", Text, true, true),
@@ -469,11 +495,167 @@ pub static REGISTERS: &[Register] = &[
         name_field: "name",
         scope_field: None,
         computed: &[],
+        to_case: None,
         fields: &[
             f("name", "姓名", Text, true, true),
             f("level", "层级", Enum(&["县", "街道", "社区"]), true, true),
             f("duties", "责任事项", LongText, false, false),
             f("done", "年度完成事项数", Int, false, true),
+        ],
+    },
+    Register {
+        name: "documents",
+        title: "联盟章程与制度",
+        system: System::Organization,
+        name_field: "title",
+        scope_field: None,
+        computed: &[],
+        to_case: None,
+        fields: &[
+            f("title", "标题", Text, true, true),
+            f("kind", "类别", Enum(&["工作原则", "工作要点", "工作制度"]), true, true),
+            f("version", "版本", Text, false, true),
+            f("issued", "印发日期", Date, false, true),
+            f("body", "正文", LongText, false, false),
+            h("attachment", "附件", Text, false, false, "附件文件名或内网地址"),
+        ],
+    },
+    Register {
+        name: "cross_appointments",
+        title: "干部交叉任职",
+        system: System::Organization,
+        name_field: "person",
+        scope_field: Some("community"),
+        computed: &[Computed { key: "state", title: "任职状态", f: |r, t| term_state(r, t, "start_date", "end_date") }],
+        to_case: None,
+        fields: &[
+            f("person", "姓名", Text, true, true),
+            f("home_unit", "原单位编码", Unit, true, true),
+            f("community", "任职社区", Node, true, true),
+            f("post", "兼任职务", Text, true, true),
+            f("start_date", "开始日期", Date, true, true),
+            f("end_date", "结束日期", Date, false, true),
+        ],
+    },
+    Register {
+        name: "talent_pairings",
+        title: "人才结对培养",
+        system: System::Organization,
+        name_field: "mentor",
+        scope_field: Some("community"),
+        computed: &[],
+        to_case: None,
+        fields: &[
+            f("mentor", "导师", Text, true, true),
+            f("trainee", "培养对象", Text, true, true),
+            f("community", "社区", Node, true, true),
+            f("start_date", "结对日期", Date, false, true),
+            f("goal", "培养目标", Text, false, false),
+        ],
+    },
+    Register {
+        name: "leader_contacts",
+        title: "县级领导联系社区网格",
+        system: System::Organization,
+        name_field: "leader",
+        scope_field: Some("node"),
+        computed: &[Computed { key: "state", title: "状态", f: |r, t| term_state(r, t, "start_date", "end_date") }],
+        to_case: None,
+        fields: &[
+            f("leader", "县级领导", Text, true, true),
+            h("node", "联系社区/网格", Node, true, true, "社区代码或网格编码"),
+            f("start_date", "开始日期", Date, true, true),
+            f("end_date", "结束日期", Date, false, true),
+        ],
+    },
+    Register {
+        name: "evaluations",
+        title: "双向评价",
+        system: System::Organization,
+        name_field: "subject",
+        scope_field: None,
+        computed: &[],
+        to_case: None,
+        fields: &[
+            f("subject", "被评价方", Text, true, true),
+            f("direction", "方向", Enum(&["联盟评成员单位", "成员单位评联盟"]), true, true),
+            f("period", "评价期", Text, true, true),
+            f("score", "得分", Number, true, true),
+            f("comment", "评语", LongText, false, false),
+        ],
+    },
+    Register {
+        name: "wuyi_members",
+        title: "乌江流域党建联建成员",
+        system: System::Development,
+        name_field: "name",
+        scope_field: None,
+        computed: &[],
+        to_case: None,
+        fields: &[
+            f("name", "成员", Text, true, true),
+            f("role", "角色", Enum(&["牵头方", "成员"]), true, true),
+            f("corridor", "所属走廊", Text, false, true),
+        ],
+    },
+    Register {
+        name: "wuyi_meetings",
+        title: "乌江流域联席会议",
+        system: System::Development,
+        name_field: "title",
+        scope_field: None,
+        computed: &[],
+        to_case: None,
+        fields: &[
+            f("title", "会议", Text, true, true),
+            f("date", "日期", Date, true, true),
+            f("host", "承办方", Text, false, true),
+            f("decisions", "议定事项", LongText, false, false),
+        ],
+    },
+    Register {
+        name: "recruitment",
+        title: "社区工作者招聘批次",
+        system: System::Governance,
+        name_field: "batch",
+        scope_field: None,
+        computed: &[],
+        to_case: None,
+        fields: &[
+            f("batch", "批次", Text, true, true),
+            f("date", "日期", Date, true, true),
+            f("posts", "岗位数", Int, true, true),
+            f("hired", "录用人数", Int, false, true),
+        ],
+    },
+    Register {
+        name: "contact_points",
+        title: "“两代表一委员”联系点",
+        system: System::Governance,
+        name_field: "name",
+        scope_field: Some("community"),
+        computed: &[],
+        to_case: None,
+        fields: &[
+            f("name", "联系点", Text, true, true),
+            f("community", "社区", Node, true, true),
+            f("representatives", "代表委员", Text, true, true),
+            f("schedule", "接待安排", Text, false, true),
+        ],
+    },
+    Register {
+        name: "mailbox",
+        title: "网格信箱",
+        system: System::Governance,
+        name_field: "message",
+        scope_field: Some("grid"),
+        computed: &[],
+        to_case: Some(ToCase { channel: "grid_mailbox", text: "message", node: "grid", category: "qita" }),
+        fields: &[
+            f("message", "意见内容", LongText, true, true),
+            f("grid", "网格编码", Node, true, true),
+            f("date", "收到日期", Date, true, true),
+            h("case_number", "关联事项编号", Text, false, true, "转为事项后自动填写"),
         ],
     },
 ];

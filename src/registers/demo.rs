@@ -280,6 +280,67 @@ pub async fn load(st: &AppState) -> AppResult<()> {
     {
         add("secretaries", json!({"name": name, "level": level, "duties": "抓城市基层党建第一责任人", "done": 12}));
     }
+    for (i, (title, kind)) in [
+        ("沿河县城市党建联盟工作原则", "工作原则"),
+        ("2026年城市党建联盟工作要点", "工作要点"),
+        ("城市党建联盟议事协调制度", "工作制度"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        add("documents", json!({"title": title, "kind": kind, "version": format!("v{}", i + 1), "issued": "2026-02-01"}));
+    }
+    for i in 0..6 {
+        add(
+            "cross_appointments",
+            json!({"person": format!("交叉任职干部{}", i + 1), "home_unit": format!("DW{:03}", 10 + i), "community": community_code(i * 4), "post": "社区党委兼职委员", "start_date": "2025-03-01", "end_date": "2027-02-28"}),
+        );
+    }
+    for i in 0..10 {
+        add(
+            "talent_pairings",
+            json!({"mentor": format!("东莞人才{:02}", i + 1), "trainee": format!("社区工作者{:03}", i + 1), "community": community_code(i), "start_date": "2025-09-01"}),
+        );
+    }
+    for i in 0..27 {
+        add(
+            "leader_contacts",
+            json!({"leader": format!("县级领导{}", 1 + i % 9), "node": community_code(i), "start_date": "2025-01-01"}),
+        );
+    }
+    for i in 0..10 {
+        add(
+            "evaluations",
+            json!({"subject": crate::cases::demo::UNITS[i].0, "direction": (["联盟评成员单位", "成员单位评联盟"][i % 2]), "period": "2025年度", "score": 90 + i % 8}),
+        );
+    }
+    add("wuyi_members", json!({"name": "沿河土家族自治县", "role": "牵头方", "corridor": "一区"}));
+    for i in 0..14 {
+        add(
+            "wuyi_members",
+            json!({"name": format!("乌江流域联建成员{}", i + 1), "role": "成员", "corridor": format!("第{}走廊", 1 + i % 5)}),
+        );
+    }
+    for i in 0..4 {
+        add(
+            "wuyi_meetings",
+            json!({"title": format!("乌江流域党建联建联席会议第{}次", i + 1), "date": day(2025, 3 + 3 * i as u32, 18), "host": "沿河土家族自治县"}),
+        );
+    }
+    add("recruitment", json!({"batch": "2023年社区工作者招聘", "date": "2023-05-10", "posts": 40, "hired": 38}));
+    add("recruitment", json!({"batch": "2025年社区工作者招聘", "date": "2025-06-12", "posts": 30, "hired": 29}));
+    for i in 0..8 {
+        add(
+            "contact_points",
+            json!({"name": format!("两代表一委员联系点{}", i + 1), "community": community_code(i * 3), "representatives": "人大代表、党代表、政协委员", "schedule": "每月第一个周五上午"}),
+        );
+    }
+    for i in 0..20 {
+        add(
+            "mailbox",
+            json!({"message": (["小区路灯不亮", "建议增设停车位", "楼道堆放杂物", "希望开展老年人防诈骗宣传"][i % 4]), "grid": grid(i), "date": day(2026, 1 + (i % 10) as u32, 5)}),
+        );
+    }
     let mut tx = st.db.begin().await?;
     for (name, raw) in batch {
         let reg = catalog::find(name).ok_or_else(|| AppError::Internal(format!("no register {name}")))?;

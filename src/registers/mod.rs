@@ -150,6 +150,22 @@ pub struct Register {
     pub scope_field: Option<&'static str>,
     /// Computed columns.
     pub computed: &'static [Computed],
+    /// Rows of this register can be turned into a case (a problem, a visit's finding, a mailbox
+    /// message) that the row then follows through `case_number`.
+    pub to_case: Option<ToCase>,
+}
+
+/// How a row becomes a case.
+#[derive(Clone, Copy, Debug)]
+pub struct ToCase {
+    /// Case channel.
+    pub channel: &'static str,
+    /// Field holding the text of the case.
+    pub text: &'static str,
+    /// Node field locating it (grid, building or community).
+    pub node: &'static str,
+    /// Category when the caller names none.
+    pub category: &'static str,
 }
 
 impl Register {

@@ -56,6 +56,9 @@ async fn api_one(State(st): State<AppState>, p: Principal, Path((name, id)): Pat
     let r = reg(&name)?;
     let mut item = store::item(&st, r, &store::one(&st, &p, r, id).await?);
     item["history"] = serde_json::to_value(store::history(&st, r, id).await?).unwrap_or_default();
+    if let Some(c) = store::linked_case(&st, &item).await? {
+        item["case"] = c;
+    }
     Ok(Json(item))
 }
 
@@ -68,18 +71,28 @@ async fn api_update(
     Ok(Json(store::update(&st, &p, reg(&name)?, id, &body).await?))
 }
 
+#[derive(Deserialize, Default)]
+struct ToCaseBody {
+    category: Option<String>,
+}
+
 async fn api_retire(
     State(st): State<AppState>,
     p: Principal,
     Path((name, id, act)): Path<(String, i64, String)>,
-) -> AppResult<StatusCode> {
+    crate::web::OptJson(b): crate::web::OptJson<ToCaseBody>,
+) -> AppResult<Response> {
     let retired = match act.as_str() {
         "retire" => true,
         "restore" => false,
+        "to-case" => {
+            let created = store::to_case(&st, &p, reg(&name)?, id, b.category.as_deref()).await?;
+            return Ok((StatusCode::CREATED, Json(created)).into_response());
+        }
         _ => return Err(AppError::NotFound),
     };
     store::set_retired(&st, &p, reg(&name)?, id, retired).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn template(p: Principal, Path(name): Path<String>) -> AppResult<Response> {
@@ -284,6 +297,7 @@ struct Detail {
     layout: Layout,
     reg: &'static Register,
     item: Value,
+    case: Option<Value>,
     history: Vec<crate::audit::StoredEntry>,
     errors: FieldErrors,
 }
@@ -293,7 +307,9 @@ async fn detail(st: &AppState, p: &Principal, r: &'static Register, id: i64, err
     let item = store::item(st, r, &rec);
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let layout = Layout::new(p, &format!("{} · {}", r.title, rec.name), &format!("/systems/{}", r.system.slug()));
-    Ok((status, render(&Detail { layout, reg: r, item, history: store::history(st, r, id).await?, errors })?).into_response())
+    let case = store::linked_case(st, &item).await?;
+    Ok((status, render(&Detail { layout, reg: r, item, case, history: store::history(st, r, id).await?, errors })?)
+        .into_response())
 }
 
 async fn detail_get(State(st): State<AppState>, p: Principal, Path((name, id)): Path<(String, i64)>) -> AppResult<Response> {
@@ -336,6 +352,10 @@ async fn detail_post(
         "retire" | "restore" => {
             store::set_retired(&st, &p, r, id, act == "retire").await?;
             Ok(Redirect::to(&format!("/registers/{name}")).into_response())
+        }
+        "to-case" => {
+            let c = store::to_case(&st, &p, r, id, None).await?;
+            Ok(Redirect::to(&format!("/cases/{}", c.number)).into_response())
         }
         _ => Err(AppError::NotFound),
     }

@@ -389,3 +389,64 @@ pub async fn insert_all(st: &AppState, p: &Principal, reg: &Register, rows: &[Va
     tx.commit().await?;
     Ok(rows.len())
 }
+
+/// Turns a row into a case (a problem, a visit's finding, a mailbox message); the row keeps
+/// the case number and follows it. A row becomes a case once.
+pub async fn to_case(
+    st: &AppState,
+    p: &Principal,
+    reg: &Register,
+    id: i64,
+    category: Option<&str>,
+) -> AppResult<crate::cases::store::Created> {
+    let tc = reg.to_case.ok_or(AppError::NotFound)?;
+    let row = one(st, p, reg, id).await?;
+    p.check(Perm::TreeWrite, &row.node_path)?;
+    if row.data.get("case_number").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+        return Err(AppError::Conflict("该记录已转为事项".into()));
+    }
+    let text = row.data.get(tc.text).map(text_of).unwrap_or_default();
+    if text.trim().is_empty() {
+        return Err(AppError::field(tc.text, "没有可转为事项的内容"));
+    }
+    let input = crate::cases::store::CreateInput {
+        category: category.filter(|c| !c.is_empty()).unwrap_or(tc.category).to_string(),
+        description: text.clone(),
+        title: format!("{}：{}", reg.title, text.chars().take(20).collect::<String>()),
+        grid: row.data.get(tc.node).map(text_of),
+        channel: Some(tc.channel.to_string()),
+        ..Default::default()
+    };
+    let created = crate::cases::store::create(st, crate::cases::store::Reporter::User(p), &input, Vec::new()).await?;
+    let mut data = row.data.clone();
+    data.insert("case_number".into(), Value::String(created.number.clone()));
+    let mut tx = st.db.begin().await?;
+    sqlx::query("UPDATE register_rows SET data = $1, version = version + 1, updated_at = $2 WHERE id = $3")
+        .bind(Value::Object(data).to_string())
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let summary = format!("{}「{}」转为事项 {}", reg.title, row.name, created.number);
+    let ev = Event {
+        action: "register.to_case",
+        entity: &format!("register:{}", reg.name),
+        entity_id: &id.to_string(),
+        node_path: &row.node_path,
+        summary: &summary,
+    };
+    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// The status of the case a row follows, if any.
+pub async fn linked_case(st: &AppState, row: &Value) -> AppResult<Option<Value>> {
+    let Some(n) = row.get("case_number").and_then(Value::as_str).filter(|s| !s.is_empty()) else { return Ok(None) };
+    let r = sqlx::query("SELECT status FROM cases WHERE number = $1").bind(n).fetch_optional(&st.db.pool).await?;
+    Ok(r.map(|r| {
+        let s: String = get(&r, "status").unwrap_or_default();
+        let label = crate::cases::Status::parse(&s).map(|x| x.label()).unwrap_or("");
+        serde_json::json!({"number": n, "status": s, "status_label": label})
+    }))
+}

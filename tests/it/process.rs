@@ -360,3 +360,37 @@ async fn browser_end_to_end() {
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_register_import_export() {
+    let dir = tmp("regcli");
+    let (code, out) = cli(&dir, &["demo"], None);
+    assert_eq!(code, 0, "{out}");
+    let file = dir.join("funding.xlsx");
+    let (code, out) = cli(&dir, &["export", "funding", file.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("社区工作经费"));
+    // The export reads back as an import (computed columns are ignored): a dry run passes.
+    let (code, out) = cli(&dir, &["import", "funding", file.to_str().unwrap(), "--dry-run"], None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("试导入通过：27 行"), "{out}");
+    // A bad file: every bad cell listed, nothing written, non-zero exit.
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["社区*", "社区名称*", "年度*", "拨付（元）*"].iter().enumerate() {
+        ws.write_string(0, c as u16, *h).unwrap();
+    }
+    for (c, v) in ["999999999999", "无", "明年", "十万"].iter().enumerate() {
+        ws.write_string(1, c as u16, *v).unwrap();
+    }
+    let bad = dir.join("bad.xlsx");
+    std::fs::write(&bad, wb.save_to_buffer().unwrap()).unwrap();
+    let (code, out) = cli(&dir, &["import", "funding", bad.to_str().unwrap()], None);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("第 2 行「社区」") && out.contains("第 2 行「年度」") && out.contains("第 2 行「拨付（元）」"), "{out}");
+    assert!(out.contains("未写入任何数据"));
+    let (code, out) = cli(&dir, &["import", "nope", bad.to_str().unwrap()], None);
+    assert_ne!(code, 0);
+    assert!(out.contains("没有名为 nope 的台账"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

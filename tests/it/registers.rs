@@ -337,4 +337,45 @@ async fn article_figures(app: TestApp) {
     assert!(list.contains("县委办公室"));
 }
 
-both!(mechanism, excel_round_trip, register_rules, article_figures);
+/// A problem of the 四张清单 becomes a case and the problem follows it.
+async fn problem_becomes_a_case(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let r = app
+        .post("/api/v1/registers/problems")
+        .bearer(&staff)
+        .json(json!({"problem": "老旧小区楼道照明不足", "community": "520627001001", "responsible": "县住房和城乡建设局", "status": "推进中"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.json()["id"].as_i64().unwrap();
+    let r = app
+        .post(&format!("/api/v1/registers/problems/{id}/to-case"))
+        .bearer(&staff)
+        .json(json!({"category": "ldd"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let number = r.json()["number"].as_str().unwrap().to_string();
+    assert_eq!(r.json()["community_code"], "520627001001");
+    let c = app.get(&format!("/api/v1/cases/{number}")).bearer(&staff).send().await.json();
+    assert_eq!((c["channel"].as_str(), c["category"].as_str()), (Some("research_visit"), Some("ldd")));
+    let (s, _) = crate::cases::act(&app, &staff, &number, json!({"action": "register"})).await;
+    assert_eq!(s, StatusCode::OK);
+    let p = app.get(&format!("/api/v1/registers/problems/{id}")).bearer(&staff).send().await.json();
+    assert_eq!(p["case_number"], number.as_str());
+    assert_eq!(p["case"]["status"], "registered", "the problem follows its case");
+    assert_eq!(
+        app.post(&format!("/api/v1/registers/problems/{id}/to-case")).bearer(&staff).send().await.status,
+        StatusCode::CONFLICT
+    );
+    // Grid mailbox messages and visit findings go the same way, into the grid.
+    let m = app.get("/api/v1/registers/mailbox?per_page=1").bearer(&staff).send().await.json();
+    let mid = m["items"][0]["id"].as_i64().unwrap();
+    let r = app.post(&format!("/api/v1/registers/mailbox/{mid}/to-case")).bearer(&staff).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["grid_code"].as_str().unwrap().len(), 15);
+    // Registers without the action refuse it.
+    assert_eq!(app.post("/api/v1/registers/units/1/to-case").bearer(&staff).send().await.status, StatusCode::NOT_FOUND);
+}
+
+both!(mechanism, excel_round_trip, register_rules, article_figures, problem_becomes_a_case);
