@@ -136,6 +136,7 @@ pub fn router(st: AppState) -> Router {
         .merge(crate::people::routes::pages())
         .merge(crate::audit::routes::pages())
         .merge(crate::cases::pages::routes())
+        .merge(crate::cases::admin::routes())
         .merge(crate::cases::h5::routes())
         .merge(crate::cases::h5::qr_routes())
         .merge(crate::registers::routes::pages())

@@ -1,6 +1,7 @@
 //! The case loop (群众点单 → 社区派单 → 部门接单 → 办结 → 评价): every need or problem, from any
 //! channel, becomes one case that runs the closed loop of grid management.
 
+pub mod admin;
 pub mod calendar;
 pub mod categories;
 pub mod demo;
@@ -16,6 +17,7 @@ pub mod routes;
 pub mod search;
 pub mod store;
 pub mod units;
+pub mod view;
 
 use serde::Serialize;
 

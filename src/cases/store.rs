@@ -5,19 +5,22 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::categories::{self, Category};
-use super::machine::{Status, channel_label, satisfaction_label};
+use super::machine::{Status, channel_label};
 use super::notify::{self, Target};
-use super::{CaseRow, ROW_COLS, level_label, photos, search, visible};
+use super::{CaseRow, ROW_COLS, photos, search, visible};
 use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::auth::{Principal, Role};
 use crate::db::list::{Page, Where, paging};
-use crate::db::{Row, Tx, get, now_ms};
+use crate::db::{Tx, get, now_ms};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::geo::Crs;
-use crate::ident::{Mobile, mask_name};
+use crate::ident::Mobile;
 use crate::privacy::Keyring;
 use crate::web::fmt_time;
+
+pub use super::view::{CaseView, Step, steps, view, view_by_id};
+use super::view::{VIEW_COLS, view_row};
 
 /// Associated data binding reporter ciphertexts to their fields.
 pub const AAD_NAME: &[u8] = b"case.reporter_name";
@@ -342,238 +345,6 @@ pub async fn load_visible(st: &AppState, p: &Principal, number: &str) -> AppResu
         return Err(AppError::NotFound);
     }
     Ok((c, cat))
-}
-
-/// One step of the history as shown.
-#[derive(Clone, Debug, Serialize)]
-pub struct Step {
-    /// Action code.
-    pub action: String,
-    /// zh-CN label.
-    pub label: String,
-    /// Username (or `public`, `system`).
-    pub actor: String,
-    /// Role, unit or channel shown beside the actor.
-    pub actor_label: String,
-    /// ISO-like local time.
-    pub at: String,
-    /// Epoch ms.
-    pub at_ms: i64,
-    /// Note.
-    pub note: String,
-    /// Status after.
-    pub status: String,
-    /// Shown on the public timeline.
-    pub public: bool,
-}
-
-fn step_label(action: &str) -> String {
-    match action {
-        "submit" => "受理".into(),
-        "yellow_card" => "黄牌预警".into(),
-        "red_card" => "红牌督办".into(),
-        "auto_escalate" => "自动上报".into(),
-        a => super::Action::parse(a).map(|x| x.label().to_string()).unwrap_or_else(|| a.to_string()),
-    }
-}
-
-/// The history of a case, oldest first.
-pub async fn steps(st: &AppState, case_id: i64) -> AppResult<Vec<Step>> {
-    let rows = sqlx::query(
-        "SELECT action, actor, actor_label, at, note, to_status, public FROM case_history WHERE case_id = $1 ORDER BY id",
-    )
-    .bind(case_id)
-    .fetch_all(&st.db.pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let action: String = get(r, "action")?;
-            let at: i64 = get(r, "at")?;
-            Ok(Step {
-                label: step_label(&action),
-                action,
-                actor: get(r, "actor")?,
-                actor_label: get(r, "actor_label")?,
-                at: fmt_time(at),
-                at_ms: at,
-                note: get(r, "note")?,
-                status: get(r, "to_status")?,
-                public: get::<i64>(r, "public")? != 0,
-            })
-        })
-        .collect()
-}
-
-/// A case as shown to staff and the API.
-#[derive(Clone, Debug, Serialize)]
-pub struct CaseView {
-    /// Number.
-    pub number: String,
-    /// Status.
-    pub status: Status,
-    /// zh-CN status.
-    pub status_label: &'static str,
-    /// Category code.
-    pub category: String,
-    /// Category name.
-    pub category_name: String,
-    /// Title.
-    pub title: String,
-    /// Description.
-    pub description: String,
-    /// Channel code.
-    pub channel: String,
-    /// Channel label.
-    pub channel_label: &'static str,
-    /// WGS-84 point.
-    pub lng: Option<f64>,
-    /// WGS-84 point.
-    pub lat: Option<f64>,
-    /// Address text.
-    pub address: String,
-    /// Grid.
-    pub grid_code: String,
-    /// Community.
-    pub community_code: String,
-    /// Escalation level (0 社区, 1 街道, 2 县).
-    pub level: i64,
-    /// Level label.
-    pub level_label: &'static str,
-    /// Masked reporter name.
-    pub reporter_name: String,
-    /// Masked reporter phone.
-    pub reporter_phone: String,
-    /// Private case.
-    pub private: bool,
-    /// `unit`, `grid_worker`, `party_member` or empty.
-    pub assignee_kind: String,
-    /// Assignee id (unit code or `u<id>`).
-    pub assignee: String,
-    /// Assignee name.
-    pub assignee_name: String,
-    /// Created (local time).
-    pub created_at: String,
-    /// Sign-for deadline.
-    pub sign_due: Option<String>,
-    /// Resolve deadline.
-    pub resolve_due: Option<String>,
-    /// Past the resolve deadline and still running.
-    pub overdue: bool,
-    /// 0, 1 yellow, 2 red.
-    pub warn_level: i64,
-    /// Extension asked for, in working hours.
-    pub extension_hours: Option<f64>,
-    /// Counters.
-    pub extension_count: i64,
-    /// Counters.
-    pub rework_count: i64,
-    /// Counters.
-    pub return_count: i64,
-    /// Follow-up: contacted.
-    pub contacted: Option<bool>,
-    /// Follow-up: solved.
-    pub solved: Option<bool>,
-    /// satisfied | basically_satisfied | unsatisfied
-    pub satisfaction: Option<String>,
-    /// zh-CN satisfaction.
-    pub satisfaction_label: &'static str,
-    /// Resident's comment.
-    pub rating_comment: String,
-    /// Extra attributes.
-    pub attrs: Value,
-    /// Photo ids.
-    pub photos: Vec<i64>,
-    /// Optimistic-lock version to send back with an action.
-    pub version: i64,
-    /// The history.
-    pub history: Vec<Step>,
-}
-
-const VIEW_COLS: &str = "c.id, c.number, c.status, c.title, c.description, c.channel, c.lng, c.lat, c.address, c.grid_code, c.community_code, c.level, \
-     c.reporter_name_enc, c.reporter_phone_enc, c.private, c.assignee_kind, c.assignee_ref, c.assignee_name, c.created_at, c.sign_due, c.resolve_due, \
-     c.warn_level, c.extension_hours, c.extension_count, c.rework_count, c.return_count, c.contacted, c.solved, c.satisfaction, c.rating_comment, \
-     c.attrs, c.version, cat.code AS cat_code, cat.name AS cat_name";
-
-fn is_running(s: Status) -> bool {
-    matches!(s, Status::Registered | Status::Dispatched | Status::Accepted)
-}
-
-fn view_row(keys: &Keyring, r: &Row) -> AppResult<CaseView> {
-    let status = Status::parse(&get::<String>(r, "status")?).unwrap_or(Status::Submitted);
-    let dec = |col: &str, aad: &[u8]| -> AppResult<Option<String>> {
-        Ok(match get::<Option<Vec<u8>>>(r, col)? {
-            Some(b) => Some(keys.decrypt(&b, aad)?),
-            None => None,
-        })
-    };
-    let name = dec("reporter_name_enc", AAD_NAME)?.map(|n| mask_name(&n)).unwrap_or_default();
-    let phone =
-        dec("reporter_phone_enc", AAD_PHONE)?.and_then(|p| Mobile::parse(&p).ok()).map(|m| m.masked()).unwrap_or_default();
-    let due: Option<i64> = get(r, "resolve_due")?;
-    let sign: Option<i64> = get(r, "sign_due")?;
-    let sat: Option<String> = get(r, "satisfaction")?;
-    let channel: String = get(r, "channel")?;
-    let level: i64 = get(r, "level")?;
-    let attrs: String = get(r, "attrs")?;
-    Ok(CaseView {
-        number: get(r, "number")?,
-        status,
-        status_label: status.label(),
-        category: get(r, "cat_code")?,
-        category_name: get(r, "cat_name")?,
-        title: get(r, "title")?,
-        description: get(r, "description")?,
-        channel_label: channel_label(&channel),
-        channel,
-        lng: get(r, "lng")?,
-        lat: get(r, "lat")?,
-        address: get(r, "address")?,
-        grid_code: get(r, "grid_code")?,
-        community_code: get(r, "community_code")?,
-        level,
-        level_label: level_label(level),
-        reporter_name: name,
-        reporter_phone: phone,
-        private: get::<i64>(r, "private")? != 0,
-        assignee_kind: get(r, "assignee_kind")?,
-        assignee: get(r, "assignee_ref")?,
-        assignee_name: get(r, "assignee_name")?,
-        created_at: fmt_time(get::<i64>(r, "created_at")?),
-        sign_due: sign.map(fmt_time),
-        resolve_due: due.map(fmt_time),
-        overdue: is_running(status) && due.is_some_and(|d| d < now_ms()),
-        warn_level: get(r, "warn_level")?,
-        extension_hours: get(r, "extension_hours")?,
-        extension_count: get(r, "extension_count")?,
-        rework_count: get(r, "rework_count")?,
-        return_count: get(r, "return_count")?,
-        contacted: get::<Option<i64>>(r, "contacted")?.map(|v| v != 0),
-        solved: get::<Option<i64>>(r, "solved")?.map(|v| v != 0),
-        satisfaction_label: sat.as_deref().map(satisfaction_label).unwrap_or(""),
-        satisfaction: sat,
-        rating_comment: get(r, "rating_comment")?,
-        attrs: serde_json::from_str(&attrs).unwrap_or(Value::Null),
-        photos: Vec::new(),
-        version: get(r, "version")?,
-        history: Vec::new(),
-    })
-}
-
-/// The full view of a case the caller may see.
-pub async fn view(st: &AppState, p: &Principal, number: &str) -> AppResult<CaseView> {
-    let (c, _) = load_visible(st, p, number).await?;
-    view_by_id(st, c.id).await
-}
-
-/// The full view by id (callers have checked visibility).
-pub async fn view_by_id(st: &AppState, id: i64) -> AppResult<CaseView> {
-    let sql = format!("SELECT {VIEW_COLS} FROM cases c JOIN categories cat ON cat.id = c.category_id WHERE c.id = $1");
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(&st.db.pool).await?;
-    let mut v = view_row(&st.keyring, &r)?;
-    v.history = steps(st, id).await?;
-    let photos = sqlx::query("SELECT id FROM case_photos WHERE case_id = $1 ORDER BY id").bind(id).fetch_all(&st.db.pool).await?;
-    v.photos = photos.iter().map(|r| get(r, "id")).collect::<Result<_, _>>()?;
-    Ok(v)
 }
 
 /// Filters of every case list and queue.

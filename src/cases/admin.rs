@@ -1,0 +1,169 @@
+//! The county admin's configuration page: categories and time limits, the working-day
+//! calendar, units, and webhooks.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::categories::{self, Category, CategoryInput};
+use super::units::{self, Unit, UnitFilter, UnitInput};
+use crate::app::AppState;
+use crate::auth::{Principal, Role};
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::web::{Layout, render};
+
+#[derive(Template)]
+#[template(path = "cases/admin.html")]
+struct Admin {
+    layout: Layout,
+    categories: Vec<Category>,
+    units: Vec<Unit>,
+    calendar: String,
+    hooks: Vec<(i64, String, String, bool)>,
+    new_secret: String,
+    errors: FieldErrors,
+    kinds: Vec<&'static str>,
+}
+
+async fn admin_page(st: &AppState, p: &Principal, errors: FieldErrors, new_secret: String) -> AppResult<Response> {
+    if p.role != Role::CountyAdmin {
+        return Err(AppError::Forbidden);
+    }
+    let units = units::list(st, p, &UnitFilter { per_page: Some(500), ..Default::default() }).await?.items;
+    let rows = sqlx::query(
+        "SELECT w.id, w.url, w.active, u.name AS unit FROM webhooks w LEFT JOIN units u ON u.id = w.unit_id ORDER BY w.id",
+    )
+    .fetch_all(&st.db.pool)
+    .await?;
+    let mut hooks = Vec::new();
+    for r in &rows {
+        use crate::db::get;
+        hooks.push((
+            get(r, "id")?,
+            get(r, "url")?,
+            get::<Option<String>>(r, "unit")?.unwrap_or_else(|| "全县".into()),
+            get::<i64>(r, "active")? == 1,
+        ));
+    }
+    let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let page = Admin {
+        layout: Layout::new(p, "事项配置", "/admin"),
+        categories: categories::all(&st.db).await?,
+        units,
+        calendar: categories::calendar_text(&st.db).await?,
+        hooks,
+        new_secret,
+        errors,
+        kinds: units::KINDS.to_vec(),
+    };
+    Ok((status, render(&page)?).into_response())
+}
+
+async fn admin_get(State(st): State<AppState>, p: Principal) -> AppResult<Response> {
+    admin_page(&st, &p, FieldErrors::default(), String::new()).await
+}
+
+#[derive(Deserialize, Default)]
+struct CatForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    sign_hours: String,
+    #[serde(default)]
+    resolve_hours: String,
+    #[serde(default)]
+    unit_kind: String,
+    #[serde(default)]
+    claimable: String,
+    #[serde(default)]
+    active: String,
+}
+
+#[derive(Deserialize, Default)]
+struct MiscForm {
+    #[serde(default)]
+    calendar: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    unit: String,
+}
+
+async fn admin_post(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(what): Path<String>,
+    body: axum::body::Bytes,
+) -> AppResult<Response> {
+    let pairs = crate::auth::middleware::form_pairs(&body);
+    let q = |k: &str| pairs.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let result: AppResult<String> = match what.as_str() {
+        "category" => {
+            let f = CatForm {
+                code: q("code"),
+                name: q("name"),
+                group: q("group"),
+                sign_hours: q("sign_hours"),
+                resolve_hours: q("resolve_hours"),
+                unit_kind: q("unit_kind"),
+                claimable: q("claimable"),
+                active: q("active"),
+            };
+            let existing = categories::by_code(&st.db, &f.code).await?;
+            let i = CategoryInput {
+                code: f.code,
+                name: f.name,
+                group: f.group,
+                sign_hours: f.sign_hours.trim().parse().ok(),
+                resolve_hours: f.resolve_hours.trim().parse().ok(),
+                unit_kind: f.unit_kind,
+                claimable: !f.claimable.is_empty(),
+                active: Some(!f.active.is_empty()),
+                attrs: existing.map(|c| c.attrs).unwrap_or_default(),
+                ..Default::default()
+            };
+            categories::save(&st, &p, &i).await.map(|_| String::new())
+        }
+        "calendar" => categories::set_calendar(&st, &p, &MiscForm { calendar: q("calendar"), ..Default::default() }.calendar)
+            .await
+            .map(|_| String::new()),
+        "unit" => {
+            let i = UnitInput {
+                code: q("code"),
+                name: q("name"),
+                kind: q("kind"),
+                contact_name: q("contact_name"),
+                contact_phone: q("contact_phone"),
+                communities: q("communities"),
+            };
+            units::create(&st, &p, &i, false).await.map(|_| String::new())
+        }
+        "webhook" => {
+            let m = MiscForm { url: q("url"), unit: q("unit"), ..Default::default() };
+            super::routes::hook_create_inner(&st, &p, &m.url, Some(&m.unit))
+                .await
+                .map(|v| v["secret"].as_str().unwrap_or_default().to_string())
+        }
+        "webhook-delete" => super::routes::hook_delete_inner(&st, &p, q("id").parse().unwrap_or(-1)).await.map(|_| String::new()),
+        _ => Err(AppError::NotFound),
+    };
+    match result {
+        Ok(secret) if secret.is_empty() => Ok(Redirect::to("/admin").into_response()),
+        Ok(secret) => admin_page(&st, &p, FieldErrors::default(), secret).await,
+        Err(AppError::Validation(v)) => admin_page(&st, &p, FieldErrors(v), String::new()).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// Page routes.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/admin", get(admin_get)).route("/admin/{what}", post(admin_post))
+}
