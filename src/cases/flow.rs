@@ -156,6 +156,10 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     let action = Action::parse(&i.action).ok_or_else(|| AppError::field("action", "操作无效"))?;
     let (c, cat) = load_visible(st, p, number).await?;
     who_may(action, &c, p, cat.claimable)?;
+    // A stale version is reported as such, whatever else changed since.
+    if i.version.is_some_and(|v| v != c.version) {
+        return Err(AppError::Conflict("该案件刚被他人处理过，请刷新后再操作".into()));
+    }
     let mut errs = FieldErrors::default();
     if action.needs_note() && i.note.trim().is_empty() {
         errs.add("note", format!("请填写{}的理由", action.label()));
