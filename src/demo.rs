@@ -298,6 +298,7 @@ pub async fn reset(st: &AppState) -> AppResult<()> {
     }
     sqlx::query("DELETE FROM notifications WHERE node_path LIKE $1").bind(&pat).execute(&mut *tx).await?;
     sqlx::query("DELETE FROM cases WHERE node_path LIKE $1").bind(&pat).execute(&mut *tx).await?;
+    crate::cases::rollups::rebuild_in(&mut tx).await?;
     sqlx::query("DELETE FROM jobs WHERE done_at IS NULL").execute(&mut *tx).await?;
     // Demo accounts: the named ones and the generated grid workers, unit contacts, members.
     let demo_users = "SELECT id FROM users WHERE scope_path LIKE $1 AND (username IN ('admin','heping','huahuaqiao','wanggeyuan','danwei','dangyuan','jumin') \

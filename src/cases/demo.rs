@@ -524,5 +524,6 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         }
         q.execute(&mut **tx).await?;
     }
+    super::rollups::rebuild_in(tx).await?;
     Ok(())
 }

@@ -211,6 +211,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     if get::<i64>(&cur, "version")? != expected {
         return Err(AppError::Conflict("该案件刚被他人处理过，请刷新后再操作".into()));
     }
+    let before = super::rollups::current(&mut tx, c.id).await?;
     let mut set: Vec<String> = vec![format!("status = '{}'", to.as_str())];
     let mut timers: Option<(i64, i64)> = None;
     let clock = |start: i64, hours: f64| {
@@ -295,6 +296,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     {
         sqlx::query("UPDATE cases SET satisfaction = $1 WHERE id = $2").bind(s).bind(c.id).execute(&mut *tx).await?;
     }
+    super::rollups::track(&mut tx, c.id, before).await?;
     let mut note = i.note.trim().to_string();
     if let Some(t) = &target {
         note = format!("派给 {}{}{}", t.name, if note.is_empty() { "" } else { "：" }, note);
@@ -388,6 +390,7 @@ pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction:
     let cal = categories::calendar(&st.db).await?;
     let now = now_ms();
     let mut tx = st.db.begin().await?;
+    let before = super::rollups::current(&mut tx, c.id).await?;
     let extra = if unsatisfied {
         let due = cal.add_working_hours(now, cat.resolve_hours);
         let yellow = cal.add_working_minutes(now, (cal.working_minutes_between(now, due) as f64 * 0.8) as i64);
@@ -415,6 +418,7 @@ pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction:
     if n != 1 {
         return Err(AppError::Conflict("该案件刚被处理过，请刷新后再评价".into()));
     }
+    super::rollups::track(&mut tx, c.id, before).await?;
     let note = format!(
         "{}{}",
         super::machine::satisfaction_label(satisfaction),

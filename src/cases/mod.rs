@@ -13,6 +13,7 @@ pub mod notify;
 pub mod pages;
 pub mod photos;
 pub mod rates;
+pub mod rollups;
 pub mod routes;
 pub mod search;
 pub mod store;

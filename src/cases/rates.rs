@@ -11,8 +11,9 @@
 //! - 延期率 = cases with an approved extension ÷ cases dispatched at least once;
 //! - 及时签收率 = accepted with accepted_at ≤ sign_due ÷ accepted.
 //!
-//! A rate with an empty denominator is reported as null. Computed with one GROUP BY; the scale
-//! issue replaces this with incremental rollups and keeps this query to verify them.
+//! A rate with an empty denominator is reported as null. Read from the incremental rollups
+//! ([`super::rollups`]), one GROUP BY over a few rows per day and community, never a scan of
+//! the cases; `linli rollups verify` recounts them from the cases.
 
 use serde::{Deserialize, Serialize};
 
@@ -140,20 +141,7 @@ pub async fn weights(st: &AppState) -> AppResult<(f64, f64, f64)> {
     Ok(parsed.unwrap_or((0.1, 0.5, 0.4)))
 }
 
-const SUMS: &str = "COUNT(*) AS cases, \
-    CAST(SUM(CASE WHEN c.contacted IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS valid, \
-    CAST(SUM(CASE WHEN c.contacted = 1 THEN 1 ELSE 0 END) AS BIGINT) AS contacted, \
-    CAST(SUM(CASE WHEN c.solved = 1 THEN 1 ELSE 0 END) AS BIGINT) AS solved, \
-    CAST(SUM(CASE WHEN c.satisfaction = 'satisfied' THEN 1 ELSE 0 END) AS BIGINT) AS satisfied, \
-    CAST(SUM(CASE WHEN c.satisfaction = 'basically_satisfied' THEN 1 ELSE 0 END) AS BIGINT) AS basic, \
-    CAST(SUM(CASE WHEN c.status = 'closed' THEN 1 ELSE 0 END) AS BIGINT) AS closed, \
-    CAST(SUM(CASE WHEN c.status = 'closed' AND c.finished_at <= c.resolve_due THEN 1 ELSE 0 END) AS BIGINT) AS on_time, \
-    CAST(SUM(CASE WHEN c.status IN ('finished','followed_up','closed') OR c.rework_count > 0 THEN 1 ELSE 0 END) AS BIGINT) AS finished, \
-    CAST(SUM(CASE WHEN c.rework_count > 0 THEN 1 ELSE 0 END) AS BIGINT) AS reworked, \
-    CAST(SUM(CASE WHEN c.dispatched_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS dispatched, \
-    CAST(SUM(CASE WHEN c.extension_count > 0 THEN 1 ELSE 0 END) AS BIGINT) AS extended, \
-    CAST(SUM(CASE WHEN c.accepted_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS accepted, \
-    CAST(SUM(CASE WHEN c.accepted_at IS NOT NULL AND c.accepted_at <= c.sign_due THEN 1 ELSE 0 END) AS BIGINT) AS signed_in_time";
+const SUMS: &str = "CAST(SUM(r.cases) AS BIGINT) AS cases, CAST(SUM(r.valid) AS BIGINT) AS valid, CAST(SUM(r.contacted) AS BIGINT) AS contacted, CAST(SUM(r.solved) AS BIGINT) AS solved, CAST(SUM(r.satisfied) AS BIGINT) AS satisfied, CAST(SUM(r.basic) AS BIGINT) AS basic, CAST(SUM(r.closed) AS BIGINT) AS closed, CAST(SUM(r.on_time) AS BIGINT) AS on_time, CAST(SUM(r.finished) AS BIGINT) AS finished, CAST(SUM(r.reworked) AS BIGINT) AS reworked, CAST(SUM(r.dispatched) AS BIGINT) AS dispatched, CAST(SUM(r.extended) AS BIGINT) AS extended, CAST(SUM(r.accepted) AS BIGINT) AS accepted, CAST(SUM(r.signed_in_time) AS BIGINT) AS signed_in_time";
 
 fn counts(r: &crate::db::Row) -> AppResult<Counts> {
     let g = |c: &str| get::<Option<i64>>(r, c).map(|v| v.unwrap_or(0));
@@ -182,24 +170,27 @@ pub async fn table(st: &AppState, p: &Principal, q: &RatesQuery) -> AppResult<Ve
         return Err(AppError::Forbidden);
     }
     let level = q.level.as_deref().unwrap_or("community");
-    // Path segments: 1 county, 2 street, 3 community.
+    // Read from the rollups (kept current with every change), never from the case table.
     let (key_sql, join, name_sql) = match level {
-        "county" => ("SUBSTR(c.node_path, 2, 6)", "", "''"),
-        "street" => ("SUBSTR(c.node_path, 9, 9)", "", "''"),
-        "community" => ("c.community_code", "", "''"),
-        "unit" => ("u.code", "JOIN units u ON u.id = c.unit_id", "u.name"),
+        "county" => ("SUBSTR(r.community_code, 1, 6)", "", "''"),
+        "street" => ("SUBSTR(r.community_code, 1, 9)", "", "''"),
+        "community" => ("r.community_code", "", "''"),
+        "unit" => ("u.code", "JOIN units u ON u.id = r.unit_id", "u.name"),
         _ => return Err(AppError::field("level", "level 应为 county、street、community 或 unit")),
     };
     let mut w = Where::new();
-    w.under("c.node_path", &p.scope_path).raw("c.status NOT IN ('rejected','voided')");
+    let scope_code = p.scope_path.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    w.arg("r.community_code LIKE ? ESCAPE '\\'", format!("{}%", crate::db::like_escape(scope_code)));
     if let Some(d) = q.from.as_deref().filter(|s| !s.trim().is_empty()) {
-        w.raw(&format!("c.created_at >= {}", super::store::day_start(d, "from")?));
+        w.raw(&format!("r.day >= {}", super::rollups::day_of(super::store::day_start(d, "from")?)));
     }
     if let Some(d) = q.to.as_deref().filter(|s| !s.trim().is_empty()) {
-        w.raw(&format!("c.created_at < {}", super::store::day_start(d, "to")? + 86_400_000));
+        w.raw(&format!("r.day <= {}", super::rollups::day_of(super::store::day_start(d, "to")?)));
     }
-    let sql =
-        format!("SELECT {key_sql} AS k, MAX({name_sql}) AS nm, {SUMS} FROM cases c {join} WHERE {} GROUP BY {key_sql}", w.sql());
+    let sql = format!(
+        "SELECT {key_sql} AS k, MAX({name_sql}) AS nm, {SUMS} FROM case_rollups r {join} WHERE {} GROUP BY {key_sql}",
+        w.sql()
+    );
     let rows = w.fetch_all(&st.db, sql).await?;
     let wts = weights(st).await?;
     let mut out = Vec::with_capacity(rows.len());

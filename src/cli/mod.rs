@@ -78,6 +78,12 @@ enum Cmd {
         /// 输出的 xlsx 文件
         file: std::path::PathBuf,
     },
+    /// 办理情况统计（增量汇总）
+    #[command(help_template = HELP, subcommand_help_heading = "命令", subcommand_value_name = "命令")]
+    Rollups {
+        #[command(subcommand)]
+        cmd: RollupsCmd,
+    },
     /// 在线备份 SQLite 数据库（服务运行中也可执行，得到一致的副本）
     #[command(help_template = HELP)]
     Backup {
@@ -165,6 +171,16 @@ enum NodeCmd {
         #[arg(long, default_value = "")]
         parent: String,
     },
+}
+
+#[derive(Subcommand)]
+enum RollupsCmd {
+    /// 从事项重新统计并与增量汇总比对，列出不一致之处
+    #[command(help_template = HELP)]
+    Verify,
+    /// 从事项重建增量汇总
+    #[command(help_template = HELP)]
+    Rebuild,
 }
 
 #[derive(Subcommand)]
@@ -267,6 +283,27 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             let bytes = crate::registers::xlsx::export(&st, &county, reg, &Default::default()).await.map_err(err)?;
             std::fs::write(&file, bytes).map_err(|e| format!("无法写入 {}：{e}", file.display()))?;
             println!("已导出「{}」到 {}", reg.title, file.display());
+            ExitCode::SUCCESS
+        }
+        Cmd::Rollups { cmd: RollupsCmd::Verify } => {
+            let diff = crate::cases::rollups::verify(&st.db).await.map_err(err)?;
+            for (k, have, want) in diff.iter().take(20) {
+                println!(
+                    "不一致：日 {} 社区 {} 单位 {} 类别 {}：现有 {:?}，应为 {:?}",
+                    k.day, k.community, k.unit, k.category, have, want
+                );
+            }
+            if diff.is_empty() {
+                println!("增量汇总与逐件重新统计一致");
+                ExitCode::SUCCESS
+            } else {
+                println!("共 {} 处不一致，可执行 linli rollups rebuild 重建", diff.len());
+                ExitCode::from(2)
+            }
+        }
+        Cmd::Rollups { cmd: RollupsCmd::Rebuild } => {
+            let n = crate::cases::rollups::rebuild(&st.db).await.map_err(err)?;
+            println!("已重建增量汇总：{n} 行");
             ExitCode::SUCCESS
         }
         Cmd::Backup { file } => {

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_foundation.sql")),
     (2, include_str!("../../migrations/0002_cases.sql")),
     (3, include_str!("../../migrations/0003_registers.sql")),
+    (4, include_str!("../../migrations/0004_rollups.sql")),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

@@ -14,4 +14,5 @@ mod open311;
 mod people;
 mod process;
 mod registers;
+mod rollups;
 mod tree;

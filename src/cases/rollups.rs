@@ -1,0 +1,246 @@
+//! Incremental rollups: the counters of the rates per (local creation day, community, unit,
+//! category), kept current in the same transaction as every change of a case, so rates and
+//! rankings never scan the case table. A change subtracts the case's old contribution and adds
+//! its new one; `verify` recounts from the cases and `rebuild` replaces the table.
+
+use std::collections::BTreeMap;
+
+use super::rates::Counts;
+use crate::db::{Db, Row, Tx, get};
+use crate::error::AppResult;
+
+/// Where a case's contribution is counted.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
+    /// Local (UTC+8) day of creation, as days since 1970-01-01.
+    pub day: i64,
+    /// Community code.
+    pub community: String,
+    /// Unit id (0: none).
+    pub unit: i64,
+    /// Category id.
+    pub category: i64,
+}
+
+/// The day number of a timestamp in Asia/Shanghai.
+pub fn day_of(ms: i64) -> i64 {
+    (ms + 8 * 3_600_000).div_euclid(86_400_000)
+}
+
+const COLS: &str = "created_at, community_code, unit_id, category_id, status, contacted, solved, satisfaction, finished_at, resolve_due, \
+     rework_count, dispatched_at, extension_count, accepted_at, sign_due";
+
+/// A case's contribution, computed by the same rules as [`super::rates`]. Rejected and voided
+/// cases count nowhere.
+fn contribution(r: &Row) -> AppResult<Option<(Key, Counts)>> {
+    let status: String = get(r, "status")?;
+    if status == "rejected" || status == "voided" {
+        return Ok(None);
+    }
+    let opt = |c: &str| get::<Option<i64>>(r, c);
+    let contacted = opt("contacted")?;
+    let sat: Option<String> = get(r, "satisfaction")?;
+    let closed = status == "closed";
+    let finished_at = opt("finished_at")?;
+    let resolve_due = opt("resolve_due")?;
+    let accepted_at = opt("accepted_at")?;
+    let sign_due = opt("sign_due")?;
+    let rework = get::<i64>(r, "rework_count")? > 0;
+    let le = |a: Option<i64>, b: Option<i64>| matches!((a, b), (Some(x), Some(y)) if x <= y);
+    let c = Counts {
+        cases: 1,
+        valid: contacted.is_some() as i64,
+        contacted: (contacted == Some(1)) as i64,
+        solved: (opt("solved")? == Some(1)) as i64,
+        satisfied: (sat.as_deref() == Some("satisfied")) as i64,
+        basic: (sat.as_deref() == Some("basically_satisfied")) as i64,
+        closed: closed as i64,
+        on_time: (closed && le(finished_at, resolve_due)) as i64,
+        finished: (matches!(status.as_str(), "finished" | "followed_up" | "closed") || rework) as i64,
+        reworked: rework as i64,
+        dispatched: opt("dispatched_at")?.is_some() as i64,
+        extended: (get::<i64>(r, "extension_count")? > 0) as i64,
+        accepted: accepted_at.is_some() as i64,
+        signed_in_time: le(accepted_at, sign_due) as i64,
+    };
+    let key = Key {
+        day: day_of(get(r, "created_at")?),
+        community: get(r, "community_code")?,
+        unit: opt("unit_id")?.unwrap_or(0),
+        category: get(r, "category_id")?,
+    };
+    Ok(Some((key, c)))
+}
+
+/// Reads a case's current contribution inside `tx`.
+pub async fn current(tx: &mut Tx, case_id: i64) -> AppResult<Option<(Key, Counts)>> {
+    let sql = format!("SELECT {COLS} FROM cases WHERE id = $1");
+    match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(case_id).fetch_optional(&mut **tx).await? {
+        Some(r) => contribution(&r),
+        None => Ok(None),
+    }
+}
+
+fn fields(c: &Counts) -> [(&'static str, i64); 14] {
+    [
+        ("cases", c.cases),
+        ("valid", c.valid),
+        ("contacted", c.contacted),
+        ("solved", c.solved),
+        ("satisfied", c.satisfied),
+        ("basic", c.basic),
+        ("closed", c.closed),
+        ("on_time", c.on_time),
+        ("finished", c.finished),
+        ("reworked", c.reworked),
+        ("dispatched", c.dispatched),
+        ("extended", c.extended),
+        ("accepted", c.accepted),
+        ("signed_in_time", c.signed_in_time),
+    ]
+}
+
+async fn add(tx: &mut Tx, key: &Key, c: &Counts, sign: i64) -> AppResult<()> {
+    let f = fields(c);
+    let cols: Vec<&str> = f.iter().map(|(n, _)| *n).collect();
+    let vals: Vec<String> = f.iter().map(|(_, v)| (v * sign).to_string()).collect();
+    let sets: Vec<String> = cols.iter().map(|n| format!("{n} = case_rollups.{n} + excluded.{n}")).collect();
+    let sql = format!(
+        "INSERT INTO case_rollups (day, community_code, unit_id, category_id, {}) VALUES ($1, $2, $3, $4, {}) \
+         ON CONFLICT (day, community_code, unit_id, category_id) DO UPDATE SET {}",
+        cols.join(", "),
+        vals.join(", "),
+        sets.join(", ")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(key.day)
+        .bind(&key.community)
+        .bind(key.unit)
+        .bind(key.category)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Applies the change from `before` to the case's current contribution.
+pub async fn track(tx: &mut Tx, case_id: i64, before: Option<(Key, Counts)>) -> AppResult<()> {
+    let after = current(tx, case_id).await?;
+    if before == after {
+        return Ok(());
+    }
+    if let Some((k, c)) = &before {
+        add(tx, k, c, -1).await?;
+    }
+    if let Some((k, c)) = &after {
+        add(tx, k, c, 1).await?;
+    }
+    Ok(())
+}
+
+/// What the rollups should hold, recounted from the cases.
+pub async fn recount(db: &Db) -> AppResult<BTreeMap<Key, Counts>> {
+    let sql = format!("SELECT {COLS} FROM cases");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&db.pool).await?;
+    let mut out: BTreeMap<Key, Counts> = BTreeMap::new();
+    for r in &rows {
+        if let Some((k, c)) = contribution(r)? {
+            let e = out.entry(k).or_default();
+            *e = sum(e, &c);
+        }
+    }
+    Ok(out)
+}
+
+fn sum(a: &Counts, b: &Counts) -> Counts {
+    Counts {
+        cases: a.cases + b.cases,
+        valid: a.valid + b.valid,
+        contacted: a.contacted + b.contacted,
+        solved: a.solved + b.solved,
+        satisfied: a.satisfied + b.satisfied,
+        basic: a.basic + b.basic,
+        closed: a.closed + b.closed,
+        on_time: a.on_time + b.on_time,
+        finished: a.finished + b.finished,
+        reworked: a.reworked + b.reworked,
+        dispatched: a.dispatched + b.dispatched,
+        extended: a.extended + b.extended,
+        accepted: a.accepted + b.accepted,
+        signed_in_time: a.signed_in_time + b.signed_in_time,
+    }
+}
+
+/// What the rollups hold (rows that sum to zero are ignored).
+pub async fn stored(db: &Db) -> AppResult<BTreeMap<Key, Counts>> {
+    let rows = sqlx::query("SELECT * FROM case_rollups").fetch_all(&db.pool).await?;
+    let mut out = BTreeMap::new();
+    for r in &rows {
+        let c = Counts {
+            cases: get(r, "cases")?,
+            valid: get(r, "valid")?,
+            contacted: get(r, "contacted")?,
+            solved: get(r, "solved")?,
+            satisfied: get(r, "satisfied")?,
+            basic: get(r, "basic")?,
+            closed: get(r, "closed")?,
+            on_time: get(r, "on_time")?,
+            finished: get(r, "finished")?,
+            reworked: get(r, "reworked")?,
+            dispatched: get(r, "dispatched")?,
+            extended: get(r, "extended")?,
+            accepted: get(r, "accepted")?,
+            signed_in_time: get(r, "signed_in_time")?,
+        };
+        if c != Counts::default() {
+            out.insert(
+                Key {
+                    day: get(r, "day")?,
+                    community: get(r, "community_code")?,
+                    unit: get(r, "unit_id")?,
+                    category: get(r, "category_id")?,
+                },
+                c,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Differences between the stored rollups and a recount: (key, stored, expected).
+pub async fn verify(db: &Db) -> AppResult<Vec<(Key, Counts, Counts)>> {
+    let (want, have) = (recount(db).await?, stored(db).await?);
+    let mut diff = Vec::new();
+    for k in want.keys().chain(have.keys()).collect::<std::collections::BTreeSet<_>>() {
+        let (h, w) = (have.get(k).copied().unwrap_or_default(), want.get(k).copied().unwrap_or_default());
+        if h != w {
+            diff.push((k.clone(), h, w));
+        }
+    }
+    Ok(diff)
+}
+
+/// Replaces the rollups with a recount, inside `tx`.
+pub async fn rebuild_in(tx: &mut Tx) -> AppResult<usize> {
+    sqlx::query("DELETE FROM case_rollups").execute(&mut **tx).await?;
+    let sql = format!("SELECT {COLS} FROM cases");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut **tx).await?;
+    let mut all: BTreeMap<Key, Counts> = BTreeMap::new();
+    for r in &rows {
+        if let Some((k, c)) = contribution(r)? {
+            let e = all.entry(k).or_default();
+            *e = sum(e, &c);
+        }
+    }
+    for (k, c) in &all {
+        add(tx, k, c, 1).await?;
+    }
+    Ok(all.len())
+}
+
+/// Replaces the rollups with a recount.
+pub async fn rebuild(db: &Db) -> AppResult<usize> {
+    let mut tx = db.begin().await?;
+    let n = rebuild_in(&mut tx).await?;
+    tx.commit().await?;
+    Ok(n)
+}
