@@ -394,3 +394,74 @@ async fn cli_register_import_export() {
     assert!(out.contains("没有名为 nope 的台账"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two `linli serve` processes on one PostgreSQL database: a session made on one works on the
+/// other, a grid change on one is seen by the other's index, and a job runs exactly once
+/// although both workers poll the same table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_postgres() {
+    use sqlx::Connection;
+    let name = unique("linli_t");
+    let admin_url = pg_admin_url();
+    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    let mut c = sqlx::PgConnection::connect(&admin_url).await.expect("PostgreSQL must be reachable");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await.unwrap();
+    let (dir_a, dir_b) = (tmp("nodeA"), tmp("nodeB"));
+    let a = Server::start(&dir_a, Some(&url)).await;
+    // Node B shares the database and the key file, nothing else.
+    std::fs::copy(dir_a.join("linli.key"), dir_b.join("linli.key")).unwrap();
+    let b = Server::start(&dir_b, Some(&url)).await;
+    let tok = a.login().await;
+    let (s, me) = b.call("GET", "/api/v1/me", Some(&tok), None).await.unwrap();
+    assert_eq!((s, me["username"].as_str()), (200, Some("admin")), "a session from node A works on node B");
+    // A grid moved on A is seen by B's point index within the polling interval.
+    let (_, g) = a.call("GET", "/api/v1/grids/520627001002004", Some(&tok), None).await.unwrap();
+    let ring = g["geometry"]["coordinates"][0].as_array().unwrap().clone();
+    let xs: Vec<f64> = ring.iter().map(|p| p[0].as_f64().unwrap()).collect();
+    let ys: Vec<f64> = ring.iter().map(|p| p[1].as_f64().unwrap()).collect();
+    let (x0, x1) = (xs.iter().cloned().fold(f64::MAX, f64::min), xs.iter().cloned().fold(f64::MIN, f64::max));
+    let (y0, y1) = (ys.iter().cloned().fold(f64::MAX, f64::min), ys.iter().cloned().fold(f64::MIN, f64::max));
+    let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+    let locate = format!("/api/v1/grids/locate?lng={cx}&lat={cy}");
+    assert_eq!(b.call("GET", &locate, Some(&tok), None).await.unwrap().1["grid_code"], "520627001002004");
+    let shrunk =
+        json!({"type": "Polygon", "coordinates": [[[x0, y0], [cx - 0.0001, y0], [cx - 0.0001, y1], [x0, y1], [x0, y0]]]});
+    let (s, body) = a.call("PUT", "/api/v1/nodes/520627001002004/geometry", Some(&tok), Some(&shrunk)).await.unwrap();
+    assert_eq!(s, 204, "{body}");
+    let t0 = Instant::now();
+    while b.call("GET", &locate, Some(&tok), None).await.unwrap().0 != 404 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "node B never saw the change");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A webhook delivery (a job) is made once, though both nodes run workers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 8192];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
+        }
+    });
+    let (s, _) = a
+        .call("POST", "/api/v1/webhooks", Some(&tok), Some(&json!({"url": format!("http://127.0.0.1:{port}/hook")})))
+        .await
+        .unwrap();
+    assert_eq!(s, 201);
+    for i in 0..5 {
+        let body = json!({"category": "ldd", "description": format!("双节点 {i}"), "grid": "520627001001001", "reporter_phone": "13800001111"});
+        let node = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(node.call("POST", "/api/v1/cases", Some(&tok), Some(&body)).await.unwrap().0, 201);
+    }
+    let t0 = Instant::now();
+    while hits.load(std::sync::atomic::Ordering::SeqCst) < 5 && t0.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 5, "each delivery exactly once");
+    drop((a, b));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut c).await.unwrap();
+}
