@@ -43,6 +43,7 @@ pub const FIGURES: &[(&str, &str, System)] = &[
     ("relocation_sites_covered", "已覆盖服务的安置点", System::Service),
     ("reporting_units", "报到单位", System::Service),
     ("unit_report_rate", "单位报到率", System::Service),
+    ("service_hours_per_member", "在职党员人均服务时长（小时）", System::Service),
     ("property_party_committees", "物业行业党委", System::Service),
     ("property_companies", "物业企业", System::Service),
     ("owners_committees", "业主委员会", System::Service),
@@ -104,6 +105,13 @@ pub async fn all(st: &AppState, p: &Principal) -> AppResult<Map<String, Value>> 
         "unit_report_rate".into(),
         Value::from(if units == 0 { 0.0 } else { (reporting.len() as f64 / units as f64 * 10000.0).round() / 10000.0 }),
     );
+    let records = reg_rows(st, p, "service_records").await?;
+    let members = reg_rows(st, p, "member_reports").await?.len();
+    let hours: f64 = records.iter().filter(|r| b(r, "confirmed")).map(|r| n(r, "hours")).sum();
+    m.insert(
+        "service_hours_per_member".into(),
+        Value::from(if members == 0 { 0.0 } else { (hours / members as f64 * 10.0).round() / 10.0 }),
+    );
     m.insert("property_party_committees".into(), Value::from(reg_rows(st, p, "property_committees").await?.len()));
     let companies = reg_rows(st, p, "property_companies").await?;
     m.insert("property_companies".into(), Value::from(companies.len()));
@@ -148,6 +156,24 @@ pub async fn all(st: &AppState, p: &Principal) -> AppResult<Map<String, Value>> 
         Value::from(count(&reg_rows(st, p, "offices").await?, &|r| !s(r, "compliant_since").is_empty())),
     );
     Ok(m)
+}
+
+fn funded(funding: &[Rec], community: &str, year: f64) -> bool {
+    funding.iter().any(|f| s(f, "community") == community && n(f, "year") == year && n(f, "allocated") >= 100_000.0)
+}
+
+/// The compliance check of the ≥ 10万元 rule: communities in scope without a sufficient
+/// allocation this year (including those with no funding record at all).
+pub async fn underfunded(st: &AppState, p: &Principal) -> AppResult<Vec<(String, String)>> {
+    let year = chrono::Datelike::year(&crate::cases::calendar::local_date(crate::db::now_ms())) as f64;
+    let funding = reg_rows(st, p, "funding").await?;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT code, name FROM nodes WHERE kind = 'community' AND retired_at IS NULL AND path LIKE $1 ESCAPE '\\' ORDER BY code",
+    )
+    .bind(format!("{}%", crate::db::like_escape(&p.scope_path)))
+    .fetch_all(&st.db.pool)
+    .await?;
+    Ok(rows.into_iter().filter(|(c, _)| !funded(&funding, c, year)).collect())
 }
 
 /// The figures of one system, labelled, for its overview page.

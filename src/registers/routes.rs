@@ -367,6 +367,7 @@ struct SystemPage {
     layout: Layout,
     registers: Vec<(&'static str, &'static str, usize)>,
     figures: Vec<(String, String)>,
+    underfunded: Option<Vec<(String, String)>>,
 }
 
 async fn system_page(State(st): State<AppState>, p: Principal, Path(slug): Path<String>) -> AppResult<Response> {
@@ -376,8 +377,9 @@ async fn system_page(State(st): State<AppState>, p: Principal, Path(slug): Path<
         registers.push((r.name, r.title, store::rows(&st, &p, r, false).await?.len()));
     }
     let figures = figures::labelled(&st, &p, sys).await?;
-    Ok(render(&SystemPage { layout: Layout::new(&p, sys.label(), &format!("/systems/{slug}")), registers, figures })?
-        .into_response())
+    let underfunded = if sys == System::Assurance { Some(figures::underfunded(&st, &p).await?) } else { None };
+    let layout = Layout::new(&p, sys.label(), &format!("/systems/{slug}"));
+    Ok(render(&SystemPage { layout, registers, figures, underfunded })?.into_response())
 }
 
 /// Page routes.

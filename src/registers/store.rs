@@ -287,6 +287,7 @@ pub async fn insert(tx: &mut Tx, st: &AppState, p: &Principal, reg: &Register, v
     .fetch_one(&mut **tx)
     .await?;
     let id: i64 = get(&r, "id")?;
+    sync_unit(tx, reg, &v.data, &v.node_path).await?;
     if !is_demo {
         let summary = format!("新建{}「{}」", reg.title, v.name);
         let ev = Event {
@@ -332,6 +333,7 @@ pub async fn update(st: &AppState, p: &Principal, reg: &Register, id: i64, raw: 
     if n != 1 {
         return Err(AppError::Conflict("该记录已被他人修改，请刷新后重试".into()));
     }
+    sync_unit(&mut tx, reg, &v.data, &v.node_path).await?;
     let changed: Vec<&str> = reg.fields.iter().filter(|f| old.data.get(f.key) != v.data.get(f.key)).map(|f| f.title).collect();
     let summary =
         format!("修改{}「{}」：{}", reg.title, v.name, if changed.is_empty() { "无变化".into() } else { changed.join("、") });
@@ -378,6 +380,32 @@ pub async fn history(st: &AppState, reg: &Register, id: i64) -> AppResult<Vec<cr
         .fetch_all(&st.db.pool)
         .await?;
     Ok(rows.iter().map(crate::audit::StoredEntry::from_row).collect::<Result<_, _>>()?)
+}
+
+/// The member-unit register extends the unit registry that dispatch uses: saving a row
+/// creates or updates the unit of the same code, so both always agree.
+async fn sync_unit(tx: &mut Tx, reg: &Register, data: &Map<String, Value>, path: &str) -> AppResult<()> {
+    if reg.name != "units" {
+        return Ok(());
+    }
+    let s = |k: &str| data.get(k).map(text_of).unwrap_or_default();
+    let kind = if super::catalog::UNIT_KINDS.contains(&s("kind").as_str()) { s("kind") } else { "部门".into() };
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO units (code, name, kind, contact_name, contact_phone, communities, node_path, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$8) \
+         ON CONFLICT (code) DO UPDATE SET name = $2, kind = $3, contact_name = $4, contact_phone = $5, updated_at = $8",
+    )
+    .bind(s("code"))
+    .bind(s("name"))
+    .bind(kind)
+    .bind(s("contact_name"))
+    .bind(s("contact_phone"))
+    .bind(s("community"))
+    .bind(path.split('/').take(2).collect::<Vec<_>>().join("/") + "/")
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Writes a batch of valid rows in one transaction: all or nothing.

@@ -85,6 +85,7 @@ async fn mechanism(app: TestApp) {
         r.json()["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap().into()).collect();
     assert_eq!(fields, vec!["name", "kind", "credit_code"]);
     assert!(r.text().contains("校验位"));
+    // A member unit saved in the register is a unit dispatch can use.
     // Create, read with history, edit (audited), retire.
     let r = app
         .post("/api/v1/registers/units")
@@ -110,6 +111,8 @@ async fn mechanism(app: TestApp) {
     assert_eq!(r.status, StatusCode::CONFLICT);
     let one = app.get(&format!("/api/v1/registers/units/{id}")).bearer(&admin).send().await.json();
     assert_eq!(one["name"], "县大数据局");
+    let unit = app.get("/api/v1/units?q=DW900").bearer(&admin).send().await.json();
+    assert_eq!(unit["items"][0]["name"], "县大数据局", "the dispatch registry follows the register");
     let hist: Vec<&str> = one["history"].as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
     assert_eq!(hist, vec!["register.update", "register.create"]);
     assert!(one["history"][0]["summary"].as_str().unwrap().contains("单位名称"));
@@ -275,6 +278,8 @@ async fn register_rules(app: TestApp) {
         .await;
     assert_eq!(r.json()["compliance"], "不足10万元");
     assert_eq!(app.get("/api/v1/overview").bearer(&admin).send().await.json()["communities_underfunded"], 1);
+    let page = app.get("/systems/assurance").cookie(&format!("linli_session={admin}")).send().await.text();
+    assert!(page.contains("思源社区（520627001003）"), "the compliance page names it");
     // Coverage of relocation sites follows the facilities registered at them.
     let fac = app.get("/api/v1/registers/facilities?kind=服务点&per_page=1").bearer(&admin).send().await.json();
     let fid = fac["items"][0]["id"].as_i64().unwrap();
@@ -308,6 +313,7 @@ async fn article_figures(app: TestApp) {
         ("reporting_units", json!(52)),
         ("unit_report_rate", json!(1.0)),
         ("property_party_committees", json!(1)),
+        ("service_hours_per_member", json!(12.0)),
         ("property_companies", json!(23)),
         ("owners_committees", json!(10)),
         ("red_property_demo_sites", json!(5)),
