@@ -61,7 +61,6 @@ pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), StartError> {
         t0.elapsed().as_millis(),
         t_open.as_millis()
     );
-    crate::cases::search::warm_up();
     tokio::spawn(crate::cases::jobs::worker(st.clone()));
     let poll = st.clone();
     tokio::spawn(async move {
