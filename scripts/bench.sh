@@ -54,7 +54,7 @@ for BACKEND in sqlite postgres; do
   pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
   TOKEN=$(curl -sf -XPOST "http://127.0.0.1:$PORT/api/v1/auth/login" -H 'content-type: application/json' \
-    -d "{\"username\":\"huahuaqiao\",\"password\":\"$PW\"}" | python3 -c 'import sys,json;print(json.load(sys.stdin)["token"])')
+    -d "{\"username\":\"heping\",\"password\":\"$PW\"}" | python3 -c 'import sys,json;print(json.load(sys.stdin)["token"])')
   before=$(count_cases)
   run "POST /api/v1/cases" "/api/v1/cases" post.lua
   created=$LAST_TOTAL
@@ -65,6 +65,7 @@ for BACKEND in sqlite postgres; do
   number=$(curl -sf "http://127.0.0.1:$PORT/api/v1/cases?per_page=1" -H "Authorization: Bearer $TOKEN" | python3 -c 'import sys,json;print(json.load(sys.stdin)["items"][0]["number"])')
   run "GET /api/v1/cases/{number}" "/api/v1/cases/$number" get.lua
   run "GET /api/v1/cases (20 rows)" "/api/v1/cases?per_page=20" get.lua
+  run "GET /api/v1/rates (streets)" "/api/v1/rates?level=street" get.lua
   kill $pid; wait $pid 2>/dev/null || true
   [ "$BACKEND" = postgres ] && psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 done
