@@ -178,18 +178,7 @@ impl Register {
 /// Turns one raw value (form text, JSON, Excel cell) into the stored JSON value, or a zh-CN
 /// error. Empty input is `Null` (the caller checks `required`).
 pub fn parse_value(f: &Field, raw: &Value, keys: &Keyring) -> Result<Value, String> {
-    let text = match raw {
-        Value::Null => String::new(),
-        Value::String(s) => s.trim().to_string(),
-        Value::Bool(b) => {
-            if *b {
-                "是".into()
-            } else {
-                "否".into()
-            }
-        }
-        other => other.to_string(),
-    };
+    let text = text_of(raw).trim().to_string();
     if text.is_empty() {
         return Ok(Value::Null);
     }
@@ -229,6 +218,16 @@ pub fn parse_value(f: &Field, raw: &Value, keys: &Keyring) -> Result<Value, Stri
         }
         Ty::Secret => Ok(Value::String(hex_enc(keys, &text, f.key))),
         Ty::Node | Ty::Unit => Ok(Value::String(text.to_uppercase())),
+    }
+}
+
+/// A stored or raw value as plain text (是/否 for booleans).
+pub fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        Value::Bool(b) => (if *b { "是" } else { "否" }).into(),
+        other => other.to_string(),
     }
 }
 

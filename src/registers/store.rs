@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::{Field, Register, Ty, display, parse_value, pinyin_keys};
+use super::{Field, Register, Ty, display, parse_value, pinyin_keys, text_of};
 use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::auth::{Perm, Principal};
@@ -140,21 +140,6 @@ impl ListQuery {
             retired: raw.get("retired").map(|v| v == "true"),
             filters: raw.iter().filter(|(k, _)| !reserved.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect(),
         })
-    }
-}
-
-fn text_of(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        Value::Bool(b) => {
-            if *b {
-                "是".into()
-            } else {
-                "否".into()
-            }
-        }
-        other => other.to_string(),
     }
 }
 
