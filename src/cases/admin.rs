@@ -27,6 +27,7 @@ struct Admin {
     new_secret: String,
     errors: FieldErrors,
     kinds: Vec<&'static str>,
+    open311_anonymous: bool,
 }
 
 async fn admin_page(st: &AppState, p: &Principal, errors: FieldErrors, new_secret: String) -> AppResult<Response> {
@@ -59,6 +60,7 @@ async fn admin_page(st: &AppState, p: &Principal, errors: FieldErrors, new_secre
         new_secret,
         errors,
         kinds: units::KINDS.to_vec(),
+        open311_anonymous: crate::open311::anonymous_allowed(st).await,
     };
     Ok((status, render(&page)?).into_response())
 }
@@ -152,6 +154,7 @@ async fn admin_post(
                 .await
                 .map(|v| v["secret"].as_str().unwrap_or_default().to_string())
         }
+        "open311" => set_open311(&st, &p, !q("anonymous").is_empty()).await.map(|_| String::new()),
         "webhook-delete" => super::routes::hook_delete_inner(&st, &p, q("id").parse().unwrap_or(-1)).await.map(|_| String::new()),
         _ => Err(AppError::NotFound),
     };
@@ -161,6 +164,26 @@ async fn admin_post(
         Err(AppError::Validation(v)) => admin_page(&st, &p, FieldErrors(v), String::new()).await,
         Err(e) => Err(e),
     }
+}
+
+/// Turns anonymous Open311 posting on or off (a county option, audited).
+async fn set_open311(st: &AppState, p: &Principal, on: bool) -> AppResult<()> {
+    let mut tx = st.db.begin().await?;
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('open311_anonymous', $1) ON CONFLICT (key) DO UPDATE SET value = $1")
+        .bind(if on { "1" } else { "0" })
+        .execute(&mut *tx)
+        .await?;
+    let summary = if on { "允许 Open311 匿名提交" } else { "关闭 Open311 匿名提交" };
+    let ev = crate::audit::Event {
+        action: "settings.open311",
+        entity: "settings",
+        entity_id: "open311_anonymous",
+        node_path: &p.scope_path,
+        summary,
+    };
+    crate::audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Page routes.

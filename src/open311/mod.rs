@@ -134,7 +134,8 @@ async fn definition(State(st): State<AppState>, Path(file): Path<String>) -> Res
     }
 }
 
-async fn anonymous_allowed(st: &AppState) -> bool {
+/// Whether the county allows posting without an api_key.
+pub async fn anonymous_allowed(st: &AppState) -> bool {
     sqlx::query("SELECT value FROM settings WHERE key = 'open311_anonymous'")
         .fetch_optional(&st.db.pool)
         .await

@@ -113,6 +113,25 @@ async fn georeport_v2(app: TestApp) {
     let r = app.get("/open311/v2/requests.json?status=pending").send().await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(app.get("/open311/v2/requests.csv").send().await.status, StatusCode::NOT_FOUND);
+    // The county may allow anonymous posting (with a phone number for follow-up).
+    let admin = app.login("admin").await;
+    let home = app.get("/admin").cookie(&format!("linli_session={admin}")).send().await.text();
+    let csrf = home.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let r = app
+        .post("/admin/open311")
+        .cookie(&format!("linli_session={admin}"))
+        .form(&[("_csrf", &csrf), ("anonymous", "1")])
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = app.post("/open311/v2/requests.json").raw("application/x-www-form-urlencoded", form).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = app
+        .post("/open311/v2/requests.json")
+        .raw("application/x-www-form-urlencoded", "service_code=ldd&lat=28.5415&long=108.477&description=xx")
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "anonymous reports need a phone: {}", r.text());
 }
 
 both!(georeport_v2);
