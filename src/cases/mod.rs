@@ -9,6 +9,7 @@ pub mod flow;
 pub mod h5;
 pub mod jobs;
 pub mod machine;
+pub mod megacity;
 pub mod notify;
 pub mod pages;
 pub mod photos;

@@ -46,6 +46,12 @@ enum Cmd {
         /// 先清除已有演示数据再重新载入
         #[arg(long)]
         reset: bool,
+        /// 生成规模数据：megacity（北京规模：343 个街道、约 7000 个社区、约 60000 个网格，根节点 110000）
+        #[arg(long)]
+        scale: Option<String>,
+        /// 规模数据的事项数
+        #[arg(long, default_value_t = 25_000_000)]
+        cases: u64,
     },
     /// 账号管理
     #[command(help_template = HELP, subcommand_help_heading = "命令", subcommand_value_name = "命令")]
@@ -238,7 +244,39 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             println!("数据库已是最新（版本 {}）", crate::db::migrate::latest_version());
             ExitCode::SUCCESS
         }
-        Cmd::Demo { reset } => {
+        Cmd::Demo { scale: Some(scale), cases, .. } => {
+            if scale != "megacity" {
+                return Err(format!("未知的规模 {scale}（可选：megacity）"));
+            }
+            if !crate::demo::is_loaded(&st).await.map_err(err)? {
+                crate::demo::load(&st, &serve::demo_password()).await.map_err(err)?;
+            }
+            let t0 = std::time::Instant::now();
+            let progress = move |done: u64, total: u64| {
+                use std::io::Write;
+                let secs = t0.elapsed().as_secs_f64();
+                let rate = done as f64 / secs.max(1e-9);
+                let eta = (total - done) as f64 / rate.max(1e-9);
+                let width = 30;
+                let filled = ((done * width) / total.max(1)) as usize;
+                eprint!(
+                    "\r事项 [{}{}] {done}/{total}  {rate:.0} 件/秒  预计剩余 {eta:.0} 秒",
+                    "#".repeat(filled),
+                    "-".repeat(width as usize - filled)
+                );
+                let _ = std::io::stderr().flush();
+            };
+            let rep = crate::cases::megacity::generate(&st, crate::cases::megacity::Scale::megacity(cases), &progress)
+                .await
+                .map_err(err)?;
+            eprintln!();
+            println!(
+                "规模数据已生成：{} 个网格，{} 件事项（{} 条办理记录），{:.0} 件/秒，每件约占 {:.0} 字节",
+                rep.grids, rep.cases, rep.history, rep.cases_per_second, rep.bytes_per_case
+            );
+            ExitCode::SUCCESS
+        }
+        Cmd::Demo { reset, .. } => {
             if reset && crate::demo::is_loaded(&st).await.map_err(err)? {
                 crate::demo::reset(&st).await.map_err(err)?;
             }

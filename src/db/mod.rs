@@ -95,6 +95,31 @@ impl Db {
         Ok(())
     }
 
+    /// Size of the database in bytes (for disk-use reports).
+    pub async fn size_bytes(&self) -> Result<i64, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => {
+                let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&self.pool).await?;
+                let size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&self.pool).await?;
+                Ok(pages * size)
+            }
+            Backend::Postgres => {
+                sqlx::query_scalar("SELECT CAST(pg_database_size(current_database()) AS BIGINT)").fetch_one(&self.pool).await
+            }
+        }
+    }
+
+    /// After rows were inserted with explicit ids, moves PostgreSQL's identity sequence past
+    /// them (SQLite's AUTOINCREMENT follows by itself).
+    pub async fn fix_sequence(&self, table: &str) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Postgres {
+            let sql =
+                format!("SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT COALESCE(MAX(id), 1) FROM {table}))");
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// Closes both pools, flushing SQLite's WAL.
     pub async fn close(&self) {
         self.writer.close().await;

@@ -15,4 +15,5 @@ mod people;
 mod process;
 mod registers;
 mod rollups;
+mod scale;
 mod tree;
