@@ -173,6 +173,11 @@ impl Principal {
         }
     }
 
+    /// The path of the county the caller belongs to (`/` for the system actor).
+    pub fn county_path(&self) -> String {
+        if self.scope_path == "/" { "/".into() } else { crate::tree::ancestor(&self.scope_path, 1) }
+    }
+
     /// True when the tree path lies inside the caller's scope.
     pub fn in_scope(&self, path: &str) -> bool {
         path.starts_with(&self.scope_path)

@@ -134,6 +134,17 @@ impl Calendar {
         self.working_ms_between(a_ms, b_ms) / MINUTE_MS
     }
 
+    /// The yellow-card instant: 80 % of the working time between `start_ms` and `due_ms`.
+    pub fn yellow_at(&self, start_ms: i64, due_ms: i64) -> i64 {
+        self.add_working_minutes(start_ms, (self.working_minutes_between(start_ms, due_ms) as f64 * 0.8) as i64)
+    }
+
+    /// A fresh clock: (due, yellow card) for a limit of `hours` working hours from `start_ms`.
+    pub fn clock(&self, start_ms: i64, hours: f64) -> (i64, i64) {
+        let due = self.add_working_hours(start_ms, hours);
+        (due, self.yellow_at(start_ms, due))
+    }
+
     /// How much of a case's limit is used up, driving the yellow (0.8) and red (1.0) cards.
     /// A zero-length limit counts as fully used once `due_ms` has arrived.
     pub fn fraction_elapsed(&self, start_ms: i64, due_ms: i64, now_ms: i64) -> f64 {

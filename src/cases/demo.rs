@@ -412,9 +412,7 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         let last_change = t.min(now);
         let clock = reg.map(|r| if reworked { fin.unwrap_or(r) - 86_400_000 } else { r });
         let due = clock.map(|c| ctx.cal.add_working_hours(c, resolve_hours + if extended { 14.0 } else { 0.0 }));
-        let yellow = clock
-            .zip(due)
-            .map(|(c, d)| ctx.cal.add_working_minutes(c, (ctx.cal.working_minutes_between(c, d) as f64 * 0.8) as i64));
+        let yellow = clock.zip(due).map(|(c, d)| ctx.cal.yellow_at(c, d));
         let sign_due = disp.map(|d| ctx.cal.add_working_hours(d, sign_hours));
         let running = matches!(status, "registered" | "dispatched" | "accepted");
         let warn = match (running, due, yellow) {

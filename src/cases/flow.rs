@@ -111,7 +111,7 @@ pub async fn suggestions(st: &AppState, p: &Principal, number: &str) -> AppResul
         }
     }
     let grid_path = c.node_path.clone();
-    let community_path = c.node_path.split('/').take(4).collect::<Vec<_>>().join("/") + "/";
+    let community_path = crate::tree::ancestor(&c.node_path, 3);
     let people = sqlx::query(
         "SELECT id, display_name, role, scope_path FROM users WHERE disabled = 0 AND role IN ('grid_worker', 'party_member') AND scope_path LIKE $1 ORDER BY role, id",
     )
@@ -214,13 +214,8 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     let before = super::rollups::current(&mut tx, c.id).await?;
     let mut set: Vec<String> = vec![format!("status = '{}'", to.as_str())];
     let mut timers: Option<(i64, i64)> = None;
-    let clock = |start: i64, hours: f64| {
-        let due = cal.add_working_hours(start, hours);
-        let yellow = cal.add_working_minutes(start, (cal.working_minutes_between(start, due) as f64 * 0.8) as i64);
-        (due, yellow)
-    };
     let mut restart = |set: &mut Vec<String>, start: i64| {
-        let (due, yellow) = clock(start, cat.resolve_hours);
+        let (due, yellow) = cal.clock(start, cat.resolve_hours);
         set.push(format!("clock_start = {start}, resolve_due = {due}, yellow_at = {yellow}, warn_level = 0"));
         timers = Some((yellow, due));
     };
@@ -251,7 +246,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         Action::ApproveExtension => {
             let start = c.clock_start.unwrap_or(now);
             let due = cal.add_working_hours(c.resolve_due.unwrap_or(now), c.extension_hours.unwrap_or(0.0));
-            let yellow = cal.add_working_minutes(start, (cal.working_minutes_between(start, due) as f64 * 0.8) as i64);
+            let yellow = cal.yellow_at(start, due);
             set.push(format!("resolve_due = {due}, yellow_at = {yellow}, extension_hours = NULL, extension_count = extension_count + 1, warn_level = 0"));
             timers = Some((yellow, due));
         }
@@ -311,7 +306,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     let hid = history(&mut tx, c.id, action.as_str(), c.status.as_str(), to.as_str(), &p.username, &actor_label, &note).await?;
     photos::store(&mut tx, &st.cfg.data_dir, c.id, Some(hid), photos).await?;
     if let Some((yellow, due)) = timers {
-        jobs::schedule_sla(&mut tx, st, c.id, yellow, due).await?;
+        jobs::schedule_sla(&mut tx, &cal, c.id, yellow, due).await?;
     }
     let unit_after = target.as_ref().map(|t| t.unit_id).unwrap_or(if action == Action::Return { None } else { c.unit_id });
     tell(&mut tx, &c, action, &note, target.as_ref().map(|t| (t.unit_id, t.user_id))).await?;
@@ -333,7 +328,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
 
 /// Who hears about a step.
 async fn tell(tx: &mut Tx, c: &CaseRow, a: Action, note: &str, new: Option<(Option<i64>, Option<i64>)>) -> AppResult<()> {
-    let community = c.node_path.split('/').take(4).collect::<Vec<_>>().join("/") + "/";
+    let community = crate::tree::ancestor(&c.node_path, 3);
     let text = format!("{} {}{}", c.number, a.label(), if note.is_empty() { String::new() } else { format!("：{note}") });
     let kind = format!("case.{}", a.as_str());
     match a {
@@ -359,11 +354,7 @@ async fn tell(tx: &mut Tx, c: &CaseRow, a: Action, note: &str, new: Option<(Opti
             }
         }
         Action::Escalate => {
-            let (role, path) = if c.level + 1 >= 2 {
-                (Role::CountyAdmin, c.node_path.split('/').take(2).collect::<Vec<_>>().join("/") + "/")
-            } else {
-                (Role::StreetAdmin, c.node_path.split('/').take(3).collect::<Vec<_>>().join("/") + "/")
-            };
+            let (role, path) = super::escalation_target(&c.node_path, c.level + 1);
             notify::push(tx, Target::Staff(role, path), c.id, &kind, &text).await?;
         }
         _ => {}
@@ -392,9 +383,8 @@ pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction:
     let mut tx = st.db.begin().await?;
     let before = super::rollups::current(&mut tx, c.id).await?;
     let extra = if unsatisfied {
-        let due = cal.add_working_hours(now, cat.resolve_hours);
-        let yellow = cal.add_working_minutes(now, (cal.working_minutes_between(now, due) as f64 * 0.8) as i64);
-        jobs::schedule_sla(&mut tx, st, c.id, yellow, due).await?;
+        let (due, yellow) = cal.clock(now, cat.resolve_hours);
+        jobs::schedule_sla(&mut tx, &cal, c.id, yellow, due).await?;
         format!(
             ", rework_count = rework_count + 1, finished_at = NULL, clock_start = {now}, resolve_due = {due}, yellow_at = {yellow}, warn_level = 0"
         )

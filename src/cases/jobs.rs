@@ -120,8 +120,7 @@ pub async fn worker(st: AppState) {
 }
 
 /// Schedules the three SLA timers of the case's current clock.
-pub async fn schedule_sla(tx: &mut Tx, st: &AppState, case_id: i64, yellow_at: i64, due: i64) -> AppResult<()> {
-    let cal = super::categories::calendar(&st.db).await?;
+pub async fn schedule_sla(tx: &mut Tx, cal: &super::calendar::Calendar, case_id: i64, yellow_at: i64, due: i64) -> AppResult<()> {
     let escalate_at = cal.add_working_hours(due, cal.hours_per_day());
     for (step, at) in [("yellow", yellow_at), ("red", due), ("escalate", escalate_at)] {
         let key = format!("sla:{case_id}:{step}:{due}");
@@ -150,8 +149,7 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
         tx.commit().await?;
         return Ok(());
     }
-    let street_path = c.node_path.split('/').take(3).collect::<Vec<_>>().join("/") + "/";
-    let community_path = c.node_path.split('/').take(4).collect::<Vec<_>>().join("/") + "/";
+    let community_path = crate::tree::ancestor(&c.node_path, 3);
     let (level, warn, action, note) = match step.as_str() {
         "yellow" if c.warn_level < 1 => (c.level, 1, "yellow_card", "已用时限 80%，黄牌预警"),
         "red" if c.warn_level < 2 => (c.level, 2, "red_card", "已超过办理时限，红牌督办"),
@@ -187,11 +185,7 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
         notify::push(&mut tx, Target::User(u), case_id, action, &text).await?;
     }
     if action == "auto_escalate" {
-        let (role, path) = if level >= 2 {
-            (Role::CountyAdmin, c.node_path.split('/').take(2).collect::<Vec<_>>().join("/") + "/")
-        } else {
-            (Role::StreetAdmin, street_path)
-        };
+        let (role, path) = super::escalation_target(&c.node_path, level);
         notify::push(&mut tx, Target::Staff(role, path), case_id, action, &text).await?;
     }
     tx.commit().await?;

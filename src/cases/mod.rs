@@ -38,6 +38,15 @@ pub fn level_label(level: i64) -> &'static str {
     }
 }
 
+/// Who takes a case escalated to `level`, and where: the street's admins, or the county's.
+pub fn escalation_target(node_path: &str, level: i64) -> (Role, String) {
+    if level >= 2 {
+        (Role::CountyAdmin, crate::tree::ancestor(node_path, 1))
+    } else {
+        (Role::StreetAdmin, crate::tree::ancestor(node_path, 2))
+    }
+}
+
 /// The level a staff role works at; it may act on cases up to that level.
 pub fn staff_level(role: Role) -> Option<i64> {
     match role {

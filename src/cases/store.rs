@@ -285,7 +285,7 @@ pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: V
     let hid = history(&mut tx, id, "submit", "", "submitted", &actor, channel_label(channel), "").await?;
     photos::store(&mut tx, &st.cfg.data_dir, id, Some(hid), photos).await?;
     search::index(&mut tx, id, &format!("{title} {desc} {} {}", i.address, cat.name)).await?;
-    let community_path = place.path.split('/').take(4).collect::<Vec<_>>().join("/") + "/";
+    let community_path = crate::tree::ancestor(&place.path, 3);
     let text = format!("新{}：{}（{}）", cat.name, title, number);
     notify::push(&mut tx, Target::Staff(Role::CommunityStaff, community_path), id, "case.new", &text).await?;
     let body = serde_json::json!({"event": "case.created", "number": number, "status": "submitted", "category": cat.code,

@@ -95,7 +95,7 @@ pub struct UnitFilter {
 pub async fn list(st: &AppState, p: &Principal, f: &UnitFilter) -> AppResult<Page<Unit>> {
     p.require(Perm::TreeRead)?;
     let mut w = Where::new();
-    let county = p.scope_path.split('/').nth(1).map(|c| format!("/{c}/")).unwrap_or_else(|| "/".into());
+    let county = p.county_path();
     w.under("node_path", &county).raw("retired_at IS NULL");
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         w.contains(&["name", "code"], q);
@@ -134,7 +134,7 @@ pub struct UnitInput {
 
 /// Creates a unit in the caller's county (county admins).
 pub async fn create(st: &AppState, p: &Principal, i: &UnitInput, is_demo: bool) -> AppResult<Unit> {
-    let county = p.scope_path.split('/').nth(1).map(|c| format!("/{c}/")).unwrap_or_else(|| "/".into());
+    let county = p.county_path();
     p.check(Perm::UserManage, &county)?;
     if p.scope_path != county && p.scope_path != "/" {
         return Err(AppError::Forbidden);

@@ -163,6 +163,15 @@ fn cols(r: &Register) -> Vec<Col> {
     c
 }
 
+/// A posted form as a register row (every value text; the CSRF token dropped).
+fn form_map(body: &[u8]) -> Map<String, Value> {
+    crate::auth::middleware::form_pairs(body)
+        .into_iter()
+        .filter(|(k, _)| k != "_csrf")
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect()
+}
+
 /// Shows a cell.
 pub fn cell(v: &Value, key: &str) -> String {
     match v.get(key) {
@@ -251,11 +260,7 @@ async fn create_post(
     body: axum::body::Bytes,
 ) -> AppResult<Response> {
     let r = reg(&name)?;
-    let form: Map<String, Value> = crate::auth::middleware::form_pairs(&body)
-        .into_iter()
-        .filter(|(k, _)| k != "_csrf")
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
+    let form: Map<String, Value> = form_map(&body);
     match store::create(&st, &p, r, &form).await {
         Ok(_) => Ok(Redirect::to(&format!("/registers/{name}?notice={}", crate::web::urlencode("已新建"))).into_response()),
         Err(AppError::Validation(v)) => {
@@ -325,11 +330,7 @@ async fn detail_post(
     let r = reg(&name)?;
     match act.as_str() {
         "edit" => {
-            let mut form: Map<String, Value> = crate::auth::middleware::form_pairs(&body)
-                .into_iter()
-                .filter(|(k, _)| k != "_csrf")
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect();
+            let mut form: Map<String, Value> = form_map(&body);
             if let Some(v) = form.get("version").and_then(Value::as_str).and_then(|s| s.parse::<i64>().ok()) {
                 form.insert("version".into(), Value::from(v));
             }

@@ -50,7 +50,7 @@ pub fn readable(p: &Principal, path: &str) -> bool {
 /// Every row of a register the caller may read (the unit of work for filters and figures).
 pub async fn rows(st: &AppState, p: &Principal, reg: &Register, retired: bool) -> AppResult<Vec<Rec>> {
     p.require(Perm::TreeRead)?;
-    let county = p.scope_path.split('/').nth(1).map(|c| format!("/{c}/")).unwrap_or_else(|| "/".into());
+    let county = p.county_path();
     let sql = format!(
         "SELECT id, node_path, name, data, retired_at, version FROM register_rows WHERE register = $1 AND node_path LIKE $2 ESCAPE '\\' {} ORDER BY id",
         if retired { "" } else { "AND retired_at IS NULL" }
@@ -204,7 +204,7 @@ pub struct Valid {
 pub async fn validate(st: &AppState, p: &Principal, reg: &Register, raw: &Map<String, Value>) -> Result<Valid, Vec<FieldError>> {
     let mut errs = Vec::new();
     let mut data = Map::new();
-    let county = p.scope_path.split('/').nth(1).map(|c| format!("/{c}/")).unwrap_or_else(|| "/".into());
+    let county = p.county_path();
     let mut node_path = county.clone();
     for f in reg.fields {
         let mut err = |m: String| errs.push(FieldError { field: f.key.into(), message: format!("{}：{m}", f.title) });
@@ -386,7 +386,7 @@ async fn sync_unit(tx: &mut Tx, reg: &Register, data: &Map<String, Value>, path:
     .bind(s("contact_name"))
     .bind(s("contact_phone"))
     .bind(s("community"))
-    .bind(path.split('/').take(2).collect::<Vec<_>>().join("/") + "/")
+    .bind(crate::tree::ancestor(path, 1))
     .bind(now)
     .execute(&mut **tx)
     .await?;

@@ -84,6 +84,12 @@ impl Kind {
     }
 }
 
+/// The path of a node's ancestor `levels` deep (1 county, 2 street, 3 community), e.g.
+/// `ancestor("/520627/520627001/520627001001/…/", 3)` = `/520627/520627001/520627001001/`.
+pub fn ancestor(path: &str, levels: usize) -> String {
+    path.split('/').take(levels + 1).collect::<Vec<_>>().join("/") + "/"
+}
+
 /// Checks a node code for its kind and parent: statistical codes for county, street,
 /// community and grid (each extending its parent's), `PARENT-NN` for the rest.
 pub fn check_code(kind: Kind, code: &str, parent_code: Option<&str>) -> Result<(), String> {
@@ -172,6 +178,14 @@ mod tests {
         assert_eq!(Kind::Site.parent_kind(), Some(Kind::Community));
         assert_eq!(Kind::Community.parent_kind(), Some(Kind::Street));
         assert_eq!(Kind::Community.child_kinds(), vec![Kind::Grid, Kind::Site]);
+    }
+
+    #[test]
+    fn ancestors() {
+        let p = "/520627/520627001/520627001001/520627001001003/";
+        assert_eq!(ancestor(p, 1), "/520627/");
+        assert_eq!(ancestor(p, 2), "/520627/520627001/");
+        assert_eq!(ancestor(p, 3), "/520627/520627001/520627001001/");
     }
 
     #[test]
