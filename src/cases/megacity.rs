@@ -10,10 +10,10 @@
 use std::time::Instant;
 
 use serde::Serialize;
+use sqlx::Executor;
 
 use crate::app::AppState;
 use crate::db::{Tx, get, now_ms};
-use crate::demo::Rng;
 use crate::error::{AppError, AppResult};
 use crate::geo::{self, Point};
 
@@ -234,150 +234,180 @@ async fn tree(st: &AppState, s: Scale) -> AppResult<usize> {
     Ok(n_grids)
 }
 
+/// The steps a generated case went through, by its final status and whether it was returned
+/// once by a unit and reworked once after a follow-up.
+fn trail(status: &str, returned: bool, reworked: bool) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut t = vec![("submit", "", "submitted")];
+    if status == "rejected" {
+        t.push(("reject", "submitted", "rejected"));
+        return t;
+    }
+    t.push(("register", "submitted", "registered"));
+    if returned {
+        t.push(("dispatch", "registered", "dispatched"));
+        t.push(("return", "dispatched", "registered"));
+    }
+    t.push(("dispatch", "registered", "dispatched"));
+    if status != "dispatched" {
+        t.push(("accept", "dispatched", "accepted"));
+    }
+    if matches!(status, "finished" | "closed") {
+        t.push(("finish", "accepted", "finished"));
+    }
+    if status == "closed" {
+        if reworked {
+            t.push(("follow_up", "finished", "followed_up"));
+            t.push(("rework", "followed_up", "accepted"));
+            t.push(("finish", "accepted", "finished"));
+        }
+        t.push(("follow_up", "finished", "followed_up"));
+        t.push(("close", "followed_up", "closed"));
+    }
+    t
+}
+
+const STATUSES: [&str; 5] = ["rejected", "dispatched", "accepted", "finished", "closed"];
+
+/// Lookup tables the generating SQL joins against (dropped at the end).
+async fn scale_tables(st: &AppState, grids: i64) -> AppResult<(i64, i64, i64)> {
+    let mut tx = st.db.begin().await?;
+    for t in ["scale_grids", "scale_cats", "scale_steps"] {
+        tx.execute(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}"))).await?;
+    }
+    tx.execute("CREATE TABLE scale_grids (idx BIGINT PRIMARY KEY, code TEXT NOT NULL, path TEXT NOT NULL)").await?;
+    tx.execute("CREATE TABLE scale_cats (idx BIGINT PRIMARY KEY, id BIGINT NOT NULL, sign_ms BIGINT NOT NULL, resolve_ms BIGINT NOT NULL)").await?;
+    tx.execute(
+        "CREATE TABLE scale_steps (status TEXT NOT NULL, returned BIGINT NOT NULL, reworked BIGINT NOT NULL, seq BIGINT NOT NULL, \
+         action TEXT NOT NULL, from_status TEXT NOT NULL, to_status TEXT NOT NULL)",
+    )
+    .await?;
+    let rows = sqlx::query("SELECT code, path FROM nodes WHERE kind = 'grid' AND path LIKE '/110000/%' ORDER BY code")
+        .fetch_all(&mut *tx)
+        .await?;
+    let g: Vec<Vec<Val>> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Ok(vec![Val::I(i as i64), Val::S(get(r, "code")?), Val::S(get(r, "path")?)]))
+        .collect::<AppResult<_>>()?;
+    if g.len() as i64 != grids {
+        return Err(AppError::Conflict("规模数据的网格不完整".into()));
+    }
+    insert_rows(&mut tx, "INSERT INTO scale_grids (idx, code, path)", 3, &g).await?;
+    let rows = sqlx::query("SELECT id, sign_hours, resolve_hours FROM categories ORDER BY id").fetch_all(&mut *tx).await?;
+    let c: Vec<Vec<Val>> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let (sign, resolve): (f64, f64) = (get(r, "sign_hours")?, get(r, "resolve_hours")?);
+            Ok(vec![Val::I(i as i64), Val::I(get(r, "id")?), Val::I((sign * 3.6e6) as i64), Val::I((resolve * 3.6e6) as i64)])
+        })
+        .collect::<AppResult<_>>()?;
+    if c.is_empty() {
+        return Err(AppError::Conflict("请先载入演示县（事项类别来自演示县）".into()));
+    }
+    insert_rows(&mut tx, "INSERT INTO scale_cats (idx, id, sign_ms, resolve_ms)", 4, &c).await?;
+    let mut steps = Vec::new();
+    for status in STATUSES {
+        for (ret, rew) in [(false, false), (true, false), (false, true), (true, true)] {
+            for (j, (a, f, t)) in trail(status, ret, rew).into_iter().enumerate() {
+                let row = [Val::S(status.into()), Val::I(ret as i64), Val::I(rew as i64), Val::I(j as i64)];
+                steps.push(row.into_iter().chain([Val::S(a.into()), Val::S(f.into()), Val::S(t.into())]).collect());
+            }
+        }
+    }
+    insert_rows(&mut tx, "INSERT INTO scale_steps (status, returned, reworked, seq, action, from_status, to_status)", 7, &steps)
+        .await?;
+    // Units were inserted by one statement, so their ids are consecutive on both engines.
+    let r = sqlx::query("SELECT MIN(id) AS lo, COUNT(*) AS n, MAX(id) AS hi FROM units WHERE code LIKE 'BJ%'")
+        .fetch_one(&mut *tx)
+        .await?;
+    let (lo, n, hi): (i64, i64, i64) = (get(&r, "lo")?, get(&r, "n")?, get(&r, "hi")?);
+    if hi - lo + 1 != n {
+        return Err(AppError::Conflict("规模数据的单位编号不连续".into()));
+    }
+    tx.commit().await?;
+    Ok((c.len() as i64, lo, n))
+}
+
+/// One batch of cases `lo..hi` (0-based), generated inside the database: every value is a
+/// function of the case's index (multiplicative hashes), so no row crosses the driver and the
+/// data set is the same on both engines and on every run.
+fn case_sql(lo: u64, hi: u64, first_id: i64, total: u64, now: i64, grids: i64, (cats, unit0, units): (i64, i64, i64)) -> String {
+    let span = 365 * 86_400_000 / total.max(1) as i64;
+    let recent = now - 20 * 86_400_000;
+    format!(
+        "INSERT INTO cases (id, number, category_id, title, description, channel, status, grid_code, community_code, node_path, unit_id, \
+         created_at, dispatched_at, accepted_at, finished_at, closed_at, sign_due, resolve_due, rework_count, return_count, contacted, \
+         solved, satisfaction, version, updated_at) \
+         SELECT {first_id} + y.i, 'BJ-' || SUBSTR(CAST(10000000000 + y.i + 1 AS TEXT), 2), c.id, '规模演示事项', '规模演示事项', \
+           CASE y.i % 4 WHEN 0 THEN 'resident_h5' WHEN 1 THEN 'hotline_12345' WHEN 2 THEN 'grid_visit' ELSE 'open311' END, \
+           y.status, g.code, SUBSTR(g.code, 1, 12), g.path, \
+           CASE WHEN y.status <> 'rejected' THEN {unit0} + y.hu % {units} END, \
+           y.created, \
+           CASE WHEN y.status <> 'rejected' THEN y.created + 3600000 END, \
+           CASE WHEN y.status IN ('accepted', 'finished', 'closed') THEN y.created + 7200000 END, \
+           CASE WHEN y.status IN ('finished', 'closed') THEN y.created + c.resolve_ms * (2 + 3 * y.late) / 2 END, \
+           CASE WHEN y.status = 'closed' THEN y.created + c.resolve_ms * (2 + 3 * y.late) / 2 + 86400000 END, \
+           CASE WHEN y.status <> 'rejected' THEN y.created + 3600000 + c.sign_ms END, \
+           CASE WHEN y.status <> 'rejected' THEN y.created + c.resolve_ms * 9 / 5 END, \
+           CASE WHEN y.status = 'closed' THEN y.rew ELSE 0 END, \
+           CASE WHEN y.status <> 'rejected' THEN y.ret ELSE 0 END, \
+           CASE WHEN y.status = 'closed' THEN 1 END, \
+           CASE WHEN y.status = 'closed' THEN CASE WHEN y.hs = 0 THEN 0 ELSE 1 END END, \
+           CASE WHEN y.status = 'closed' THEN CASE WHEN y.hs = 0 THEN 'unsatisfied' WHEN y.hs < 3 THEN 'basically_satisfied' ELSE 'satisfied' END END, \
+           1, y.created \
+         FROM (SELECT x.*, CASE WHEN x.roll < 3 THEN 'rejected' WHEN x.created > {recent} AND x.roll < 21 THEN 'dispatched' \
+                 WHEN x.created > {recent} AND x.roll < 41 THEN 'accepted' WHEN x.created > {recent} AND x.roll < 51 THEN 'finished' \
+                 ELSE 'closed' END AS status \
+               FROM (SELECT s.i, {now} - s.i * {span} - (s.i * 7919 + 13) % 3600000 AS created, \
+                       (s.i * 2654435761) % 1000003 % {grids} AS hg, (s.i * 40503 + 7) % 65521 % {cats} AS hc, \
+                       (s.i * 69069 + 1) % 65537 % {units} AS hu, (s.i * 48271) % 2147483647 % 100 AS roll, \
+                       CASE WHEN (s.i * 16807 + 3) % 100003 % 100 < 8 THEN 1 ELSE 0 END AS late, \
+                       CASE WHEN (s.i * 31337 + 5) % 100019 % 100 < 5 THEN 1 ELSE 0 END AS rew, \
+                       CASE WHEN (s.i * 22695477 + 9) % 100043 % 100 < 5 THEN 1 ELSE 0 END AS ret, \
+                       (s.i * 1103515245 + 12345) % 65519 % 10 AS hs \
+                     FROM seq s) x) y \
+         JOIN scale_grids g ON g.idx = y.hg JOIN scale_cats c ON c.idx = y.hc"
+    )
+    .replacen("INSERT INTO cases", &format!("WITH RECURSIVE seq(i) AS (SELECT CAST({lo} AS BIGINT) UNION ALL SELECT i + 1 FROM seq WHERE i < {}) INSERT INTO cases", hi - 1), 1)
+}
+
 /// Builds everything; `progress(done, total)` is called after every batch of cases.
 pub async fn generate(st: &AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sync)) -> AppResult<Report> {
     let n_grids = tree(st, s).await?;
-    let cats: Vec<(i64, f64)> = sqlx::query("SELECT id, resolve_hours FROM categories ORDER BY id")
-        .fetch_all(&st.db.pool)
-        .await?
-        .iter()
-        .map(|r| Ok((get(r, "id")?, get(r, "resolve_hours")?)))
-        .collect::<AppResult<_>>()?;
-    if cats.is_empty() {
-        return Err(AppError::Conflict("请先载入演示县（事项类别来自演示县）".into()));
-    }
-    let grids: Vec<(String, String)> =
-        sqlx::query("SELECT code, path FROM nodes WHERE kind = 'grid' AND path LIKE '/110000/%' ORDER BY code")
-            .fetch_all(&st.db.pool)
-            .await?
-            .iter()
-            .map(|r| Ok((get(r, "code")?, get(r, "path")?)))
-            .collect::<AppResult<_>>()?;
-    let units: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM units WHERE code LIKE 'BJ%' ORDER BY id").fetch_all(&st.db.pool).await?;
+    let lookups = scale_tables(st, n_grids as i64).await?;
     let size0 = st.db.size_bytes().await?;
     let first_id: i64 =
         sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM cases").fetch_one(&st.db.pool).await?.unwrap_or(0) + 1;
-    let mut rng = Rng::new(110_000);
+    let h0: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM case_history").fetch_one(&st.db.pool).await?;
     let now = now_ms();
     let t0 = Instant::now();
-    let mut history = 0u64;
-    let batch = 20_000u64;
+    let batch = 100_000u64;
     let mut done = 0u64;
     while done < s.cases {
         let n = batch.min(s.cases - done);
-        let mut cases = Vec::with_capacity(n as usize);
-        let mut steps = Vec::with_capacity(n as usize * 5);
-        for k in 0..n {
-            let i = done + k;
-            let id = first_id + i as i64;
-            let (gcode, gpath) = &grids[rng.below(grids.len() as u64) as usize];
-            let (cat, hours) = cats[rng.below(cats.len() as u64) as usize];
-            let created = now - (i as f64 / s.cases as f64 * 365.0 * 86_400_000.0) as i64 - rng.below(3_600_000) as i64;
-            let roll = rng.below(100);
-            let recent = now - created < 20 * 86_400_000;
-            let status = match (recent, roll) {
-                (_, 0..=2) => "rejected",
-                (true, 3..=20) => "dispatched",
-                (true, 21..=40) => "accepted",
-                (true, 41..=50) => "finished",
-                _ => "closed",
-            };
-            let unit = units[rng.below(units.len() as u64) as usize];
-            let due = created + (hours * 3_600_000.0 * 1.8) as i64;
-            let late = rng.below(100) < 8;
-            let fin = created + if late { (hours * 3_600_000.0 * 2.5) as i64 } else { (hours * 3_600_000.0) as i64 };
-            let reworked = status == "closed" && rng.below(100) < 5;
-            let returned = status != "rejected" && rng.below(100) < 5;
-            let mut trail: Vec<(&str, &str, &str)> = vec![("submit", "", "submitted")];
-            match status {
-                "rejected" => trail.push(("reject", "submitted", "rejected")),
-                _ => {
-                    trail.push(("register", "submitted", "registered"));
-                    if returned {
-                        trail.push(("return", "dispatched", "registered"));
-                    }
-                    trail.push(("dispatch", "registered", "dispatched"));
-                    if status != "dispatched" {
-                        trail.push(("accept", "dispatched", "accepted"));
-                    }
-                    if matches!(status, "finished" | "closed") {
-                        trail.push(("finish", "accepted", "finished"));
-                    }
-                    if reworked {
-                        trail.push(("rework", "followed_up", "accepted"));
-                        trail.push(("finish", "accepted", "finished"));
-                    }
-                    if status == "closed" {
-                        trail.push(("follow_up", "finished", "followed_up"));
-                        trail.push(("close", "followed_up", "closed"));
-                    }
-                }
-            }
-            let sat = match rng.below(10) {
-                0 => "unsatisfied",
-                1..=2 => "basically_satisfied",
-                _ => "satisfied",
-            };
-            let closed = status == "closed";
-            let dispatched = status != "rejected";
-            let accepted = matches!(status, "accepted" | "finished" | "closed");
-            let number = format!("BJ-{}-{:09}", chrono::Datelike::year(&super::calendar::local_date(created)), i + 1);
-            cases.push(vec![
-                Val::I(id),
-                Val::S(number),
-                Val::I(cat),
-                Val::S("规模演示事项".into()),
-                Val::S("规模演示事项".into()),
-                Val::S(["resident_h5", "hotline_12345", "grid_visit", "open311"][(i % 4) as usize].into()),
-                Val::S(status.into()),
-                Val::S(gcode.clone()),
-                Val::S(gcode[..12].to_string()),
-                Val::S(gpath.clone()),
-                Val::O(dispatched.then_some(unit)),
-                Val::I(created),
-                Val::O(dispatched.then_some(created + 3_600_000)),
-                Val::O(accepted.then_some(created + 7_200_000)),
-                Val::O(matches!(status, "finished" | "closed").then_some(fin)),
-                Val::O(closed.then_some(fin + 86_400_000)),
-                Val::O(dispatched.then_some(created + 4 * 3_600_000)),
-                Val::O((status != "rejected").then_some(due)),
-                Val::I(reworked as i64),
-                Val::I(returned as i64),
-                Val::O(closed.then_some(1)),
-                Val::O(closed.then_some((sat != "unsatisfied") as i64)),
-                if closed { Val::S(sat.into()) } else { Val::N },
-                Val::I(trail.len() as i64),
-                Val::I(created),
-            ]);
-            let span = 3_600_000 * 6;
-            for (j, (a, f, t)) in trail.iter().enumerate() {
-                steps.push(vec![
-                    Val::I(id),
-                    Val::S((*a).into()),
-                    Val::S((*f).into()),
-                    Val::S((*t).into()),
-                    Val::S("system:scale".into()),
-                    Val::I(created + j as i64 * span),
-                ]);
-            }
-        }
-        history += steps.len() as u64;
         let mut tx = st.db.begin().await?;
-        insert_rows(
-            &mut tx,
-            "INSERT INTO cases (id, number, category_id, title, description, channel, status, grid_code, community_code, node_path, unit_id, created_at, \
-             dispatched_at, accepted_at, finished_at, closed_at, sign_due, resolve_due, rework_count, return_count, contacted, solved, satisfaction, version, updated_at)",
-            25,
-            &cases,
-        )
-        .await?;
-        insert_rows(&mut tx, "INSERT INTO case_history (case_id, action, from_status, to_status, actor, at)", 6, &steps).await?;
+        let sql = case_sql(done, done + n, first_id, s.cases, now, n_grids as i64, lookups);
+        tx.execute(sqlx::AssertSqlSafe(sql)).await?;
+        let (lo, hi) = (first_id + done as i64, first_id + (done + n) as i64 - 1);
+        let steps = format!(
+            "INSERT INTO case_history (case_id, action, from_status, to_status, actor, at) \
+             SELECT c.id, t.action, t.from_status, t.to_status, 'system:scale', c.created_at + t.seq * 21600000 \
+             FROM cases c JOIN scale_steps t ON t.status = c.status AND t.returned = c.return_count AND t.reworked = c.rework_count \
+             WHERE c.id BETWEEN {lo} AND {hi} ORDER BY c.id, t.seq"
+        );
+        tx.execute(sqlx::AssertSqlSafe(steps)).await?;
         tx.commit().await?;
         done += n;
         progress(done, s.cases);
     }
     let secs = t0.elapsed().as_secs_f64();
+    let history = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM case_history").fetch_one(&st.db.pool).await? - h0;
+    let mut tx = st.db.begin().await?;
+    for t in ["scale_grids", "scale_cats", "scale_steps"] {
+        tx.execute(sqlx::AssertSqlSafe(format!("DROP TABLE {t}"))).await?;
+    }
+    tx.commit().await?;
     st.db.fix_sequence("cases").await?;
     super::rollups::rebuild(&st.db).await?;
     st.grids.refresh(&st.db).await?;
@@ -385,7 +415,7 @@ pub async fn generate(st: &AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sy
     Ok(Report {
         grids: n_grids,
         cases: s.cases,
-        history,
+        history: history as u64,
         case_seconds: secs,
         cases_per_second: s.cases as f64 / secs.max(1e-9),
         bytes_per_case: (size1 - size0).max(0) as f64 / (s.cases.max(1) as f64),

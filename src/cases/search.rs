@@ -60,9 +60,9 @@ pub fn query_terms(q: &str) -> Vec<String> {
     out
 }
 
-/// Replaces the stored terms of a case.
+/// Stores the terms of a new case (its text does not change afterwards, so there is nothing
+/// to replace: `case_terms` is keyed by term first, and a delete by case would scan it).
 pub async fn index(tx: &mut Tx, case_id: i64, text: &str) -> AppResult<()> {
-    sqlx::query("DELETE FROM case_terms WHERE case_id = $1").bind(case_id).execute(&mut **tx).await?;
     let terms: Vec<String> = doc_terms(text).into_iter().collect();
     if terms.is_empty() {
         return Ok(());

@@ -4,13 +4,17 @@
 //! the only backend differences live here: connection pragmas, the DDL tokens of the
 //! migrations, how a write transaction begins, and how a backup is taken.
 
+mod group;
 pub mod list;
 pub mod migrate;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyPool, Executor};
+
+pub use group::Tx;
 
 pub use migrate::migrate;
 
@@ -25,17 +29,15 @@ pub enum Backend {
 
 /// A row as returned by the pool.
 pub type Row = AnyRow;
-/// A write transaction. Audit entries are appended inside it.
-pub type Tx = Transaction<'static, Any>;
 
 /// The database handle shared by web, CLI and jobs.
 #[derive(Clone, Debug)]
 pub struct Db {
     /// Pool for reads (and writes on PostgreSQL).
     pub pool: AnyPool,
-    /// On SQLite a one-connection pool so that writers queue in-process instead of
-    /// spinning on SQLITE_BUSY; on PostgreSQL the same pool as `pool`.
-    writer: AnyPool,
+    /// The single writer with group commit (see [`group`]). On SQLite it owns a one-connection
+    /// pool of its own, so writers queue in-process instead of spinning on SQLITE_BUSY.
+    writer: Arc<group::Writer>,
     /// The engine.
     pub backend: Backend,
 }
@@ -57,25 +59,28 @@ impl Db {
             Backend::Sqlite => {
                 let url = sqlite_url(url)?;
                 let pool = sqlite_pool(&url, 8).await?;
-                let writer = sqlite_pool(&url, 1).await?;
+                let writer = Arc::new(group::Writer::new(sqlite_pool(&url, 1).await?, "BEGIN IMMEDIATE"));
                 Ok(Db { pool, writer, backend })
             }
             Backend::Postgres => {
                 let pool =
                     AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
-                Ok(Db { writer: pool.clone(), pool, backend })
+                Ok(Db { writer: Arc::new(group::Writer::new(pool.clone(), "BEGIN")), pool, backend })
             }
         }
     }
 
-    /// Begins a write transaction. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`) so a transaction that reads before it writes cannot fail
-    /// half-way with a stale snapshot.
+    /// Begins a logical write transaction in the writer's current batch (group commit).
+    /// On SQLite the batch holds the write lock from its start (`BEGIN IMMEDIATE`), so a
+    /// transaction that reads before it writes cannot fail half-way with a stale snapshot.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.writer.begin().await,
-        }
+        self.writer.begin().await
+    }
+
+    /// (logical write transactions committed, physical commits that carried them): their
+    /// ratio is the group-commit batch size.
+    pub fn write_stats(&self) -> (u64, u64) {
+        self.writer.stats()
     }
 
     /// True when the database answers a trivial query.
@@ -122,7 +127,9 @@ impl Db {
 
     /// Closes both pools, flushing SQLite's WAL.
     pub async fn close(&self) {
-        self.writer.close().await;
+        if self.backend == Backend::Sqlite {
+            self.writer.pool().close().await;
+        }
         self.pool.close().await;
     }
 }

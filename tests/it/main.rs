@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod cases;
 mod geo_api;
+mod group;
 mod h5;
 mod jobs;
 mod open311;

@@ -25,6 +25,28 @@ async fn scale_generator(app: TestApp) {
         async move { sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.unwrap() }
     };
     assert_eq!((count("street").await, count("community").await, count("grid").await), (4, 30, 257));
+    // Each case's history ends in its status; the mix has every kind the issue names.
+    let q = |sql: &'static str| {
+        let pool = app.st.db.pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
+    let mismatched = q("SELECT COUNT(*) FROM cases c WHERE c.number LIKE 'BJ-%' AND c.status <> \
+        (SELECT h.to_status FROM case_history h WHERE h.case_id = c.id ORDER BY h.id DESC LIMIT 1)")
+    .await;
+    assert_eq!(mismatched, 0);
+    let steps = q("SELECT MIN(n) FROM (SELECT COUNT(*) AS n FROM case_history h JOIN cases c ON c.id = h.case_id \
+        WHERE c.number LIKE 'BJ-%' AND c.status <> 'rejected' GROUP BY h.case_id) t")
+    .await;
+    assert!(steps >= 3, "{steps}");
+    assert_eq!(q("SELECT COUNT(DISTINCT status) FROM cases WHERE number LIKE 'BJ-%'").await, 5);
+    for sql in [
+        "SELECT COUNT(*) FROM cases WHERE number LIKE 'BJ-%' AND rework_count > 0",
+        "SELECT COUNT(*) FROM cases WHERE number LIKE 'BJ-%' AND return_count > 0",
+        "SELECT COUNT(*) FROM cases WHERE number LIKE 'BJ-%' AND finished_at > resolve_due",
+        "SELECT COUNT(*) FROM cases WHERE number LIKE 'BJ-%' AND satisfaction = 'unsatisfied'",
+    ] {
+        assert!(q(sql).await > 10, "{sql}");
+    }
     // Grids tile their communities: within, no overlaps (all pairs of one community).
     let fc = linli::tree::geometry::grid_polygons(&app.st.db, "/110000/").await.unwrap();
     for (i, a) in fc.iter().enumerate() {

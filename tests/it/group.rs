@@ -1,0 +1,82 @@
+//! Group commit: concurrent write transactions share physical commits, a transaction that
+//! fails is rolled back alone (also after a constraint violation, which on PostgreSQL aborts
+//! the whole physical transaction unless its savepoint is rolled back), a request cancelled
+//! while holding the writer does not keep the database locked, and every acknowledged write
+//! is there.
+
+use std::time::Duration;
+
+use crate::both;
+use crate::harness::TestApp;
+
+async fn group_commit(app: TestApp) {
+    let db = app.st.db.clone();
+    let (l0, p0) = db.write_stats();
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = db.begin().await?;
+            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1").execute(&mut *tx).await?;
+            let key = format!("gc{i}");
+            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, 'x')").bind(&key).execute(&mut *tx).await?;
+            match i % 3 {
+                // A constraint violation after a statement that worked.
+                0 => {
+                    sqlx::query("INSERT INTO settings (key, value) VALUES ($1, 'dup')").bind(&key).execute(&mut *tx).await?;
+                }
+                // An application error: the transaction is dropped.
+                1 => return Err(sqlx::Error::RowNotFound),
+                _ => {}
+            }
+            tx.commit().await
+        }));
+    }
+    let mut ok = 0;
+    for (i, t) in tasks.into_iter().enumerate() {
+        let r = t.await.unwrap();
+        assert_eq!(r.is_ok(), i % 3 == 2, "transaction {i}: {r:?}");
+        ok += r.is_ok() as u64;
+    }
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT key FROM settings WHERE key LIKE 'gc%' ORDER BY key").fetch_all(&db.pool).await.unwrap();
+    let mut want: Vec<String> = (0..60).filter(|i| i % 3 == 2).map(|i| format!("gc{i}")).collect();
+    want.sort();
+    assert_eq!(keys, want);
+    let (l1, p1) = db.write_stats();
+    assert!(l1 - l0 >= ok, "{l0}->{l1}");
+    assert!(p1 - p0 < l1 - l0, "no batching: {} commits for {} transactions", p1 - p0, l1 - l0);
+
+    // A request cancelled while it holds the writer: its work is rolled back, the lock freed.
+    let held = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut tx = db.begin().await.unwrap();
+            sqlx::query("INSERT INTO settings (key, value) VALUES ('gc-cancelled', 'x')").execute(&mut *tx).await.unwrap();
+            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1").execute(&mut *tx).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            tx.commit().await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    held.abort();
+    let _ = held.await;
+    // Another connection can write (SQLite's write lock and PostgreSQL's row lock are free).
+    let other = tokio::time::timeout(
+        Duration::from_secs(5),
+        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1").execute(&db.pool),
+    )
+    .await;
+    assert!(matches!(other, Ok(Ok(_))), "writer still locked: {other:?}");
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM settings WHERE key = 'gc-cancelled'").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(n, 0);
+    // And the writer carries on.
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('gc-after', 'x')").execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settings WHERE key = 'gc-after'").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(n, 1);
+}
+
+both!(group_commit);
