@@ -20,29 +20,81 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
 wrk.body = '{"category":"ldd","description":"压测：楼道的灯坏了","lng":108.4770,"lat":28.5415,"reporter_phone":"13800001111"}'
 LUA
+cat > "$work/open311.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.body = "service_code=ldd&lat=28.5415&long=108.4770&description=%E5%8E%8B%E6%B5%8B%EF%BC%9A%E8%B7%AF%E7%81%AF%E4%B8%8D%E4%BA%AE&phone=13800001111&api_key=" .. os.getenv("TOKEN")
+LUA
 cat > "$work/get.lua" <<'LUA'
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
 LUA
+# One transition per case from a list ($CASES), split between the two wrk threads. When a
+# thread's share is used up it sends cheap /healthz requests until it stops, so no case is
+# stepped twice (that would be a 409, counted as an error).
+cat > "$work/act.lua" <<'LUA'
+local n = 0
+function setup(thread) thread:set("tid", n); n = n + 1 end
+function init(args)
+  nums = {}
+  for line in io.lines(os.getenv("CASES")) do nums[#nums + 1] = line end
+  per = math.floor(#nums / 2)
+  sent, answered = 0, 0
+  hdr = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. os.getenv("TOKEN")}
+  body = os.getenv("BODY")
+end
+function request()
+  sent = sent + 1
+  if sent > per then return wrk.format("GET", "/healthz") end
+  return wrk.format("POST", "/api/v1/cases/" .. nums[tid * per + sent] .. "/actions", hdr, body)
+end
+function response(status, headers, body)
+  answered = answered + 1
+  if answered >= per then wrk.thread:stop() end
+end
+LUA
 
-run() { # name path script
-  local out; out=$(TOKEN=$TOKEN wrk -t2 -c32 -d"${DUR}s" --latency -s "$work/$3" "http://127.0.0.1:$PORT$2")
+run() { # name path script [seconds]
+  local out; out=$(TOKEN=$TOKEN wrk -t2 -c32 -d"${4:-$DUR}s" --latency -s "$work/$3" "http://127.0.0.1:$PORT$2")
   local rps p50 p99 non2xx
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
   local total; total=$(echo "$out" | awk '/requests in/ {print $1}')
-  printf '| %-10s | %-26s | %10s | %8s | %8s | %6s |\n' "$BACKEND" "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
+  printf '| %-10s | %-34s | %10s | %8s | %8s | %6s |\n' "$BACKEND" "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
   [ -z "$non2xx" ] || { echo "errors during $1" >&2; exit 1; }
   LAST_TOTAL=$total
 }
 
-count_cases() {
-  curl -sf "http://127.0.0.1:$PORT/api/v1/overview" -H "Authorization: Bearer $TOKEN" | python3 -c 'import sys,json;print(json.load(sys.stdin)["cases_total"])'
+login() {
+  curl -sf -XPOST "http://127.0.0.1:$PORT/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"username\":\"$1\",\"password\":\"$PW\"}" | python3 -c 'import sys,json;print(json.load(sys.stdin)["token"])'
 }
 
-echo "| backend    | request                    |      req/s |      p50 |      p99 | errors |"
-echo "|------------|----------------------------|------------|----------|----------|--------|"
+sql() { # one column of a query, one value per line
+  if [ "$BACKEND" = postgres ]; then psql "$url" -Atqc "$1"
+  else python3 -c 'import sqlite3,sys; [print(r[0]) for r in sqlite3.connect(sys.argv[1]).execute(sys.argv[2])]' "$work/$BACKEND/linli.db" "$1"; fi
+}
+
+count_cases() { sql "SELECT COUNT(*) FROM cases"; }
+
+created_check() { # name before answers
+  local after diff; after=$(count_cases); diff=$((after - $2))
+  # wrk stops with up to 32 requests in flight: those may be written without being counted.
+  { [ "$diff" -ge "$3" ] && [ "$diff" -le $(($3 + 32)) ]; } || { echo "count mismatch in $1: $diff cases for $3 answers" >&2; exit 1; }
+}
+
+step() { # action status-before status-after extra-json
+  sql "SELECT number FROM cases WHERE id > $FIRST AND status = '$2' ORDER BY id" > "$work/cases.txt"
+  local n; n=$(wc -l < "$work/cases.txt")
+  local before; before=$(sql "SELECT COUNT(*) FROM cases WHERE id > $FIRST AND status = '$3'")
+  CASES="$work/cases.txt" BODY="{\"action\":\"$1\"$4}" run "POST …/actions $1 ($n cases)" "/" act.lua $((DUR / 2 > 1 ? DUR / 2 : 1))
+  local after; after=$(sql "SELECT COUNT(*) FROM cases WHERE id > $FIRST AND status = '$3'")
+  [ $((after - before)) -gt 0 ] || { echo "no case reached $3" >&2; exit 1; }
+}
+
+echo "| backend    | request                            |      req/s |      p50 |      p99 | errors |"
+echo "|------------|------------------------------------|------------|----------|----------|--------|"
 for BACKEND in sqlite postgres; do
   url=""
   if [ "$BACKEND" = postgres ]; then
@@ -53,19 +105,27 @@ for BACKEND in sqlite postgres; do
   LINLI_DATA_DIR="$work/$BACKEND" LINLI_DATABASE_URL="$url" LINLI_BIND="127.0.0.1:$PORT" LINLI_DEMO_PASSWORD="$PW" RUST_LOG=warn $BIN serve >"$work/$BACKEND.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
-  TOKEN=$(curl -sf -XPOST "http://127.0.0.1:$PORT/api/v1/auth/login" -H 'content-type: application/json' \
-    -d "{\"username\":\"heping\",\"password\":\"$PW\"}" | python3 -c 'import sys,json;print(json.load(sys.stdin)["token"])')
+  TOKEN=$(login heping)
+  FIRST=$(sql "SELECT MAX(id) FROM cases")
   before=$(count_cases)
   run "POST /api/v1/cases" "/api/v1/cases" post.lua
-  created=$LAST_TOTAL
-  after=$(count_cases)
-  # wrk stops with up to 32 requests in flight: those may be written without being counted.
-  diff=$((after - before))
-  { [ "$diff" -ge "$created" ] && [ "$diff" -le $((created + 32)) ]; } || { echo "count mismatch: $diff cases for $created answers" >&2; exit 1; }
-  number=$(curl -sf "http://127.0.0.1:$PORT/api/v1/cases?per_page=1" -H "Authorization: Bearer $TOKEN" | python3 -c 'import sys,json;print(json.load(sys.stdin)["items"][0]["number"])')
+  created_check "POST /api/v1/cases" "$before" "$LAST_TOTAL"
+  before=$(count_cases)
+  run "POST /open311/v2/requests.json" "/open311/v2/requests.json" open311.lua
+  created_check "Open311" "$before" "$LAST_TOTAL"
+  step register submitted registered ""
+  step dispatch registered dispatched ',"assignee":"DW012"'
+  TOKEN=$(login dw012)
+  step accept dispatched accepted ""
+  step finish accepted finished ""
+  TOKEN=$(login heping)
+  number=$(sql "SELECT number FROM cases WHERE id > $FIRST ORDER BY id LIMIT 1")
   run "GET /api/v1/cases/{number}" "/api/v1/cases/$number" get.lua
   run "GET /api/v1/cases (20 rows)" "/api/v1/cases?per_page=20" get.lua
   run "GET /api/v1/rates (streets)" "/api/v1/rates?level=street" get.lua
+  run "GET /open311/v2/services.json" "/open311/v2/services.json" get.lua
+  commits=$(curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^linli_db_(write_transactions|commits)_total/ {printf "%s=%s ", $1, $2}')
+  echo "|            | group commit: $commits |"
   kill $pid; wait $pid 2>/dev/null || true
   [ "$BACKEND" = postgres ] && psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 done

@@ -34,6 +34,8 @@ pub struct AppState {
     pub chain: ChainKey,
     /// Point → grid index.
     pub grids: GridCache,
+    /// The categories, in memory.
+    pub cats: crate::cases::categories::CategoryCache,
     /// Request counters for /metrics.
     pub metrics: Arc<Metrics>,
     /// The Content-Security-Policy header value (depends on the tile server setting).
@@ -58,6 +60,7 @@ impl AppState {
             keyring: Arc::new(keyring),
             chain,
             grids: GridCache::default(),
+            cats: Default::default(),
             metrics: Arc::default(),
         };
         st.grids.refresh(&st.db).await?;

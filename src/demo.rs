@@ -259,6 +259,7 @@ pub async fn load(st: &AppState, password: &str) -> AppResult<()> {
     };
     audit::append(&mut tx, &st.chain, &Actor::system("demo"), ev).await?;
     crate::tree::geometry::commit(st, tx, true).await?;
+    st.cats.reload(&st.db).await?;
     crate::registers::demo::load(st).await?;
     Ok(())
 }
@@ -332,7 +333,9 @@ pub async fn reset(st: &AppState) -> AppResult<()> {
     }
     let ev = Event { action: "demo.reset", entity: "node", entity_id: COUNTY, node_path: "/", summary: "清除演示县数据" };
     audit::append(&mut tx, &st.chain, &Actor::system("demo"), ev).await?;
+    crate::cases::categories::bump_version(&mut tx).await?;
     crate::tree::geometry::commit(st, tx, true).await?;
+    st.cats.reload(&st.db).await?;
     Ok(())
 }
 

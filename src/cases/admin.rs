@@ -53,7 +53,7 @@ async fn admin_page(st: &AppState, p: &Principal, errors: FieldErrors, new_secre
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = Admin {
         layout: Layout::new(p, "事项配置", "/admin"),
-        categories: categories::all(&st.db).await?,
+        categories: categories::all(st).await?,
         units,
         calendar: categories::calendar_text(&st.db).await?,
         hooks,
@@ -119,7 +119,7 @@ async fn admin_post(
                 claimable: q("claimable"),
                 active: q("active"),
             };
-            let existing = categories::by_code(&st.db, &f.code).await?;
+            let existing = categories::by_code(&st, &f.code).await?;
             let i = CategoryInput {
                 code: f.code,
                 name: f.name,

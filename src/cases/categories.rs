@@ -1,13 +1,15 @@
 //! The category catalogue (with time limits and extra attributes, also published as Open311
 //! service definitions) and the working-day calendar, both edited by county admins.
 
+use std::sync::{Arc, RwLock};
+
 use serde::{Deserialize, Serialize};
 
 use super::calendar::{Calendar, DayKind, parse_exceptions};
 use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::auth::{Perm, Principal};
-use crate::db::{Db, Row, get, now_ms};
+use crate::db::{Db, Row, Tx, get, now_ms};
 use crate::error::{AppError, AppResult, FieldErrors};
 
 /// One extra attribute a category asks for.
@@ -79,29 +81,84 @@ fn row(r: &Row) -> AppResult<Category> {
     })
 }
 
-/// Every category, active first, by sort order.
-pub async fn all(db: &Db) -> AppResult<Vec<Category>> {
+/// Every category, active first, by sort order, from the database.
+async fn load_all(db: &Db) -> AppResult<Vec<Category>> {
     let sql = format!("SELECT {COLS} FROM categories ORDER BY active DESC, sort, code");
     sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&db.pool).await?.iter().map(row).collect()
 }
 
+/// The categories in memory: every case creation, case page and Open311 `services` read them.
+/// A write bumps `category_version` in its transaction and this node reloads at once; other
+/// nodes see the new version within two seconds (the poller of `serve`, with the grid index).
+#[derive(Clone, Debug, Default)]
+pub struct CategoryCache(Arc<RwLock<Option<Versioned>>>);
+
+/// The version the list was read at, and the list.
+type Versioned = (String, Arc<Vec<Category>>);
+
+impl CategoryCache {
+    /// The cached list (loaded on first use).
+    pub async fn get(&self, db: &Db) -> AppResult<Arc<Vec<Category>>> {
+        if let Some((_, list)) = &*self.0.read().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(list.clone());
+        }
+        self.reload(db).await
+    }
+
+    /// Reads the list again.
+    pub async fn reload(&self, db: &Db) -> AppResult<Arc<Vec<Category>>> {
+        let version = version(db).await?;
+        let list = Arc::new(load_all(db).await?);
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some((version, list.clone()));
+        Ok(list)
+    }
+
+    /// Reloads when another node moved the version; true if it did.
+    pub async fn refresh(&self, db: &Db) -> AppResult<bool> {
+        let v = version(db).await?;
+        let same = self.0.read().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|(have, _)| *have == v);
+        if !same {
+            self.reload(db).await?;
+        }
+        Ok(!same)
+    }
+}
+
+async fn version(db: &Db) -> AppResult<String> {
+    let v: Option<String> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'category_version'").fetch_optional(&db.pool).await?;
+    Ok(v.unwrap_or_default())
+}
+
+/// Marks the categories changed, inside the writing transaction.
+pub async fn bump_version(tx: &mut Tx) -> AppResult<()> {
+    sqlx::query(
+        "INSERT INTO settings (key, value) VALUES ('category_version', '1') ON CONFLICT (key) \
+         DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT)",
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Every category, active first, by sort order.
+pub async fn all(st: &AppState) -> AppResult<Vec<Category>> {
+    Ok(st.cats.get(&st.db).await?.as_ref().clone())
+}
+
 /// Active categories (what reporters may choose).
-pub async fn active(db: &Db) -> AppResult<Vec<Category>> {
-    Ok(all(db).await?.into_iter().filter(|c| c.active).collect())
+pub async fn active(st: &AppState) -> AppResult<Vec<Category>> {
+    Ok(st.cats.get(&st.db).await?.iter().filter(|c| c.active).cloned().collect())
 }
 
 /// One category by code.
-pub async fn by_code(db: &Db, code: &str) -> AppResult<Option<Category>> {
-    let sql = format!("SELECT {COLS} FROM categories WHERE code = $1");
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(code.trim()).fetch_optional(&db.pool).await?;
-    r.as_ref().map(row).transpose()
+pub async fn by_code(st: &AppState, code: &str) -> AppResult<Option<Category>> {
+    Ok(st.cats.get(&st.db).await?.iter().find(|c| c.code == code.trim()).cloned())
 }
 
 /// One category by id.
-pub async fn by_id(db: &Db, id: i64) -> AppResult<Category> {
-    let sql = format!("SELECT {COLS} FROM categories WHERE id = $1");
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(&db.pool).await?;
-    row(&r)
+pub async fn by_id(st: &AppState, id: i64) -> AppResult<Category> {
+    st.cats.get(&st.db).await?.iter().find(|c| c.id == id).cloned().ok_or(AppError::NotFound)
 }
 
 /// Fields of a category.
@@ -200,8 +257,10 @@ pub async fn save(st: &AppState, p: &Principal, i: &CategoryInput) -> AppResult<
     let summary = format!("保存事项类别「{}」（签收 {sign} 小时，办结 {resolve} 小时）", i.name.trim());
     let ev = Event { action: "category.save", entity: "category", entity_id: &code, node_path: &p.scope_path, summary: &summary };
     audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    bump_version(&mut tx).await?;
     tx.commit().await?;
-    by_code(&st.db, &code).await?.ok_or(AppError::NotFound)
+    st.cats.reload(&st.db).await?;
+    by_code(st, &code).await?.ok_or(AppError::NotFound)
 }
 
 /// The working-day calendar with the configured exceptions.

@@ -377,7 +377,7 @@ pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction:
         .ok_or_else(|| AppError::Conflict(format!("案件当前为「{}」，暂不能评价", c.status.label())))?;
     let unsatisfied = satisfaction == "unsatisfied";
     let to = if unsatisfied { Status::Accepted } else { to };
-    let cat = categories::by_id(&st.db, c.category_id).await?;
+    let cat = categories::by_id(st, c.category_id).await?;
     let cal = categories::calendar(&st.db).await?;
     let now = now_ms();
     let mut tx = st.db.begin().await?;

@@ -129,7 +129,7 @@ async fn report_page(st: &AppState, form: ReportForm, errors: FieldErrors) -> Ap
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = ReportPage {
         csrf: pre.clone(),
-        categories: categories::active(&st.db).await?,
+        categories: categories::active(st).await?,
         grid: form.grid.clone(),
         grid_name,
         form,

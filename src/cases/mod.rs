@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod calendar;
 pub mod categories;
+pub mod cube;
 pub mod demo;
 pub mod flow;
 pub mod h5;

@@ -106,7 +106,7 @@ async fn inbox(
         current,
         page,
         filter: f,
-        categories: categories::all(&st.db).await?,
+        categories: categories::all(&st).await?,
         statuses: Status::ALL.iter().map(|s| (s.as_str(), s.label())).collect(),
         channels: CHANNELS.to_vec(),
         staff: super::staff_level(p.role).is_some(),
@@ -310,7 +310,7 @@ async fn new_page(st: &AppState, p: &Principal, form: NewForm, errors: FieldErro
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = NewCase {
         layout: Layout::new(p, "登记事项", "/cases/new"),
-        categories: categories::active(&st.db).await?,
+        categories: categories::active(st).await?,
         channels: CHANNELS.to_vec(),
         form,
         errors,

@@ -144,23 +144,7 @@ pub async fn weights(st: &AppState) -> AppResult<(f64, f64, f64)> {
 const SUMS: &str = "CAST(SUM(r.cases) AS BIGINT) AS cases, CAST(SUM(r.valid) AS BIGINT) AS valid, CAST(SUM(r.contacted) AS BIGINT) AS contacted, CAST(SUM(r.solved) AS BIGINT) AS solved, CAST(SUM(r.satisfied) AS BIGINT) AS satisfied, CAST(SUM(r.basic) AS BIGINT) AS basic, CAST(SUM(r.closed) AS BIGINT) AS closed, CAST(SUM(r.on_time) AS BIGINT) AS on_time, CAST(SUM(r.finished) AS BIGINT) AS finished, CAST(SUM(r.reworked) AS BIGINT) AS reworked, CAST(SUM(r.dispatched) AS BIGINT) AS dispatched, CAST(SUM(r.extended) AS BIGINT) AS extended, CAST(SUM(r.accepted) AS BIGINT) AS accepted, CAST(SUM(r.signed_in_time) AS BIGINT) AS signed_in_time";
 
 fn counts(r: &crate::db::Row) -> AppResult<Counts> {
-    let g = |c: &str| get::<Option<i64>>(r, c).map(|v| v.unwrap_or(0));
-    Ok(Counts {
-        cases: g("cases")?,
-        valid: g("valid")?,
-        contacted: g("contacted")?,
-        solved: g("solved")?,
-        satisfied: g("satisfied")?,
-        basic: g("basic")?,
-        closed: g("closed")?,
-        on_time: g("on_time")?,
-        finished: g("finished")?,
-        reworked: g("reworked")?,
-        dispatched: g("dispatched")?,
-        extended: g("extended")?,
-        accepted: g("accepted")?,
-        signed_in_time: g("signed_in_time")?,
-    })
+    super::rollups::counts_of(r)
 }
 
 /// The ranking table for a level and period inside the caller's scope, best composite first.
@@ -170,43 +154,93 @@ pub async fn table(st: &AppState, p: &Principal, q: &RatesQuery) -> AppResult<Ve
         return Err(AppError::Forbidden);
     }
     let level = q.level.as_deref().unwrap_or("community");
-    // Read from the rollups (kept current with every change), never from the case table.
-    let (key_sql, join, name_sql) = match level {
-        "county" => ("SUBSTR(r.community_code, 1, 6)", "", "''"),
-        "street" => ("SUBSTR(r.community_code, 1, 9)", "", "''"),
-        "community" => ("r.community_code", "", "''"),
-        "unit" => ("u.code", "JOIN units u ON u.id = r.unit_id", "u.name"),
-        _ => return Err(AppError::field("level", "level 应为 county、street、community 或 unit")),
-    };
-    let mut w = Where::new();
+    if !["county", "street", "community", "unit"].contains(&level) {
+        return Err(AppError::field("level", "level 应为 county、street、community 或 unit"));
+    }
     let scope_code = p.scope_path.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
-    w.arg("r.community_code LIKE ? ESCAPE '\\'", format!("{}%", crate::db::like_escape(scope_code)));
-    if let Some(d) = q.from.as_deref().filter(|s| !s.trim().is_empty()) {
-        w.raw(&format!("r.day >= {}", super::rollups::day_of(super::store::day_start(d, "from")?)));
-    }
-    if let Some(d) = q.to.as_deref().filter(|s| !s.trim().is_empty()) {
-        w.raw(&format!("r.day <= {}", super::rollups::day_of(super::store::day_start(d, "to")?)));
-    }
-    let sql = format!(
-        "SELECT {key_sql} AS k, MAX({name_sql}) AS nm, {SUMS} FROM case_rollups r {join} WHERE {} GROUP BY {key_sql}",
-        w.sql()
-    );
-    let rows = w.fetch_all(&st.db, sql).await?;
-    let wts = weights(st).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let key: String = get(r, "k")?;
-        let mut name: String = get::<Option<String>>(r, "nm")?.unwrap_or_default();
-        if name.is_empty() {
-            name = crate::tree::store::find_by_code(&st.db, &key).await?.map(|n| n.name).unwrap_or_else(|| key.clone());
+    let day = |d: Option<&str>, field: &str| -> AppResult<Option<i64>> {
+        match d.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(d) => Ok(Some(super::rollups::day_of(super::store::day_start(d, field)?))),
+            None => Ok(None),
         }
-        out.push(rates(&counts(r)?, wts, key, name));
+    };
+    let (from, to) = (day(q.from.as_deref(), "from")?, day(q.to.as_deref(), "to")?);
+    let wts = weights(st).await?;
+    // (key, name, counters). Read from the rollups, never from the case table.
+    let mut groups: Vec<(String, String, Counts)> = Vec::new();
+    if level == "unit" && scope_code.len() > 6 {
+        // Units ranked on the cases of a street or community: the fine rollups of its communities.
+        groups = unit_rows_below_county(st, scope_code, from, to).await?;
+    } else {
+        let prefix = if level == "unit" { format!("{scope_code}:") } else { scope_code.to_string() };
+        let prefix = if level == "unit" && scope_code.is_empty() { String::new() } else { prefix };
+        let rows = super::cube::sums(&st.db, level, &prefix, from, to).await?;
+        if level == "unit" {
+            let mut by_unit: std::collections::BTreeMap<i64, Counts> = Default::default();
+            for (member, c) in rows {
+                let id = member.rsplit(':').next().and_then(|x| x.parse().ok()).unwrap_or(0);
+                let e = by_unit.entry(id).or_default();
+                *e = super::rollups::sum(e, &c);
+            }
+            let units: std::collections::HashMap<i64, (String, String)> = sqlx::query("SELECT id, code, name FROM units")
+                .fetch_all(&st.db.pool)
+                .await?
+                .iter()
+                .map(|r| Ok((get(r, "id")?, (get(r, "code")?, get(r, "name")?))))
+                .collect::<AppResult<_>>()?;
+            for (id, c) in by_unit {
+                let (code, name) = units.get(&id).cloned().unwrap_or_else(|| (id.to_string(), id.to_string()));
+                groups.push((code, name, c));
+            }
+        } else {
+            let names = node_names(st, level, &p.scope_path).await?;
+            for (member, c) in rows {
+                let name = names.get(&member).cloned().unwrap_or_else(|| member.clone());
+                groups.push((member, name, c));
+            }
+        }
     }
+    let mut out: Vec<RateRow> = groups.into_iter().map(|(k, n, c)| rates(&c, wts, k, n)).collect();
     out.sort_by(|a, b| b.composite.partial_cmp(&a.composite).unwrap_or(std::cmp::Ordering::Equal).then(a.key.cmp(&b.key)));
     for (i, r) in out.iter_mut().enumerate() {
         r.rank = i as i64 + 1;
     }
     Ok(out)
+}
+
+/// Names of the tree nodes of a kind inside a scope, by code (one query, not one per row).
+async fn node_names(st: &AppState, kind: &str, scope_path: &str) -> AppResult<std::collections::HashMap<String, String>> {
+    let rows = sqlx::query("SELECT code, name FROM nodes WHERE kind = $1 AND path LIKE $2 ESCAPE '\\'")
+        .bind(kind)
+        .bind(format!("{}%", crate::db::like_escape(scope_path)))
+        .fetch_all(&st.db.pool)
+        .await?;
+    rows.iter().map(|r| Ok((get(r, "code")?, get(r, "name")?))).collect()
+}
+
+/// Unit counters over the communities under a street or community code, from the fine rollups.
+async fn unit_rows_below_county(
+    st: &AppState,
+    scope_code: &str,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> AppResult<Vec<(String, String, Counts)>> {
+    let mut w = Where::new();
+    // A range, not LIKE: it can use the (community_code, day) index on both engines.
+    w.arg("r.community_code >= ?", scope_code.to_string());
+    w.arg("r.community_code < ?", format!("{scope_code}~"));
+    if let Some(d) = from {
+        w.raw(&format!("r.day >= {d}"));
+    }
+    if let Some(d) = to {
+        w.raw(&format!("r.day <= {d}"));
+    }
+    let sql = format!(
+        "SELECT u.code AS k, MAX(u.name) AS nm, {SUMS} FROM case_rollups r JOIN units u ON u.id = r.unit_id WHERE {} GROUP BY u.code",
+        w.sql()
+    );
+    let rows = w.fetch_all(&st.db, sql).await?;
+    rows.iter().map(|r| Ok((get(r, "k")?, get::<Option<String>>(r, "nm")?.unwrap_or_default(), counts(r)?))).collect()
 }
 
 #[cfg(test)]

@@ -81,7 +81,8 @@ pub async fn current(tx: &mut Tx, case_id: i64) -> AppResult<Option<(Key, Counts
     }
 }
 
-fn fields(c: &Counts) -> [(&'static str, i64); 14] {
+/// The counters with their column names.
+pub fn fields(c: &Counts) -> [(&'static str, i64); 14] {
     [
         ("cases", c.cases),
         ("valid", c.valid),
@@ -98,6 +99,35 @@ fn fields(c: &Counts) -> [(&'static str, i64); 14] {
         ("accepted", c.accepted),
         ("signed_in_time", c.signed_in_time),
     ]
+}
+
+/// The counters, mutable, in the order of [`fields`].
+pub fn fields_mut(c: &mut Counts) -> [(&'static str, &mut i64); 14] {
+    [
+        ("cases", &mut c.cases),
+        ("valid", &mut c.valid),
+        ("contacted", &mut c.contacted),
+        ("solved", &mut c.solved),
+        ("satisfied", &mut c.satisfied),
+        ("basic", &mut c.basic),
+        ("closed", &mut c.closed),
+        ("on_time", &mut c.on_time),
+        ("finished", &mut c.finished),
+        ("reworked", &mut c.reworked),
+        ("dispatched", &mut c.dispatched),
+        ("extended", &mut c.extended),
+        ("accepted", &mut c.accepted),
+        ("signed_in_time", &mut c.signed_in_time),
+    ]
+}
+
+/// Reads the counter columns of a row (rollup rows and sums over them; NULL sums are 0).
+pub fn counts_of(r: &Row) -> AppResult<Counts> {
+    let mut c = Counts::default();
+    for (name, v) in fields_mut(&mut c) {
+        *v = get::<Option<i64>>(r, name)?.unwrap_or(0);
+    }
+    Ok(c)
 }
 
 async fn add(tx: &mut Tx, key: &Key, c: &Counts, sign: i64) -> AppResult<()> {
@@ -134,7 +164,7 @@ pub async fn track(tx: &mut Tx, case_id: i64, before: Option<(Key, Counts)>) -> 
     if let Some((k, c)) = &after {
         add(tx, k, c, 1).await?;
     }
-    Ok(())
+    super::cube::apply(tx, before.as_ref(), after.as_ref()).await
 }
 
 /// What the rollups should hold, recounted from the cases.
@@ -151,7 +181,8 @@ pub async fn recount(db: &Db) -> AppResult<BTreeMap<Key, Counts>> {
     Ok(out)
 }
 
-fn sum(a: &Counts, b: &Counts) -> Counts {
+/// Counter-wise sum.
+pub fn sum(a: &Counts, b: &Counts) -> Counts {
     Counts {
         cases: a.cases + b.cases,
         valid: a.valid + b.valid,
@@ -175,22 +206,7 @@ pub async fn stored(db: &Db) -> AppResult<BTreeMap<Key, Counts>> {
     let rows = sqlx::query("SELECT * FROM case_rollups").fetch_all(&db.pool).await?;
     let mut out = BTreeMap::new();
     for r in &rows {
-        let c = Counts {
-            cases: get(r, "cases")?,
-            valid: get(r, "valid")?,
-            contacted: get(r, "contacted")?,
-            solved: get(r, "solved")?,
-            satisfied: get(r, "satisfied")?,
-            basic: get(r, "basic")?,
-            closed: get(r, "closed")?,
-            on_time: get(r, "on_time")?,
-            finished: get(r, "finished")?,
-            reworked: get(r, "reworked")?,
-            dispatched: get(r, "dispatched")?,
-            extended: get(r, "extended")?,
-            accepted: get(r, "accepted")?,
-            signed_in_time: get(r, "signed_in_time")?,
-        };
+        let c = counts_of(r)?;
         if c != Counts::default() {
             out.insert(
                 Key {
@@ -206,17 +222,37 @@ pub async fn stored(db: &Db) -> AppResult<BTreeMap<Key, Counts>> {
     Ok(out)
 }
 
-/// Differences between the stored rollups and a recount: (key, stored, expected).
-pub async fn verify(db: &Db) -> AppResult<Vec<(Key, Counts, Counts)>> {
+/// A difference found by [`verify`].
+#[derive(Clone, Debug)]
+pub struct Diff {
+    /// Which counter row, in words.
+    pub what: String,
+    /// What is stored.
+    pub have: Counts,
+    /// What a recount says.
+    pub want: Counts,
+}
+
+fn diff<K: Ord + Clone>(want: &BTreeMap<K, Counts>, have: &BTreeMap<K, Counts>, name: impl Fn(&K) -> String) -> Vec<Diff> {
+    let keys: std::collections::BTreeSet<&K> = want.keys().chain(have.keys()).collect();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (h, w) = (have.get(k).copied().unwrap_or_default(), want.get(k).copied().unwrap_or_default());
+            (h != w).then(|| Diff { what: name(k), have: h, want: w })
+        })
+        .collect()
+}
+
+/// Differences between the stored rollups and a recount of the cases, then between the
+/// cube and the sums of the fine rollups.
+pub async fn verify(db: &Db) -> AppResult<Vec<Diff>> {
     let (want, have) = (recount(db).await?, stored(db).await?);
-    let mut diff = Vec::new();
-    for k in want.keys().chain(have.keys()).collect::<std::collections::BTreeSet<_>>() {
-        let (h, w) = (have.get(k).copied().unwrap_or_default(), want.get(k).copied().unwrap_or_default());
-        if h != w {
-            diff.push((k.clone(), h, w));
-        }
-    }
-    Ok(diff)
+    let mut out = diff(&want, &have, |k| format!("日 {} 社区 {} 单位 {} 类别 {}", k.day, k.community, k.unit, k.category));
+    let cube = super::cube::stored(db).await?;
+    out.extend(diff(&super::cube::expected(&have), &cube, |c| {
+        format!("汇总 {} 粒度 {} 期 {} 成员 {}", c.dim, c.grain, c.period, c.member)
+    }));
+    Ok(out)
 }
 
 /// Replaces the rollups with a recount, inside `tx`. One INSERT … SELECT … GROUP BY, so it
@@ -244,7 +280,8 @@ pub async fn rebuild_in(tx: &mut Tx) -> AppResult<usize> {
         sum("accepted_at IS NOT NULL"),
         sum("accepted_at <= sign_due"),
     );
-    Ok(sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut **tx).await?.rows_affected() as usize)
+    let n = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut **tx).await?.rows_affected() as usize;
+    Ok(n + super::cube::rebuild_in(tx).await?)
 }
 
 /// Replaces the rollups with a recount.

@@ -23,7 +23,7 @@ use crate::error::{AppError, AppResult};
 use crate::web::{JsonBody, OptJson, Q};
 
 async fn categories_list(State(st): State<AppState>) -> AppResult<Json<Value>> {
-    let cats = categories::all(&st.db).await?;
+    let cats = categories::all(&st).await?;
     Ok(Json(json!({"items": cats})))
 }
 

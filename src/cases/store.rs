@@ -195,7 +195,7 @@ pub async fn next_seq(tx: &mut Tx, name: &str) -> AppResult<i64> {
 /// Validates and records a new case (status 待受理), notifies the community, queues webhooks.
 pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: Vec<photos::Photo>) -> AppResult<Created> {
     let mut errs = FieldErrors::default();
-    let cat = categories::by_code(&st.db, &i.category).await?.filter(|c| c.active);
+    let cat = categories::by_code(st, &i.category).await?.filter(|c| c.active);
     if cat.is_none() {
         errs.add("category", "请选择有效的事项类别");
     }
@@ -332,7 +332,7 @@ pub async fn load(st: &AppState, number: &str) -> AppResult<(CaseRow, Category)>
     let r =
         sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number.trim()).fetch_optional(&st.db.pool).await?.ok_or(AppError::NotFound)?;
     let c = CaseRow::from_row(&r)?;
-    let cat = categories::by_id(&st.db, c.category_id).await?;
+    let cat = categories::by_id(st, c.category_id).await?;
     Ok((c, cat))
 }
 

@@ -325,11 +325,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         }
         Cmd::Rollups { cmd: RollupsCmd::Verify } => {
             let diff = crate::cases::rollups::verify(&st.db).await.map_err(err)?;
-            for (k, have, want) in diff.iter().take(20) {
-                println!(
-                    "不一致：日 {} 社区 {} 单位 {} 类别 {}：现有 {:?}，应为 {:?}",
-                    k.day, k.community, k.unit, k.category, have, want
-                );
+            for d in diff.iter().take(20) {
+                println!("不一致：{}：现有 {:?}，应为 {:?}", d.what, d.have, d.want);
             }
             if diff.is_empty() {
                 println!("增量汇总与逐件重新统计一致");

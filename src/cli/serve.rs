@@ -64,11 +64,14 @@ pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), StartError> {
     tokio::spawn(crate::cases::jobs::worker(st.clone()));
     let poll = st.clone();
     tokio::spawn(async move {
-        // Other nodes may change grids: poll the version and rebuild when it moves.
+        // Other nodes may change grids and categories: poll the versions, reload when they move.
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
             if let Err(e) = poll.grids.refresh(&poll.db).await {
                 tracing::warn!(error = %e, "刷新网格索引失败");
+            }
+            if let Err(e) = poll.cats.refresh(&poll.db).await {
+                tracing::warn!(error = %e, "刷新事项类别失败");
             }
         }
     });

@@ -11,13 +11,19 @@ use crate::error::AppResult;
 /// Most rows an Excel export carries.
 pub const EXPORT_MAX: i64 = 100_000;
 
+/// Lists count matches up to this many, then say "10,000+": an exact count of a large scope
+/// would cost a scan that grows with the data, and nobody pages that far (filters do).
+pub const COUNT_CAP: i64 = 10_000;
+
 /// A page of results.
 #[derive(Clone, Debug, Serialize)]
 pub struct Page<T> {
     /// The rows.
     pub items: Vec<T>,
-    /// Total matching rows.
+    /// Total matching rows (at most [`COUNT_CAP`]; see `total_capped`).
     pub total: i64,
+    /// More than [`COUNT_CAP`] rows match: `total` is the cap.
+    pub total_capped: bool,
     /// 1-based page.
     pub page: i64,
     /// Page size.
@@ -25,6 +31,11 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// The total for people: "10000+" when capped.
+    pub fn total_label(&self) -> String {
+        if self.total_capped { format!("{}+", self.total) } else { self.total.to_string() }
+    }
+
     /// Number of pages.
     pub fn pages(&self) -> i64 {
         ((self.total + self.per_page - 1) / self.per_page).max(1)
@@ -102,10 +113,13 @@ impl Where {
         map: impl Fn(&Row) -> AppResult<T>,
     ) -> AppResult<Page<T>> {
         let w = self.sql();
-        let total: i64 = get(&self.query(format!("SELECT COUNT(*) AS c {from} WHERE {w}")).fetch_one(&db.pool).await?, "c")?;
+        let count = format!("SELECT COUNT(*) AS c FROM (SELECT 1 AS one {from} WHERE {w} LIMIT {}) t", COUNT_CAP + 1);
+        let total: i64 = get(&self.query(count).fetch_one(&db.pool).await?, "c")?;
+        let total_capped = total > COUNT_CAP;
+        let total = total.min(COUNT_CAP);
         let sql = format!("SELECT {cols} {from} WHERE {w} ORDER BY {order} LIMIT {per} OFFSET {}", (page - 1) * per);
         let items = self.query(sql).fetch_all(&db.pool).await?.iter().map(map).collect::<AppResult<Vec<_>>>()?;
-        Ok(Page { items, total, page, per_page: per })
+        Ok(Page { items, total, total_capped, page, per_page: per })
     }
 }
 

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/0002_cases.sql")),
     (3, include_str!("../../migrations/0003_registers.sql")),
     (4, include_str!("../../migrations/0004_rollups.sql")),
+    (5, include_str!("../../migrations/0005_rollup_cube.sql")),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

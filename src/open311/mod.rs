@@ -95,7 +95,7 @@ async fn root(State(st): State<AppState>, Path(file): Path<String>, Query(raw): 
             };
             reply(f, StatusCode::OK, format::discovery(f, &d))
         }
-        "services" => match categories::active(&st.db).await {
+        "services" => match categories::active(&st).await {
             Ok(cats) => reply(f, StatusCode::OK, format::services(f, &cats.iter().map(service).collect::<Vec<_>>())),
             Err(e) => app_err(f, e),
         },
@@ -106,7 +106,7 @@ async fn root(State(st): State<AppState>, Path(file): Path<String>, Query(raw): 
 
 async fn definition(State(st): State<AppState>, Path(file): Path<String>) -> Response {
     let Some((f, code)) = Format::from_path_suffix(&file) else { return err(Format::Xml, 404, "格式应为 .xml 或 .json") };
-    match categories::by_code(&st.db, code).await {
+    match categories::by_code(&st, code).await {
         Ok(Some(c)) if c.active => {
             let attrs = c
                 .attrs

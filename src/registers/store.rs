@@ -188,7 +188,7 @@ pub async fn list(st: &AppState, p: &Principal, reg: &Register, q: &ListQuery) -
     let (page, per) = paging(q.page, q.per_page);
     let total = items.len() as i64;
     let items = items.into_iter().skip(((page - 1) * per) as usize).take(per as usize).collect();
-    Ok(Page { items, total, page, per_page: per })
+    Ok(Page { items, total, total_capped: false, page, per_page: per })
 }
 
 /// A row checked and normalised, ready to write.

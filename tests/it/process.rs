@@ -433,6 +433,23 @@ async fn two_nodes_on_one_postgres() {
         assert!(t0.elapsed() < Duration::from_secs(10), "node B never saw the change");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // A category added on A shows in B's (cached) Open311 service list and is accepted by B.
+    let cat = json!({"code": "sjd", "name": "双节点类别", "sign_hours": 2, "resolve_hours": 24});
+    let (s, body) = a.call("POST", "/api/v1/categories", Some(&tok), Some(&cat)).await.unwrap();
+    assert_eq!(s, 200, "{body}");
+    let t0 = Instant::now();
+    loop {
+        let (_, list) = b.call("GET", "/open311/v2/services.json", None, None).await.unwrap();
+        if list.as_array().unwrap().iter().any(|c| c["service_code"] == "sjd") {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "node B never saw the new category");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let case =
+        json!({"category": "sjd", "description": "新类别的事项", "grid": "520627001001001", "reporter_phone": "13800001111"});
+    let (s, body) = b.call("POST", "/api/v1/cases", Some(&tok), Some(&case)).await.unwrap();
+    assert_eq!(s, 201, "{body}");
     // A webhook delivery (a job) is made once, though both nodes run workers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

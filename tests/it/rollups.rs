@@ -93,6 +93,42 @@ async fn rollups_equal_a_recount(app: TestApp) {
     assert!(!rollups::verify(&app.st.db).await.unwrap().is_empty());
     rollups::rebuild(&app.st.db).await.unwrap();
     assert!(rollups::verify(&app.st.db).await.unwrap().is_empty());
+    // The coarse cube is checked against the fine rollups, and rebuilt with them.
+    app.sql("UPDATE case_cube SET solved = solved + 1 WHERE dim = 'street' AND grain = 32").await;
+    assert!(!rollups::verify(&app.st.db).await.unwrap().is_empty());
+    rollups::rebuild(&app.st.db).await.unwrap();
+    assert!(rollups::verify(&app.st.db).await.unwrap().is_empty());
+
+    // Periods read as edge days plus whole blocks give exactly the cases created in them.
+    let heping = app.login("heping").await;
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+    for (from, to) in [(300, 20), (45, 44), (33, 0), (400, 200), (1, 1)] {
+        let (a, b) = (today - chrono::Duration::days(from), today - chrono::Duration::days(to));
+        let start = a.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis() - 8 * 3_600_000;
+        let end = b.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis() - 8 * 3_600_000 + 86_400_000;
+        let count = |extra: &str| {
+            let sql = format!(
+                "SELECT COUNT(*) FROM cases WHERE status NOT IN ('rejected','voided') AND created_at >= {start} AND created_at < {end} {extra}"
+            );
+            let pool = app.st.db.pool.clone();
+            async move { sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.unwrap() }
+        };
+        let total = |token: String, level: &'static str| {
+            let path = format!("/api/v1/rates?level={level}&from={a}&to={b}");
+            let app = &app;
+            async move {
+                let v = app.get(&path).bearer(&token).send().await.json();
+                v["items"].as_array().unwrap().iter().map(|r| r["cases"].as_i64().unwrap()).sum::<i64>()
+            }
+        };
+        let all = count("").await;
+        assert_eq!(total(admin.clone(), "street").await, all, "{a}..{b}");
+        assert_eq!(total(admin.clone(), "community").await, all, "{a}..{b}");
+        assert_eq!(total(admin.clone(), "unit").await, count("AND unit_id IS NOT NULL").await, "{a}..{b}");
+        let street = "AND node_path LIKE '/520627/520627001/%'";
+        assert_eq!(total(heping.clone(), "community").await, count(street).await, "{a}..{b}");
+        assert_eq!(total(heping.clone(), "unit").await, count(&format!("{street} AND unit_id IS NOT NULL")).await, "{a}..{b}");
+    }
 }
 
 both!(rollups_equal_a_recount);

@@ -1,0 +1,231 @@
+//! The coarse rollups ("cube") that rates and rankings read, so that a month by street or a
+//! year by unit costs the same with 25 million cases as with 1,500: the counters of
+//! [`super::rollups`] summed per dimension (county, street, community, unit) and grain (a day,
+//! or a block of [`BLOCK`] days). A period is read as whole blocks plus the days at its edges.
+//! Kept in the same transaction as every change (one multi-row upsert); rebuilt and verified
+//! from the fine rollups.
+
+use std::collections::BTreeMap;
+
+use super::rates::Counts;
+use super::rollups::{self, Key};
+use crate::db::{Db, Row, Tx, get};
+use crate::error::AppResult;
+
+/// Days per block of the coarse grain.
+pub const BLOCK: i64 = 32;
+
+/// Dimensions of the cube.
+pub const DIMS: [&str; 4] = ["county", "street", "community", "unit"];
+
+/// One cell.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cell {
+    /// county | street | community | unit
+    pub dim: String,
+    /// 1 (day) or [`BLOCK`].
+    pub grain: i64,
+    /// Day number, or day number ÷ [`BLOCK`].
+    pub period: i64,
+    /// Area code, or `<county code>:<unit id>`.
+    pub member: String,
+}
+
+/// The cells a fine rollup key counts in.
+pub fn cells(k: &Key) -> Vec<Cell> {
+    let c = k.community.as_str();
+    let county = c.get(..6).unwrap_or(c);
+    let mut members =
+        vec![("county", county.to_string()), ("street", c.get(..9).unwrap_or(c).to_string()), ("community", c.into())];
+    if k.unit > 0 {
+        members.push(("unit", format!("{county}:{}", k.unit)));
+    }
+    let mut out = Vec::with_capacity(members.len() * 2);
+    for (dim, member) in members {
+        for (grain, period) in [(1, k.day), (BLOCK, k.day.div_euclid(BLOCK))] {
+            out.push(Cell { dim: dim.into(), grain, period, member: member.clone() });
+        }
+    }
+    out
+}
+
+fn signed(c: &Counts, sign: i64) -> Counts {
+    let mut out = Counts::default();
+    for ((_, v), (_, o)) in rollups::fields(c).iter().zip(rollups::fields_mut(&mut out)) {
+        *o = v * sign;
+    }
+    out
+}
+
+/// The cube a set of fine rollups implies (zero cells dropped).
+pub fn expected(fine: &BTreeMap<Key, Counts>) -> BTreeMap<Cell, Counts> {
+    let mut out: BTreeMap<Cell, Counts> = BTreeMap::new();
+    for (k, c) in fine {
+        for cell in cells(k) {
+            let e = out.entry(cell).or_default();
+            *e = rollups::sum(e, c);
+        }
+    }
+    out.retain(|_, c| *c != Counts::default());
+    out
+}
+
+/// Moves a case's contribution from `before` to `after` in one statement.
+pub async fn apply(tx: &mut Tx, before: Option<&(Key, Counts)>, after: Option<&(Key, Counts)>) -> AppResult<()> {
+    let mut delta: BTreeMap<Cell, Counts> = BTreeMap::new();
+    for (kc, sign) in [(before, -1), (after, 1)] {
+        let Some((k, c)) = kc else { continue };
+        let c = signed(c, sign);
+        for cell in cells(k) {
+            let e = delta.entry(cell).or_default();
+            *e = rollups::sum(e, &c);
+        }
+    }
+    delta.retain(|_, c| *c != Counts::default());
+    if delta.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = rollups::fields(&Counts::default()).iter().map(|(n, _)| *n).collect();
+    let mut values = Vec::with_capacity(delta.len());
+    for (i, (cell, c)) in delta.iter().enumerate() {
+        let nums: Vec<String> = rollups::fields(c).iter().map(|(_, v)| v.to_string()).collect();
+        values.push(format!("(${}, {}, {}, ${}, {})", 2 * i + 1, cell.grain, cell.period, 2 * i + 2, nums.join(", ")));
+    }
+    // One row per cell (the deltas were merged above: an upsert may touch a row only once).
+    let sql = format!(
+        "INSERT INTO case_cube (dim, grain, period, member, {}) VALUES {} ON CONFLICT (dim, grain, period, member) DO UPDATE SET {}",
+        names.join(", "),
+        values.join(", "),
+        names.iter().map(|n| format!("{n} = case_cube.{n} + excluded.{n}")).collect::<Vec<_>>().join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for cell in delta.keys() {
+        q = q.bind(cell.dim.clone()).bind(cell.member.clone());
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Replaces the cube with sums of the fine rollups, inside `tx` (after they were rebuilt).
+pub async fn rebuild_in(tx: &mut Tx) -> AppResult<usize> {
+    sqlx::query("DELETE FROM case_cube").execute(&mut **tx).await?;
+    let names: Vec<&str> = rollups::fields(&Counts::default()).iter().map(|(n, _)| *n).collect();
+    let sums: Vec<String> = names.iter().map(|n| format!("CAST(SUM({n}) AS BIGINT)")).collect();
+    let mut n = 0;
+    for (dim, member, cond) in [
+        ("county", "SUBSTR(community_code, 1, 6)", "1 = 1"),
+        ("street", "SUBSTR(community_code, 1, 9)", "1 = 1"),
+        ("community", "community_code", "1 = 1"),
+        ("unit", "SUBSTR(community_code, 1, 6) || ':' || CAST(unit_id AS TEXT)", "unit_id > 0"),
+    ] {
+        for (grain, period) in [(1, "day".to_string()), (BLOCK, format!("day / {BLOCK}"))] {
+            let sql = format!(
+                "INSERT INTO case_cube (dim, grain, period, member, {}) SELECT '{dim}', {grain}, {period}, {member}, {} \
+                 FROM case_rollups WHERE {cond} GROUP BY {period}, {member}",
+                names.join(", "),
+                sums.join(", ")
+            );
+            n += sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut **tx).await?.rows_affected() as usize;
+        }
+    }
+    Ok(n)
+}
+
+/// What the cube holds (zero cells ignored).
+pub async fn stored(db: &Db) -> AppResult<BTreeMap<Cell, Counts>> {
+    let rows = sqlx::query("SELECT * FROM case_cube").fetch_all(&db.pool).await?;
+    let mut out = BTreeMap::new();
+    for r in &rows {
+        let c = rollups::counts_of(r)?;
+        if c != Counts::default() {
+            let cell =
+                Cell { dim: get(r, "dim")?, grain: get(r, "grain")?, period: get(r, "period")?, member: get(r, "member")? };
+            out.insert(cell, c);
+        }
+    }
+    Ok(out)
+}
+
+/// The periods that cover the days `a..=b` exactly: edge days and whole blocks between.
+pub fn cover(a: i64, b: i64) -> (Vec<i64>, Option<(i64, i64)>) {
+    if a > b {
+        return (Vec::new(), None);
+    }
+    let (fb, lb) = ((a + BLOCK - 1).div_euclid(BLOCK), (b + 1).div_euclid(BLOCK) - 1);
+    if fb > lb {
+        return ((a..=b).collect(), None);
+    }
+    let days = (a..fb * BLOCK).chain((lb + 1) * BLOCK..=b).collect();
+    (days, Some((fb, lb)))
+}
+
+/// Sums per member of `dim` whose member starts with `prefix`, over the days `from..=to`
+/// (open ends: everything).
+pub async fn sums(db: &Db, dim: &str, prefix: &str, from: Option<i64>, to: Option<i64>) -> AppResult<Vec<(String, Counts)>> {
+    let (days, blocks) = match (from, to) {
+        (None, None) => (Vec::new(), Some((i64::MIN / 2, i64::MAX / 2))),
+        (a, b) => cover(a.unwrap_or(0), b.unwrap_or_else(|| rollups::day_of(crate::db::now_ms()) + 1)),
+    };
+    let names: Vec<&str> = rollups::fields(&Counts::default()).iter().map(|(n, _)| *n).collect();
+    let cols = names.join(", ");
+    // Member ranges and IN lists of periods keep every branch an index seek on
+    // (dim, grain, period, member), whatever the scope.
+    let where_member = "dim = $1 AND member >= $2 AND member < $3";
+    let mut parts = Vec::new();
+    if !days.is_empty() {
+        let list: Vec<String> = days.iter().map(i64::to_string).collect();
+        parts.push(format!(
+            "SELECT member, {cols} FROM case_cube WHERE {where_member} AND grain = 1 AND period IN ({})",
+            list.join(",")
+        ));
+    }
+    if let Some((x, y)) = blocks {
+        parts.push(format!(
+            "SELECT member, {cols} FROM case_cube WHERE {where_member} AND grain = {BLOCK} AND period BETWEEN {x} AND {y}"
+        ));
+    }
+    if parts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sums: Vec<String> = names.iter().map(|n| format!("CAST(SUM(r.{n}) AS BIGINT) AS {n}")).collect();
+    let sql = format!("SELECT r.member AS member, {} FROM ({}) r GROUP BY r.member", sums.join(", "), parts.join(" UNION ALL "));
+    let rows: Vec<Row> =
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(dim).bind(prefix).bind(format!("{prefix}~")).fetch_all(&db.pool).await?;
+    rows.iter().map(|r| Ok((get(r, "member")?, rollups::counts_of(r)?))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cover_is_exact() {
+        for (a, b) in [(0, 0), (5, 40), (31, 64), (32, 63), (100, 465), (7, 7), (30, 33)] {
+            let (days, blocks) = cover(a, b);
+            let mut covered: Vec<i64> = days.clone();
+            if let Some((x, y)) = blocks {
+                for blk in x..=y {
+                    covered.extend(blk * BLOCK..(blk + 1) * BLOCK);
+                }
+            }
+            covered.sort();
+            assert_eq!(covered, (a..=b).collect::<Vec<_>>(), "{a}..={b}");
+            assert!(days.len() <= 2 * (BLOCK as usize - 1) || blocks.is_none(), "{a}..={b}");
+        }
+        // A year is a dozen blocks and at most 62 edge days.
+        let (days, blocks) = cover(20_000, 20_364);
+        let (x, y) = blocks.unwrap();
+        assert!(days.len() <= 62 && y - x + 1 >= 10);
+    }
+
+    #[test]
+    fn cells_of_a_key() {
+        let k = Key { day: 100, community: "520627001001".into(), unit: 7, category: 3 };
+        let cs = cells(&k);
+        assert_eq!(cs.len(), 8);
+        assert!(cs.contains(&Cell { dim: "unit".into(), grain: BLOCK, period: 3, member: "520627:7".into() }));
+        assert!(cs.contains(&Cell { dim: "street".into(), grain: 1, period: 100, member: "520627001".into() }));
+        let none = Key { unit: 0, ..k };
+        assert_eq!(cells(&none).len(), 6);
+    }
+}
