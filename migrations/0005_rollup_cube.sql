@@ -26,3 +26,7 @@ CREATE TABLE case_cube (
 );
 -- Rankings of units below a county read the fine rollups of their communities.
 CREATE INDEX case_rollups_community ON case_rollups(community_code, day);
+-- The overview counts overdue cases of a scope on this index alone.
+CREATE INDEX cases_open_due ON cases(status, node_path, resolve_due);
+-- A grid's queue (a grid worker's open cases) without scanning its community or street.
+CREATE INDEX cases_grid ON cases(grid_code, status);

@@ -381,6 +381,7 @@ pub async fn generate(st: &AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sy
         sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM cases").fetch_one(&st.db.pool).await?.unwrap_or(0) + 1;
     let h0: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM case_history").fetch_one(&st.db.pool).await?;
     let now = now_ms();
+    st.db.bulk_cache(true).await?;
     let t0 = Instant::now();
     let batch = 100_000u64;
     let mut done = 0u64;
@@ -402,6 +403,7 @@ pub async fn generate(st: &AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sy
         progress(done, s.cases);
     }
     let secs = t0.elapsed().as_secs_f64();
+    st.db.bulk_cache(false).await?;
     let history = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM case_history").fetch_one(&st.db.pool).await? - h0;
     let mut tx = st.db.begin().await?;
     for t in ["scale_grids", "scale_cats", "scale_steps"] {

@@ -50,24 +50,54 @@ pub async fn overview(st: &AppState, p: &Principal) -> AppResult<Map<String, Val
         let n = counts.iter().find(|(k, _)| k == kind).map(|(_, n)| *n).unwrap_or(0);
         m.insert(key.into(), Value::from(n));
     }
-    let now = crate::db::now_ms();
-    let r = sqlx::query(
-        "SELECT COUNT(*) AS total, \
-           CAST(SUM(CASE WHEN status = 'closed' THEN 1 ELSE 0 END) AS BIGINT) AS closed, \
-           CAST(SUM(CASE WHEN status NOT IN ('closed','rejected','voided') THEN 1 ELSE 0 END) AS BIGINT) AS open, \
-           CAST(SUM(CASE WHEN status IN ('registered','dispatched','accepted') AND resolve_due < $2 THEN 1 ELSE 0 END) AS BIGINT) AS overdue \
-         FROM cases WHERE node_path LIKE $1 ESCAPE '\\'",
-    )
-    .bind(format!("{}%", crate::db::like_escape(&p.scope_path)))
-    .bind(now)
-    .fetch_one(&st.db.pool)
-    .await?;
-    for (k, c) in [("cases_total", "total"), ("cases_closed", "closed"), ("cases_open", "open"), ("cases_overdue", "overdue")] {
-        m.insert(k.into(), Value::from(crate::db::get::<Option<i64>>(&r, c)?.unwrap_or(0)));
+    for (k, v) in case_figures(st, p).await? {
+        m.insert(k.into(), Value::from(v));
     }
     m.extend(crate::registers::figures::all(st, p).await?);
     m.insert("scope".into(), Value::from(p.scope.clone()));
     Ok(m)
+}
+
+/// Case totals of the caller's scope. Totals come from the rollup cube (a county, street or
+/// community reads one row per block of days, whatever the number of cases); only "overdue",
+/// which changes with the clock, is counted, on the (status, node_path, resolve_due) index.
+/// Totals leave out rejected and voided cases, like the rates.
+async fn case_figures(st: &AppState, p: &Principal) -> AppResult<[(&'static str, i64); 4]> {
+    let code = p.scope_path.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    let dim = match code.len() {
+        6 => Some("county"),
+        9 => Some("street"),
+        12 => Some("community"),
+        _ => None,
+    };
+    let (total, closed) = match dim {
+        Some(dim) => {
+            let rows = crate::cases::cube::sums(&st.db, dim, code, None, None).await?;
+            let member = rows.iter().find(|(m, _)| m == code).map(|(_, c)| *c).unwrap_or_default();
+            (member.cases, member.closed)
+        }
+        None => {
+            let r = sqlx::query(
+                "SELECT COUNT(*) AS total, CAST(SUM(CASE WHEN status = 'closed' THEN 1 ELSE 0 END) AS BIGINT) AS closed \
+                 FROM cases WHERE node_path >= $1 AND node_path < $2 AND status NOT IN ('rejected', 'voided')",
+            )
+            .bind(&p.scope_path)
+            .bind(format!("{}~", p.scope_path))
+            .fetch_one(&st.db.pool)
+            .await?;
+            (crate::db::get::<i64>(&r, "total")?, crate::db::get::<Option<i64>>(&r, "closed")?.unwrap_or(0))
+        }
+    };
+    let overdue: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM cases WHERE status IN ('registered', 'dispatched', 'accepted') \
+         AND node_path >= $1 AND node_path < $2 AND resolve_due < $3",
+    )
+    .bind(&p.scope_path)
+    .bind(format!("{}~", p.scope_path))
+    .bind(crate::db::now_ms())
+    .fetch_one(&st.db.pool)
+    .await?;
+    Ok([("cases_total", total), ("cases_closed", closed), ("cases_open", total - closed), ("cases_overdue", overdue)])
 }
 
 async fn api_overview(State(st): State<AppState>, p: Principal) -> AppResult<Json<Map<String, Value>>> {
