@@ -70,8 +70,9 @@ pub fn expected(fine: &BTreeMap<Key, Counts>) -> BTreeMap<Cell, Counts> {
     out
 }
 
-/// Moves a case's contribution from `before` to `after` in one statement.
-pub async fn apply(tx: &mut Tx, before: Option<&(Key, Counts)>, after: Option<&(Key, Counts)>) -> AppResult<()> {
+/// The cell changes that move a case's contribution from `before` to `after` (merged per cell,
+/// zeros dropped).
+pub fn delta(before: Option<&(Key, Counts)>, after: Option<&(Key, Counts)>) -> BTreeMap<Cell, Counts> {
     let mut delta: BTreeMap<Cell, Counts> = BTreeMap::new();
     for (kc, sign) in [(before, -1), (after, 1)] {
         let Some((k, c)) = kc else { continue };
@@ -82,6 +83,12 @@ pub async fn apply(tx: &mut Tx, before: Option<&(Key, Counts)>, after: Option<&(
         }
     }
     delta.retain(|_, c| *c != Counts::default());
+    delta
+}
+
+/// Moves a case's contribution from `before` to `after` in one statement.
+pub async fn apply(tx: &mut Tx, before: Option<&(Key, Counts)>, after: Option<&(Key, Counts)>) -> AppResult<()> {
+    let delta = delta(before, after);
     if delta.is_empty() {
         return Ok(());
     }

@@ -72,6 +72,19 @@ fn contribution(r: &Row) -> AppResult<Option<(Key, Counts)>> {
     Ok(Some((key, c)))
 }
 
+/// The contribution of a case just submitted (nothing but `cases`): lets creation skip reading
+/// the row back. `verify` (and its property test) would catch a drift from [`contribution`].
+pub fn submitted(created_at: i64, community: &str, category: i64) -> (Key, Counts) {
+    let key = Key { day: day_of(created_at), community: community.to_string(), unit: 0, category };
+    (key, Counts { cases: 1, ..Counts::default() })
+}
+
+/// Counts a newly submitted case.
+pub async fn track_new(tx: &mut Tx, new: (Key, Counts)) -> AppResult<()> {
+    add(tx, &new.0, &new.1, 1).await?;
+    super::cube::apply(tx, None, Some(&new)).await
+}
+
 /// Reads a case's current contribution inside `tx`.
 pub async fn current(tx: &mut Tx, case_id: i64) -> AppResult<Option<(Key, Counts)>> {
     let sql = format!("SELECT {COLS} FROM cases WHERE id = $1");

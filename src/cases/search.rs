@@ -62,8 +62,10 @@ pub fn query_terms(q: &str) -> Vec<String> {
 
 /// Stores the terms of a new case (its text does not change afterwards, so there is nothing
 /// to replace: `case_terms` is keyed by term first, and a delete by case would scan it).
-pub async fn index(tx: &mut Tx, case_id: i64, text: &str) -> AppResult<()> {
-    let terms: Vec<String> = doc_terms(text).into_iter().collect();
+/// `terms` come from [`doc_terms`], computed before the transaction so that segmentation does
+/// not hold the writer.
+pub async fn index(tx: &mut Tx, case_id: i64, terms: BTreeSet<String>) -> AppResult<()> {
+    let terms: Vec<String> = terms.into_iter().collect();
     if terms.is_empty() {
         return Ok(());
     }

@@ -250,7 +250,13 @@ pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: V
         Reporter::User(p) => (p.username.clone(), p.ip.clone()),
         Reporter::Public { ip, .. } => ("public".to_string(), ip.to_string()),
     };
+    // Work that needs no database is done before taking the writer (group commit holds it
+    // for the whole transaction): encryption, blind index, segmentation.
     let keys: &Keyring = &st.keyring;
+    let name_enc = (!name.is_empty()).then(|| keys.encrypt(name, AAD_NAME));
+    let phone_enc = phone.as_ref().map(|m| keys.encrypt(m.as_str(), AAD_PHONE));
+    let phone_bidx = phone.as_ref().map(|m| keys.blind_index("case_phone", m.as_str()));
+    let terms = search::doc_terms(&format!("{title} {desc} {} {}", i.address, cat.name));
     let mut tx = st.db.begin().await?;
     let year = chrono::Datelike::year(&super::calendar::local_date(now));
     let seq = next_seq(&mut tx, &format!("case:{year}")).await?;
@@ -272,19 +278,19 @@ pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: V
     .bind(&place.community_code)
     .bind(&place.path)
     .bind(user.filter(|p| p.role == Role::Resident).map(|p| p.user_id))
-    .bind((!name.is_empty()).then(|| keys.encrypt(name, AAD_NAME)))
-    .bind(phone.as_ref().map(|m| keys.encrypt(m.as_str(), AAD_PHONE)))
-    .bind(phone.as_ref().map(|m| keys.blind_index("case_phone", m.as_str())))
+    .bind(name_enc)
+    .bind(phone_enc)
+    .bind(phone_bidx)
     .bind(i.private as i64)
     .bind(if i.attrs.is_object() { i.attrs.to_string() } else { "{}".into() })
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
     let id: i64 = get(&row, "id")?;
-    super::rollups::track(&mut tx, id, None).await?;
+    super::rollups::track_new(&mut tx, super::rollups::submitted(now, &place.community_code, cat.id)).await?;
     let hid = history(&mut tx, id, "submit", "", "submitted", &actor, channel_label(channel), "").await?;
     photos::store(&mut tx, &st.cfg.data_dir, id, Some(hid), photos).await?;
-    search::index(&mut tx, id, &format!("{title} {desc} {} {}", i.address, cat.name)).await?;
+    search::index(&mut tx, id, terms).await?;
     let community_path = crate::tree::ancestor(&place.path, 3);
     let text = format!("新{}：{}（{}）", cat.name, title, number);
     notify::push(&mut tx, Target::Staff(Role::CommunityStaff, community_path), id, "case.new", &text).await?;
