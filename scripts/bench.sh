@@ -99,7 +99,7 @@ for BACKEND in sqlite postgres; do
   url=""
   if [ "$BACKEND" = postgres ]; then
     db="linli_bench_$$"
-    psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $db" -qc "CREATE DATABASE $db" >/dev/null
+    psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $db" -qc "CREATE DATABASE $db TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'" >/dev/null
     url="${PG_ADMIN%/*}/$db"
   fi
   LINLI_DATA_DIR="$work/$BACKEND" LINLI_DATABASE_URL="$url" LINLI_BIND="127.0.0.1:$PORT" LINLI_DEMO_PASSWORD="$PW" RUST_LOG=warn $BIN serve >"$work/$BACKEND.log" 2>&1 &

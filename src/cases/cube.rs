@@ -196,8 +196,12 @@ pub async fn sums(db: &Db, dim: &str, prefix: &str, from: Option<i64>, to: Optio
     }
     let sums: Vec<String> = names.iter().map(|n| format!("CAST(SUM(r.{n}) AS BIGINT) AS {n}")).collect();
     let sql = format!("SELECT r.member AS member, {} FROM ({}) r GROUP BY r.member", sums.join(", "), parts.join(" UNION ALL "));
-    let rows: Vec<Row> =
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(dim).bind(prefix).bind(format!("{prefix}~")).fetch_all(&db.pool).await?;
+    let rows: Vec<Row> = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(dim)
+        .bind(prefix)
+        .bind(crate::db::prefix_end(prefix))
+        .fetch_all(&db.pool)
+        .await?;
     rows.iter().map(|r| Ok((get(r, "member")?, rollups::counts_of(r)?))).collect()
 }
 

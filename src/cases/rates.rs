@@ -228,7 +228,7 @@ async fn unit_rows_below_county(
     let mut w = Where::new();
     // A range, not LIKE: it can use the (community_code, day) index on both engines.
     w.arg("r.community_code >= ?", scope_code.to_string());
-    w.arg("r.community_code < ?", format!("{scope_code}~"));
+    w.arg("r.community_code < ?", crate::db::prefix_end(scope_code));
     if let Some(d) = from {
         w.raw(&format!("r.day >= {d}"));
     }

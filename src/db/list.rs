@@ -11,9 +11,9 @@ use crate::error::AppResult;
 /// Most rows an Excel export carries.
 pub const EXPORT_MAX: i64 = 100_000;
 
-/// Lists count matches up to this many, then say "10,000+": an exact count of a large scope
+/// Lists count matches up to this many, then say "2000+": an exact count of a large scope
 /// would cost a scan that grows with the data, and nobody pages that far (filters do).
-pub const COUNT_CAP: i64 = 10_000;
+pub const COUNT_CAP: i64 = 2_000;
 
 /// A page of results.
 #[derive(Clone, Debug, Serialize)]
@@ -31,7 +31,7 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
-    /// The total for people: "10000+" when capped.
+    /// The total for people: "2000+" when capped.
     pub fn total_label(&self) -> String {
         if self.total_capped { format!("{}+", self.total) } else { self.total.to_string() }
     }
@@ -77,9 +77,11 @@ impl Where {
         self
     }
 
-    /// `col LIKE 'prefix%'` — the scope test on materialised paths.
+    /// `col` starts with `prefix` — the scope test on materialised paths — as a range an index
+    /// serves on both engines (see [`super::prefix_end`]).
     pub fn under(&mut self, col: &str, prefix: &str) -> &mut Self {
-        self.arg(&format!("{col} LIKE ? ESCAPE '\\'"), format!("{}%", like_escape(prefix)))
+        self.arg(&format!("{col} >= ?"), prefix);
+        self.arg(&format!("{col} < ?"), super::prefix_end(prefix))
     }
 
     /// Any of `cols` contains `q` (a plain substring search).
@@ -133,9 +135,9 @@ mod tests {
         w.under("n.path", "/5_2/").arg("n.kind = ?", "grid").raw("n.retired_at IS NULL").contains(&["a", "b"], "x%");
         assert_eq!(
             w.sql(),
-            "n.path LIKE $1 ESCAPE '\\' AND n.kind = $2 AND n.retired_at IS NULL AND (a LIKE $3 ESCAPE '\\' OR b LIKE $3 ESCAPE '\\')"
+            "n.path >= $1 AND n.path < $2 AND n.kind = $3 AND n.retired_at IS NULL AND (a LIKE $4 ESCAPE '\\' OR b LIKE $4 ESCAPE '\\')"
         );
-        assert_eq!(w.args, vec!["/5\\_2/%", "grid", "%x\\%%"]);
+        assert_eq!(w.args, vec!["/5_2/".to_string(), format!("/5_2/{}", char::MAX), "grid".into(), "%x\\%%".into()]);
         assert_eq!(Where::new().sql(), "1=1");
     }
 

@@ -65,6 +65,7 @@ impl Db {
             Backend::Postgres => {
                 let pool =
                     AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
+                check_collation(&pool).await?;
                 Ok(Db { writer: Arc::new(group::Writer::new(pool.clone(), "BEGIN")), pool, backend })
             }
         }
@@ -147,6 +148,23 @@ impl Db {
     }
 }
 
+/// Codes and tree paths are compared as bytes (prefix ranges, sort order equal to SQLite's), so
+/// a PostgreSQL database must sort in the C collation. Checked by behaviour, not by catalog
+/// columns, so an ICU default collation is caught as well.
+async fn check_collation(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    let bytewise: i64 = sqlx::query_scalar("SELECT CAST(CASE WHEN 'B' < 'a' AND '/5/~' > '/5/1/' THEN 1 ELSE 0 END AS BIGINT)")
+        .fetch_one(pool)
+        .await?;
+    if bytewise == 1 {
+        return Ok(());
+    }
+    Err(sqlx::Error::Configuration(
+        "PostgreSQL 数据库的排序规则不是 C（按字节比较），linli 需要 C 排序规则。请这样建库：\
+         CREATE DATABASE linli TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'"
+            .into(),
+    ))
+}
+
 fn sqlite_url(url: &str) -> Result<String, sqlx::Error> {
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:").split('?').next().unwrap_or_default();
     if let Some(dir) = std::path::Path::new(path).parent()
@@ -209,6 +227,14 @@ where
     T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
 {
     sqlx::Row::try_get(row, col)
+}
+
+/// The exclusive upper bound of the strings that start with `prefix`, for a range condition
+/// `col >= prefix AND col < prefix_end(prefix)` that an index serves on both engines (LIKE
+/// cannot use one on SQLite, where it is case-insensitive). Both compare bytewise: SQLite's
+/// BINARY collation, and PostgreSQL in C collation, which [`Db::connect`] insists on.
+pub fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}{}", char::MAX)
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern used with `ESCAPE '\'`.

@@ -82,7 +82,7 @@ async fn case_figures(st: &AppState, p: &Principal) -> AppResult<[(&'static str,
                  FROM cases WHERE node_path >= $1 AND node_path < $2 AND status NOT IN ('rejected', 'voided')",
             )
             .bind(&p.scope_path)
-            .bind(format!("{}~", p.scope_path))
+            .bind(crate::db::prefix_end(&p.scope_path))
             .fetch_one(&st.db.pool)
             .await?;
             (crate::db::get::<i64>(&r, "total")?, crate::db::get::<Option<i64>>(&r, "closed")?.unwrap_or(0))
@@ -93,7 +93,7 @@ async fn case_figures(st: &AppState, p: &Principal) -> AppResult<[(&'static str,
          AND node_path >= $1 AND node_path < $2 AND resolve_due < $3",
     )
     .bind(&p.scope_path)
-    .bind(format!("{}~", p.scope_path))
+    .bind(crate::db::prefix_end(&p.scope_path))
     .bind(crate::db::now_ms())
     .fetch_one(&st.db.pool)
     .await?;

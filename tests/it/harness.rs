@@ -118,7 +118,7 @@ fn pg_template() -> &'static (String, PathBuf) {
         block_on_thread(async move {
             drop_stale_pg().await;
             pg_exec(format!("DROP DATABASE IF EXISTS {n}")).await;
-            pg_exec(format!("CREATE DATABASE {n}")).await;
+            pg_exec(format!("CREATE DATABASE {n} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'")).await;
             build_template(d, Some(pg_url_for(&n))).await;
         });
         (name, dir)

@@ -150,7 +150,10 @@ async fn crash_durability_postgres() {
     let base = admin.rsplit_once('/').unwrap().0.to_string();
     use sqlx::Connection;
     let mut c = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL must be reachable");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'")))
+        .execute(&mut c)
+        .await
+        .unwrap();
     crash_durability(Some(format!("{base}/{name}"))).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut c).await.unwrap();
 }
@@ -405,7 +408,10 @@ async fn two_nodes_on_one_postgres() {
     let admin_url = pg_admin_url();
     let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
     let mut c = sqlx::PgConnection::connect(&admin_url).await.expect("PostgreSQL must be reachable");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'")))
+        .execute(&mut c)
+        .await
+        .unwrap();
     let (dir_a, dir_b) = (tmp("nodeA"), tmp("nodeB"));
     let a = Server::start(&dir_a, Some(&url)).await;
     // Node B shares the database and the key file, nothing else.
@@ -481,4 +487,20 @@ async fn two_nodes_on_one_postgres() {
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 5, "each delivery exactly once");
     drop((a, b));
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut c).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_needs_bytewise_collation() {
+    // Scope ranges and code order compare bytes; a linguistic (here ICU) collation is refused
+    // at connect with the statement that creates a suitable database.
+    use sqlx::Connection;
+    let name = unique("linli_icu");
+    let admin_url = pg_admin_url();
+    let mut c = sqlx::PgConnection::connect(&admin_url).await.expect("PostgreSQL must be reachable");
+    let create = format!("CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'und' LOCALE 'C.UTF-8'");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut c).await.unwrap();
+    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    let err = linli::db::Db::connect(&url).await.unwrap_err().to_string();
+    assert!(err.contains("C 排序规则") && err.contains("CREATE DATABASE"), "{err}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&mut c).await.unwrap();
 }
