@@ -408,9 +408,14 @@ pub async fn list(st: &AppState, p: &Principal, f: &CaseFilter) -> AppResult<Pag
         }
         w.raw(&format!("c.status IN ({})", codes.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(",")));
     }
-    for (val, col) in
-        [(&f.category, "cat.code"), (&f.channel, "c.channel"), (&f.grid, "c.grid_code"), (&f.community, "c.community_code")]
-    {
+    if let Some(code) = f.community.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        // As a path range, which the path index serves (community_code has no index).
+        match crate::tree::store::find_by_code(&st.db, code).await? {
+            Some(n) => w.under("c.node_path", &n.path),
+            None => w.raw("1=0"),
+        };
+    }
+    for (val, col) in [(&f.category, "cat.code"), (&f.channel, "c.channel"), (&f.grid, "c.grid_code")] {
         if let Some(v) = val.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             w.arg(&format!("{col} = ?"), v);
         }
@@ -445,6 +450,10 @@ pub async fn list(st: &AppState, p: &Principal, f: &CaseFilter) -> AppResult<Pag
         for t in terms {
             w.arg("c.id IN (SELECT case_id FROM case_terms WHERE term = ?)", t);
         }
+    }
+    if f.unit.is_some() || f.grid.is_some() || f.mine == Some(true) || f.q.is_some() {
+        // A unit's, grid's or community's queue, or search terms: their own indexes select.
+        w.scope_as_filter();
     }
     let from = "FROM cases c JOIN categories cat ON cat.id = c.category_id";
     w.page(&st.db, VIEW_COLS, from, "c.id DESC", paging(f.page, f.per_page), |r| view_row(&st.keyring, r)).await

@@ -56,6 +56,8 @@ pub fn paging(page: Option<i64>, per_page: Option<i64>) -> (i64, i64) {
 pub struct Where {
     clauses: Vec<String>,
     args: Vec<String>,
+    /// For scope ranges: (clause index, the same test on `(col || '')`, which no index serves).
+    dense: Vec<(usize, String)>,
 }
 
 impl Where {
@@ -80,8 +82,12 @@ impl Where {
     /// `col` starts with `prefix` — the scope test on materialised paths — as a range an index
     /// serves on both engines (see [`super::prefix_end`]).
     pub fn under(&mut self, col: &str, prefix: &str) -> &mut Self {
-        self.arg(&format!("{col} >= ?"), prefix);
-        self.arg(&format!("{col} < ?"), super::prefix_end(prefix))
+        for (op, value) in [(">=", prefix.to_string()), ("<", super::prefix_end(prefix))] {
+            self.arg(&format!("{col} {op} ?"), value);
+            let n = self.args.len();
+            self.dense.push((self.clauses.len() - 1, format!("({col} || '') {op} ${n}")));
+        }
+        self
     }
 
     /// Any of `cols` contains `q` (a plain substring search).
@@ -93,6 +99,26 @@ impl Where {
     /// The clause text (`1=1` when empty).
     pub fn sql(&self) -> String {
         if self.clauses.is_empty() { "1=1".into() } else { self.clauses.join(" AND ") }
+    }
+
+    /// Tests scope ranges row by row from now on: for queries that also filter on a column with
+    /// a more selective index (a unit, a grid, search terms), which the engine should use.
+    pub fn scope_as_filter(&mut self) -> &mut Self {
+        for (i, alt) in std::mem::take(&mut self.dense) {
+            self.clauses[i] = alt;
+        }
+        self
+    }
+
+    /// The clause text for a scope known to hold many rows: its range is tested row by row, so
+    /// the engine walks the ORDER BY index and stops at the page instead of collecting and
+    /// sorting the whole scope.
+    fn sql_dense(&self) -> String {
+        let mut c = self.clauses.clone();
+        for (i, alt) in &self.dense {
+            c[*i] = alt.clone();
+        }
+        if c.is_empty() { "1=1".into() } else { c.join(" AND ") }
     }
 
     fn query(&self, sql: String) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
@@ -119,6 +145,8 @@ impl Where {
         let total: i64 = get(&self.query(count).fetch_one(&db.pool).await?, "c")?;
         let total_capped = total > COUNT_CAP;
         let total = total.min(COUNT_CAP);
+        // Few rows: the range index finds them and they are sorted. Many: walk the order.
+        let w = if total_capped { self.sql_dense() } else { w };
         let sql = format!("SELECT {cols} {from} WHERE {w} ORDER BY {order} LIMIT {per} OFFSET {}", (page - 1) * per);
         let items = self.query(sql).fetch_all(&db.pool).await?.iter().map(map).collect::<AppResult<Vec<_>>>()?;
         Ok(Page { items, total, total_capped, page, per_page: per })

@@ -85,6 +85,22 @@ async fn scale_generator(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(total, counted);
+    // Big scopes count to the cap and say so; the page itself is exact.
+    let l = app.get("/api/v1/cases?per_page=20").bearer(&t).send().await.json();
+    assert_eq!(
+        (l["total"].as_i64(), l["total_capped"].as_bool()),
+        (Some(linli::db::list::COUNT_CAP), Some(true)),
+        "{}",
+        l["total"]
+    );
+    assert_eq!(l["items"].as_array().unwrap().len(), 20);
+    let g = fc[3].code.clone();
+    let q = app.get(&format!("/api/v1/cases?grid={g}")).bearer(&t).send().await.json();
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM cases WHERE grid_code = '{g}'")))
+        .fetch_one(&app.st.db.pool)
+        .await
+        .unwrap();
+    assert_eq!((q["total"].as_i64(), q["total_capped"].as_bool()), (Some(n), Some(false)));
     // New cases after the generator get fresh ids (the PostgreSQL sequence was moved on).
     let staff = app.login("huahuaqiao").await;
     crate::cases::new_case(&app, &staff, "ldd", "生成之后").await;
