@@ -57,19 +57,6 @@ fn signed(c: &Counts, sign: i64) -> Counts {
     out
 }
 
-/// The cube a set of fine rollups implies (zero cells dropped).
-pub fn expected(fine: &BTreeMap<Key, Counts>) -> BTreeMap<Cell, Counts> {
-    let mut out: BTreeMap<Cell, Counts> = BTreeMap::new();
-    for (k, c) in fine {
-        for cell in cells(k) {
-            let e = out.entry(cell).or_default();
-            *e = rollups::sum(e, c);
-        }
-    }
-    out.retain(|_, c| *c != Counts::default());
-    out
-}
-
 /// The cell changes that move a case's contribution from `before` to `after` (merged per cell,
 /// zeros dropped).
 pub fn delta(before: Option<&(Key, Counts)>, after: Option<&(Key, Counts)>) -> BTreeMap<Cell, Counts> {
@@ -113,12 +100,11 @@ pub async fn apply(tx: &mut Tx, before: Option<&(Key, Counts)>, after: Option<&(
     Ok(())
 }
 
-/// Replaces the cube with sums of the fine rollups, inside `tx` (after they were rebuilt).
-pub async fn rebuild_in(tx: &mut Tx) -> AppResult<usize> {
-    sqlx::query("DELETE FROM case_cube").execute(&mut **tx).await?;
+/// The cube recounted from the fine rollups: one SELECT per dimension and grain.
+pub fn recount_sql() -> Vec<String> {
     let names: Vec<&str> = rollups::fields(&Counts::default()).iter().map(|(n, _)| *n).collect();
-    let sums: Vec<String> = names.iter().map(|n| format!("CAST(SUM({n}) AS BIGINT)")).collect();
-    let mut n = 0;
+    let sums: Vec<String> = names.iter().map(|n| format!("CAST(SUM({n}) AS BIGINT) AS {n}")).collect();
+    let mut out = Vec::new();
     for (dim, member, cond) in [
         ("county", "SUBSTR(community_code, 1, 6)", "1 = 1"),
         ("street", "SUBSTR(community_code, 1, 9)", "1 = 1"),
@@ -126,31 +112,26 @@ pub async fn rebuild_in(tx: &mut Tx) -> AppResult<usize> {
         ("unit", "SUBSTR(community_code, 1, 6) || ':' || CAST(unit_id AS TEXT)", "unit_id > 0"),
     ] {
         for (grain, period) in [(1, "day".to_string()), (BLOCK, format!("day / {BLOCK}"))] {
-            let sql = format!(
-                "INSERT INTO case_cube (dim, grain, period, member, {}) SELECT '{dim}', {grain}, {period}, {member}, {} \
+            out.push(format!(
+                "SELECT CAST('{dim}' AS TEXT) AS dim, CAST({grain} AS BIGINT) AS grain, {period} AS period, {member} AS member, {} \
                  FROM case_rollups WHERE {cond} GROUP BY {period}, {member}",
-                names.join(", "),
                 sums.join(", ")
-            );
-            n += sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut **tx).await?.rows_affected() as usize;
+            ));
         }
     }
-    Ok(n)
+    out
 }
 
-/// What the cube holds (zero cells ignored).
-pub async fn stored(db: &Db) -> AppResult<BTreeMap<Cell, Counts>> {
-    let rows = sqlx::query("SELECT * FROM case_cube").fetch_all(&db.pool).await?;
-    let mut out = BTreeMap::new();
-    for r in &rows {
-        let c = rollups::counts_of(r)?;
-        if c != Counts::default() {
-            let cell =
-                Cell { dim: get(r, "dim")?, grain: get(r, "grain")?, period: get(r, "period")?, member: get(r, "member")? };
-            out.insert(cell, c);
-        }
+/// Replaces the cube with sums of the fine rollups, inside `tx` (after they were rebuilt).
+pub async fn rebuild_in(tx: &mut Tx) -> AppResult<usize> {
+    sqlx::query("DELETE FROM case_cube").execute(&mut **tx).await?;
+    let names: Vec<&str> = rollups::fields(&Counts::default()).iter().map(|(n, _)| *n).collect();
+    let mut n = 0;
+    for select in recount_sql() {
+        let sql = format!("INSERT INTO case_cube (dim, grain, period, member, {}) {select}", names.join(", "));
+        n += sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut **tx).await?.rows_affected() as usize;
     }
-    Ok(out)
+    Ok(n)
 }
 
 /// The periods that cover the days `a..=b` exactly: edge days and whole blocks between.
