@@ -79,7 +79,7 @@ pub async fn apply(tx: &mut Tx, before: Option<&(Key, Counts)>, after: Option<&(
     if delta.is_empty() {
         return Ok(());
     }
-    let names: Vec<&str> = rollups::fields(&Counts::default()).iter().map(|(n, _)| *n).collect();
+    let names = rollups::names();
     let mut values = Vec::with_capacity(delta.len());
     for (i, (cell, c)) in delta.iter().enumerate() {
         let nums: Vec<String> = rollups::fields(c).iter().map(|(_, v)| v.to_string()).collect();
@@ -102,8 +102,7 @@ pub async fn apply(tx: &mut Tx, before: Option<&(Key, Counts)>, after: Option<&(
 
 /// The cube recounted from the fine rollups: one SELECT per dimension and grain.
 pub fn recount_sql() -> Vec<String> {
-    let names: Vec<&str> = rollups::fields(&Counts::default()).iter().map(|(n, _)| *n).collect();
-    let sums: Vec<String> = names.iter().map(|n| format!("CAST(SUM({n}) AS BIGINT) AS {n}")).collect();
+    let sums = rollups::sum_columns("");
     let mut out = Vec::new();
     for (dim, member, cond) in [
         ("county", "SUBSTR(community_code, 1, 6)", "1 = 1"),
@@ -115,7 +114,7 @@ pub fn recount_sql() -> Vec<String> {
             out.push(format!(
                 "SELECT CAST('{dim}' AS TEXT) AS dim, CAST({grain} AS BIGINT) AS grain, {period} AS period, {member} AS member, {} \
                  FROM case_rollups WHERE {cond} GROUP BY {period}, {member}",
-                sums.join(", ")
+                sums
             ));
         }
     }
@@ -125,10 +124,9 @@ pub fn recount_sql() -> Vec<String> {
 /// Replaces the cube with sums of the fine rollups, inside `tx` (after they were rebuilt).
 pub async fn rebuild_in(tx: &mut Tx) -> AppResult<usize> {
     sqlx::query("DELETE FROM case_cube").execute(&mut **tx).await?;
-    let names: Vec<&str> = rollups::fields(&Counts::default()).iter().map(|(n, _)| *n).collect();
     let mut n = 0;
     for select in recount_sql() {
-        let sql = format!("INSERT INTO case_cube (dim, grain, period, member, {}) {select}", names.join(", "));
+        let sql = format!("INSERT INTO case_cube (dim, grain, period, member, {}) {select}", rollups::names().join(", "));
         n += sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut **tx).await?.rows_affected() as usize;
     }
     Ok(n)
@@ -154,8 +152,7 @@ pub async fn sums(db: &Db, dim: &str, prefix: &str, from: Option<i64>, to: Optio
         (None, None) => (Vec::new(), Some((i64::MIN / 2, i64::MAX / 2))),
         (a, b) => cover(a.unwrap_or(0), b.unwrap_or_else(|| rollups::day_of(crate::db::now_ms()) + 1)),
     };
-    let names: Vec<&str> = rollups::fields(&Counts::default()).iter().map(|(n, _)| *n).collect();
-    let cols = names.join(", ");
+    let cols = rollups::names().join(", ");
     // Member ranges and IN lists of periods keep every branch an index seek on
     // (dim, grain, period, member), whatever the scope.
     let where_member = "dim = $1 AND member >= $2 AND member < $3";
@@ -175,8 +172,11 @@ pub async fn sums(db: &Db, dim: &str, prefix: &str, from: Option<i64>, to: Optio
     if parts.is_empty() {
         return Ok(Vec::new());
     }
-    let sums: Vec<String> = names.iter().map(|n| format!("CAST(SUM(r.{n}) AS BIGINT) AS {n}")).collect();
-    let sql = format!("SELECT r.member AS member, {} FROM ({}) r GROUP BY r.member", sums.join(", "), parts.join(" UNION ALL "));
+    let sql = format!(
+        "SELECT r.member AS member, {} FROM ({}) r GROUP BY r.member",
+        rollups::sum_columns("r."),
+        parts.join(" UNION ALL ")
+    );
     let rows: Vec<Row> = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(dim)
         .bind(prefix)

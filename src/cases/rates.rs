@@ -141,12 +141,6 @@ pub async fn weights(st: &AppState) -> AppResult<(f64, f64, f64)> {
     Ok(parsed.unwrap_or((0.1, 0.5, 0.4)))
 }
 
-const SUMS: &str = "CAST(SUM(r.cases) AS BIGINT) AS cases, CAST(SUM(r.valid) AS BIGINT) AS valid, CAST(SUM(r.contacted) AS BIGINT) AS contacted, CAST(SUM(r.solved) AS BIGINT) AS solved, CAST(SUM(r.satisfied) AS BIGINT) AS satisfied, CAST(SUM(r.basic) AS BIGINT) AS basic, CAST(SUM(r.closed) AS BIGINT) AS closed, CAST(SUM(r.on_time) AS BIGINT) AS on_time, CAST(SUM(r.finished) AS BIGINT) AS finished, CAST(SUM(r.reworked) AS BIGINT) AS reworked, CAST(SUM(r.dispatched) AS BIGINT) AS dispatched, CAST(SUM(r.extended) AS BIGINT) AS extended, CAST(SUM(r.accepted) AS BIGINT) AS accepted, CAST(SUM(r.signed_in_time) AS BIGINT) AS signed_in_time";
-
-fn counts(r: &crate::db::Row) -> AppResult<Counts> {
-    super::rollups::counts_of(r)
-}
-
 /// The ranking table for a level and period inside the caller's scope, best composite first.
 pub async fn table(st: &AppState, p: &Principal, q: &RatesQuery) -> AppResult<Vec<RateRow>> {
     p.require(Perm::TreeRead)?;
@@ -157,7 +151,7 @@ pub async fn table(st: &AppState, p: &Principal, q: &RatesQuery) -> AppResult<Ve
     if !["county", "street", "community", "unit"].contains(&level) {
         return Err(AppError::field("level", "level 应为 county、street、community 或 unit"));
     }
-    let scope_code = p.scope_path.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    let scope_code = p.scope.as_str();
     let day = |d: Option<&str>, field: &str| -> AppResult<Option<i64>> {
         match d.map(str::trim).filter(|s| !s.is_empty()) {
             Some(d) => Ok(Some(super::rollups::day_of(super::store::day_start(d, field)?))),
@@ -172,8 +166,8 @@ pub async fn table(st: &AppState, p: &Principal, q: &RatesQuery) -> AppResult<Ve
         // Units ranked on the cases of a street or community: the fine rollups of its communities.
         groups = unit_rows_below_county(st, scope_code, from, to).await?;
     } else {
-        let prefix = if level == "unit" { format!("{scope_code}:") } else { scope_code.to_string() };
-        let prefix = if level == "unit" && scope_code.is_empty() { String::new() } else { prefix };
+        // Unit members are "<county>:<unit>"; an unscoped caller reads every county's.
+        let prefix = if level == "unit" && !scope_code.is_empty() { format!("{scope_code}:") } else { scope_code.to_string() };
         let rows = super::cube::sums(&st.db, level, &prefix, from, to).await?;
         if level == "unit" {
             let mut by_unit: std::collections::BTreeMap<i64, Counts> = Default::default();
@@ -227,8 +221,7 @@ async fn unit_rows_below_county(
 ) -> AppResult<Vec<(String, String, Counts)>> {
     let mut w = Where::new();
     // A range, not LIKE: it can use the (community_code, day) index on both engines.
-    w.arg("r.community_code >= ?", scope_code.to_string());
-    w.arg("r.community_code < ?", crate::db::prefix_end(scope_code));
+    w.under("r.community_code", scope_code);
     if let Some(d) = from {
         w.raw(&format!("r.day >= {d}"));
     }
@@ -236,11 +229,14 @@ async fn unit_rows_below_county(
         w.raw(&format!("r.day <= {d}"));
     }
     let sql = format!(
-        "SELECT u.code AS k, MAX(u.name) AS nm, {SUMS} FROM case_rollups r JOIN units u ON u.id = r.unit_id WHERE {} GROUP BY u.code",
+        "SELECT u.code AS k, MAX(u.name) AS nm, {} FROM case_rollups r JOIN units u ON u.id = r.unit_id WHERE {} GROUP BY u.code",
+        super::rollups::sum_columns("r."),
         w.sql()
     );
     let rows = w.fetch_all(&st.db, sql).await?;
-    rows.iter().map(|r| Ok((get(r, "k")?, get::<Option<String>>(r, "nm")?.unwrap_or_default(), counts(r)?))).collect()
+    rows.iter()
+        .map(|r| Ok((get(r, "k")?, get::<Option<String>>(r, "nm")?.unwrap_or_default(), super::rollups::counts_of(r)?)))
+        .collect()
 }
 
 #[cfg(test)]

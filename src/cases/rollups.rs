@@ -114,6 +114,17 @@ pub fn fields(c: &Counts) -> [(&'static str, i64); 14] {
     ]
 }
 
+/// The counter column names, in the order of [`fields`].
+pub fn names() -> [&'static str; 14] {
+    fields(&Counts::default()).map(|(n, _)| n)
+}
+
+/// `CAST(SUM(<alias>n) AS BIGINT) AS n` for every counter: the select list of any sum over
+/// rollup rows (`alias` is `""` or a table alias with its dot).
+pub fn sum_columns(alias: &str) -> String {
+    names().map(|n| format!("CAST(SUM({alias}{n}) AS BIGINT) AS {n}")).join(", ")
+}
+
 /// The counters, mutable, in the order of [`fields`].
 pub fn fields_mut(c: &mut Counts) -> [(&'static str, &mut i64); 14] {
     [
@@ -221,7 +232,7 @@ async fn except_diff(
     want: &str,
     name: impl Fn(&Row) -> AppResult<String>,
 ) -> AppResult<Vec<Diff>> {
-    let names: Vec<&str> = fields(&Counts::default()).iter().map(|(n, _)| *n).collect();
+    let names = names();
     let cols = key.iter().chain(names.iter()).copied().collect::<Vec<_>>().join(", ");
     let nonzero = names.iter().map(|n| format!("{n} <> 0")).collect::<Vec<_>>().join(" OR ");
     let have = format!("SELECT {cols} FROM {table} WHERE {nonzero}");
@@ -306,9 +317,8 @@ fn recount_sql() -> String {
 /// the property test checks through `verify`.
 pub async fn rebuild_in(tx: &mut Tx) -> AppResult<usize> {
     sqlx::query("DELETE FROM case_rollups").execute(&mut **tx).await?;
-    let names: Vec<&str> = fields(&Counts::default()).iter().map(|(n, _)| *n).collect();
     let sql =
-        format!("INSERT INTO case_rollups (day, community_code, unit_id, category_id, {}) {}", names.join(", "), recount_sql());
+        format!("INSERT INTO case_rollups (day, community_code, unit_id, category_id, {}) {}", names().join(", "), recount_sql());
     let n = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut **tx).await?.rows_affected() as usize;
     Ok(n + super::cube::rebuild_in(tx).await?)
 }

@@ -204,19 +204,6 @@ impl Tx {
             }
         }
     }
-
-    /// Rolls the logical transaction back (same as dropping it, but waits for it).
-    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
-        if let Some(mut b) = self.guard.take() {
-            settle(&mut b).await;
-            if b.ops == 0 && b.parked.is_empty() {
-                b.tx = None;
-            } else if self.writer.waiting.load(Ordering::SeqCst) == 0 {
-                flush(&self.writer, &mut b).await?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// While a parked request waits, dropping it (a cancelled request) must not strand the batch.

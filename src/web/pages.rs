@@ -63,7 +63,7 @@ pub async fn overview(st: &AppState, p: &Principal) -> AppResult<Map<String, Val
 /// which changes with the clock, is counted, on the (status, node_path, resolve_due) index.
 /// Totals leave out rejected and voided cases, like the rates.
 async fn case_figures(st: &AppState, p: &Principal) -> AppResult<[(&'static str, i64); 4]> {
-    let code = p.scope_path.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    let code = p.scope.as_str();
     let dim = match code.len() {
         6 => Some("county"),
         9 => Some("street"),
