@@ -36,6 +36,8 @@ pub struct AppState {
     pub grids: GridCache,
     /// The categories, in memory.
     pub cats: crate::cases::categories::CategoryCache,
+    /// Who tokens belong to, remembered for a few seconds.
+    pub tokens: crate::auth::cache::TokenCache,
     /// Request counters for /metrics.
     pub metrics: Arc<Metrics>,
     /// The Content-Security-Policy header value (depends on the tile server setting).
@@ -61,6 +63,7 @@ impl AppState {
             chain,
             grids: GridCache::default(),
             cats: Default::default(),
+            tokens: Default::default(),
             metrics: Arc::default(),
         };
         st.grids.refresh(&st.db).await?;

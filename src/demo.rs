@@ -334,8 +334,10 @@ pub async fn reset(st: &AppState) -> AppResult<()> {
     let ev = Event { action: "demo.reset", entity: "node", entity_id: COUNTY, node_path: "/", summary: "清除演示县数据" };
     audit::append(&mut tx, &st.chain, &Actor::system("demo"), ev).await?;
     crate::cases::categories::bump_version(&mut tx).await?;
+    crate::auth::cache::changed(&mut tx).await?;
     crate::tree::geometry::commit(st, tx, true).await?;
     st.cats.reload(&st.db).await?;
+    st.tokens.clear();
     Ok(())
 }
 

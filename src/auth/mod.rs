@@ -4,6 +4,7 @@
 //! the record's tree path must lie inside the account's scope. Out-of-scope records answer
 //! 404, exactly like missing ones, so a community cannot learn what exists next door.
 
+pub mod cache;
 pub mod middleware;
 pub mod password;
 pub mod routes;

@@ -2,10 +2,11 @@
 
 use serde::Serialize;
 
+use super::cache::Resolved;
 use super::{Principal, Role, Via, password, random_hex, token_hash};
 use crate::app::AppState;
 use crate::audit::{self, Actor, Event};
-use crate::db::{get, now_ms};
+use crate::db::{Tx, get, now_ms};
 use crate::error::{AppError, AppResult, FieldErrors};
 
 /// An account as listed on the users page (never the hash).
@@ -240,7 +241,7 @@ pub async fn set_lock(st: &AppState, by: Option<&Principal>, actor: &Actor, user
     };
     let ev = Event { action: act, entity: "user", entity_id: username, node_path: &u.scope_path, summary: &summary };
     audit::append(&mut tx, &st.chain, actor, ev).await?;
-    tx.commit().await?;
+    commit_auth_change(st, tx).await?;
     Ok(())
 }
 
@@ -278,7 +279,7 @@ pub async fn set_password(
     };
     let ev = Event { action: act, entity: "user", entity_id: username, node_path: &u.scope_path, summary: &summary };
     audit::append(&mut tx, &st.chain, actor, ev).await?;
-    tx.commit().await?;
+    commit_auth_change(st, tx).await?;
     Ok(())
 }
 
@@ -381,7 +382,11 @@ pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResu
             format!("密码错误（第 {failed} 次）")
         };
         audit::append(&mut tx, &st.chain, &actor, Event { node_path: &u.scope_path, ..fail(username, &summary) }).await?;
-        tx.commit().await?;
+        if lock.is_some() {
+            commit_auth_change(st, tx).await?;
+        } else {
+            tx.commit().await?;
+        }
         return Err(AppError::BadCredentials);
     }
     let token = random_hex(32);
@@ -411,7 +416,7 @@ pub async fn logout(st: &AppState, p: &Principal) -> AppResult<()> {
         let ev =
             Event { action: "logout", entity: "user", entity_id: &p.username, node_path: &p.scope_path, summary: "退出登录" };
         audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
-        tx.commit().await?;
+        commit_auth_change(st, tx).await?;
     }
     Ok(())
 }
@@ -421,36 +426,30 @@ pub async fn logout(st: &AppState, p: &Principal) -> AppResult<()> {
 pub async fn resolve(st: &AppState, token: &str, ip: &str) -> AppResult<Option<Principal>> {
     let th = token_hash(token);
     let now = now_ms();
-    let cols = USER_COLS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
-    if token.starts_with("lpat_") {
-        let sql = format!(
-            "SELECT {cols}, t.id AS tid FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
-        );
-        let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&th).fetch_optional(&st.db.pool).await? else {
-            return Ok(None);
-        };
-        let u = user_row(&r)?;
-        if u.disabled || u.locked_until.is_some_and(|t| t > now) {
-            return Ok(None);
+    let cached = st.tokens.get(&th);
+    let Some(r) = (match cached {
+        Some(r) => Some(r),
+        None => {
+            let generation = st.tokens.generation();
+            let r = lookup(st, token, &th).await?;
+            if let Some(r) = &r {
+                st.tokens.put(&th, generation, r.clone());
+            }
+            r
         }
-        let mut p = u.principal(Via::Token, ip);
-        p.must_change_password = false;
-        return Ok(Some(p));
-    }
-    let sql = format!(
-        "SELECT {cols}, s.csrf, s.created_at AS s_created, s.last_seen FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1"
-    );
-    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&th).fetch_optional(&st.db.pool).await? else {
+    }) else {
         return Ok(None);
     };
-    let u = user_row(&r)?;
-    let created: i64 = get(&r, "s_created")?;
-    let last: i64 = get(&r, "last_seen")?;
+    let blocked = r.disabled || r.locked_until.is_some_and(|t| t > now);
+    let Some((created, last)) = r.session else {
+        return Ok((!blocked).then(|| Principal { ip: ip.into(), ..r.principal }));
+    };
     let expired = now - last > st.cfg.idle_timeout_secs * 1000 || now - created > st.cfg.absolute_timeout_secs * 1000;
-    if expired || u.disabled || u.locked_until.is_some_and(|t| t > now) {
+    if expired || blocked {
         let mut tx = st.db.begin().await?;
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&th).execute(&mut *tx).await?;
         tx.commit().await?;
+        st.tokens.forget(&th);
         return Ok(None);
     }
     // Touch at most every 15 s: a write per request would cost an fsync each on SQLite.
@@ -458,9 +457,47 @@ pub async fn resolve(st: &AppState, token: &str, ip: &str) -> AppResult<Option<P
         let mut tx = st.db.begin().await?;
         sqlx::query("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2").bind(now).bind(&th).execute(&mut *tx).await?;
         tx.commit().await?;
+        st.tokens.touch(&th, now);
     }
-    let csrf: String = get(&r, "csrf")?;
-    Ok(Some(u.principal(Via::Session { csrf, token_hash: th }, ip)))
+    Ok(Some(Principal { ip: ip.into(), ..r.principal }))
+}
+
+/// Reads what a token belongs to from the database.
+async fn lookup(st: &AppState, token: &str, th: &str) -> AppResult<Option<Resolved>> {
+    let cols = USER_COLS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+    let resolved = |u: UserRow, via: Via, session: Option<(i64, i64)>| {
+        let mut principal = u.principal(via, "");
+        principal.must_change_password &= session.is_some();
+        Resolved { principal, locked_until: u.locked_until, disabled: u.disabled, session }
+    };
+    if token.starts_with("lpat_") {
+        let sql = format!(
+            "SELECT {cols}, t.id AS tid FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
+        );
+        let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(th).fetch_optional(&st.db.pool).await? else {
+            return Ok(None);
+        };
+        return Ok(Some(resolved(user_row(&r)?, Via::Token, None)));
+    }
+    let sql = format!(
+        "SELECT {cols}, s.csrf, s.created_at AS s_created, s.last_seen FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1"
+    );
+    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(th).fetch_optional(&st.db.pool).await? else {
+        return Ok(None);
+    };
+    let via = Via::Session { csrf: get(&r, "csrf")?, token_hash: th.to_string() };
+    let session = Some((get(&r, "s_created")?, get(&r, "last_seen")?));
+    Ok(Some(resolved(user_row(&r)?, via, session)))
+}
+
+/// Commits a change to who a token belongs to (logout, revocation, lock, password) and makes
+/// every node forget what it remembered about tokens: this one now, the others at their next
+/// poll.
+async fn commit_auth_change(st: &AppState, mut tx: Tx) -> AppResult<()> {
+    super::cache::changed(&mut tx).await?;
+    tx.commit().await?;
+    st.tokens.clear();
+    Ok(())
 }
 
 /// Issues a personal access token for `username`; returns the token (shown once).
@@ -530,6 +567,6 @@ pub async fn revoke_token(st: &AppState, p: &Principal, id: i64) -> AppResult<()
     let ev =
         Event { action: "token.revoke", entity: "user", entity_id: &p.username, node_path: &p.scope_path, summary: &summary };
     audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
-    tx.commit().await?;
+    commit_auth_change(st, tx).await?;
     Ok(())
 }

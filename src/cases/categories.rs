@@ -125,20 +125,12 @@ impl CategoryCache {
 }
 
 async fn version(db: &Db) -> AppResult<String> {
-    let v: Option<String> =
-        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'category_version'").fetch_optional(&db.pool).await?;
-    Ok(v.unwrap_or_default())
+    crate::db::version::read(db, "category_version").await
 }
 
 /// Marks the categories changed, inside the writing transaction.
 pub async fn bump_version(tx: &mut Tx) -> AppResult<()> {
-    sqlx::query(
-        "INSERT INTO settings (key, value) VALUES ('category_version', '1') ON CONFLICT (key) \
-         DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT)",
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    crate::db::version::bump(tx, "category_version").await
 }
 
 /// Every category, active first, by sort order.

@@ -159,6 +159,8 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
             return Ok(());
         }
     };
+    // The red card makes the case count as overdue in the rollups.
+    let before = if warn >= 2 && c.warn_level < 2 { Some(super::rollups::current(&mut tx, case_id).await?) } else { None };
     sqlx::query("UPDATE cases SET warn_level = $1, level = $2, version = version + 1, updated_at = $3 WHERE id = $4")
         .bind(warn)
         .bind(level)
@@ -166,6 +168,9 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
         .bind(case_id)
         .execute(&mut *tx)
         .await?;
+    if let Some(before) = before {
+        super::rollups::track(&mut tx, case_id, before).await?;
+    }
     let status = c.status.as_str();
     let label = if action == "auto_escalate" { format!("{note}至{}", super::level_label(level)) } else { note.to_string() };
     sqlx::query("INSERT INTO case_history (case_id, action, from_status, to_status, actor, actor_label, at, note, public) VALUES ($1,$2,$3,$3,'system','系统',$4,$5,0)")

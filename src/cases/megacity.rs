@@ -338,7 +338,7 @@ fn case_sql(lo: u64, hi: u64, first_id: i64, total: u64, now: i64, grids: i64, (
     format!(
         "INSERT INTO cases (id, number, category_id, title, description, channel, status, grid_code, community_code, node_path, unit_id, \
          created_at, dispatched_at, accepted_at, finished_at, closed_at, sign_due, resolve_due, rework_count, return_count, contacted, \
-         solved, satisfaction, version, updated_at) \
+         solved, satisfaction, version, updated_at, warn_level) \
          SELECT {first_id} + y.i, 'BJ-' || SUBSTR(CAST(10000000000 + y.i + 1 AS TEXT), 2), c.id, '规模演示事项', '规模演示事项', \
            CASE y.i % 4 WHEN 0 THEN 'resident_h5' WHEN 1 THEN 'hotline_12345' WHEN 2 THEN 'grid_visit' ELSE 'open311' END, \
            y.status, g.code, SUBSTR(g.code, 1, 12), g.path, \
@@ -355,7 +355,8 @@ fn case_sql(lo: u64, hi: u64, first_id: i64, total: u64, now: i64, grids: i64, (
            CASE WHEN y.status = 'closed' THEN 1 END, \
            CASE WHEN y.status = 'closed' THEN CASE WHEN y.hs = 0 THEN 0 ELSE 1 END END, \
            CASE WHEN y.status = 'closed' THEN CASE WHEN y.hs = 0 THEN 'unsatisfied' WHEN y.hs < 3 THEN 'basically_satisfied' ELSE 'satisfied' END END, \
-           1, y.created \
+           1, y.created, \
+           CASE WHEN y.status IN ('dispatched', 'accepted') AND y.created + c.resolve_ms * 9 / 5 < {now} THEN 2 ELSE 0 END \
          FROM (SELECT x.*, CASE WHEN x.roll < 3 THEN 'rejected' WHEN x.created > {recent} AND x.roll < 21 THEN 'dispatched' \
                  WHEN x.created > {recent} AND x.roll < 41 THEN 'accepted' WHEN x.created > {recent} AND x.roll < 51 THEN 'finished' \
                  ELSE 'closed' END AS status \

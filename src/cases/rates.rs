@@ -98,6 +98,9 @@ pub struct Counts {
     pub accepted: i64,
     /// Accepted in time.
     pub signed_in_time: i64,
+    /// Still running and past the deadline (red card from the SLA job): a state, not an
+    /// event, so the overview reads the current overdue count from the cube.
+    pub overdue: i64,
 }
 
 fn ratio(n: i64, d: i64) -> Option<f64> {
@@ -261,6 +264,7 @@ mod tests {
             extended: 3,
             accepted: 9,
             signed_in_time: 6,
+            overdue: 1,
         };
         let r = rates(&c, (0.1, 0.5, 0.4), "x".into(), "x".into());
         assert_eq!(r.response_rate, Some(0.875));

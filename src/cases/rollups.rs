@@ -28,7 +28,7 @@ pub fn day_of(ms: i64) -> i64 {
 }
 
 const COLS: &str = "created_at, community_code, unit_id, category_id, status, contacted, solved, satisfaction, finished_at, resolve_due, \
-     rework_count, dispatched_at, extension_count, accepted_at, sign_due";
+     rework_count, dispatched_at, extension_count, accepted_at, sign_due, warn_level";
 
 /// A case's contribution, computed by the same rules as [`super::rates`]. Rejected and voided
 /// cases count nowhere.
@@ -62,6 +62,8 @@ fn contribution(r: &Row) -> AppResult<Option<(Key, Counts)>> {
         extended: (get::<i64>(r, "extension_count")? > 0) as i64,
         accepted: accepted_at.is_some() as i64,
         signed_in_time: le(accepted_at, sign_due) as i64,
+        overdue: (matches!(status.as_str(), "registered" | "dispatched" | "accepted") && get::<i64>(r, "warn_level")? >= 2)
+            as i64,
     };
     let key = Key {
         day: day_of(get(r, "created_at")?),
@@ -95,7 +97,7 @@ pub async fn current(tx: &mut Tx, case_id: i64) -> AppResult<Option<(Key, Counts
 }
 
 /// The counters with their column names.
-pub fn fields(c: &Counts) -> [(&'static str, i64); 14] {
+pub fn fields(c: &Counts) -> [(&'static str, i64); 15] {
     [
         ("cases", c.cases),
         ("valid", c.valid),
@@ -111,11 +113,12 @@ pub fn fields(c: &Counts) -> [(&'static str, i64); 14] {
         ("extended", c.extended),
         ("accepted", c.accepted),
         ("signed_in_time", c.signed_in_time),
+        ("overdue", c.overdue),
     ]
 }
 
 /// The counter column names, in the order of [`fields`].
-pub fn names() -> [&'static str; 14] {
+pub fn names() -> [&'static str; 15] {
     fields(&Counts::default()).map(|(n, _)| n)
 }
 
@@ -126,7 +129,7 @@ pub fn sum_columns(alias: &str) -> String {
 }
 
 /// The counters, mutable, in the order of [`fields`].
-pub fn fields_mut(c: &mut Counts) -> [(&'static str, &mut i64); 14] {
+pub fn fields_mut(c: &mut Counts) -> [(&'static str, &mut i64); 15] {
     [
         ("cases", &mut c.cases),
         ("valid", &mut c.valid),
@@ -142,6 +145,7 @@ pub fn fields_mut(c: &mut Counts) -> [(&'static str, &mut i64); 14] {
         ("extended", &mut c.extended),
         ("accepted", &mut c.accepted),
         ("signed_in_time", &mut c.signed_in_time),
+        ("overdue", &mut c.overdue),
     ]
 }
 
@@ -193,22 +197,11 @@ pub async fn track(tx: &mut Tx, case_id: i64, before: Option<(Key, Counts)>) -> 
 
 /// Counter-wise sum.
 pub fn sum(a: &Counts, b: &Counts) -> Counts {
-    Counts {
-        cases: a.cases + b.cases,
-        valid: a.valid + b.valid,
-        contacted: a.contacted + b.contacted,
-        solved: a.solved + b.solved,
-        satisfied: a.satisfied + b.satisfied,
-        basic: a.basic + b.basic,
-        closed: a.closed + b.closed,
-        on_time: a.on_time + b.on_time,
-        finished: a.finished + b.finished,
-        reworked: a.reworked + b.reworked,
-        dispatched: a.dispatched + b.dispatched,
-        extended: a.extended + b.extended,
-        accepted: a.accepted + b.accepted,
-        signed_in_time: a.signed_in_time + b.signed_in_time,
+    let mut out = *a;
+    for ((_, o), (_, v)) in fields_mut(&mut out).into_iter().zip(fields(b)) {
+        *o += v;
     }
+    out
 }
 
 /// A difference found by [`verify`].
@@ -303,6 +296,7 @@ fn recount_sql() -> String {
         ("extended", "extension_count > 0"),
         ("accepted", "accepted_at IS NOT NULL"),
         ("signed_in_time", "accepted_at <= sign_due"),
+        ("overdue", "status IN ('registered', 'dispatched', 'accepted') AND warn_level >= 2"),
     ];
     let sums: Vec<String> = counters.iter().map(|(n, c)| format!("{} AS {n}", sum(c))).collect();
     format!(

@@ -19,7 +19,7 @@ use crate::ident::Mobile;
 use crate::privacy::Keyring;
 use crate::web::fmt_time;
 
-pub use super::view::{CaseView, Step, steps, view, view_by_id};
+pub use super::view::{CaseView, Step, view, view_by_id};
 use super::view::{VIEW_COLS, view_row};
 
 /// Associated data binding reporter ciphertexts to their fields.
@@ -344,14 +344,20 @@ pub async fn load(st: &AppState, number: &str) -> AppResult<(CaseRow, Category)>
 
 /// Loads a case the caller may see (404 otherwise).
 pub async fn load_visible(st: &AppState, p: &Principal, number: &str) -> AppResult<(CaseRow, Category)> {
+    let (c, cat) = load(st, number).await?;
+    check_visible(p, &c, &cat)?;
+    Ok((c, cat))
+}
+
+/// 404 unless `p` may see the case.
+pub fn check_visible(p: &Principal, c: &CaseRow, cat: &Category) -> AppResult<()> {
     if p.must_change_password {
         return Err(AppError::PasswordChangeRequired);
     }
-    let (c, cat) = load(st, number).await?;
     if !c.visible_to(p, cat.claimable) {
         return Err(AppError::NotFound);
     }
-    Ok((c, cat))
+    Ok(())
 }
 
 /// Filters of every case list and queue.
@@ -415,7 +421,13 @@ pub async fn list(st: &AppState, p: &Principal, f: &CaseFilter) -> AppResult<Pag
             None => w.raw("1=0"),
         };
     }
-    for (val, col) in [(&f.category, "cat.code"), (&f.channel, "c.channel"), (&f.grid, "c.grid_code")] {
+    if let Some(code) = f.category.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        match categories::by_code(st, code).await? {
+            Some(cat) => w.raw(&format!("c.category_id = {}", cat.id)),
+            None => w.raw("1=0"),
+        };
+    }
+    for (val, col) in [(&f.channel, "c.channel"), (&f.grid, "c.grid_code")] {
         if let Some(v) = val.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             w.arg(&format!("{col} = ?"), v);
         }
@@ -456,5 +468,12 @@ pub async fn list(st: &AppState, p: &Principal, f: &CaseFilter) -> AppResult<Pag
         w.scope_as_filter();
     }
     let from = "FROM cases c JOIN categories cat ON cat.id = c.category_id";
-    w.page(&st.db, VIEW_COLS, from, "c.id DESC", paging(f.page, f.per_page), |r| view_row(&st.keyring, r)).await
+    let keyed = (base_of(&w, from), "c.id");
+    w.page_keyed(&st.db, VIEW_COLS, from, keyed, "c.id DESC", paging(f.page, f.per_page), |r| view_row(&st.keyring, r)).await
+}
+
+/// The case table alone, unless the conditions need the category (a party member's
+/// claimable cases): what lists count and pick their page on.
+fn base_of(w: &Where, from: &'static str) -> &'static str {
+    if w.sql().contains("cat.") { from } else { "FROM cases c" }
 }

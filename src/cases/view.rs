@@ -1,15 +1,19 @@
 //! A case as people see it: the full view with history and photos, personal data masked.
 
+use std::sync::OnceLock;
+
 use serde::Serialize;
 use serde_json::Value;
+use sqlx::AnyConnection;
 
 use super::level_label;
 use super::machine::{Status, channel_label, satisfaction_label};
-use super::store::{AAD_NAME, AAD_PHONE, load_visible};
+use super::store::{AAD_NAME, AAD_PHONE, check_visible};
+use super::{CaseRow, ROW_COLS, categories};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::db::{Row, get, now_ms};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::ident::{Mobile, mask_name};
 use crate::privacy::Keyring;
 use crate::web::fmt_time;
@@ -48,12 +52,12 @@ fn step_label(action: &str) -> String {
 }
 
 /// The history of a case, oldest first.
-pub async fn steps(st: &AppState, case_id: i64) -> AppResult<Vec<Step>> {
+async fn steps(conn: &mut AnyConnection, case_id: i64) -> AppResult<Vec<Step>> {
     let rows = sqlx::query(
         "SELECT action, actor, actor_label, at, note, to_status, public FROM case_history WHERE case_id = $1 ORDER BY id",
     )
     .bind(case_id)
-    .fetch_all(&st.db.pool)
+    .fetch_all(&mut *conn)
     .await?;
     rows.iter()
         .map(|r| {
@@ -229,19 +233,39 @@ pub(super) fn view_row(keys: &Keyring, r: &Row) -> AppResult<CaseView> {
     })
 }
 
-/// The full view of a case the caller may see.
+/// The full view of a case the caller may see: the case and its visibility columns in one
+/// read, then its history and photos, all on one connection (each query is a hop to the
+/// connection's thread; taking the pool once saves the rest of the round).
 pub async fn view(st: &AppState, p: &Principal, number: &str) -> AppResult<CaseView> {
-    let (c, _) = load_visible(st, p, number).await?;
-    view_by_id(st, c.id).await
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        let view: Vec<&str> = VIEW_COLS.split(", ").collect();
+        let extra = ROW_COLS.split(", ").filter(|c| !view.contains(c)).collect::<Vec<_>>().join(", ");
+        format!("SELECT {VIEW_COLS}, {extra} FROM cases c JOIN categories cat ON cat.id = c.category_id WHERE c.number = $1")
+    });
+    let mut conn = st.db.pool.acquire().await?;
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(number.trim())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let c = CaseRow::from_row(&r)?;
+    check_visible(p, &c, &categories::by_id(st, c.category_id).await?)?;
+    let v = view_row(&st.keyring, &r)?;
+    with_details(&mut conn, v, c.id).await
 }
 
 /// The full view by id (callers have checked visibility).
 pub async fn view_by_id(st: &AppState, id: i64) -> AppResult<CaseView> {
     let sql = format!("SELECT {VIEW_COLS} FROM cases c JOIN categories cat ON cat.id = c.category_id WHERE c.id = $1");
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(&st.db.pool).await?;
-    let mut v = view_row(&st.keyring, &r)?;
-    v.history = steps(st, id).await?;
-    let photos = sqlx::query("SELECT id FROM case_photos WHERE case_id = $1 ORDER BY id").bind(id).fetch_all(&st.db.pool).await?;
+    let mut conn = st.db.pool.acquire().await?;
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(&mut *conn).await?;
+    with_details(&mut conn, view_row(&st.keyring, &r)?, id).await
+}
+
+async fn with_details(conn: &mut AnyConnection, mut v: CaseView, id: i64) -> AppResult<CaseView> {
+    v.history = steps(conn, id).await?;
+    let photos = sqlx::query("SELECT id FROM case_photos WHERE case_id = $1 ORDER BY id").bind(id).fetch_all(&mut *conn).await?;
     v.photos = photos.iter().map(|r| get(r, "id")).collect::<Result<_, _>>()?;
     Ok(v)
 }

@@ -64,7 +64,7 @@ pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), StartError> {
     tokio::spawn(crate::cases::jobs::worker(st.clone()));
     let poll = st.clone();
     tokio::spawn(async move {
-        // Other nodes may change grids and categories: poll the versions, reload when they move.
+        // Other nodes may change grids, categories and tokens: poll the versions, reload when they move.
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
             if let Err(e) = poll.grids.refresh(&poll.db).await {
@@ -72,6 +72,9 @@ pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), StartError> {
             }
             if let Err(e) = poll.cats.refresh(&poll.db).await {
                 tracing::warn!(error = %e, "刷新事项类别失败");
+            }
+            if let Err(e) = poll.tokens.refresh(&poll.db).await {
+                tracing::warn!(error = %e, "刷新令牌缓存失败");
             }
         }
     });

@@ -137,17 +137,56 @@ impl Where {
         cols: &str,
         from: &str,
         order: &str,
+        paging: (i64, i64),
+        map: impl Fn(&Row) -> AppResult<T>,
+    ) -> AppResult<Page<T>> {
+        self.paged(db, cols, from, None, order, paging, map).await
+    }
+
+    /// Like [`Where::page`] for big tables: counts and picks the page's keys on `base` (the
+    /// table alone, whose indexes answer without reading rows), then reads only those rows
+    /// through `from` (with its joins). A scope of 1,500 cases then costs 1,500 index entries
+    /// and 20 row reads instead of 1,500 row reads and a sort.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn page_keyed<T>(
+        &self,
+        db: &Db,
+        cols: &str,
+        from: &str,
+        (base, key): (&str, &str),
+        order: &str,
+        paging: (i64, i64),
+        map: impl Fn(&Row) -> AppResult<T>,
+    ) -> AppResult<Page<T>> {
+        self.paged(db, cols, from, Some((base, key)), order, paging, map).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn paged<T>(
+        &self,
+        db: &Db,
+        cols: &str,
+        from: &str,
+        keyed: Option<(&str, &str)>,
+        order: &str,
         (page, per): (i64, i64),
         map: impl Fn(&Row) -> AppResult<T>,
     ) -> AppResult<Page<T>> {
         let w = self.sql();
-        let count = format!("SELECT COUNT(*) AS c FROM (SELECT 1 AS one {from} WHERE {w} LIMIT {}) t", COUNT_CAP + 1);
+        let base = keyed.map(|k| k.0).unwrap_or(from);
+        let count = format!("SELECT COUNT(*) AS c FROM (SELECT 1 AS one {base} WHERE {w} LIMIT {}) t", COUNT_CAP + 1);
         let total: i64 = get(&self.query(count).fetch_one(&db.pool).await?, "c")?;
         let total_capped = total > COUNT_CAP;
         let total = total.min(COUNT_CAP);
         // Few rows: the range index finds them and they are sorted. Many: walk the order.
         let w = if total_capped { self.sql_dense() } else { w };
-        let sql = format!("SELECT {cols} {from} WHERE {w} ORDER BY {order} LIMIT {per} OFFSET {}", (page - 1) * per);
+        let window = format!("ORDER BY {order} LIMIT {per} OFFSET {}", (page - 1) * per);
+        let sql = match keyed {
+            None => format!("SELECT {cols} {from} WHERE {w} {window}"),
+            Some((base, key)) => {
+                format!("SELECT {cols} {from} WHERE {key} IN (SELECT {key} {base} WHERE {w} {window}) ORDER BY {order}")
+            }
+        };
         let items = self.query(sql).fetch_all(&db.pool).await?.iter().map(map).collect::<AppResult<Vec<_>>>()?;
         Ok(Page { items, total, total_capped, page, per_page: per })
     }

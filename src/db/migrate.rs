@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/0003_registers.sql")),
     (4, include_str!("../../migrations/0004_rollups.sql")),
     (5, include_str!("../../migrations/0005_rollup_cube.sql")),
+    (6, include_str!("../../migrations/0006_overdue_counter.sql")),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

@@ -7,6 +7,7 @@
 mod group;
 pub mod list;
 pub mod migrate;
+pub mod version;
 
 use std::sync::Arc;
 use std::time::Duration;

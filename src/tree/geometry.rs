@@ -48,7 +48,7 @@ impl GridCache {
 
     /// Rebuilds from the database when `grid_version` moved (or always, if never built).
     pub async fn refresh(&self, db: &Db) -> AppResult<bool> {
-        let version = grid_version(db).await?;
+        let version = crate::db::version::read(db, "grid_version").await?;
         if self.inner.read().expect("grid index lock").0 == version {
             return Ok(false);
         }
@@ -80,21 +80,9 @@ impl GridCache {
     }
 }
 
-async fn grid_version(db: &Db) -> AppResult<String> {
-    let r = sqlx::query("SELECT value FROM settings WHERE key = 'grid_version'").fetch_optional(&db.pool).await?;
-    Ok(match r {
-        Some(r) => get::<String>(&r, "value")?,
-        None => "0".into(),
-    })
-}
-
 /// Marks the grid set as changed, inside the transaction that changed it.
 pub async fn bump_grid_version(tx: &mut Tx) -> AppResult<()> {
-    sqlx::query("INSERT INTO settings (key, value) VALUES ('grid_version', $1) ON CONFLICT (key) DO UPDATE SET value = $1")
-        .bind(crate::auth::random_hex(8))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    crate::db::version::bump(tx, "grid_version").await
 }
 
 /// Commits a transaction; when it changed grids, marks the grid set as changed first and

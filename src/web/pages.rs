@@ -58,10 +58,10 @@ pub async fn overview(st: &AppState, p: &Principal) -> AppResult<Map<String, Val
     Ok(m)
 }
 
-/// Case totals of the caller's scope. Totals come from the rollup cube (a county, street or
-/// community reads one row per block of days, whatever the number of cases); only "overdue",
-/// which changes with the clock, is counted, on the (status, node_path, resolve_due) index.
-/// Totals leave out rejected and voided cases, like the rates.
+/// Case totals of the caller's scope. A county, street or community reads them from the
+/// rollup cube (one row per block of days, whatever the number of cases); "overdue" is the
+/// cube's count of running cases the SLA job has shown the red card. Other scopes count their
+/// (few) cases. Totals leave out rejected and voided cases, like the rates.
 async fn case_figures(st: &AppState, p: &Principal) -> AppResult<[(&'static str, i64); 4]> {
     let code = p.scope.as_str();
     let dim = match code.len() {
@@ -70,34 +70,26 @@ async fn case_figures(st: &AppState, p: &Principal) -> AppResult<[(&'static str,
         12 => Some("community"),
         _ => None,
     };
-    let (total, closed) = match dim {
+    let c = match dim {
         Some(dim) => {
             let rows = crate::cases::cube::sums(&st.db, dim, code, None, None).await?;
-            let member = rows.iter().find(|(m, _)| m == code).map(|(_, c)| *c).unwrap_or_default();
-            (member.cases, member.closed)
+            rows.iter().find(|(m, _)| m == code).map(|(_, c)| *c).unwrap_or_default()
         }
         None => {
             let r = sqlx::query(
-                "SELECT COUNT(*) AS total, CAST(SUM(CASE WHEN status = 'closed' THEN 1 ELSE 0 END) AS BIGINT) AS closed \
+                "SELECT COUNT(*) AS cases, CAST(SUM(CASE WHEN status = 'closed' THEN 1 ELSE 0 END) AS BIGINT) AS closed, \
+                 CAST(SUM(CASE WHEN status IN ('registered', 'dispatched', 'accepted') AND warn_level >= 2 THEN 1 ELSE 0 END) AS BIGINT) AS overdue \
                  FROM cases WHERE node_path >= $1 AND node_path < $2 AND status NOT IN ('rejected', 'voided')",
             )
             .bind(&p.scope_path)
             .bind(crate::db::prefix_end(&p.scope_path))
             .fetch_one(&st.db.pool)
             .await?;
-            (crate::db::get::<i64>(&r, "total")?, crate::db::get::<Option<i64>>(&r, "closed")?.unwrap_or(0))
+            let n = |col| crate::db::get::<Option<i64>>(&r, col).map(Option::unwrap_or_default);
+            crate::cases::rates::Counts { cases: n("cases")?, closed: n("closed")?, overdue: n("overdue")?, ..Default::default() }
         }
     };
-    let overdue: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM cases WHERE status IN ('registered', 'dispatched', 'accepted') \
-         AND node_path >= $1 AND node_path < $2 AND resolve_due < $3",
-    )
-    .bind(&p.scope_path)
-    .bind(crate::db::prefix_end(&p.scope_path))
-    .bind(crate::db::now_ms())
-    .fetch_one(&st.db.pool)
-    .await?;
-    Ok([("cases_total", total), ("cases_closed", closed), ("cases_open", total - closed), ("cases_overdue", overdue)])
+    Ok([("cases_total", c.cases), ("cases_closed", c.closed), ("cases_open", c.cases - c.closed), ("cases_overdue", c.overdue)])
 }
 
 async fn api_overview(State(st): State<AppState>, p: Principal) -> AppResult<Json<Map<String, Value>>> {

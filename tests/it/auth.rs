@@ -81,6 +81,9 @@ async fn scope_isolation_every_role(app: TestApp) {
 
 async fn lockout_and_throttle(app: TestApp) {
     let login = |pw: &str| app.post("/api/v1/auth/login").json(json!({"username": "heping", "password": pw}));
+    // A session in use (so remembered by the token cache) ends when the account locks.
+    let live = app.login("heping").await;
+    assert_eq!(app.get("/api/v1/me").bearer(&live).send().await.status, StatusCode::OK);
     for i in 1..=5 {
         let r = login("wrong-Password1").send().await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {i}");
@@ -89,6 +92,7 @@ async fn lockout_and_throttle(app: TestApp) {
     let r = login(PW).send().await;
     assert_eq!(r.status, StatusCode::LOCKED, "locked even with the right password");
     assert!(r.json()["error"].as_str().unwrap().contains("锁定"));
+    assert_eq!(app.get("/api/v1/me").bearer(&live).send().await.status, StatusCode::UNAUTHORIZED);
     // An admin unlocks; the right password works again.
     let admin = app.login("admin").await;
     let r = app.post("/api/v1/users/heping/unlock").bearer(&admin).send().await;

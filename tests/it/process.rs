@@ -420,6 +420,16 @@ async fn two_nodes_on_one_postgres() {
     let tok = a.login().await;
     let (s, me) = b.call("GET", "/api/v1/me", Some(&tok), None).await.unwrap();
     assert_eq!((s, me["username"].as_str()), (200, Some("admin")), "a session from node A works on node B");
+    // A session ended on A stops working on B (which remembers it) within the polling interval.
+    let ended = a.login().await;
+    assert_eq!(b.call("GET", "/api/v1/me", Some(&ended), None).await.unwrap().0, 200);
+    assert_eq!(a.call("POST", "/api/v1/auth/logout", Some(&ended), None).await.unwrap().0, 204);
+    assert_eq!(a.call("GET", "/api/v1/me", Some(&ended), None).await.unwrap().0, 401, "at once on the node that ended it");
+    let t0 = Instant::now();
+    while b.call("GET", "/api/v1/me", Some(&ended), None).await.unwrap().0 != 401 {
+        assert!(t0.elapsed() < Duration::from_secs(4), "node B kept accepting an ended session");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // A grid moved on A is seen by B's point index within the polling interval.
     let (_, g) = a.call("GET", "/api/v1/grids/520627001002004", Some(&tok), None).await.unwrap();
     let ring = g["geometry"]["coordinates"][0].as_array().unwrap().clone();

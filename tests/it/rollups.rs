@@ -66,6 +66,11 @@ async fn rollups_equal_a_recount(app: TestApp) {
         let body = json!({"action": a, "assignee": "DW036", "note": "随机", "hours": 7, "contacted": next(5) > 0, "solved": next(3) > 0, "satisfaction": sats[next(3) as usize]});
         let (s, _) = act(&app, who, n, body).await;
         assert!(s.as_u16() < 500, "{a} on {n}: {s}");
+        if next(40) == 0 {
+            // The SLA job, a month ahead: red cards (and escalations) on every running case.
+            let later = linli::db::now_ms() + 30 * 86_400_000;
+            while linli::cases::jobs::run_due(&app.st, "walk", later).await.unwrap() > 0 {}
+        }
         if next(10) == 0 {
             let _ = linli::cases::flow::rate_public(&app.st, n, "13800001111", sats[next(3) as usize], "", "127.0.0.1").await;
         }
@@ -78,10 +83,35 @@ async fn rollups_equal_a_recount(app: TestApp) {
     .await
     .unwrap();
     assert!(steps >= 10, "the walk exercised many kinds of step: {steps}");
+    let red: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM case_history h JOIN cases c ON c.id = h.case_id WHERE h.action = 'red_card' AND c.number IN ({list})"
+    )))
+    .fetch_one(&app.st.db.pool)
+    .await
+    .unwrap();
+    assert!(red > 0, "the SLA job showed red cards during the walk");
     let diff = rollups::verify(&app.st.db).await.unwrap();
     assert!(diff.is_empty(), "rollups drifted: {diff:?}");
-    // The rates read from them agree with the totals of the cases.
+    // The overview's overdue figure (read from the cube) is the number of red running cases.
     let admin = app.login("admin").await;
+    let red_now: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM cases WHERE status IN ('registered', 'dispatched', 'accepted') AND warn_level >= 2",
+    )
+    .fetch_one(&app.st.db.pool)
+    .await
+    .unwrap();
+    let ov = app.get("/api/v1/overview").bearer(&admin).send().await.json();
+    assert_eq!(ov["cases_overdue"].as_i64(), Some(red_now));
+    let heping = app.login("heping").await;
+    let street_red: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM cases WHERE status IN ('registered', 'dispatched', 'accepted') AND warn_level >= 2 AND community_code LIKE '520627001%'",
+    )
+    .fetch_one(&app.st.db.pool)
+    .await
+    .unwrap();
+    let ov = app.get("/api/v1/overview").bearer(&heping).send().await.json();
+    assert_eq!(ov["cases_overdue"].as_i64(), Some(street_red));
+    // The rates read from them agree with the totals of the cases.
     let county = app.get("/api/v1/rates?level=county").bearer(&admin).send().await.json();
     let counted: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE status NOT IN ('rejected','voided')")
         .fetch_one(&app.st.db.pool)
@@ -100,7 +130,6 @@ async fn rollups_equal_a_recount(app: TestApp) {
     assert!(rollups::verify(&app.st.db).await.unwrap().is_empty());
 
     // Periods read as edge days plus whole blocks give exactly the cases created in them.
-    let heping = app.login("heping").await;
     let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
     for (from, to) in [(300, 20), (45, 44), (33, 0), (400, 200), (1, 1)] {
         let (a, b) = (today - chrono::Duration::days(from), today - chrono::Duration::days(to));
