@@ -263,6 +263,22 @@ async fn search_rates_overview(app: TestApp) {
     let f = app.get("/api/v1/cases?status=submitted&channel=staff&page=1&per_page=5").bearer(&staff).send().await.json();
     assert!(f["items"].as_array().unwrap().iter().all(|c| c["status"] == "submitted" && c["channel"] == "staff"));
     assert_eq!(app.get("/api/v1/cases?status=bogus").bearer(&staff).send().await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A category filter: only that category, the count equal to the database's, pages disjoint.
+    let ldd: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM cases c JOIN categories cat ON cat.id = c.category_id WHERE cat.code = 'ldd' AND c.node_path LIKE '/520627/520627001/520627001001/%'",
+    )
+    .fetch_one(&app.st.db.pool)
+    .await
+    .unwrap();
+    let p1 = app.get("/api/v1/cases?category=ldd&per_page=3").bearer(&staff).send().await.json();
+    let p2 = app.get("/api/v1/cases?category=ldd&per_page=3&page=2").bearer(&staff).send().await.json();
+    assert!(ldd > 3 && p1["total"] == ldd, "{ldd} vs {}", p1["total"]);
+    let nums: Vec<&str> =
+        [&p1, &p2].iter().flat_map(|p| p["items"].as_array().unwrap()).map(|c| c["number"].as_str().unwrap()).collect();
+    let distinct: std::collections::BTreeSet<&str> = nums.iter().copied().collect();
+    assert!(nums.len() > 3 && distinct.len() == nums.len(), "two pages, no case twice: {nums:?}");
+    assert!([&p1, &p2].iter().flat_map(|p| p["items"].as_array().unwrap()).all(|c| c["category"] == "ldd"));
+    assert_eq!(app.get("/api/v1/cases?category=nope").bearer(&staff).send().await.json()["total"], 0);
     // Rates contract.
     let admin = app.login("admin").await;
     for level in ["county", "street", "community", "unit"] {
