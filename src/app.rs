@@ -49,6 +49,7 @@ impl AppState {
     pub async fn open(cfg: Config) -> Result<AppState, StartError> {
         let db = Db::connect(&cfg.database_url()).await?;
         crate::db::migrate(&db).await?;
+        crate::db::indexes::restore(&db).await?;
         let (keyring, created) = Keyring::load_or_create(&cfg.key_file())?;
         if created {
             tracing::warn!(path = %cfg.key_file().display(), "已生成新的个人信息加密密钥文件，请妥善备份（丢失后加密数据无法恢复）");

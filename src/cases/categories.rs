@@ -1,7 +1,10 @@
 //! The category catalogue (with time limits and extra attributes, also published as Open311
 //! service definitions) and the working-day calendar, both edited by county admins.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+
+use axum::body::Bytes;
 
 use serde::{Deserialize, Serialize};
 
@@ -93,30 +96,49 @@ async fn load_all(db: &Db) -> AppResult<Vec<Category>> {
 #[derive(Clone, Debug, Default)]
 pub struct CategoryCache(Arc<RwLock<Option<Versioned>>>);
 
-/// The version the list was read at, and the list.
-type Versioned = (String, Arc<Vec<Category>>);
+/// The version the list was read at, the list, and texts rendered from it (dropped with it).
+type Versioned = (String, Arc<Vec<Category>>, Renderings);
+
+/// Texts derived from one list (the Open311 service list in each format), by name.
+type Renderings = Arc<RwLock<HashMap<&'static str, Bytes>>>;
 
 impl CategoryCache {
     /// The cached list (loaded on first use).
     pub async fn get(&self, db: &Db) -> AppResult<Arc<Vec<Category>>> {
-        if let Some((_, list)) = &*self.0.read().unwrap_or_else(|e| e.into_inner()) {
+        if let Some((_, list, _)) = &*self.0.read().unwrap_or_else(|e| e.into_inner()) {
             return Ok(list.clone());
         }
         self.reload(db).await
+    }
+
+    /// A text derived from the list (`render` runs once per list and name): the Open311
+    /// service list is the most read answer there is and changes only with the categories.
+    pub async fn rendered(&self, db: &Db, name: &'static str, render: impl Fn(&[Category]) -> String) -> AppResult<Bytes> {
+        let list = self.get(db).await?;
+        let memo = match &*self.0.read().unwrap_or_else(|e| e.into_inner()) {
+            Some((_, l, memo)) if Arc::ptr_eq(l, &list) => memo.clone(),
+            _ => return Ok(Bytes::from(render(&list))),
+        };
+        if let Some(b) = memo.read().unwrap_or_else(|e| e.into_inner()).get(name) {
+            return Ok(b.clone());
+        }
+        let b = Bytes::from(render(&list));
+        memo.write().unwrap_or_else(|e| e.into_inner()).insert(name, b.clone());
+        Ok(b)
     }
 
     /// Reads the list again.
     pub async fn reload(&self, db: &Db) -> AppResult<Arc<Vec<Category>>> {
         let version = version(db).await?;
         let list = Arc::new(load_all(db).await?);
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some((version, list.clone()));
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some((version, list.clone(), Renderings::default()));
         Ok(list)
     }
 
     /// Reloads when another node moved the version; true if it did.
     pub async fn refresh(&self, db: &Db) -> AppResult<bool> {
         let v = version(db).await?;
-        let same = self.0.read().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|(have, _)| *have == v);
+        let same = self.0.read().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|(have, _, _)| *have == v);
         if !same {
             self.reload(db).await?;
         }

@@ -54,8 +54,10 @@ pub struct Report {
     pub history: u64,
     /// Seconds spent on cases.
     pub case_seconds: f64,
-    /// Cases per second.
+    /// Cases per second of the load itself.
     pub cases_per_second: f64,
+    /// Seconds after the load: rollups counted and indexes built.
+    pub finish_seconds: f64,
     /// Database growth per case, bytes (history included, no photos).
     pub bytes_per_case: f64,
 }
@@ -382,6 +384,7 @@ pub async fn generate(st: &AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sy
         sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM cases").fetch_one(&st.db.pool).await?.unwrap_or(0) + 1;
     let h0: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM case_history").fetch_one(&st.db.pool).await?;
     let now = now_ms();
+    crate::db::indexes::set_aside(&st.db, &["cases", "case_history"]).await?;
     st.db.bulk_cache(true).await?;
     let t0 = Instant::now();
     let batch = 100_000u64;
@@ -404,6 +407,7 @@ pub async fn generate(st: &AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sy
         progress(done, s.cases);
     }
     let secs = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
     st.db.bulk_cache(false).await?;
     let history = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM case_history").fetch_one(&st.db.pool).await? - h0;
     let mut tx = st.db.begin().await?;
@@ -413,6 +417,10 @@ pub async fn generate(st: &AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sy
     tx.commit().await?;
     st.db.fix_sequence("cases").await?;
     super::rollups::rebuild(&st.db).await?;
+    tracing::info!("重建索引");
+    st.db.bulk_cache(true).await?;
+    crate::db::indexes::restore(&st.db).await?;
+    st.db.bulk_cache(false).await?;
     st.grids.refresh(&st.db).await?;
     let size1 = st.db.size_bytes().await?;
     Ok(Report {
@@ -421,6 +429,7 @@ pub async fn generate(st: &AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sy
         history: history as u64,
         case_seconds: secs,
         cases_per_second: s.cases as f64 / secs.max(1e-9),
+        finish_seconds: t1.elapsed().as_secs_f64(),
         bytes_per_case: (size1 - size0).max(0) as f64 / (s.cases.max(1) as f64),
     })
 }

@@ -5,6 +5,7 @@
 //! migrations, how a write transaction begins, and how a backup is taken.
 
 mod group;
+pub mod indexes;
 pub mod list;
 pub mod migrate;
 pub mod version;

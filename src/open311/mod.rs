@@ -22,7 +22,7 @@ use crate::db::list::Where;
 use crate::error::AppError;
 use format::Format;
 
-fn reply(f: Format, status: StatusCode, body: String) -> Response {
+fn reply(f: Format, status: StatusCode, body: impl IntoResponse) -> Response {
     (status, [(header::CONTENT_TYPE, f.content_type())], body).into_response()
 }
 
@@ -95,8 +95,14 @@ async fn root(State(st): State<AppState>, Path(file): Path<String>, Query(raw): 
             };
             reply(f, StatusCode::OK, format::discovery(f, &d))
         }
-        "services" => match categories::active(&st).await {
-            Ok(cats) => reply(f, StatusCode::OK, format::services(f, &cats.iter().map(service).collect::<Vec<_>>())),
+        "services" => match st
+            .cats
+            .rendered(&st.db, f.content_type(), |cats| {
+                format::services(f, &cats.iter().filter(|c| c.active).map(service).collect::<Vec<_>>())
+            })
+            .await
+        {
+            Ok(body) => reply(f, StatusCode::OK, body),
             Err(e) => app_err(f, e),
         },
         "requests" => list_requests(&st, f, &p).await.unwrap_or_else(|r| r),

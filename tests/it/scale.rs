@@ -8,6 +8,17 @@ use crate::both;
 use crate::harness::{PW, TestApp};
 
 async fn scale_generator(app: TestApp) {
+    let index_sql = match app.st.db.backend {
+        linli::db::Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('cases', 'case_history') ORDER BY name"
+        }
+        linli::db::Backend::Postgres => {
+            "SELECT CAST(indexname AS TEXT) FROM pg_indexes WHERE tablename IN ('cases', 'case_history') ORDER BY indexname"
+        }
+    };
+    let indexes = || sqlx::query_scalar::<_, String>(index_sql).fetch_all(&app.st.db.pool);
+    let before = indexes().await.unwrap();
+    assert!(before.len() > 8, "{before:?}");
     let s = Scale { streets: 4, communities: 30, grids: 257, units: 7, cases: 5_000 };
     let calls = std::sync::atomic::AtomicU64::new(0);
     let rep = generate(&app.st, s, &|done, total| {
@@ -17,6 +28,13 @@ async fn scale_generator(app: TestApp) {
     .await
     .unwrap();
     assert!(calls.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    assert_eq!(indexes().await.unwrap(), before, "the indexes set aside for the load are back");
+    // A load interrupted with its indexes set aside: the next start builds them again.
+    assert!(linli::db::indexes::set_aside(&app.st.db, &["cases"]).await.unwrap() >= 6);
+    assert!(indexes().await.unwrap().len() < before.len());
+    assert!(linli::db::indexes::restore(&app.st.db).await.unwrap() >= 6);
+    assert_eq!(indexes().await.unwrap(), before);
+    assert_eq!(linli::db::indexes::restore(&app.st.db).await.unwrap(), 0, "nothing left pending");
     assert_eq!((rep.grids, rep.cases), (257, 5_000));
     assert!(rep.history >= 5_000 * 2 && rep.bytes_per_case > 0.0, "{rep:?}");
     let count = |kind: &str| {
