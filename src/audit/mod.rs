@@ -1,10 +1,15 @@
 //! The tamper-evident audit log. Every write appends an entry in the same transaction as the
 //! change; entries are chained with a keyed hash (HMAC-SHA256, key derived from the key file,
 //! which lives outside the database), so someone who can edit the database but not read the
-//! key file cannot rewrite history unnoticed. `audit_head` holds the last sequence number and
-//! hash: bumping it first serialises appends on both backends and detects a removed tail.
+//! key file cannot rewrite history unnoticed. `audit_head` holds the last sequence number:
+//! bumping it first serialises appends on both backends and detects a removed tail. (Its
+//! `hash` column is no longer kept: the previous hash is read from the log in the same
+//! statement, and it guarded nothing the sequence number does not.)
 
 pub mod routes;
+
+/// What the first entry chains to.
+const GENESIS: &str = "genesis";
 
 use futures_util::TryStreamExt;
 use hmac::{Hmac, Mac};
@@ -73,9 +78,16 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Appends one entry inside `tx`.
 pub async fn append(tx: &mut Tx, key: &ChainKey, actor: &Actor, ev: Event<'_>) -> AppResult<i64> {
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash").fetch_one(&mut **tx).await?;
+    // One statement: take the next number (locking the head row on PostgreSQL) and read the
+    // hash it chains to.
+    let head = sqlx::query(
+        "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 \
+         RETURNING seq, (SELECT l.hash FROM audit_log l WHERE l.seq = audit_head.seq - 1) AS prev",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
     let seq: i64 = get(&head, "seq")?;
-    let prev: String = get(&head, "hash")?;
+    let prev: String = get::<Option<String>>(&head, "prev")?.unwrap_or_else(|| GENESIS.to_string());
     let at = now_ms();
     let entry = StoredEntry {
         seq,
@@ -91,7 +103,6 @@ pub async fn append(tx: &mut Tx, key: &ChainKey, actor: &Actor, ev: Event<'_>) -
         hash: String::new(),
     };
     let hash = chain_hash(key, &prev, seq, at, &entry);
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut **tx).await?;
     sqlx::query(
         "INSERT INTO audit_log (seq, at, actor, ip, action, entity, entity_id, node_path, summary, prev_hash, hash) \
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
@@ -185,7 +196,7 @@ pub async fn verify(db: &Db, key: &ChainKey) -> AppResult<Verdict> {
         "SELECT seq, at, actor, ip, action, entity, entity_id, node_path, summary, prev_hash, hash FROM audit_log ORDER BY seq";
     let mut rows = sqlx::query(COLS).fetch(&db.pool);
     let mut expected_seq = 1i64;
-    let mut prev = "genesis".to_string();
+    let mut prev = GENESIS.to_string();
     let mut checked = 0;
     let bad = |seq: i64, checked: i64, why: String| Verdict { ok: false, checked, first_bad: Some(seq), reason: Some(why) };
     while let Some(row) = rows.try_next().await? {
@@ -209,9 +220,8 @@ pub async fn verify(db: &Db, key: &ChainKey) -> AppResult<Verdict> {
         checked += 1;
     }
     drop(rows);
-    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&db.pool).await?;
-    let (hseq, hhash): (i64, String) = (get(&head, "seq")?, get(&head, "hash")?);
-    if hseq != expected_seq - 1 || hhash != prev {
+    let hseq: i64 = get(&sqlx::query("SELECT seq FROM audit_head WHERE id = 1").fetch_one(&db.pool).await?, "seq")?;
+    if hseq != expected_seq - 1 {
         return Ok(bad(expected_seq, checked, format!("日志末尾缺失：应有 {hseq} 条，实有 {checked} 条")));
     }
     Ok(Verdict { ok: true, checked, first_bad: None, reason: None })

@@ -199,15 +199,19 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
 
 /// Queues one delivery per matching active webhook (county-wide ones, and the unit's own).
 pub async fn enqueue_webhooks(tx: &mut Tx, case_id: i64, unit_id: Option<i64>, history_id: i64, body: &Value) -> AppResult<()> {
-    let rows = sqlx::query("SELECT id FROM webhooks WHERE active = 1 AND (unit_id IS NULL OR unit_id = $1)")
-        .bind(unit_id.unwrap_or(-1))
-        .fetch_all(&mut **tx)
-        .await?;
-    for r in &rows {
-        let wid: i64 = get(r, "id")?;
-        let key = format!("wh:{wid}:{case_id}:{history_id}");
-        enqueue(tx, "webhook", &key, &json!({"webhook_id": wid, "body": body}), now_ms()).await?;
-    }
+    // One statement whatever the number of subscribers (usually none): every write of a case
+    // passes here while holding the writer.
+    sqlx::query(
+        "INSERT INTO jobs (kind, dedup_key, payload, run_at, created_at) \
+         SELECT 'webhook', 'wh:' || CAST(id AS TEXT) || $1, '{\"webhook_id\":' || CAST(id AS TEXT) || ',\"body\":' || $2 || '}', $3, $3 \
+         FROM webhooks WHERE active = 1 AND (unit_id IS NULL OR unit_id = $4) ON CONFLICT (dedup_key) DO NOTHING",
+    )
+    .bind(format!(":{case_id}:{history_id}"))
+    .bind(body.to_string())
+    .bind(now_ms())
+    .bind(unit_id.unwrap_or(-1))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
