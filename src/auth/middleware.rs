@@ -117,7 +117,7 @@ pub async fn authenticate(State(st): State<AppState>, req: Request, next: Next) 
     let from_cookie = bearer.is_none();
     let token = bearer.or_else(|| cookie(req.headers(), SESSION_COOKIE));
     let principal = match token {
-        Some(t) if !t.is_empty() => match super::store::resolve(&st, &t, &ip).await {
+        Some(t) if !t.is_empty() => match super::cache::resolve(&st, &t, &ip).await {
             Ok(p) => p,
             Err(e) => return e.into_response(),
         },

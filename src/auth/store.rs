@@ -2,7 +2,6 @@
 
 use serde::Serialize;
 
-use super::cache::Resolved;
 use super::{Principal, Role, Via, password, random_hex, token_hash};
 use crate::app::AppState;
 use crate::audit::{self, Actor, Event};
@@ -30,9 +29,9 @@ pub struct User {
     pub must_change_password: bool,
 }
 
-const USER_COLS: &str = "id, username, display_name, password_hash, role, scope, scope_path, unit_id, must_change_password, failed_logins, locked_until, disabled";
+pub(super) const USER_COLS: &str = "id, username, display_name, password_hash, role, scope, scope_path, unit_id, must_change_password, failed_logins, locked_until, disabled";
 
-struct UserRow {
+pub(super) struct UserRow {
     id: i64,
     username: String,
     display_name: String,
@@ -43,11 +42,11 @@ struct UserRow {
     unit_id: Option<i64>,
     must_change: bool,
     failed: i64,
-    locked_until: Option<i64>,
-    disabled: bool,
+    pub(super) locked_until: Option<i64>,
+    pub(super) disabled: bool,
 }
 
-fn user_row(r: &crate::db::Row) -> AppResult<UserRow> {
+pub(super) fn user_row(r: &crate::db::Row) -> AppResult<UserRow> {
     let role: String = get(r, "role")?;
     Ok(UserRow {
         id: get(r, "id")?,
@@ -66,7 +65,7 @@ fn user_row(r: &crate::db::Row) -> AppResult<UserRow> {
 }
 
 impl UserRow {
-    fn principal(&self, via: Via, ip: &str) -> Principal {
+    pub(super) fn principal(&self, via: Via, ip: &str) -> Principal {
         Principal {
             user_id: self.id,
             username: self.username.clone(),
@@ -419,75 +418,6 @@ pub async fn logout(st: &AppState, p: &Principal) -> AppResult<()> {
         commit_auth_change(st, tx).await?;
     }
     Ok(())
-}
-
-/// Resolves a session token or personal access token into the caller, enforcing the idle
-/// and absolute timeouts (expired sessions are deleted).
-pub async fn resolve(st: &AppState, token: &str, ip: &str) -> AppResult<Option<Principal>> {
-    let th = token_hash(token);
-    let now = now_ms();
-    let cached = st.tokens.get(&th);
-    let Some(r) = (match cached {
-        Some(r) => Some(r),
-        None => {
-            let generation = st.tokens.generation();
-            let r = lookup(st, token, &th).await?;
-            if let Some(r) = &r {
-                st.tokens.put(&th, generation, r.clone());
-            }
-            r
-        }
-    }) else {
-        return Ok(None);
-    };
-    let blocked = r.disabled || r.locked_until.is_some_and(|t| t > now);
-    let Some((created, last)) = r.session else {
-        return Ok((!blocked).then(|| Principal { ip: ip.into(), ..r.principal }));
-    };
-    let expired = now - last > st.cfg.idle_timeout_secs * 1000 || now - created > st.cfg.absolute_timeout_secs * 1000;
-    if expired || blocked {
-        let mut tx = st.db.begin().await?;
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&th).execute(&mut *tx).await?;
-        tx.commit().await?;
-        st.tokens.forget(&th);
-        return Ok(None);
-    }
-    // Touch at most every 15 s: a write per request would cost an fsync each on SQLite.
-    if now - last > 15_000 {
-        let mut tx = st.db.begin().await?;
-        sqlx::query("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2").bind(now).bind(&th).execute(&mut *tx).await?;
-        tx.commit().await?;
-        st.tokens.touch(&th, now);
-    }
-    Ok(Some(Principal { ip: ip.into(), ..r.principal }))
-}
-
-/// Reads what a token belongs to from the database.
-async fn lookup(st: &AppState, token: &str, th: &str) -> AppResult<Option<Resolved>> {
-    let cols = USER_COLS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
-    let resolved = |u: UserRow, via: Via, session: Option<(i64, i64)>| {
-        let mut principal = u.principal(via, "");
-        principal.must_change_password &= session.is_some();
-        Resolved { principal, locked_until: u.locked_until, disabled: u.disabled, session }
-    };
-    if token.starts_with("lpat_") {
-        let sql = format!(
-            "SELECT {cols}, t.id AS tid FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
-        );
-        let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(th).fetch_optional(&st.db.pool).await? else {
-            return Ok(None);
-        };
-        return Ok(Some(resolved(user_row(&r)?, Via::Token, None)));
-    }
-    let sql = format!(
-        "SELECT {cols}, s.csrf, s.created_at AS s_created, s.last_seen FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1"
-    );
-    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(th).fetch_optional(&st.db.pool).await? else {
-        return Ok(None);
-    };
-    let via = Via::Session { csrf: get(&r, "csrf")?, token_hash: th.to_string() };
-    let session = Some((get(&r, "s_created")?, get(&r, "last_seen")?));
-    Ok(Some(resolved(user_row(&r)?, via, session)))
 }
 
 /// Commits a change to who a token belongs to (logout, revocation, lock, password) and makes

@@ -164,7 +164,7 @@ async fn post_request(
         return err(f, 404, m);
     }
     let principal = match p.get("api_key") {
-        Some(k) => match crate::auth::store::resolve(&st, k, &ip).await {
+        Some(k) => match crate::auth::cache::resolve(&st, k, &ip).await {
             Ok(Some(pr)) => Some(pr),
             Ok(None) => return err(f, 403, "api_key 无效"),
             Err(e) => return app_err(f, e),
