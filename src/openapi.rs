@@ -10,7 +10,7 @@ pub const OPS: &[(&str, &str, &str, &str)] = &[
     ("post", "/api/v1/auth/logout", "退出登录", "账号"),
     ("post", "/api/v1/auth/password", "修改本人密码 {current,password,confirm}", "账号"),
     ("get", "/api/v1/me", "当前账号", "账号"),
-    ("get", "/api/v1/users", "管辖范围内的账号", "账号"),
+    ("get", "/api/v1/users", "管辖范围内的账号 ?q&role&page&per_page", "账号"),
     ("post", "/api/v1/users", "新建账号 {username,display_name,role,scope,password}", "账号"),
     ("post", "/api/v1/users/{name}/{action}", "lock / unlock / reset-password {password}", "账号"),
     ("get", "/api/v1/tokens", "本人的访问令牌", "账号"),

@@ -11,9 +11,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::middleware::{Caller, PRE_COOKIE, SESSION_COOKIE};
-use super::store::{self, NewUser, UserAction};
+use super::store::{self, NewUser, UserAction, UserFilter};
 use super::{Principal, Role, random_hex};
 use crate::app::AppState;
+use crate::db::list::Page;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::web::{FormBody, JsonBody, Layout, OptJson, Q, render};
 
@@ -133,7 +134,8 @@ async fn password_post(State(st): State<AppState>, p: Principal, FormBody(f): Fo
 #[template(path = "users.html")]
 struct UsersPage {
     layout: Layout,
-    users: Vec<store::User>,
+    page: Page<store::User>,
+    filter: UserFilter,
     roles: Vec<(&'static str, &'static str)>,
     errors: FieldErrors,
     form: UserForm,
@@ -169,15 +171,29 @@ impl UserForm {
 }
 
 async fn users_page(st: &AppState, p: &Principal, errors: FieldErrors, form: UserForm, notice: String) -> AppResult<Response> {
-    let users = store::list_users(st, p).await?;
+    users_page_of(st, p, UserFilter::default(), errors, form, notice).await
+}
+
+async fn users_page_of(
+    st: &AppState,
+    p: &Principal,
+    filter: UserFilter,
+    errors: FieldErrors,
+    form: UserForm,
+    notice: String,
+) -> AppResult<Response> {
+    let page = store::list_users(st, p, &filter).await?;
     let roles = Role::ALL.iter().filter(|r| r.rank() >= p.role.rank()).map(|r| (r.as_str(), r.label())).collect();
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    Ok((status, render(&UsersPage { layout: Layout::new(p, "账号与角色", "/users"), users, roles, errors, form, notice })?)
+    Ok((
+        status,
+        render(&UsersPage { layout: Layout::new(p, "账号与角色", "/users"), page, filter, roles, errors, form, notice })?,
+    )
         .into_response())
 }
 
-async fn users_get(State(st): State<AppState>, p: Principal) -> AppResult<Response> {
-    users_page(&st, &p, FieldErrors::default(), UserForm::default(), String::new()).await
+async fn users_get(State(st): State<AppState>, p: Principal, Q(f): Q<UserFilter>) -> AppResult<Response> {
+    users_page_of(&st, &p, f, FieldErrors::default(), UserForm::default(), String::new()).await
 }
 
 async fn users_post(State(st): State<AppState>, p: Principal, FormBody(f): FormBody<UserForm>) -> AppResult<Response> {
@@ -302,8 +318,8 @@ async fn api_password(State(st): State<AppState>, p: Principal, JsonBody(f): Jso
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn api_users(State(st): State<AppState>, p: Principal) -> AppResult<Json<serde_json::Value>> {
-    Ok(Json(json!({"items": store::list_users(&st, &p).await?})))
+async fn api_users(State(st): State<AppState>, p: Principal, Q(f): Q<UserFilter>) -> AppResult<Json<Page<store::User>>> {
+    Ok(Json(store::list_users(&st, &p, &f).await?))
 }
 
 async fn api_user_create(

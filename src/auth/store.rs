@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::{Principal, Role, Via, password, random_hex, token_hash};
 use crate::app::AppState;
 use crate::audit::{self, Actor, Event};
+use crate::db::list::{Page, Where};
 use crate::db::{Tx, get, now_ms};
 use crate::error::{AppError, AppResult, FieldErrors};
 
@@ -182,15 +183,34 @@ pub async fn create_user(st: &AppState, by: Option<&Principal>, actor: &Actor, n
     find_user(st, &nu.username).await?.map(|u| u.public()).ok_or(AppError::NotFound)
 }
 
-/// Lists accounts inside the caller's scope.
-pub async fn list_users(st: &AppState, p: &Principal) -> AppResult<Vec<User>> {
+/// Filters of the account list.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct UserFilter {
+    /// Part of the username or display name.
+    pub q: Option<String>,
+    /// Role name.
+    pub role: Option<String>,
+    /// 1-based page.
+    pub page: Option<i64>,
+    /// Page size.
+    pub per_page: Option<i64>,
+}
+
+/// Lists accounts inside the caller's scope, a page at a time (a city has tens of thousands:
+/// grid workers, unit contacts, Party members).
+pub async fn list_users(st: &AppState, p: &Principal, f: &UserFilter) -> AppResult<Page<User>> {
     p.require(super::Perm::UserManage)?;
-    let sql = format!("SELECT {USER_COLS} FROM users WHERE scope_path LIKE $1 ESCAPE '\\' ORDER BY id");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(format!("{}%", crate::db::like_escape(&p.scope_path)))
-        .fetch_all(&st.db.pool)
-        .await?;
-    rows.iter().map(|r| user_row(r).map(|u| u.public())).collect()
+    let mut w = Where::new();
+    w.under("scope_path", &p.scope_path);
+    if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        w.contains(&["username", "display_name"], q);
+    }
+    if let Some(r) = f.role.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+        let role = Role::parse(r).map_err(|_| AppError::field("role", "角色不存在"))?;
+        w.arg("role = ?", role.as_str());
+    }
+    let paging = crate::db::list::paging(f.page, f.per_page);
+    w.page(&st.db, USER_COLS, "FROM users", "id", paging, |r| Ok(user_row(r)?.public())).await
 }
 
 /// Lists every account (CLI).

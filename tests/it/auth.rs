@@ -79,6 +79,36 @@ async fn scope_isolation_every_role(app: TestApp) {
     assert_eq!(app.get("/api/v1/users").bearer(&t).send().await.status, StatusCode::FORBIDDEN);
 }
 
+async fn account_list_pages_and_filters(app: TestApp) {
+    let admin = app.login("admin").await;
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE scope_path LIKE '/520627/%'")
+        .fetch_one(&app.st.db.pool)
+        .await
+        .unwrap();
+    let p1 = app.get("/api/v1/users?per_page=50").bearer(&admin).send().await.json();
+    let p2 = app.get("/api/v1/users?per_page=50&page=2").bearer(&admin).send().await.json();
+    assert!(total > 100 && p1["total"] == total.min(2000), "{total} vs {}", p1["total"]);
+    assert_eq!(p1["items"].as_array().unwrap().len(), 50);
+    assert_ne!(p1["items"][0]["username"], p2["items"][0]["username"], "page 2 is another page");
+    // Filters: by role, by part of the name; a street admin sees only the street's accounts.
+    let wg = app.get("/api/v1/users?role=grid_worker&per_page=500").bearer(&admin).send().await.json();
+    assert!(wg["items"].as_array().unwrap().iter().all(|u| u["role"] == "grid_worker") && wg["total"].as_i64().unwrap() > 10);
+    let q = app.get(&format!("/api/v1/users?q={}", linli::web::urlencode("和平"))).bearer(&admin).send().await.json();
+    assert!(q["items"].as_array().unwrap().iter().any(|u| u["username"] == "heping"));
+    let heping = app.login("heping").await;
+    let street = app.get("/api/v1/users?per_page=500").bearer(&heping).send().await.json();
+    assert!(street["items"].as_array().unwrap().iter().all(|u| u["scope"].as_str().unwrap().starts_with("520627001")));
+    let r = app.get("/api/v1/users?role=root").bearer(&admin).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        (r.json()["fields"][0]["field"].as_str(), r.json()["fields"][0]["message"].as_str()),
+        (Some("role"), Some("角色不存在"))
+    );
+    // The page: filter form, total, pager.
+    let html = app.get("/users?role=grid_worker").cookie(&format!("linli_session={admin}")).send().await.text();
+    assert!(html.contains("全部角色") && html.contains("个账号") && html.contains("下一页"), "{html}");
+}
+
 async fn lockout_and_throttle(app: TestApp) {
     let login = |pw: &str| app.post("/api/v1/auth/login").json(json!({"username": "heping", "password": pw}));
     // A session in use (so remembered by the token cache) ends when the account locks.
@@ -260,4 +290,10 @@ async fn idle_timeout_postgres() {
     idle_timeout(Backend::Postgres).await
 }
 
-both!(scope_isolation_every_role, lockout_and_throttle, csrf_and_forms, forced_password_change_and_tokens);
+both!(
+    scope_isolation_every_role,
+    account_list_pages_and_filters,
+    lockout_and_throttle,
+    csrf_and_forms,
+    forced_password_change_and_tokens
+);
