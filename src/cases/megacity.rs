@@ -270,14 +270,18 @@ fn trail(status: &str, returned: bool, reworked: bool) -> Vec<(&'static str, &'s
 
 const STATUSES: [&str; 5] = ["rejected", "dispatched", "accepted", "finished", "closed"];
 
+/// The lookup tables of [`scale_tables`].
+const SCALE_TABLES: [&str; 4] = ["scale_grids", "scale_cats", "scale_steps", "scale_terms"];
+
 /// Lookup tables the generating SQL joins against (dropped at the end).
 async fn scale_tables(st: &AppState, grids: i64) -> AppResult<(i64, i64, i64)> {
     let mut tx = st.db.begin().await?;
-    for t in ["scale_grids", "scale_cats", "scale_steps"] {
+    for t in SCALE_TABLES {
         tx.execute(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}"))).await?;
     }
     tx.execute("CREATE TABLE scale_grids (idx BIGINT PRIMARY KEY, code TEXT NOT NULL, path TEXT NOT NULL)").await?;
     tx.execute("CREATE TABLE scale_cats (idx BIGINT PRIMARY KEY, id BIGINT NOT NULL, sign_ms BIGINT NOT NULL, resolve_ms BIGINT NOT NULL)").await?;
+    tx.execute("CREATE TABLE scale_terms (category_id BIGINT NOT NULL, term TEXT NOT NULL)").await?;
     tx.execute(
         "CREATE TABLE scale_steps (status TEXT NOT NULL, returned BIGINT NOT NULL, reworked BIGINT NOT NULL, seq BIGINT NOT NULL, \
          action TEXT NOT NULL, from_status TEXT NOT NULL, to_status TEXT NOT NULL)",
@@ -295,7 +299,17 @@ async fn scale_tables(st: &AppState, grids: i64) -> AppResult<(i64, i64, i64)> {
         return Err(AppError::Conflict("规模数据的网格不完整".into()));
     }
     insert_rows(&mut tx, "INSERT INTO scale_grids (idx, code, path)", 3, &g).await?;
-    let rows = sqlx::query("SELECT id, sign_hours, resolve_hours FROM categories ORDER BY id").fetch_all(&mut *tx).await?;
+    let rows = sqlx::query("SELECT id, name, sign_hours, resolve_hours FROM categories ORDER BY id").fetch_all(&mut *tx).await?;
+    // Generated cases are searchable by their category's name (a few terms each: the whole
+    // generated text would be ~15 postings per case, 375 million rows at 25 M cases).
+    let mut terms = Vec::new();
+    for r in &rows {
+        let id: i64 = get(r, "id")?;
+        for t in super::search::doc_terms(&get::<String>(r, "name")?) {
+            terms.push(vec![Val::I(id), Val::S(t)]);
+        }
+    }
+    insert_rows(&mut tx, "INSERT INTO scale_terms (category_id, term)", 2, &terms).await?;
     let c: Vec<Vec<Val>> = rows
         .iter()
         .enumerate()
@@ -402,6 +416,11 @@ pub async fn generate(st: &AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sy
              WHERE c.id BETWEEN {lo} AND {hi} ORDER BY c.id, t.seq"
         );
         tx.execute(sqlx::AssertSqlSafe(steps)).await?;
+        let terms = format!(
+            "INSERT INTO case_terms (term, case_id) SELECT t.term, c.id FROM cases c JOIN scale_terms t ON t.category_id = c.category_id \
+             WHERE c.id BETWEEN {lo} AND {hi}"
+        );
+        tx.execute(sqlx::AssertSqlSafe(terms)).await?;
         tx.commit().await?;
         done += n;
         progress(done, s.cases);
@@ -411,7 +430,7 @@ pub async fn generate(st: &AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sy
     st.db.bulk_cache(false).await?;
     let history = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM case_history").fetch_one(&st.db.pool).await? - h0;
     let mut tx = st.db.begin().await?;
-    for t in ["scale_grids", "scale_cats", "scale_steps"] {
+    for t in SCALE_TABLES {
         tx.execute(sqlx::AssertSqlSafe(format!("DROP TABLE {t}"))).await?;
     }
     tx.commit().await?;

@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 
 use jieba_rs::Jieba;
 
-use crate::db::Tx;
+use crate::db::list::Where;
+use crate::db::{Db, Tx, get};
 use crate::error::AppResult;
 
 /// jieba's dictionary trimmed to the ~80,000 words with frequency ≥ 20 plus community-work
@@ -96,4 +97,62 @@ mod tests {
         assert!(!matches("路灯不亮", "楼道灯"));
         assert!(query_terms("的了").is_empty());
     }
+}
+
+/// Postings (or scope rows) counted at most: enough to tell rare from common.
+pub const COUNT_CAP: i64 = 10_000;
+
+/// The terms rarest first, each with its postings counted up to [`COUNT_CAP`], in one query
+/// (terms past the cap count as equal; the longer one goes first, single characters last).
+pub async fn rarest_first(db: &Db, terms: Vec<String>) -> AppResult<Vec<(String, i64)>> {
+    if terms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cols: Vec<String> = (1..=terms.len())
+        .map(|i| {
+            format!("(SELECT COUNT(*) FROM (SELECT 1 AS one FROM case_terms WHERE term = ${i} LIMIT {COUNT_CAP}) t{i}) AS n{i}")
+        })
+        .collect();
+    let sql = format!("SELECT {}", cols.join(", "));
+    let r = terms.iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, t| q.bind(t.clone())).fetch_one(&db.pool).await?;
+    let mut counted = Vec::with_capacity(terms.len());
+    for (i, t) in terms.into_iter().enumerate() {
+        counted.push((get::<i64>(&r, &format!("n{}", i + 1))?, std::cmp::Reverse(t.chars().count()), t));
+    }
+    counted.sort();
+    Ok(counted.into_iter().map(|(n, _, t)| (t, n)).collect())
+}
+
+/// Adds a search to a case query (`c` = cases) and tells how to run it. Either the rarest
+/// term's postings are walked newest first (`t0`, the other terms tested per case): when that
+/// term is rare, or when the scope is as common as it; or, for a small scope and only common
+/// terms, the scope's cases are walked and every term is tested per case.
+pub async fn add_terms(db: &Db, w: &mut Where, scope_from: &str, q: &str) -> AppResult<Plan> {
+    let terms = rarest_first(db, query_terms(q)).await?;
+    let Some((_, rarest)) = terms.first() else {
+        w.raw("1=0");
+        return Ok(Plan::Scope);
+    };
+    let plan = if *rarest < COUNT_CAP || w.count_to(db, scope_from, COUNT_CAP).await? >= COUNT_CAP {
+        Plan::Postings
+    } else {
+        Plan::Scope
+    };
+    for (i, (t, _)) in terms.into_iter().enumerate() {
+        if i == 0 && plan == Plan::Postings {
+            w.arg("t0.term = ?", t);
+        } else {
+            w.arg("EXISTS (SELECT 1 FROM case_terms t WHERE t.term = ? AND t.case_id = c.id)", t);
+        }
+    }
+    Ok(plan)
+}
+
+/// How a search runs (see [`add_terms`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Walk `case_terms t0` for the rarest term, newest first.
+    Postings,
+    /// Walk the scope's cases.
+    Scope,
 }

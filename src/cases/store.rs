@@ -11,7 +11,7 @@ use super::{CaseRow, ROW_COLS, photos, search, visible};
 use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::auth::{Principal, Role};
-use crate::db::list::{Page, Where, paging};
+use crate::db::list::{Keyed, Page, Where, paging};
 use crate::db::{Tx, get, now_ms};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::geo::Crs;
@@ -454,21 +454,30 @@ pub async fn list(st: &AppState, p: &Principal, f: &CaseFilter) -> AppResult<Pag
     if let Some(d) = f.to.as_deref().filter(|s| !s.trim().is_empty()) {
         w.raw(&format!("c.created_at < {}", day_start(d, "to")? + 86_400_000));
     }
-    if let Some(q) = f.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let terms = search::query_terms(q);
-        if terms.is_empty() {
-            w.raw("1=0");
+    let from = "FROM cases c JOIN categories cat ON cat.id = c.category_id";
+    let plan = match f.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(q) => {
+            let scope = base_of(&w, from);
+            Some(search::add_terms(&st.db, &mut w, scope, q).await?)
         }
-        for t in terms {
-            w.arg("c.id IN (SELECT case_id FROM case_terms WHERE term = ?)", t);
-        }
-    }
-    if f.unit.is_some() || f.grid.is_some() || f.mine == Some(true) || f.q.is_some() {
-        // A unit's, grid's or community's queue, or search terms: their own indexes select.
+        None => None,
+    };
+    let postings = plan == Some(search::Plan::Postings);
+    if f.unit.is_some() || f.grid.is_some() || f.mine == Some(true) || postings {
+        // A unit's, grid's or community's queue, or a term's postings: their own indexes select.
         w.scope_as_filter();
     }
-    let from = "FROM cases c JOIN categories cat ON cat.id = c.category_id";
-    let keyed = (base_of(&w, from), "c.id");
+    let keyed = match (postings, base_of(&w, from) == from) {
+        (false, _) => Keyed { base: base_of(&w, from), key: "c.id", order: None },
+        (true, false) => {
+            Keyed { base: "FROM case_terms t0 JOIN cases c ON c.id = t0.case_id", key: "c.id", order: Some("t0.case_id DESC") }
+        }
+        (true, true) => Keyed {
+            base: "FROM case_terms t0 JOIN cases c ON c.id = t0.case_id JOIN categories cat ON cat.id = c.category_id",
+            key: "c.id",
+            order: Some("t0.case_id DESC"),
+        },
+    };
     w.page_keyed(&st.db, VIEW_COLS, from, keyed, "c.id DESC", paging(f.page, f.per_page), |r| view_row(&st.keyring, r)).await
 }
 

@@ -130,6 +130,12 @@ impl Where {
         Ok(self.query(sql).fetch_all(&db.pool).await?)
     }
 
+    /// Counts the matching rows of `from`, stopping at `cap`.
+    pub async fn count_to(&self, db: &Db, from: &str, cap: i64) -> AppResult<i64> {
+        let sql = format!("SELECT COUNT(*) AS c FROM (SELECT 1 AS one {from} WHERE {} LIMIT {cap}) t", self.sql());
+        Ok(get(&self.query(sql).fetch_one(&db.pool).await?, "c")?)
+    }
+
     /// Counts and fetches one page: `SELECT {cols} {from} WHERE … ORDER BY {order}`.
     pub async fn page<T>(
         &self,
@@ -143,22 +149,22 @@ impl Where {
         self.paged(db, cols, from, None, order, paging, map).await
     }
 
-    /// Like [`Where::page`] for big tables: counts and picks the page's keys on `base` (the
-    /// table alone, whose indexes answer without reading rows), then reads only those rows
-    /// through `from` (with its joins). A scope of 1,500 cases then costs 1,500 index entries
-    /// and 20 row reads instead of 1,500 row reads and a sort.
+    /// Like [`Where::page`] for big tables: counts and picks the page's keys on `keyed.base`
+    /// (the table alone, whose indexes answer without reading rows), then reads only those
+    /// rows through `from` (with its joins). A scope of 1,500 cases then costs 1,500 index
+    /// entries and 20 row reads instead of 1,500 row reads and a sort.
     #[allow(clippy::too_many_arguments)]
     pub async fn page_keyed<T>(
         &self,
         db: &Db,
         cols: &str,
         from: &str,
-        (base, key): (&str, &str),
+        keyed: Keyed<'_>,
         order: &str,
         paging: (i64, i64),
         map: impl Fn(&Row) -> AppResult<T>,
     ) -> AppResult<Page<T>> {
-        self.paged(db, cols, from, Some((base, key)), order, paging, map).await
+        self.paged(db, cols, from, Some(keyed), order, paging, map).await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -167,29 +173,39 @@ impl Where {
         db: &Db,
         cols: &str,
         from: &str,
-        keyed: Option<(&str, &str)>,
+        keyed: Option<Keyed<'_>>,
         order: &str,
         (page, per): (i64, i64),
         map: impl Fn(&Row) -> AppResult<T>,
     ) -> AppResult<Page<T>> {
         let w = self.sql();
-        let base = keyed.map(|k| k.0).unwrap_or(from);
-        let count = format!("SELECT COUNT(*) AS c FROM (SELECT 1 AS one {base} WHERE {w} LIMIT {}) t", COUNT_CAP + 1);
-        let total: i64 = get(&self.query(count).fetch_one(&db.pool).await?, "c")?;
+        let base = keyed.as_ref().map(|k| k.base).unwrap_or(from);
+        let total = self.count_to(db, base, COUNT_CAP + 1).await?;
         let total_capped = total > COUNT_CAP;
         let total = total.min(COUNT_CAP);
         // Few rows: the range index finds them and they are sorted. Many: walk the order.
         let w = if total_capped { self.sql_dense() } else { w };
-        let window = format!("ORDER BY {order} LIMIT {per} OFFSET {}", (page - 1) * per);
+        let window = |order: &str| format!("ORDER BY {order} LIMIT {per} OFFSET {}", (page - 1) * per);
         let sql = match keyed {
-            None => format!("SELECT {cols} {from} WHERE {w} {window}"),
-            Some((base, key)) => {
-                format!("SELECT {cols} {from} WHERE {key} IN (SELECT {key} {base} WHERE {w} {window}) ORDER BY {order}")
-            }
+            None => format!("SELECT {cols} {from} WHERE {w} {}", window(order)),
+            Some(Keyed { base, key, order: inner }) => format!(
+                "SELECT {cols} {from} WHERE {key} IN (SELECT {key} {base} WHERE {w} {}) ORDER BY {order}",
+                window(inner.unwrap_or(order))
+            ),
         };
         let items = self.query(sql).fetch_all(&db.pool).await?.iter().map(map).collect::<AppResult<Vec<_>>>()?;
         Ok(Page { items, total, total_capped, page, per_page: per })
     }
+}
+
+/// Where [`Where::page_keyed`] counts and picks a page.
+pub struct Keyed<'a> {
+    /// `FROM …` of the count and the page's keys (the conditions' tables, nothing more).
+    pub base: &'a str,
+    /// The key column, the same in `base` and in the full query.
+    pub key: &'a str,
+    /// The order on `base`, when it is spelled differently there (an index's own column).
+    pub order: Option<&'a str>,
 }
 
 #[cfg(test)]

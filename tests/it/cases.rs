@@ -259,6 +259,21 @@ async fn search_rates_overview(app: TestApp) {
     assert!(found["items"].as_array().unwrap().iter().any(|c| c["number"] == n.as_str()), "segmented search");
     let none = app.get(&format!("/api/v1/cases?q={}", linli::web::urlencode("下水道楼道灯"))).bearer(&staff).send().await.json();
     assert!(none["items"].as_array().unwrap().iter().all(|c| c["number"] != n.as_str()));
+    // The search plan (the rarest term's postings, newest first, the other terms per case)
+    // finds exactly the cases holding every term; a party member's search (whose visibility
+    // needs the category) works as well.
+    let admin = app.login("admin").await;
+    let terms = linli::cases::search::query_terms("楼道灯");
+    let all = terms.iter().map(|t| format!("EXISTS (SELECT 1 FROM case_terms x WHERE x.case_id = c.id AND x.term = '{t}')"));
+    let sql = format!("SELECT COUNT(*) FROM cases c WHERE {}", all.collect::<Vec<_>>().join(" AND "));
+    let want: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&app.st.db.pool).await.unwrap();
+    let got =
+        app.get(&format!("/api/v1/cases?q={}&per_page=500", linli::web::urlencode("楼道灯"))).bearer(&admin).send().await.json();
+    assert!(terms.len() >= 2 && want > 20, "{terms:?} {want}");
+    assert_eq!((got["total"].as_i64(), got["items"].as_array().unwrap().len() as i64), (Some(want), want.min(500)));
+    let dy = app.login("dangyuan").await;
+    let r = app.get(&format!("/api/v1/cases?q={}", linli::web::urlencode("楼道灯"))).bearer(&dy).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     // Filters combine with search and paging.
     let f = app.get("/api/v1/cases?status=submitted&channel=staff&page=1&per_page=5").bearer(&staff).send().await.json();
     assert!(f["items"].as_array().unwrap().iter().all(|c| c["status"] == "submitted" && c["channel"] == "staff"));
@@ -280,7 +295,6 @@ async fn search_rates_overview(app: TestApp) {
     assert!([&p1, &p2].iter().flat_map(|p| p["items"].as_array().unwrap()).all(|c| c["category"] == "ldd"));
     assert_eq!(app.get("/api/v1/cases?category=nope").bearer(&staff).send().await.json()["total"], 0);
     // Rates contract.
-    let admin = app.login("admin").await;
     for level in ["county", "street", "community", "unit"] {
         let r = app.get(&format!("/api/v1/rates?level={level}&from=2025-01-01&to=2030-12-31")).bearer(&admin).send().await;
         assert_eq!(r.status, StatusCode::OK, "{level}");

@@ -57,6 +57,11 @@ async fn scale_generator(app: TestApp) {
     .await;
     assert!(steps >= 3, "{steps}");
     assert_eq!(q("SELECT COUNT(DISTINCT status) FROM cases WHERE number LIKE 'BJ-%'").await, 5);
+    // Every generated case is found by its category's name.
+    let unfound = q("SELECT COUNT(*) FROM cases c JOIN categories cat ON cat.id = c.category_id WHERE c.number LIKE 'BJ-%' \
+        AND NOT EXISTS (SELECT 1 FROM case_terms t WHERE t.case_id = c.id)")
+    .await;
+    assert_eq!(unfound, 0);
     for sql in [
         "SELECT COUNT(*) FROM cases WHERE number LIKE 'BJ-%' AND rework_count > 0",
         "SELECT COUNT(*) FROM cases WHERE number LIKE 'BJ-%' AND return_count > 0",
@@ -119,6 +124,17 @@ async fn scale_generator(app: TestApp) {
         .await
         .unwrap();
     assert_eq!((q["total"].as_i64(), q["total_capped"].as_bool()), (Some(n), Some(false)));
+    // Search at the new root: a category's name finds exactly its generated cases.
+    let f =
+        app.get(&format!("/api/v1/cases?q={}&per_page=20", linli::web::urlencode("下水道堵塞"))).bearer(&t).send().await.json();
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM cases c JOIN categories cat ON cat.id = c.category_id WHERE c.number LIKE 'BJ-%' AND cat.code = 'xsd'",
+    )
+    .fetch_one(&app.st.db.pool)
+    .await
+    .unwrap();
+    assert!(n > 20 && f["total"].as_i64() == Some(n.min(linli::db::list::COUNT_CAP)), "{n} vs {}", f["total"]);
+    assert!(f["items"].as_array().unwrap().iter().all(|c| c["category"] == "xsd"));
     // New cases after the generator get fresh ids (the PostgreSQL sequence was moved on).
     let staff = app.login("huahuaqiao").await;
     crate::cases::new_case(&app, &staff, "ldd", "生成之后").await;
