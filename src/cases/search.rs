@@ -128,16 +128,18 @@ pub async fn rarest_first(db: &Db, terms: Vec<String>) -> AppResult<Vec<(String,
 /// term is rare, or when the scope is as common as it; or, for a small scope and only common
 /// terms, the scope's cases are walked and every term is tested per case.
 pub async fn add_terms(db: &Db, w: &mut Where, scope_from: &str, q: &str) -> AppResult<Plan> {
+    add_terms_capped(db, w, scope_from, q, COUNT_CAP).await
+}
+
+/// [`add_terms`] with another line between rare and common (for tests on small data).
+pub async fn add_terms_capped(db: &Db, w: &mut Where, scope_from: &str, q: &str, cap: i64) -> AppResult<Plan> {
     let terms = rarest_first(db, query_terms(q)).await?;
     let Some((_, rarest)) = terms.first() else {
         w.raw("1=0");
         return Ok(Plan::Scope);
     };
-    let plan = if *rarest < COUNT_CAP || w.count_to(db, scope_from, COUNT_CAP).await? >= COUNT_CAP {
-        Plan::Postings
-    } else {
-        Plan::Scope
-    };
+    let plan =
+        if *rarest < cap.min(COUNT_CAP) || w.count_to(db, scope_from, cap).await? >= cap { Plan::Postings } else { Plan::Scope };
     for (i, (t, _)) in terms.into_iter().enumerate() {
         if i == 0 && plan == Plan::Postings {
             w.arg("t0.term = ?", t);

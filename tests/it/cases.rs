@@ -271,6 +271,16 @@ async fn search_rates_overview(app: TestApp) {
         app.get(&format!("/api/v1/cases?q={}&per_page=500", linli::web::urlencode("楼道灯"))).bearer(&admin).send().await.json();
     assert!(terms.len() >= 2 && want > 20, "{terms:?} {want}");
     assert_eq!((got["total"].as_i64(), got["items"].as_array().unwrap().len() as i64), (Some(want), want.min(500)));
+    // A small scope with only common terms walks the scope and tests every term per case.
+    use linli::cases::search::{Plan, add_terms_capped};
+    let id: i64 = sqlx::query_scalar("SELECT id FROM cases WHERE number = $1").bind(&n).fetch_one(&app.st.db.pool).await.unwrap();
+    for (q, hits) in [("楼道灯", 1), ("下水道", 0)] {
+        let mut w = linli::db::list::Where::new();
+        w.raw(&format!("c.id = {id}"));
+        let plan = add_terms_capped(&app.st.db, &mut w, "FROM cases c", q, 2).await.unwrap();
+        assert_eq!(plan, Plan::Scope, "{q}");
+        assert_eq!(w.count_to(&app.st.db, "FROM cases c", 100).await.unwrap(), hits, "{q}");
+    }
     let dy = app.login("dangyuan").await;
     let r = app.get(&format!("/api/v1/cases?q={}", linli::web::urlencode("楼道灯"))).bearer(&dy).send().await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
