@@ -58,6 +58,8 @@ pub struct Where {
     args: Vec<String>,
     /// For scope ranges: (clause index, the same test on `(col || '')`, which no index serves).
     dense: Vec<(usize, String)>,
+    /// Scope ranges: (column, prefix, index of the lower bound in `args`).
+    ranges: Vec<(String, String, usize)>,
 }
 
 impl Where {
@@ -81,7 +83,21 @@ impl Where {
 
     /// `col` starts with `prefix` — the scope test on materialised paths — as a range an index
     /// serves on both engines (see [`super::prefix_end`]).
+    /// Two nested ranges on one column keep only the narrower (a community filter inside the
+    /// caller's county): the engine serves one range from the index, and must pick that one.
     pub fn under(&mut self, col: &str, prefix: &str) -> &mut Self {
+        let nested =
+            self.ranges.iter().position(|(c, p, _)| c == col && (prefix.starts_with(p.as_str()) || p.starts_with(prefix)));
+        if let Some(i) = nested {
+            let (_, have, at) = &mut self.ranges[i];
+            if prefix.starts_with(have.as_str()) {
+                *have = prefix.to_string();
+                self.args[*at] = prefix.to_string();
+                self.args[*at + 1] = super::prefix_end(prefix);
+            }
+            return self;
+        }
+        self.ranges.push((col.to_string(), prefix.to_string(), self.args.len()));
         for (op, value) in [(">=", prefix.to_string()), ("<", super::prefix_end(prefix))] {
             self.arg(&format!("{col} {op} ?"), value);
             let n = self.args.len();
@@ -222,6 +238,17 @@ mod tests {
         );
         assert_eq!(w.args, vec!["/5_2/".to_string(), format!("/5_2/{}", char::MAX), "grid".into(), "%x\\%%".into()]);
         assert_eq!(Where::new().sql(), "1=1");
+    }
+
+    #[test]
+    fn nested_ranges_keep_the_narrower() {
+        let mut w = Where::new();
+        w.under("c.p", "/1/").under("c.p", "/1/2/").under("c.p", "/1/");
+        assert_eq!(w.sql(), "c.p >= $1 AND c.p < $2");
+        assert_eq!(w.args, vec!["/1/2/".to_string(), format!("/1/2/{}", char::MAX)]);
+        // Disjoint ranges both stay (nothing matches), as does a range on another column.
+        w.under("c.p", "/3/").under("c.q", "/1/2/");
+        assert_eq!(w.clauses.len(), 6);
     }
 
     #[test]
