@@ -5,7 +5,7 @@
 # and the server's resident memory.
 #
 # Usage: bash scripts/scale_reads.sh [cases] [data-dir]     (default 5000000, ./scale-data)
-# Generating 25,000,000 cases takes about 20 minutes and 31 GB of disk on SQLite.
+# Generating 25,000,000 cases takes about 28 minutes and 34 GB of disk on SQLite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CASES=${1:-5000000}
