@@ -124,19 +124,14 @@ pub async fn changed(tx: &mut Tx) -> AppResult<()> {
 pub async fn resolve(st: &AppState, token: &str, ip: &str) -> AppResult<Option<Principal>> {
     let th = token_hash(token);
     let now = now_ms();
-    let cached = st.tokens.get(&th);
-    let Some(r) = (match cached {
-        Some(r) => Some(r),
+    let r = match st.tokens.get(&th) {
+        Some(r) => r,
         None => {
             let generation = st.tokens.generation();
-            let r = lookup(st, token, &th).await?;
-            if let Some(r) = &r {
-                st.tokens.put(&th, generation, r.clone());
-            }
+            let Some(r) = lookup(st, token, &th).await? else { return Ok(None) };
+            st.tokens.put(&th, generation, r.clone());
             r
         }
-    }) else {
-        return Ok(None);
     };
     let blocked = r.disabled || r.locked_until.is_some_and(|t| t > now);
     let Some((created, last)) = r.session else {

@@ -454,12 +454,11 @@ pub async fn list(st: &AppState, p: &Principal, f: &CaseFilter) -> AppResult<Pag
     if let Some(d) = f.to.as_deref().filter(|s| !s.trim().is_empty()) {
         w.raw(&format!("c.created_at < {}", day_start(d, "to")? + 86_400_000));
     }
-    let from = "FROM cases c JOIN categories cat ON cat.id = c.category_id";
+    // Counts and page keys need the category only for a party member's claimable cases.
+    let cat = if w.sql().contains("cat.") { " JOIN categories cat ON cat.id = c.category_id" } else { "" };
+    let cases = format!("FROM cases c{cat}");
     let plan = match f.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(q) => {
-            let scope = base_of(&w, from);
-            Some(search::add_terms(&st.db, &mut w, scope, q).await?)
-        }
+        Some(q) => Some(search::add_terms(&st.db, &mut w, &cases, q).await?),
         None => None,
     };
     let postings = plan == Some(search::Plan::Postings);
@@ -467,22 +466,11 @@ pub async fn list(st: &AppState, p: &Principal, f: &CaseFilter) -> AppResult<Pag
         // A unit's, grid's or community's queue, or a term's postings: their own indexes select.
         w.scope_as_filter();
     }
-    let keyed = match (postings, base_of(&w, from) == from) {
-        (false, _) => Keyed { base: base_of(&w, from), key: "c.id", order: None },
-        (true, false) => {
-            Keyed { base: "FROM case_terms t0 JOIN cases c ON c.id = t0.case_id", key: "c.id", order: Some("t0.case_id DESC") }
-        }
-        (true, true) => Keyed {
-            base: "FROM case_terms t0 JOIN cases c ON c.id = t0.case_id JOIN categories cat ON cat.id = c.category_id",
-            key: "c.id",
-            order: Some("t0.case_id DESC"),
-        },
+    let terms = format!("FROM case_terms t0 JOIN cases c ON c.id = t0.case_id{cat}");
+    let keyed = match postings {
+        true => Keyed { base: &terms, key: "c.id", order: Some("t0.case_id DESC") },
+        false => Keyed { base: &cases, key: "c.id", order: None },
     };
+    let from = "FROM cases c JOIN categories cat ON cat.id = c.category_id";
     w.page_keyed(&st.db, VIEW_COLS, from, keyed, "c.id DESC", paging(f.page, f.per_page), |r| view_row(&st.keyring, r)).await
-}
-
-/// The case table alone, unless the conditions need the category (a party member's
-/// claimable cases): what lists count and pick their page on.
-fn base_of(w: &Where, from: &'static str) -> &'static str {
-    if w.sql().contains("cat.") { from } else { "FROM cases c" }
 }
