@@ -132,7 +132,7 @@ impl Ins<'_> {
         .bind(g)
         .bind(demo as i64)
         .bind(self.now)
-        .fetch_one(&mut **self.tx)
+        .fetch_one(&mut *self.tx)
         .await?;
         Ok((get(&r, "id")?, path))
     }
@@ -213,7 +213,7 @@ pub async fn load(st: &AppState, password: &str) -> AppResult<()> {
     ];
     for (i, name) in sites.iter().enumerate() {
         let ccode = community_code(i * 2);
-        let r = sqlx::query("SELECT id, path FROM nodes WHERE code = $1").bind(&ccode).fetch_one(&mut **ins.tx).await?;
+        let r = sqlx::query("SELECT id, path FROM nodes WHERE code = $1").bind(&ccode).fetch_one(&mut *ins.tx).await?;
         let (cid, cpath): (i64, String) = (get(&r, "id")?, get(&r, "path")?);
         ins.node(&format!("{ccode}-{:02}", 1), "site", name, Some((cid, &cpath)), None, true).await?;
     }
@@ -231,10 +231,10 @@ pub async fn load(st: &AppState, password: &str) -> AppResult<()> {
     for (user, display, role, scope) in accounts() {
         // A unit contact's scope is its unit; everyone else's a tree node.
         let (path, unit): (String, Option<i64>) = if role == Role::UnitContact {
-            let u = sqlx::query("SELECT id, node_path FROM units WHERE code = $1").bind(&scope).fetch_one(&mut **ins.tx).await?;
+            let u = sqlx::query("SELECT id, node_path FROM units WHERE code = $1").bind(&scope).fetch_one(&mut *ins.tx).await?;
             (get(&u, "node_path")?, Some(get(&u, "id")?))
         } else {
-            let n = sqlx::query("SELECT path FROM nodes WHERE code = $1").bind(&scope).fetch_one(&mut **ins.tx).await?;
+            let n = sqlx::query("SELECT path FROM nodes WHERE code = $1").bind(&scope).fetch_one(&mut *ins.tx).await?;
             (get(&n, "path")?, None)
         };
         sqlx::query(
@@ -249,7 +249,7 @@ pub async fn load(st: &AppState, password: &str) -> AppResult<()> {
         .bind(path)
         .bind(unit)
         .bind(ins.now)
-        .execute(&mut **ins.tx)
+        .execute(&mut *ins.tx)
         .await?;
     }
     crate::cases::demo::people(ins.tx, &hash, ins.now).await?;
@@ -295,41 +295,38 @@ pub async fn reset(st: &AppState) -> AppResult<()> {
     let case_ids = "SELECT id FROM cases WHERE node_path LIKE $1";
     for table in ["case_terms", "case_photos", "case_history", "notifications"] {
         let sql = format!("DELETE FROM {table} WHERE case_id IN ({case_ids})");
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&pat).execute(&mut *tx).await?;
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&pat).execute(&mut tx).await?;
     }
-    sqlx::query("DELETE FROM notifications WHERE node_path LIKE $1").bind(&pat).execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM cases WHERE node_path LIKE $1").bind(&pat).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM notifications WHERE node_path LIKE $1").bind(&pat).execute(&mut tx).await?;
+    sqlx::query("DELETE FROM cases WHERE node_path LIKE $1").bind(&pat).execute(&mut tx).await?;
     crate::cases::rollups::rebuild_in(&mut tx).await?;
-    sqlx::query("DELETE FROM jobs WHERE done_at IS NULL").execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM jobs WHERE done_at IS NULL").execute(&mut tx).await?;
     // Demo accounts: the named ones and the generated grid workers, unit contacts, members.
     let demo_users = "SELECT id FROM users WHERE scope_path LIKE $1 AND (username IN ('admin','heping','huahuaqiao','wanggeyuan','danwei','dangyuan','jumin') \
          OR (role = 'grid_worker' AND username LIKE 'wg%') OR (role = 'unit_contact' AND username LIKE 'dw%') OR (role = 'party_member' AND username LIKE 'dy%'))";
     for table in ["sessions", "api_tokens", "notifications"] {
         let sql = format!("DELETE FROM {table} WHERE user_id IN ({demo_users})");
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&pat).execute(&mut *tx).await?;
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&pat).execute(&mut tx).await?;
     }
-    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM users WHERE id IN ({demo_users})")))
-        .bind(&pat)
-        .execute(&mut *tx)
-        .await?;
-    let others = sqlx::query("SELECT COUNT(*) AS c FROM users WHERE scope_path LIKE $1").bind(&pat).fetch_one(&mut *tx).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM users WHERE id IN ({demo_users})"))).bind(&pat).execute(&mut tx).await?;
+    let others = sqlx::query("SELECT COUNT(*) AS c FROM users WHERE scope_path LIKE $1").bind(&pat).fetch_one(&mut tx).await?;
     if get::<i64>(&others, "c")? > 0 {
         return Err(AppError::Conflict("演示县下还有非演示账号，请先删除或改派这些账号".into()));
     }
-    sqlx::query("DELETE FROM webhooks WHERE unit_id IN (SELECT id FROM units WHERE is_demo = 1)").execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM categories WHERE id NOT IN (SELECT DISTINCT category_id FROM cases)").execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM units WHERE is_demo = 1").execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM calendar_days").execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM register_rows WHERE is_demo = 1").execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM webhooks WHERE unit_id IN (SELECT id FROM units WHERE is_demo = 1)").execute(&mut tx).await?;
+    sqlx::query("DELETE FROM categories WHERE id NOT IN (SELECT DISTINCT category_id FROM cases)").execute(&mut tx).await?;
+    sqlx::query("DELETE FROM units WHERE is_demo = 1").execute(&mut tx).await?;
+    sqlx::query("DELETE FROM calendar_days").execute(&mut tx).await?;
+    sqlx::query("DELETE FROM register_rows WHERE is_demo = 1").execute(&mut tx).await?;
     sqlx::query("DELETE FROM persons WHERE node_id IN (SELECT id FROM nodes WHERE path LIKE $1)")
         .bind(&pat)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     // Children before parents: deepest paths first.
     let ids =
-        sqlx::query("SELECT id FROM nodes WHERE path LIKE $1 ORDER BY LENGTH(path) DESC").bind(&pat).fetch_all(&mut *tx).await?;
+        sqlx::query("SELECT id FROM nodes WHERE path LIKE $1 ORDER BY LENGTH(path) DESC").bind(&pat).fetch_all(&mut tx).await?;
     for r in &ids {
-        sqlx::query("DELETE FROM nodes WHERE id = $1").bind(get::<i64>(r, "id")?).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM nodes WHERE id = $1").bind(get::<i64>(r, "id")?).execute(&mut tx).await?;
     }
     let ev = Event { action: "demo.reset", entity: "node", entity_id: COUNTY, node_path: "/", summary: "清除演示县数据" };
     audit::append(&mut tx, &st.chain, &Actor::system("demo"), ev).await?;

@@ -84,7 +84,7 @@ pub async fn append(tx: &mut Tx, key: &ChainKey, actor: &Actor, ev: Event<'_>) -
         "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 \
          RETURNING seq, (SELECT l.hash FROM audit_log l WHERE l.seq = audit_head.seq - 1) AS prev",
     )
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await?;
     let seq: i64 = get(&head, "seq")?;
     let prev: String = get::<Option<String>>(&head, "prev")?.unwrap_or_else(|| GENESIS.to_string());
@@ -118,7 +118,7 @@ pub async fn append(tx: &mut Tx, key: &ChainKey, actor: &Actor, ev: Event<'_>) -
     .bind(&entry.summary)
     .bind(&prev)
     .bind(&hash)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(seq)
 }

@@ -140,7 +140,7 @@ pub async fn resolve(st: &AppState, token: &str, ip: &str) -> AppResult<Option<P
     let expired = now - last > st.cfg.idle_timeout_secs * 1000 || now - created > st.cfg.absolute_timeout_secs * 1000;
     if expired || blocked {
         let mut tx = st.db.begin().await?;
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&th).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&th).execute(&mut tx).await?;
         tx.commit().await?;
         st.tokens.forget(&th);
         return Ok(None);
@@ -148,7 +148,7 @@ pub async fn resolve(st: &AppState, token: &str, ip: &str) -> AppResult<Option<P
     // Touch at most every 15 s: a write per request would cost an fsync each on SQLite.
     if now - last > 15_000 {
         let mut tx = st.db.begin().await?;
-        sqlx::query("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2").bind(now).bind(&th).execute(&mut *tx).await?;
+        sqlx::query("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2").bind(now).bind(&th).execute(&mut tx).await?;
         tx.commit().await?;
         st.tokens.touch(&th, now);
     }

@@ -156,7 +156,7 @@ pub async fn create_user(st: &AppState, by: Option<&Principal>, actor: &Actor, n
     let hash = password::hash(&nu.password).await?;
     let now = now_ms();
     let mut tx = st.db.begin().await?;
-    let exists = sqlx::query("SELECT id FROM users WHERE username = $1").bind(&nu.username).fetch_optional(&mut *tx).await?;
+    let exists = sqlx::query("SELECT id FROM users WHERE username = $1").bind(&nu.username).fetch_optional(&mut tx).await?;
     if exists.is_some() {
         return Err(AppError::field("username", "该用户名已被使用"));
     }
@@ -174,7 +174,7 @@ pub async fn create_user(st: &AppState, by: Option<&Principal>, actor: &Actor, n
     .bind(nu.must_change as i64)
     .bind(now)
     .bind(unit_id)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     let summary = format!("创建账号 {}（{}，范围 {}）", nu.username, nu.role.label(), nu.scope);
     let ev = Event { action: "user.create", entity: "user", entity_id: &nu.username, node_path: &scope_path, summary: &summary };
@@ -249,10 +249,10 @@ pub async fn set_lock(st: &AppState, by: Option<&Principal>, actor: &Actor, user
         .bind(until)
         .bind(now_ms())
         .bind(u.id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     if action == UserAction::Lock {
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(u.id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(u.id).execute(&mut tx).await?;
     }
     let (act, summary) = match action {
         UserAction::Lock => ("user.lock", format!("锁定账号 {username}")),
@@ -286,10 +286,10 @@ pub async fn set_password(
         .bind((!own) as i64)
         .bind(now_ms())
         .bind(u.id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     if !own {
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(u.id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(u.id).execute(&mut tx).await?;
     }
     let (act, summary) = if own {
         ("user.password_change", "修改本人密码".to_string())
@@ -325,7 +325,7 @@ async fn note_ip_failure(st: &AppState, ip: &str) -> AppResult<()> {
     .bind(ip)
     .bind(now)
     .bind(now - IP_WINDOW_MS)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(())
@@ -393,7 +393,7 @@ pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResu
             .bind(if lock.is_some() { 0 } else { failed })
             .bind(lock)
             .bind(u.id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         let summary = if lock.is_some() {
             format!("密码错误（第 {failed} 次），账号已锁定")
@@ -412,14 +412,14 @@ pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResu
     let csrf = random_hex(16);
     let th = token_hash(&token);
     let mut tx = st.db.begin().await?;
-    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1").bind(u.id).execute(&mut *tx).await?;
+    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1").bind(u.id).execute(&mut tx).await?;
     sqlx::query("INSERT INTO sessions (token_hash, user_id, csrf, ip, created_at, last_seen) VALUES ($1,$2,$3,$4,$5,$5)")
         .bind(&th)
         .bind(u.id)
         .bind(&csrf)
         .bind(ip)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     let ev = Event { action: "login", entity: "user", entity_id: username, node_path: &u.scope_path, summary: "登录成功" };
     audit::append(&mut tx, &st.chain, &actor, ev).await?;
@@ -431,7 +431,7 @@ pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResu
 pub async fn logout(st: &AppState, p: &Principal) -> AppResult<()> {
     if let Via::Session { token_hash, .. } = &p.via {
         let mut tx = st.db.begin().await?;
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&mut tx).await?;
         let ev =
             Event { action: "logout", entity: "user", entity_id: &p.username, node_path: &p.scope_path, summary: "退出登录" };
         audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
@@ -460,7 +460,7 @@ pub async fn issue_token(st: &AppState, actor: &Actor, username: &str, name: &st
         .bind(name)
         .bind(token_hash(&token))
         .bind(now_ms())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     let summary = format!("签发访问令牌「{name}」");
     let ev = Event { action: "token.create", entity: "user", entity_id: username, node_path: &u.scope_path, summary: &summary };
@@ -507,7 +507,7 @@ pub async fn revoke_token(st: &AppState, p: &Principal, id: i64) -> AppResult<()
         .bind(now_ms())
         .bind(id)
         .bind(p.user_id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?
         .rows_affected();
     if n == 0 {

@@ -171,7 +171,7 @@ async fn set_open311(st: &AppState, p: &Principal, on: bool) -> AppResult<()> {
     let mut tx = st.db.begin().await?;
     sqlx::query("INSERT INTO settings (key, value) VALUES ('open311_anonymous', $1) ON CONFLICT (key) DO UPDATE SET value = $1")
         .bind(if on { "1" } else { "0" })
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     let summary = if on { "允许 Open311 匿名提交" } else { "关闭 Open311 匿名提交" };
     let ev = crate::audit::Event {

@@ -266,7 +266,7 @@ pub async fn save(st: &AppState, p: &Principal, i: &CategoryInput) -> AppResult<
     .bind(&attrs)
     .bind(i.active.unwrap_or(true) as i64)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     let summary = format!("保存事项类别「{}」（签收 {sign} 小时，办结 {resolve} 小时）", i.name.trim());
     let ev = Event { action: "category.save", entity: "category", entity_id: &code, node_path: &p.scope_path, summary: &summary };
@@ -310,7 +310,7 @@ pub async fn set_calendar(st: &AppState, p: &Principal, text: &str) -> AppResult
     }
     let days = parse_exceptions(text).map_err(|m| AppError::field("calendar", m))?;
     let mut tx = st.db.begin().await?;
-    sqlx::query("DELETE FROM calendar_days").execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM calendar_days").execute(&mut tx).await?;
     for (d, kind, name) in &days {
         let k = if *kind == DayKind::Workday { "workday" } else { "holiday" };
         sqlx::query(
@@ -319,7 +319,7 @@ pub async fn set_calendar(st: &AppState, p: &Principal, text: &str) -> AppResult
         .bind(d.format("%Y-%m-%d").to_string())
         .bind(k)
         .bind(name)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     }
     let summary = format!("更新工作日历：{} 个节假日或调休日", days.len());

@@ -96,7 +96,7 @@ pub async fn apply(tx: &mut Tx, before: Option<&(Key, Counts)>, after: Option<&(
     for cell in delta.keys() {
         q = q.bind(cell.dim.clone()).bind(cell.member.clone());
     }
-    q.execute(&mut **tx).await?;
+    q.execute(&mut *tx).await?;
     Ok(())
 }
 
@@ -123,11 +123,11 @@ pub fn recount_sql() -> Vec<String> {
 
 /// Replaces the cube with sums of the fine rollups, inside `tx` (after they were rebuilt).
 pub async fn rebuild_in(tx: &mut Tx) -> AppResult<usize> {
-    sqlx::query("DELETE FROM case_cube").execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM case_cube").execute(&mut *tx).await?;
     let mut n = 0;
     for select in recount_sql() {
         let sql = format!("INSERT INTO case_cube (dim, grain, period, member, {}) {select}", rollups::names().join(", "));
-        n += sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut **tx).await?.rows_affected() as usize;
+        n += sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?.rows_affected() as usize;
     }
     Ok(n)
 }

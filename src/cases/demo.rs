@@ -117,7 +117,7 @@ pub async fn setup(tx: &mut Tx, county_path: &str, now: i64) -> AppResult<()> {
         .bind(communities)
         .bind(county_path)
         .bind(now)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     }
     let urgency = r#"[{"code":"urgency","name":"紧急程度","datatype":"singlevaluelist","required":false,"values":[["normal","一般"],["urgent","紧急"]]}]"#;
@@ -128,7 +128,7 @@ pub async fn setup(tx: &mut Tx, county_path: &str, now: i64) -> AppResult<()> {
             Some(get::<i64>(
                 &sqlx::query("SELECT id FROM units WHERE code = $1")
                     .bind(format!("DW{:03}", unit + 1))
-                    .fetch_one(&mut **tx)
+                    .fetch_one(&mut *tx)
                     .await?,
                 "id",
             )?)
@@ -149,7 +149,7 @@ pub async fn setup(tx: &mut Tx, county_path: &str, now: i64) -> AppResult<()> {
         .bind(urgency)
         .bind(i as i64)
         .bind(now)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     }
     super::categories::bump_version(tx).await?;
@@ -163,7 +163,7 @@ pub async fn setup(tx: &mut Tx, county_path: &str, now: i64) -> AppResult<()> {
             .bind(d.format("%Y-%m-%d").to_string())
             .bind(k)
             .bind(name)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     Ok(())
@@ -172,7 +172,7 @@ pub async fn setup(tx: &mut Tx, county_path: &str, now: i64) -> AppResult<()> {
 /// Accounts that take cases: one grid worker per grid, a unit contact per unit, two
 /// reported Party members per community. They share the demo password's hash.
 pub async fn people(tx: &mut Tx, hash: &str, now: i64) -> AppResult<()> {
-    let grids = sqlx::query("SELECT code, path FROM nodes WHERE kind = 'grid' ORDER BY code").fetch_all(&mut **tx).await?;
+    let grids = sqlx::query("SELECT code, path FROM nodes WHERE kind = 'grid' ORDER BY code").fetch_all(&mut *tx).await?;
     // (username, display name, role, scope, scope path, unit)
     type Account = (String, String, &'static str, String, String, Option<i64>);
     let mut rows: Vec<Account> = Vec::new();
@@ -183,7 +183,7 @@ pub async fn people(tx: &mut Tx, hash: &str, now: i64) -> AppResult<()> {
         }
         rows.push((format!("wg{}", &code[6..]), format!("网格员{}", &code[9..]), "grid_worker", code, get(g, "path")?, None));
     }
-    let units = sqlx::query("SELECT id, code, name, node_path FROM units ORDER BY id").fetch_all(&mut **tx).await?;
+    let units = sqlx::query("SELECT id, code, name, node_path FROM units ORDER BY id").fetch_all(&mut *tx).await?;
     for u in units.iter().skip(1) {
         let code: String = get(u, "code")?;
         rows.push((
@@ -195,7 +195,7 @@ pub async fn people(tx: &mut Tx, hash: &str, now: i64) -> AppResult<()> {
             Some(get(u, "id")?),
         ));
     }
-    let comms = sqlx::query("SELECT code, path FROM nodes WHERE kind = 'community' ORDER BY code").fetch_all(&mut **tx).await?;
+    let comms = sqlx::query("SELECT code, path FROM nodes WHERE kind = 'community' ORDER BY code").fetch_all(&mut *tx).await?;
     for (i, c) in comms.iter().enumerate() {
         for k in 1..=2 {
             let code: String = get(c, "code")?;
@@ -221,7 +221,7 @@ pub async fn people(tx: &mut Tx, hash: &str, now: i64) -> AppResult<()> {
         .bind(path)
         .bind(unit)
         .bind(now)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     }
     Ok(())
@@ -237,14 +237,13 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
     let mut rng = Rng::new(12345);
     let ctx = Ctx { cal: Calendar::default(), keys };
     let cats = sqlx::query("SELECT id, code, sign_hours, resolve_hours, default_unit_id FROM categories ORDER BY sort")
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?;
     let grids = sqlx::query("SELECT n.code, n.path, n.geometry, p.code AS community FROM nodes n JOIN nodes p ON p.id = n.parent_id WHERE n.kind = 'grid' ORDER BY n.code")
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?;
-    let units = sqlx::query("SELECT id, code, name, communities FROM units ORDER BY id").fetch_all(&mut **tx).await?;
-    let workers =
-        sqlx::query("SELECT id, display_name, scope FROM users WHERE role = 'grid_worker'").fetch_all(&mut **tx).await?;
+    let units = sqlx::query("SELECT id, code, name, communities FROM units ORDER BY id").fetch_all(&mut *tx).await?;
+    let workers = sqlx::query("SELECT id, display_name, scope FROM users WHERE role = 'grid_worker'").fetch_all(&mut *tx).await?;
     let channels = [
         "resident_h5",
         "resident_h5",
@@ -477,7 +476,7 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         .bind(follow.and_then(|f| f.2))
         .bind(steps.len() as i64)
         .bind(last_change)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
         let id: i64 = get(&r, "id")?;
         // One statement per case for its history and its search terms keeps PostgreSQL loading fast.
@@ -513,7 +512,7 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
             let label = if action == "submit" { super::machine::channel_label(channel).to_string() } else { String::new() };
             q = q.bind(id).bind(action).bind(from).bind(to).bind(actor).bind(label).bind(at).bind(note);
         }
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *tx).await?;
         let terms: Vec<String> = super::search::doc_terms(&format!("{title} {desc}")).into_iter().collect();
         let mut sql = String::from("INSERT INTO case_terms (term, case_id) VALUES ");
         sql.push_str(&(0..terms.len()).map(|k| format!("(${}, ${})", k * 2 + 1, k * 2 + 2)).collect::<Vec<_>>().join(", "));
@@ -521,7 +520,7 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         for t in terms {
             q = q.bind(t).bind(id);
         }
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *tx).await?;
     }
     super::rollups::rebuild_in(tx).await?;
     Ok(())

@@ -207,7 +207,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     let cal = categories::calendar(&st.db).await?;
     let now = now_ms();
     let mut tx = st.db.begin().await?;
-    let cur = sqlx::query("SELECT version FROM cases WHERE id = $1").bind(c.id).fetch_one(&mut *tx).await?;
+    let cur = sqlx::query("SELECT version FROM cases WHERE id = $1").bind(c.id).fetch_one(&mut tx).await?;
     if get::<i64>(&cur, "version")? != expected {
         return Err(AppError::Conflict("该案件刚被他人处理过，请刷新后再操作".into()));
     }
@@ -265,7 +265,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     }
     let sql =
         format!("UPDATE cases SET {}, version = version + 1, updated_at = {now} WHERE id = $1 AND version = $2", set.join(", "));
-    if sqlx::query(sqlx::AssertSqlSafe(sql)).bind(c.id).bind(expected).execute(&mut *tx).await?.rows_affected() != 1 {
+    if sqlx::query(sqlx::AssertSqlSafe(sql)).bind(c.id).bind(expected).execute(&mut tx).await?.rows_affected() != 1 {
         return Err(AppError::Conflict("该案件刚被他人处理过，请刷新后再操作".into()));
     }
     if let Some(t) = &target {
@@ -276,20 +276,20 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
             .bind(t.unit_id)
             .bind(t.user_id)
             .bind(c.id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
     }
     if action == Action::Claim {
         sqlx::query("UPDATE cases SET assignee_name = $1 WHERE id = $2")
             .bind(&p.display_name)
             .bind(c.id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
     }
     if action == Action::FollowUp
         && let Some(s) = sat
     {
-        sqlx::query("UPDATE cases SET satisfaction = $1 WHERE id = $2").bind(s).bind(c.id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE cases SET satisfaction = $1 WHERE id = $2").bind(s).bind(c.id).execute(&mut tx).await?;
     }
     super::rollups::track(&mut tx, c.id, before).await?;
     let mut note = i.note.trim().to_string();
@@ -402,7 +402,7 @@ pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction:
         .bind(comment.trim())
         .bind(c.id)
         .bind(c.version)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?
         .rows_affected();
     if n != 1 {

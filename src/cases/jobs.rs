@@ -30,7 +30,7 @@ pub async fn enqueue(tx: &mut Tx, kind: &str, key: &str, payload: &Value, run_at
         .bind(payload.to_string())
         .bind(run_at)
         .bind(now_ms())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -57,7 +57,7 @@ pub async fn claim(st: &AppState, worker: &str, now: i64, limit: i64, lease_ms: 
            ORDER BY run_at LIMIT {limit} {lock}) RETURNING id, kind, payload, attempts"
     );
     let mut tx = st.db.begin().await?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(worker).bind(now + lease_ms).bind(now).fetch_all(&mut *tx).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(worker).bind(now + lease_ms).bind(now).fetch_all(&mut tx).await?;
     tx.commit().await?;
     rows.iter()
         .map(|r| {
@@ -78,7 +78,7 @@ async fn finish(tx: &mut Tx, id: i64, note: &str) -> AppResult<bool> {
         .bind(now_ms())
         .bind(note)
         .bind(id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
     Ok(n == 1)
@@ -138,7 +138,7 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
         return Ok(());
     }
     let sql = format!("SELECT {} FROM cases c WHERE c.id = $1", super::ROW_COLS);
-    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(case_id).fetch_optional(&mut *tx).await? else {
+    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(case_id).fetch_optional(&mut tx).await? else {
         tx.commit().await?;
         return Ok(());
     };
@@ -166,7 +166,7 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
         .bind(level)
         .bind(now)
         .bind(case_id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     if let Some(before) = before {
         super::rollups::track(&mut tx, case_id, before).await?;
@@ -179,7 +179,7 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
         .bind(status)
         .bind(now)
         .bind(&label)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     let text = format!("{} {}", c.number, label);
     notify::push(&mut tx, Target::Staff(Role::CommunityStaff, community_path), case_id, action, &text).await?;
@@ -210,7 +210,7 @@ pub async fn enqueue_webhooks(tx: &mut Tx, case_id: i64, unit_id: Option<i64>, h
     .bind(body.to_string())
     .bind(now_ms())
     .bind(unit_id.unwrap_or(-1))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -267,7 +267,7 @@ async fn webhook(st: &AppState, job: &Job) -> AppResult<()> {
                 .bind(now_ms() + backoff_ms(job.attempts))
                 .bind(&why)
                 .bind(job.id)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
             }
         }

@@ -96,7 +96,7 @@ async fn insert_rows(tx: &mut Tx, head: &str, cols: usize, rows: &[Vec<Val>]) ->
                 };
             }
         }
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -113,7 +113,7 @@ enum Val {
 async fn ids(tx: &mut Tx, kind: &str) -> AppResult<Vec<(i64, String, String)>> {
     let rows = sqlx::query("SELECT id, code, path FROM nodes WHERE kind = $1 AND path LIKE '/110000/%' ORDER BY code")
         .bind(kind)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?;
     rows.iter().map(|r| Ok((get(r, "id")?, get(r, "code")?, get(r, "path")?))).collect()
 }
@@ -141,7 +141,7 @@ async fn tree(st: &AppState, s: Scale) -> AppResult<usize> {
     let head = "INSERT INTO nodes (code, kind, name, parent_id, path, geometry, is_demo, created_at, updated_at)";
     insert_rows(&mut tx, head, 9, &[node(ROOT.into(), "county", "北京市（规模演示）".into(), None, format!("/{ROOT}/"), None)])
         .await?;
-    let root_id: i64 = get(&sqlx::query("SELECT id FROM nodes WHERE code = $1").bind(ROOT).fetch_one(&mut *tx).await?, "id")?;
+    let root_id: i64 = get(&sqlx::query("SELECT id FROM nodes WHERE code = $1").bind(ROOT).fetch_one(&mut tx).await?, "id")?;
     let streets: Vec<Vec<Val>> = (0..s.streets)
         .map(|i| {
             let code = format!("{ROOT}{:03}", i + 1);
@@ -288,7 +288,7 @@ async fn scale_tables(st: &AppState, grids: i64) -> AppResult<(i64, i64, i64)> {
     )
     .await?;
     let rows = sqlx::query("SELECT code, path FROM nodes WHERE kind = 'grid' AND path LIKE '/110000/%' ORDER BY code")
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await?;
     let g: Vec<Vec<Val>> = rows
         .iter()
@@ -299,7 +299,7 @@ async fn scale_tables(st: &AppState, grids: i64) -> AppResult<(i64, i64, i64)> {
         return Err(AppError::Conflict("规模数据的网格不完整".into()));
     }
     insert_rows(&mut tx, "INSERT INTO scale_grids (idx, code, path)", 3, &g).await?;
-    let rows = sqlx::query("SELECT id, name, sign_hours, resolve_hours FROM categories ORDER BY id").fetch_all(&mut *tx).await?;
+    let rows = sqlx::query("SELECT id, name, sign_hours, resolve_hours FROM categories ORDER BY id").fetch_all(&mut tx).await?;
     // Generated cases are searchable by their category's name (a few terms each: the whole
     // generated text would be ~15 postings per case, 375 million rows at 25 M cases).
     let mut terms = Vec::new();
@@ -335,7 +335,7 @@ async fn scale_tables(st: &AppState, grids: i64) -> AppResult<(i64, i64, i64)> {
         .await?;
     // Units were inserted by one statement, so their ids are consecutive on both engines.
     let r = sqlx::query("SELECT MIN(id) AS lo, COUNT(*) AS n, MAX(id) AS hi FROM units WHERE code LIKE 'BJ%'")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
     let (lo, n, hi): (i64, i64, i64) = (get(&r, "lo")?, get(&r, "n")?, get(&r, "hi")?);
     if hi - lo + 1 != n {

@@ -41,7 +41,7 @@ pub async fn push(tx: &mut Tx, target: Target, case_id: i64, kind: &str, text: &
         .bind(kind)
         .bind(text)
         .bind(now_ms())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -109,7 +109,7 @@ pub async fn mark_read(st: &AppState, p: &Principal, upto: i64) -> AppResult<()>
     }
     let mut tx = st.db.begin().await?;
     let sql = format!("UPDATE notifications SET read_at = $1 WHERE id IN ({}) AND read_at IS NULL", ids.join(","));
-    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms()).execute(&mut *tx).await?;
+    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms()).execute(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }

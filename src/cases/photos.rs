@@ -75,7 +75,7 @@ pub async fn store(tx: &mut Tx, data_dir: &Path, case_id: i64, history_id: Optio
             .bind(p.mime)
             .bind(size)
             .bind(now_ms())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     Ok(())

@@ -90,7 +90,7 @@ pub async fn track_new(tx: &mut Tx, new: (Key, Counts)) -> AppResult<()> {
 /// Reads a case's current contribution inside `tx`.
 pub async fn current(tx: &mut Tx, case_id: i64) -> AppResult<Option<(Key, Counts)>> {
     let sql = format!("SELECT {COLS} FROM cases WHERE id = $1");
-    match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(case_id).fetch_optional(&mut **tx).await? {
+    match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(case_id).fetch_optional(&mut *tx).await? {
         Some(r) => contribution(&r),
         None => Ok(None),
     }
@@ -175,7 +175,7 @@ async fn add(tx: &mut Tx, key: &Key, c: &Counts, sign: i64) -> AppResult<()> {
         .bind(&key.community)
         .bind(key.unit)
         .bind(key.category)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -310,10 +310,10 @@ fn recount_sql() -> String {
 /// scales to tens of millions of cases; the rules are the same as [`contribution`]'s, which
 /// the property test checks through `verify`.
 pub async fn rebuild_in(tx: &mut Tx) -> AppResult<usize> {
-    sqlx::query("DELETE FROM case_rollups").execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM case_rollups").execute(&mut *tx).await?;
     let sql =
         format!("INSERT INTO case_rollups (day, community_code, unit_id, category_id, {}) {}", names().join(", "), recount_sql());
-    let n = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut **tx).await?.rows_affected() as usize;
+    let n = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?.rows_affected() as usize;
     Ok(n + super::cube::rebuild_in(tx).await?)
 }
 

@@ -229,7 +229,7 @@ pub async fn hook_create_inner(st: &AppState, p: &Principal, url: &str, unit: Op
         .bind(url.trim())
         .bind(&secret)
         .bind(now_ms())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
     let id: i64 = col(&r, "id")?;
     let summary = format!("登记推送地址 {}", url.trim());
@@ -262,7 +262,7 @@ pub async fn hook_delete_inner(st: &AppState, p: &Principal, id: i64) -> AppResu
         _ => format!(" AND unit_id = {}", p.unit_id.unwrap_or(-1)),
     };
     let sql = format!("UPDATE webhooks SET active = 0 WHERE id = $1{cond}");
-    if sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
+    if sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).execute(&mut tx).await?.rows_affected() == 0 {
         return Err(AppError::NotFound);
     }
     let ev = crate::audit::Event {

@@ -74,7 +74,7 @@ pub async fn index(tx: &mut Tx, case_id: i64, terms: BTreeSet<String>) -> AppRes
     let values: Vec<String> = (0..terms.len()).map(|i| format!("(${}, ${})", i + 2, 1)).collect();
     let sql = format!("INSERT INTO case_terms (term, case_id) VALUES {}", values.join(", "));
     let q = terms.into_iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(case_id), |q, t| q.bind(t));
-    q.execute(&mut **tx).await?;
+    q.execute(&mut *tx).await?;
     Ok(())
 }
 

@@ -187,7 +187,7 @@ fn check_attrs(cat: &Category, v: &Value, errs: &mut FieldErrors) {
 pub async fn next_seq(tx: &mut Tx, name: &str) -> AppResult<i64> {
     let r = sqlx::query("INSERT INTO counters (name, value) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value")
         .bind(name)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
     Ok(get(&r, "value")?)
 }
@@ -284,7 +284,7 @@ pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: V
     .bind(i.private as i64)
     .bind(if i.attrs.is_object() { i.attrs.to_string() } else { "{}".into() })
     .bind(now)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut tx)
     .await?;
     let id: i64 = get(&row, "id")?;
     super::rollups::track_new(&mut tx, super::rollups::submitted(now, &place.community_code, cat.id)).await?;
@@ -327,7 +327,7 @@ pub async fn history(
     .bind(label)
     .bind(now_ms())
     .bind(note)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await?;
     Ok(get(&r, "id")?)
 }

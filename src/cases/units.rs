@@ -157,7 +157,7 @@ pub async fn create(st: &AppState, p: &Principal, i: &UnitInput, is_demo: bool) 
     }
     errs.finish()?;
     let mut tx = st.db.begin().await?;
-    if sqlx::query("SELECT id FROM units WHERE code = $1").bind(&code).fetch_optional(&mut *tx).await?.is_some() {
+    if sqlx::query("SELECT id FROM units WHERE code = $1").bind(&code).fetch_optional(&mut tx).await?.is_some() {
         return Err(AppError::field("code", "该单位编码已存在"));
     }
     let now = now_ms();
@@ -174,7 +174,7 @@ pub async fn create(st: &AppState, p: &Principal, i: &UnitInput, is_demo: bool) 
     .bind(&county)
     .bind(is_demo as i64)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     let summary = format!("新建单位「{}」", i.name.trim());
     let ev = Event { action: "unit.create", entity: "unit", entity_id: &code, node_path: &county, summary: &summary };

@@ -15,13 +15,19 @@
 //! successor was cancelled) commits the batch itself, and a request dropped half-way hands the
 //! writer to a task that rolls its savepoint back and commits the rest.
 
-use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use either::Either;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, StreamExt};
+use sqlx::any::{AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo};
+use sqlx::{Any, AnyConnection, AnyPool, Execute, Executor, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
+
+use super::lite;
 
 /// Logical transactions per physical commit, at most (bounds the latency a burst adds).
 const MAX_BATCH: usize = 64;
@@ -31,8 +37,6 @@ const PARK_PATIENCE: Duration = Duration::from_millis(3);
 /// The writer shared by every clone of [`super::Db`].
 #[derive(Debug)]
 pub(crate) struct Writer {
-    pool: AnyPool,
-    begin_sql: &'static str,
     batch: Arc<Mutex<Batch>>,
     waiting: AtomicUsize,
     /// Logical transactions committed.
@@ -41,9 +45,108 @@ pub(crate) struct Writer {
     physical: AtomicU64,
 }
 
-#[derive(Debug, Default)]
+/// The writer's connection and its physical transaction.
+enum Link {
+    /// PostgreSQL through sqlx: a transaction taken from the shared pool per batch.
+    Pg { pool: AnyPool, tx: Option<Transaction<'static, Any>> },
+    /// SQLite on the calling thread (see [`lite`]); `None` once closed.
+    Lite { conn: Option<rusqlite::Connection>, open: bool },
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Link::Pg { .. } => "Link::Pg",
+            Link::Lite { .. } => "Link::Lite",
+        })
+    }
+}
+
+impl Link {
+    fn is_open(&self) -> bool {
+        match self {
+            Link::Pg { tx, .. } => tx.is_some(),
+            Link::Lite { open, .. } => *open,
+        }
+    }
+
+    fn lite(conn: &Option<rusqlite::Connection>) -> Result<&rusqlite::Connection, sqlx::Error> {
+        conn.as_ref().ok_or(sqlx::Error::PoolClosed)
+    }
+
+    /// Opens the physical transaction. On SQLite `BEGIN IMMEDIATE` takes the write lock at
+    /// once, so a transaction that reads before it writes cannot fail half-way with a stale
+    /// snapshot (it may wait for another process's writer: off the async workers).
+    async fn open(&mut self) -> Result<(), sqlx::Error> {
+        match self {
+            Link::Pg { pool, tx } => *tx = Some(pool.begin().await?),
+            Link::Lite { conn, open } => {
+                let c = Self::lite(conn)?;
+                blocking(|| lite::batch(c, "BEGIN IMMEDIATE"))?;
+                *open = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a statement without arguments inside the open transaction.
+    async fn exec(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
+        match self {
+            Link::Pg { tx, .. } => tx.as_mut().ok_or(sqlx::Error::WorkerCrashed)?.execute(sql).await.map(|_| ()),
+            Link::Lite { conn, .. } => lite::batch(Self::lite(conn)?, sql),
+        }
+    }
+
+    /// Commits the physical transaction (if one is open); it is closed either way.
+    async fn commit(&mut self) -> Result<(), sqlx::Error> {
+        match self {
+            Link::Pg { tx, .. } => match tx.take() {
+                Some(t) => t.commit().await,
+                None => Ok(()),
+            },
+            Link::Lite { conn, open } => {
+                if !std::mem::take(open) {
+                    return Ok(());
+                }
+                let c = Self::lite(conn)?;
+                // The commit's fsync is the slow part of a batch: off the async workers.
+                let res = blocking(|| lite::batch(c, "COMMIT"));
+                if res.is_err() && !c.is_autocommit() {
+                    let _ = lite::batch(c, "ROLLBACK");
+                }
+                res
+            }
+        }
+    }
+
+    /// Rolls the physical transaction back.
+    fn abandon(&mut self) {
+        match self {
+            Link::Pg { tx, .. } => *tx = None,
+            Link::Lite { conn, open } => {
+                if std::mem::take(open)
+                    && let Some(c) = conn
+                    && !c.is_autocommit()
+                {
+                    let _ = lite::batch(c, "ROLLBACK");
+                }
+            }
+        }
+    }
+}
+
+/// Runs blocking work without stalling the async workers (on the multi-threaded runtime;
+/// a single-threaded one, as in some tests, runs it in place).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+#[derive(Debug)]
 struct Batch {
-    tx: Option<Transaction<'static, Any>>,
+    link: Link,
     /// Requests whose savepoint was released and who wait for the physical commit.
     parked: Vec<oneshot::Sender<Result<(), String>>>,
     /// Logical transactions released into the open batch.
@@ -73,7 +176,7 @@ fn finish_idle(w: Arc<Writer>) {
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         rt.spawn(async move {
             let mut b = w.batch.clone().lock_owned().await;
-            if w.waiting.load(Ordering::SeqCst) == 0 && (b.tx.is_some() || !b.parked.is_empty()) {
+            if w.waiting.load(Ordering::SeqCst) == 0 && (b.link.is_open() || !b.parked.is_empty()) {
                 let _ = flush(&w, &mut b).await;
             }
         });
@@ -81,19 +184,34 @@ fn finish_idle(w: Arc<Writer>) {
 }
 
 impl Writer {
-    pub(crate) fn new(pool: AnyPool, begin_sql: &'static str) -> Writer {
+    /// A writer on PostgreSQL, taking its transactions from the shared pool.
+    pub(crate) fn pg(pool: AnyPool) -> Writer {
+        Writer::new(Link::Pg { pool, tx: None })
+    }
+
+    /// A writer on SQLite, with a connection of its own driven in place.
+    pub(crate) fn sqlite(conn: rusqlite::Connection) -> Writer {
+        Writer::new(Link::Lite { conn: Some(conn), open: false })
+    }
+
+    fn new(link: Link) -> Writer {
+        let batch = Batch { link, parked: Vec::new(), ops: 0, open: false };
         Writer {
-            pool,
-            begin_sql,
-            batch: Arc::default(),
+            batch: Arc::new(Mutex::new(batch)),
             waiting: AtomicUsize::new(0),
             logical: AtomicU64::new(0),
             physical: AtomicU64::new(0),
         }
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// Commits what is pending and closes an SQLite writer's connection (its WAL is
+    /// checkpointed when the last connection closes).
+    pub(crate) async fn close(&self) {
+        let mut b = self.batch.lock().await;
+        let _ = flush(self, &mut b).await;
+        if let Link::Lite { conn, .. } = &mut b.link {
+            drop(conn.take());
+        }
     }
 
     /// (logical transactions committed, physical commits) since start.
@@ -113,10 +231,10 @@ impl Writer {
         let mut tx = Tx { guard: Some(guard), writer: self.clone() };
         let b = tx.guard.as_mut().expect("just set");
         settle(b).await;
-        if b.tx.is_none() {
-            b.tx = Some(self.pool.begin_with(self.begin_sql).await?);
+        if !b.link.is_open() {
+            b.link.open().await?;
         }
-        b.tx.as_mut().expect("opened").execute("SAVEPOINT linli_op").await?;
+        b.link.exec("SAVEPOINT linli_op").await?;
         b.open = true;
         Ok(tx)
     }
@@ -129,11 +247,14 @@ async fn settle(b: &mut Batch) {
         return;
     }
     b.open = false;
-    let Some(tx) = b.tx.as_mut() else { return };
-    let ok = tx.execute("ROLLBACK TO SAVEPOINT linli_op").await.is_ok() && tx.execute("RELEASE SAVEPOINT linli_op").await.is_ok();
+    if !b.link.is_open() {
+        return;
+    }
+    let ok =
+        b.link.exec("ROLLBACK TO SAVEPOINT linli_op").await.is_ok() && b.link.exec("RELEASE SAVEPOINT linli_op").await.is_ok();
     if !ok {
         tracing::error!("group commit: savepoint rollback failed, abandoning the batch");
-        b.tx = None;
+        b.link.abandon();
         b.ops = 0;
         for p in b.parked.drain(..) {
             let _ = p.send(Err("数据库写入失败，请重试".into()));
@@ -144,10 +265,7 @@ async fn settle(b: &mut Batch) {
 /// Commits the physical transaction and answers every parked request.
 async fn flush(w: &Writer, b: &mut Batch) -> Result<(), sqlx::Error> {
     settle(b).await;
-    let res = match b.tx.take() {
-        Some(tx) => tx.commit().await,
-        None => Ok(()),
-    };
+    let res = b.link.commit().await;
     if res.is_ok() && b.ops > 0 {
         w.logical.fetch_add(b.ops as u64, Ordering::Relaxed);
         w.physical.fetch_add(1, Ordering::Relaxed);
@@ -160,8 +278,8 @@ async fn flush(w: &Writer, b: &mut Batch) -> Result<(), sqlx::Error> {
     res
 }
 
-/// A logical write transaction. Statements run on it through `&mut *tx` (or `&mut **tx`
-/// behind a `&mut Tx`); `commit` makes it durable; dropping it rolls it back.
+/// A logical write transaction. sqlx queries run on it as on a connection (`&mut tx`, or
+/// `&mut *tx` behind a `&mut Tx`); `commit` makes it durable; dropping it rolls it back.
 #[derive(Debug)]
 pub struct Tx {
     guard: Option<OwnedMutexGuard<Batch>>,
@@ -172,7 +290,7 @@ impl Tx {
     /// Releases the savepoint and returns once a physical commit containing it succeeded.
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
         let mut b = self.guard.take().expect("a live transaction holds the writer");
-        if let Err(e) = b.tx.as_mut().expect("open").execute("RELEASE SAVEPOINT linli_op").await {
+        if let Err(e) = b.link.exec("RELEASE SAVEPOINT linli_op").await {
             self.guard = Some(b);
             return Err(e);
         }
@@ -228,15 +346,74 @@ impl Drop for Tx {
     }
 }
 
-impl Deref for Tx {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        self.guard.as_ref().and_then(|b| b.tx.as_deref()).expect("a live transaction")
+impl Tx {
+    fn batch(&mut self) -> &mut Batch {
+        self.guard.as_mut().expect("a live transaction holds the writer")
     }
 }
 
-impl DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        self.guard.as_mut().and_then(|b| b.tx.as_deref_mut()).expect("a live transaction")
+impl<'c> Executor<'c> for &'c mut Tx {
+    type Database = Any;
+
+    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        match &mut self.batch().link {
+            Link::Pg { tx, .. } => pg(tx).fetch_many(query),
+            Link::Lite { conn, .. } => futures_util::stream::iter(run_lite(conn, query, false)).boxed(),
+        }
     }
+
+    fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        match &mut self.batch().link {
+            Link::Pg { tx, .. } => pg(tx).fetch_optional(query),
+            Link::Lite { conn, .. } => futures_util::future::ready(first_row(run_lite(conn, query, true))).boxed(),
+        }
+    }
+
+    fn prepare_with<'e>(
+        self,
+        sql: sqlx::SqlStr,
+        parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        match &mut self.batch().link {
+            Link::Pg { tx, .. } => pg(tx).prepare_with(sql, parameters),
+            Link::Lite { .. } => futures_util::future::ready(Err(sqlx::Error::Protocol(
+                "prepared statements are not kept on the SQLite writer".into(),
+            )))
+            .boxed(),
+        }
+    }
+}
+
+fn pg<'a>(tx: &'a mut Option<Transaction<'static, Any>>) -> &'a mut AnyConnection {
+    tx.as_deref_mut().expect("a live transaction")
+}
+
+/// Runs a sqlx query on the SQLite writer's connection, in place.
+fn run_lite<'q>(conn: &Option<rusqlite::Connection>, mut query: impl Execute<'q, Any>, first_only: bool) -> lite::Steps {
+    match (Link::lite(conn), query.take_arguments().map_err(sqlx::Error::Encode)) {
+        (Ok(c), Ok(args)) => lite::run(c, query.sql().as_str(), args, first_only),
+        (Err(e), _) | (_, Err(e)) => vec![Err(e)],
+    }
+}
+
+fn first_row(steps: lite::Steps) -> Result<Option<AnyRow>, sqlx::Error> {
+    let mut first = None;
+    for s in steps {
+        match s? {
+            Either::Right(r) if first.is_none() => first = Some(r),
+            _ => {}
+        }
+    }
+    Ok(first)
 }

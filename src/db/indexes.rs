@@ -42,7 +42,7 @@ pub async fn set_aside(db: &Db, tables: &[&str]) -> AppResult<usize> {
     sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2")
         .bind(KEY)
         .bind(value)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     for (name, _) in &defs {
         tx.execute(sqlx::AssertSqlSafe(format!("DROP INDEX {name}"))).await?;
@@ -79,7 +79,7 @@ pub async fn restore(db: &Db) -> AppResult<usize> {
         let d = d.replacen("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1);
         tx.execute(sqlx::AssertSqlSafe(d)).await?;
     }
-    sqlx::query("DELETE FROM settings WHERE key = $1").bind(KEY).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM settings WHERE key = $1").bind(KEY).execute(&mut tx).await?;
     tx.commit().await?;
     Ok(defs.len())
 }

@@ -31,7 +31,7 @@ pub async fn migrate(db: &Db) -> Result<usize, sqlx::Error> {
         tx.execute("SELECT pg_advisory_xact_lock(7201)").await?;
     }
     tx.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)").await?;
-    let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(&mut *tx).await?;
+    let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(&mut tx).await?;
     let mut ran = 0;
     for (version, sql) in MIGRATIONS {
         if done.contains(version) {
@@ -41,7 +41,7 @@ pub async fn migrate(db: &Db) -> Result<usize, sqlx::Error> {
         sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
             .bind(*version)
             .bind(now_ms())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         ran += 1;
     }

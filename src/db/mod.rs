@@ -7,6 +7,7 @@
 mod group;
 pub mod indexes;
 pub mod list;
+mod lite;
 pub mod migrate;
 pub mod version;
 
@@ -37,8 +38,9 @@ pub type Row = AnyRow;
 pub struct Db {
     /// Pool for reads (and writes on PostgreSQL).
     pub pool: AnyPool,
-    /// The single writer with group commit (see [`group`]). On SQLite it owns a one-connection
-    /// pool of its own, so writers queue in-process instead of spinning on SQLITE_BUSY.
+    /// The single writer with group commit (see [`group`]). On SQLite it owns a connection of
+    /// its own, driven in place (see [`lite`]), so writers queue in-process instead of
+    /// spinning on SQLITE_BUSY.
     writer: Arc<group::Writer>,
     /// The engine.
     pub backend: Backend,
@@ -62,14 +64,15 @@ impl Db {
                 sqlite_once();
                 let url = sqlite_url(url)?;
                 let pool = sqlite_pool(&url, 8).await?;
-                let writer = Arc::new(group::Writer::new(sqlite_pool(&url, 1).await?, "BEGIN IMMEDIATE"));
+                let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                let writer = Arc::new(group::Writer::sqlite(lite::open(path.split('?').next().unwrap_or_default())?));
                 Ok(Db { pool, writer, backend })
             }
             Backend::Postgres => {
                 let pool =
                     AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
                 check_collation(&pool).await?;
-                Ok(Db { writer: Arc::new(group::Writer::new(pool.clone(), "BEGIN")), pool, backend })
+                Ok(Db { writer: Arc::new(group::Writer::pg(pool.clone())), pool, backend })
             }
         }
     }
@@ -144,9 +147,7 @@ impl Db {
 
     /// Closes both pools, flushing SQLite's WAL.
     pub async fn close(&self) {
-        if self.backend == Backend::Sqlite {
-            self.writer.pool().close().await;
-        }
+        self.writer.close().await;
         self.pool.close().await;
     }
 }

@@ -21,7 +21,7 @@ pub async fn bump(tx: &mut Tx, key: &str) -> AppResult<()> {
     sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2")
         .bind(key)
         .bind(crate::auth::random_hex(8))
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }

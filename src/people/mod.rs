@@ -186,7 +186,7 @@ pub async fn insert(tx: &mut Tx, keys: &Keyring, v: &ValidPerson, is_demo: bool)
     .bind(&v.tags)
     .bind(is_demo as i64)
     .bind(now)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await?;
     Ok(get(&row, "id")?)
 }
@@ -198,7 +198,7 @@ pub async fn create(st: &AppState, p: &Principal, input: &PersonInput) -> AppRes
     if let Some(id) = &v.id {
         let dup = sqlx::query("SELECT id FROM persons WHERE id_bidx = $1 AND retired_at IS NULL")
             .bind(st.keyring.blind_index("id_number", id.as_str()))
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
         if dup.is_some() {
             return Err(AppError::field("id_number", "该身份证号已登记"));
@@ -223,7 +223,7 @@ pub async fn update(st: &AppState, p: &Principal, id: i64, input: &PersonInput) 
         let dup = sqlx::query("SELECT id FROM persons WHERE id_bidx = $1 AND retired_at IS NULL AND id <> $2")
             .bind(st.keyring.blind_index("id_number", idn.as_str()))
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
         if dup.is_some() {
             return Err(AppError::field("id_number", "该身份证号已登记"));
@@ -246,7 +246,7 @@ pub async fn update(st: &AppState, p: &Principal, id: i64, input: &PersonInput) 
     .bind(&v.tags)
     .bind(now_ms())
     .bind(id)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     let summary = format!("修改居民 {} 的信息（住址 {} → {}）", mask_name(&v.name), old.node_code, input.node.trim());
     let ev =
@@ -264,7 +264,7 @@ pub async fn retire(st: &AppState, p: &Principal, id: i64, reason: &str) -> AppR
     sqlx::query("UPDATE persons SET retired_at = $1, updated_at = $1 WHERE id = $2 AND retired_at IS NULL")
         .bind(now_ms())
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     let summary =
         format!("居民 {} 迁出；原因：{}", mask_name(&old.name), if reason.trim().is_empty() { "未填写" } else { reason.trim() });

@@ -269,7 +269,7 @@ pub async fn insert(tx: &mut Tx, st: &AppState, p: &Principal, reg: &Register, v
     .bind(Value::Object(v.data.clone()).to_string())
     .bind(is_demo as i64)
     .bind(now)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await?;
     let id: i64 = get(&r, "id")?;
     sync_unit(tx, reg, &v.data, &v.node_path).await?;
@@ -312,7 +312,7 @@ pub async fn update(st: &AppState, p: &Principal, reg: &Register, id: i64, raw: 
         .bind(now_ms())
         .bind(id)
         .bind(version)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?
         .rows_affected();
     if n != 1 {
@@ -342,7 +342,7 @@ pub async fn set_retired(st: &AppState, p: &Principal, reg: &Register, id: i64, 
     sqlx::query("UPDATE register_rows SET retired_at = $1, version = version + 1 WHERE id = $2")
         .bind(retired.then(now_ms))
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     let summary = format!("{}{}「{}」", if retired { "停用" } else { "恢复" }, reg.title, old.name);
     let ev = Event {
@@ -388,7 +388,7 @@ async fn sync_unit(tx: &mut Tx, reg: &Register, data: &Map<String, Value>, path:
     .bind(s("community"))
     .bind(crate::tree::ancestor(path, 1))
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -438,7 +438,7 @@ pub async fn to_case(
         .bind(Value::Object(data).to_string())
         .bind(now_ms())
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     let summary = format!("{}「{}」转为事项 {}", reg.title, row.name, created.number);
     let ev = Event {

@@ -247,8 +247,7 @@ pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value,
     let mut tx = st.db.begin().await?;
     for (code, name, poly) in &parsed {
         let geom = geo::polygon_to_geojson(poly).to_string();
-        let existing =
-            sqlx::query("SELECT id, kind, path FROM nodes WHERE code = $1").bind(code).fetch_optional(&mut *tx).await?;
+        let existing = sqlx::query("SELECT id, kind, path FROM nodes WHERE code = $1").bind(code).fetch_optional(&mut tx).await?;
         if let Some(r) = existing {
             if get::<String>(&r, "kind")? != "grid" {
                 return Err(AppError::Conflict(format!("编码 {code} 已被其他类型的节点使用")));
@@ -258,7 +257,7 @@ pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value,
                 .bind(name)
                 .bind(now)
                 .bind(code)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
             updated += 1;
         } else {
@@ -270,7 +269,7 @@ pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value,
                 .bind(format!("{}{code}/", comm.path))
                 .bind(&geom)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
             created += 1;
         }
@@ -315,7 +314,7 @@ pub async fn set_geometry(st: &AppState, p: &Principal, code: &str, body: &Value
                 .bind(geo::polygon_to_geojson(&poly).to_string())
                 .bind(now_ms())
                 .bind(n.id)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
             let ev =
                 Event {

@@ -159,7 +159,7 @@ pub async fn create(st: &AppState, p: &Principal, input: &NodeInput, is_demo: bo
     let path = format!("{}{code}/", parent.as_ref().map(|n| n.path.as_str()).unwrap_or("/"));
     let now = now_ms();
     let mut tx = st.db.begin().await?;
-    if sqlx::query("SELECT id FROM nodes WHERE code = $1").bind(&code).fetch_optional(&mut *tx).await?.is_some() {
+    if sqlx::query("SELECT id FROM nodes WHERE code = $1").bind(&code).fetch_optional(&mut tx).await?.is_some() {
         return Err(AppError::field("code", "该编码已存在"));
     }
     sqlx::query(
@@ -175,7 +175,7 @@ pub async fn create(st: &AppState, p: &Principal, input: &NodeInput, is_demo: bo
     .bind(input.note.trim())
     .bind(is_demo as i64)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     let summary = format!("新建{}「{}」", kind.label(), input.name.trim());
     let ev = Event { action: "node.create", entity: "node", entity_id: &code, node_path: &path, summary: &summary };
@@ -199,7 +199,7 @@ pub async fn update(st: &AppState, p: &Principal, code: &str, input: &NodeInput)
         .bind(now_ms())
         .bind(n.id)
         .bind(input.version.unwrap_or(n.version))
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     if res.rows_affected() == 0 {
         return Err(AppError::Conflict("该记录已被他人修改，请刷新后重试".into()));
@@ -222,7 +222,7 @@ pub async fn set_retired(st: &AppState, p: &Principal, code: &str, retired: bool
     if retired {
         let active = sqlx::query("SELECT COUNT(*) AS c FROM nodes WHERE parent_id = $1 AND retired_at IS NULL")
             .bind(n.id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut tx)
             .await?;
         if get::<i64>(&active, "c")? > 0 {
             return Err(AppError::Conflict("请先停用其下级节点".into()));
@@ -232,7 +232,7 @@ pub async fn set_retired(st: &AppState, p: &Principal, code: &str, retired: bool
         .bind(retired.then(now_ms))
         .bind(now_ms())
         .bind(n.id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     let (act, verb) = if retired { ("node.retire", "停用") } else { ("node.restore", "恢复") };
     let summary = format!("{verb}{}「{}」", n.kind.label(), n.name);
@@ -251,12 +251,12 @@ pub async fn delete(st: &AppState, p: &Principal, code: &str) -> AppResult<()> {
         "SELECT (SELECT COUNT(*) FROM nodes WHERE parent_id = $1) + (SELECT COUNT(*) FROM persons WHERE node_id = $1) AS c",
     )
     .bind(n.id)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut tx)
     .await?;
     if get::<i64>(&refs, "c")? > 0 || n.kind == Kind::County {
         return Err(AppError::Conflict("该节点仍被下级节点或居民引用，不能删除，请改为停用".into()));
     }
-    sqlx::query("DELETE FROM nodes WHERE id = $1").bind(n.id).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM nodes WHERE id = $1").bind(n.id).execute(&mut tx).await?;
     let summary = format!("删除{}「{}」", n.kind.label(), n.name);
     let ev = Event { action: "node.delete", entity: "node", entity_id: code, node_path: &n.path, summary: &summary };
     audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;

@@ -17,13 +17,13 @@ async fn group_commit(app: TestApp) {
         let db = db.clone();
         tasks.push(tokio::spawn(async move {
             let mut tx = db.begin().await?;
-            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1").execute(&mut *tx).await?;
+            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1").execute(&mut tx).await?;
             let key = format!("gc{i}");
-            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, 'x')").bind(&key).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, 'x')").bind(&key).execute(&mut tx).await?;
             match i % 3 {
                 // A constraint violation after a statement that worked.
                 0 => {
-                    sqlx::query("INSERT INTO settings (key, value) VALUES ($1, 'dup')").bind(&key).execute(&mut *tx).await?;
+                    sqlx::query("INSERT INTO settings (key, value) VALUES ($1, 'dup')").bind(&key).execute(&mut tx).await?;
                 }
                 // An application error: the transaction is dropped.
                 1 => return Err(sqlx::Error::RowNotFound),
@@ -52,8 +52,8 @@ async fn group_commit(app: TestApp) {
         let db = db.clone();
         tokio::spawn(async move {
             let mut tx = db.begin().await.unwrap();
-            sqlx::query("INSERT INTO settings (key, value) VALUES ('gc-cancelled', 'x')").execute(&mut *tx).await.unwrap();
-            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1").execute(&mut *tx).await.unwrap();
+            sqlx::query("INSERT INTO settings (key, value) VALUES ('gc-cancelled', 'x')").execute(&mut tx).await.unwrap();
+            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1").execute(&mut tx).await.unwrap();
             tokio::time::sleep(Duration::from_secs(3600)).await;
             tx.commit().await
         })
@@ -73,10 +73,63 @@ async fn group_commit(app: TestApp) {
     assert_eq!(n, 0);
     // And the writer carries on.
     let mut tx = db.begin().await.unwrap();
-    sqlx::query("INSERT INTO settings (key, value) VALUES ('gc-after', 'x')").execute(&mut *tx).await.unwrap();
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('gc-after', 'x')").execute(&mut tx).await.unwrap();
     tx.commit().await.unwrap();
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settings WHERE key = 'gc-after'").fetch_one(&db.pool).await.unwrap();
     assert_eq!(n, 1);
 }
 
 both!(group_commit);
+
+/// Statements on the writer behave as sqlx's own drivers do, whichever engine is behind it:
+/// numbered arguments bind by number (used out of order and twice), rows come back with their
+/// names and types, `rows_affected` counts, constraint violations keep their kind (they become
+/// field errors), and a script of several statements runs whole.
+async fn writer_statements(app: TestApp) {
+    let db = app.st.db.clone();
+    let mut tx = db.begin().await.unwrap();
+    let r = sqlx::query("SELECT $2 AS b, $1 AS a, $2 || $1 AS ba, CAST($3 AS BIGINT) AS n, $4 AS none")
+        .bind("x")
+        .bind("y")
+        .bind(41_i64 + 1)
+        .bind(None::<String>)
+        .fetch_one(&mut tx)
+        .await
+        .unwrap();
+    use sqlx::Row;
+    assert_eq!(r.get::<String, _>("b"), "y");
+    assert_eq!(r.get::<String, _>("a"), "x");
+    assert_eq!(r.get::<String, _>("ba"), "yx");
+    assert_eq!(r.get::<i64, _>("n"), 42);
+    assert_eq!(r.get::<Option<String>, _>("none"), None);
+    let n = sqlx::query("INSERT INTO settings (key, value) VALUES ('ws-1', 'a'), ('ws-2', 'b')").execute(&mut tx).await.unwrap();
+    assert_eq!(n.rows_affected(), 2);
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT key, value FROM settings WHERE key LIKE 'ws-%' ORDER BY key").fetch_all(&mut tx).await.unwrap();
+    assert_eq!(rows, vec![("ws-1".into(), "a".into()), ("ws-2".into(), "b".into())]);
+    let none = sqlx::query("SELECT key FROM settings WHERE key = 'ws-none'").fetch_optional(&mut tx).await.unwrap();
+    assert!(none.is_none());
+    tx.commit().await.unwrap();
+
+    let mut tx = db.begin().await.unwrap();
+    let dup = sqlx::query("INSERT INTO settings (key, value) VALUES ('ws-1', 'again')").execute(&mut tx).await.unwrap_err();
+    assert!(dup.as_database_error().is_some_and(|e| e.is_unique_violation()), "{dup:?}");
+    drop(tx);
+    let mut tx = db.begin().await.unwrap();
+    let fk = sqlx::query("INSERT INTO case_terms (term, case_id) VALUES ('ws', -5)").execute(&mut tx).await.unwrap_err();
+    assert!(fk.as_database_error().is_some_and(|e| e.is_foreign_key_violation()), "{fk:?}");
+    drop(tx);
+
+    let mut tx = db.begin().await.unwrap();
+    sqlx::Executor::execute(
+        &mut tx,
+        "CREATE TABLE ws_a (x BIGINT PRIMARY KEY); CREATE TABLE ws_b (y BIGINT REFERENCES ws_a(x));",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ws_b").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(n, 0);
+}
+
+both!(writer_statements);

@@ -1,0 +1,195 @@
+//! The SQLite writer's connection, driven on the calling thread.
+//!
+//! Why: sqlx runs each SQLite connection on a thread of its own and hands every statement
+//! over and back (two thread wake-ups). A case creation is a dozen statements inside the
+//! group-commit writer, which is the one serial section of every write, so those hand-overs
+//! — not SQLite, not the disk — set the ceiling of writes per second. Here the writer's
+//! statements run where the request runs, prepared once and cached.
+//!
+//! The queries are still built with sqlx (`sqlx::query(..).bind(..)`) and their rows are
+//! sqlx `AnyRow`s: domain code cannot tell which writer it talks to, and PostgreSQL keeps
+//! going through sqlx unchanged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use either::Either;
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow, AnyTypeInfo, AnyTypeInfoKind};
+use sqlx_core::any::{AnyColumn, AnyValue, AnyValueKind};
+use sqlx_core::ext::ustr::UStr;
+
+/// Statements kept prepared (the write paths use a few dozen distinct texts).
+const STATEMENT_CACHE: usize = 512;
+
+/// Opens the writer's connection with the same settings as the read pool's.
+pub(crate) fn open(path: &str) -> Result<Connection, sqlx::Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+    // synchronous=FULL: an acknowledged commit survives power loss, not only a crash.
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;").map_err(err)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Runs a statement without arguments or results (transaction control, pragmas).
+pub(crate) fn batch(conn: &Connection, sql: &str) -> Result<(), sqlx::Error> {
+    conn.execute_batch(sql).map_err(err)
+}
+
+/// What a statement gave: its result and rows, in the shape sqlx's `fetch_many` streams.
+pub(crate) type Steps = Vec<Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>;
+
+/// Runs one statement with sqlx's arguments and returns its rows as `AnyRow`s, then its
+/// result. Text with several statements and no arguments (DDL scripts) runs as a batch.
+pub(crate) fn run(conn: &Connection, sql: &str, args: Option<AnyArguments>, first_only: bool) -> Steps {
+    match run_inner(conn, sql, args, first_only) {
+        Ok(steps) => steps,
+        Err(e) => vec![Err(e)],
+    }
+}
+
+fn run_inner(conn: &Connection, sql: &str, args: Option<AnyArguments>, first_only: bool) -> Result<Steps, sqlx::Error> {
+    let mut stmt = match conn.prepare_cached(sql) {
+        Ok(s) => s,
+        // rusqlite refuses several statements (or fails preparing a later one against tables
+        // the earlier ones create): a script without arguments runs as a batch.
+        Err(_) if args.as_ref().is_none_or(|a| a.values.0.is_empty()) && sql.trim().trim_end_matches(';').contains(';') => {
+            conn.execute_batch(sql).map_err(err)?;
+            return Ok(vec![Ok(Either::Left(AnyQueryResult { rows_affected: conn.changes(), last_insert_id: None }))]);
+        }
+        Err(e) => return Err(err(e)),
+    };
+    let values = args.map(|a| a.values.0).unwrap_or_default();
+    for i in 1..=stmt.parameter_count() {
+        // `$n` and `?n` name the n-th argument; a bare `?` takes the next one in order.
+        let n = stmt.parameter_name(i).and_then(|name| name[1..].parse::<usize>().ok()).unwrap_or(i);
+        let v = values.get(n - 1).ok_or_else(|| sqlx::Error::Protocol(format!("statement wants argument {n}")))?;
+        stmt.raw_bind_parameter(i, to_sqlite(v)?).map_err(err)?;
+    }
+    let readonly = stmt.readonly();
+    let ncols = stmt.column_count();
+    let names: Vec<UStr> = (0..ncols).map(|i| UStr::new(stmt.column_name(i).unwrap_or(""))).collect();
+    let index: Arc<sqlx_core::HashMap<UStr, usize>> = Arc::new(names.iter().cloned().enumerate().map(|(i, n)| (n, i)).collect());
+    let mut out = Vec::new();
+    let mut rows = stmt.raw_query();
+    while let Some(row) = rows.next().map_err(err)? {
+        if first_only && !out.is_empty() {
+            continue; // stepped to the end all the same, so the statement's writes complete
+        }
+        let mut r = AnyRow { column_names: index.clone(), columns: Vec::with_capacity(ncols), values: Vec::with_capacity(ncols) };
+        for (i, name) in names.iter().enumerate() {
+            let kind = from_sqlite(row.get_ref(i).map_err(err)?)?;
+            let type_info = AnyTypeInfo { kind: kind_of(&kind) };
+            r.columns.push(AnyColumn { ordinal: i, name: name.clone(), type_info });
+            r.values.push(AnyValue { kind });
+        }
+        out.push(Ok(Either::Right(r)));
+    }
+    drop(rows);
+    let rows_affected = if readonly { 0 } else { conn.changes() };
+    out.push(Ok(Either::Left(AnyQueryResult { rows_affected, last_insert_id: Some(conn.last_insert_rowid()) })));
+    Ok(out)
+}
+
+fn to_sqlite(v: &AnyValueKind) -> Result<Value, sqlx::Error> {
+    Ok(match v {
+        AnyValueKind::Null(_) => Value::Null,
+        AnyValueKind::Bool(b) => Value::Integer(*b as i64),
+        AnyValueKind::SmallInt(i) => Value::Integer(*i as i64),
+        AnyValueKind::Integer(i) => Value::Integer(*i as i64),
+        AnyValueKind::BigInt(i) => Value::Integer(*i),
+        AnyValueKind::Real(f) => Value::Real(*f as f64),
+        AnyValueKind::Double(f) => Value::Real(*f),
+        AnyValueKind::Text(s) => Value::Text(s.to_string()),
+        AnyValueKind::TextSlice(s) => Value::Text(s.to_string()),
+        AnyValueKind::Blob(b) => Value::Blob(b.to_vec()),
+        other => return Err(sqlx::Error::Protocol(format!("unsupported argument {other:?}"))),
+    })
+}
+
+/// The same value kinds sqlx's SQLite driver gives the `Any` driver: the stored type of the
+/// value (INTEGER → BIGINT, REAL → DOUBLE).
+fn from_sqlite(v: ValueRef<'_>) -> Result<AnyValueKind, sqlx::Error> {
+    Ok(match v {
+        ValueRef::Null => AnyValueKind::Null(AnyTypeInfoKind::Null),
+        ValueRef::Integer(i) => AnyValueKind::BigInt(i),
+        ValueRef::Real(f) => AnyValueKind::Double(f),
+        ValueRef::Text(t) => {
+            let s = std::str::from_utf8(t).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            AnyValueKind::Text(Arc::new(s.to_string()))
+        }
+        ValueRef::Blob(b) => AnyValueKind::Blob(Arc::new(b.to_vec())),
+    })
+}
+
+fn kind_of(v: &AnyValueKind) -> AnyTypeInfoKind {
+    match v {
+        AnyValueKind::BigInt(_) => AnyTypeInfoKind::BigInt,
+        AnyValueKind::Double(_) => AnyTypeInfoKind::Double,
+        AnyValueKind::Text(_) => AnyTypeInfoKind::Text,
+        AnyValueKind::Blob(_) => AnyTypeInfoKind::Blob,
+        _ => AnyTypeInfoKind::Null,
+    }
+}
+
+/// SQLite's errors as sqlx reports them, so constraint violations keep their codes
+/// (the error mapping turns UNIQUE and FOREIGN KEY failures into field errors).
+pub(crate) fn err(e: rusqlite::Error) -> sqlx::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(f, msg) => {
+            sqlx::Error::Database(Box::new(LiteError { code: f.extended_code, message: msg.unwrap_or_else(|| f.to_string()) }))
+        }
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
+}
+
+/// A SQLite error with its extended result code.
+#[derive(Debug)]
+struct LiteError {
+    code: std::ffi::c_int,
+    message: String,
+}
+
+impl std::fmt::Display for LiteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for LiteError {}
+
+impl sqlx::error::DatabaseError for LiteError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(self.code.to_string().into())
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        use sqlx::error::ErrorKind;
+        match self.code {
+            2067 | 1555 => ErrorKind::UniqueViolation,
+            787 => ErrorKind::ForeignKeyViolation,
+            1299 => ErrorKind::NotNullViolation,
+            275 => ErrorKind::CheckViolation,
+            _ => ErrorKind::Other,
+        }
+    }
+}
