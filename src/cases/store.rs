@@ -116,12 +116,11 @@ async fn route(st: &AppState, i: &CreateInput, errs: &mut FieldErrors) -> AppRes
             errs.add("lng", "该位置不在任何网格内，请在地图上重新选择");
             return Ok(None);
         };
-        let n = crate::tree::store::find_by_code(&st.db, &g.grid_code).await?.ok_or(AppError::NotFound)?;
         let w = crs.to_wgs84(crate::geo::Point { lng: x, lat: y });
         return Ok(Some(Place {
             grid_code: g.grid_code,
             community_code: g.community_code,
-            path: n.path,
+            path: g.path,
             lng: Some(w.lng),
             lat: Some(w.lat),
         }));

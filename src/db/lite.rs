@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use either::Either;
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow, AnyTypeInfo, AnyTypeInfoKind};
 use sqlx_core::any::{AnyColumn, AnyValue, AnyValueKind};
@@ -67,7 +67,7 @@ fn run_inner(conn: &Connection, sql: &str, args: Option<AnyArguments>, first_onl
         // `$n` and `?n` name the n-th argument; a bare `?` takes the next one in order.
         let n = stmt.parameter_name(i).and_then(|name| name[1..].parse::<usize>().ok()).unwrap_or(i);
         let v = values.get(n - 1).ok_or_else(|| sqlx::Error::Protocol(format!("statement wants argument {n}")))?;
-        stmt.raw_bind_parameter(i, to_sqlite(v)?).map_err(err)?;
+        bind(&mut stmt, i, v)?;
     }
     let readonly = stmt.readonly();
     let ncols = stmt.column_count();
@@ -94,20 +94,22 @@ fn run_inner(conn: &Connection, sql: &str, args: Option<AnyArguments>, first_onl
     Ok(out)
 }
 
-fn to_sqlite(v: &AnyValueKind) -> Result<Value, sqlx::Error> {
-    Ok(match v {
-        AnyValueKind::Null(_) => Value::Null,
-        AnyValueKind::Bool(b) => Value::Integer(*b as i64),
-        AnyValueKind::SmallInt(i) => Value::Integer(*i as i64),
-        AnyValueKind::Integer(i) => Value::Integer(*i as i64),
-        AnyValueKind::BigInt(i) => Value::Integer(*i),
-        AnyValueKind::Real(f) => Value::Real(*f as f64),
-        AnyValueKind::Double(f) => Value::Real(*f),
-        AnyValueKind::Text(s) => Value::Text(s.to_string()),
-        AnyValueKind::TextSlice(s) => Value::Text(s.to_string()),
-        AnyValueKind::Blob(b) => Value::Blob(b.to_vec()),
+/// Binds one argument; text and blobs are lent to SQLite, not copied.
+fn bind(stmt: &mut rusqlite::Statement<'_>, i: usize, v: &AnyValueKind) -> Result<(), sqlx::Error> {
+    match v {
+        AnyValueKind::Null(_) => stmt.raw_bind_parameter(i, rusqlite::types::Null),
+        AnyValueKind::Bool(b) => stmt.raw_bind_parameter(i, *b as i64),
+        AnyValueKind::SmallInt(n) => stmt.raw_bind_parameter(i, *n as i64),
+        AnyValueKind::Integer(n) => stmt.raw_bind_parameter(i, *n as i64),
+        AnyValueKind::BigInt(n) => stmt.raw_bind_parameter(i, *n),
+        AnyValueKind::Real(f) => stmt.raw_bind_parameter(i, *f as f64),
+        AnyValueKind::Double(f) => stmt.raw_bind_parameter(i, *f),
+        AnyValueKind::Text(s) => stmt.raw_bind_parameter(i, s.as_str()),
+        AnyValueKind::TextSlice(s) => stmt.raw_bind_parameter(i, &**s),
+        AnyValueKind::Blob(b) => stmt.raw_bind_parameter(i, b.as_slice()),
         other => return Err(sqlx::Error::Protocol(format!("unsupported argument {other:?}"))),
-    })
+    }
+    .map_err(err)
 }
 
 /// The same value kinds sqlx's SQLite driver gives the `Any` driver: the stored type of the

@@ -26,6 +26,10 @@ pub struct GridRef {
     pub grid_code: String,
     /// Its community's code.
     pub community_code: String,
+    /// Its tree path (fixed at creation: a code's place in the tree never changes). Not part
+    /// of the locate API's answer.
+    #[serde(skip)]
+    pub path: String,
 }
 
 /// The shared, swappable point → grid index.
@@ -53,7 +57,7 @@ impl GridCache {
             return Ok(false);
         }
         let rows = sqlx::query(
-            "SELECT n.code, n.geometry, p.code AS community FROM nodes n JOIN nodes p ON p.id = n.parent_id \
+            "SELECT n.code, n.path, n.geometry, p.code AS community FROM nodes n JOIN nodes p ON p.id = n.parent_id \
              WHERE n.kind = 'grid' AND n.retired_at IS NULL AND n.geometry IS NOT NULL",
         )
         .fetch_all(&db.pool)
@@ -63,7 +67,10 @@ impl GridCache {
             let g: String = get(r, "geometry")?;
             let v: Value = serde_json::from_str(&g).map_err(|e| AppError::Internal(format!("stored geometry: {e}")))?;
             if let Ok(poly) = geo::polygon_from_geojson(&v) {
-                items.push((GridRef { grid_code: get(r, "code")?, community_code: get(r, "community")? }, poly));
+                items.push((
+                    GridRef { grid_code: get(r, "code")?, community_code: get(r, "community")?, path: get(r, "path")? },
+                    poly,
+                ));
             }
         }
         let index = Arc::new(
