@@ -4,7 +4,6 @@ use std::sync::OnceLock;
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::AnyConnection;
 
 use super::level_label;
 use super::machine::{Status, channel_label, satisfaction_label};
@@ -12,7 +11,7 @@ use super::store::{AAD_NAME, AAD_PHONE, check_visible};
 use super::{CaseRow, ROW_COLS, categories};
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::db::{Row, get, now_ms};
+use crate::db::{QuickConn, Row, get, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::ident::{Mobile, mask_name};
 use crate::privacy::Keyring;
@@ -52,7 +51,7 @@ fn step_label(action: &str) -> String {
 }
 
 /// The history of a case, oldest first.
-async fn steps(conn: &mut AnyConnection, case_id: i64) -> AppResult<Vec<Step>> {
+async fn steps(conn: &mut QuickConn, case_id: i64) -> AppResult<Vec<Step>> {
     let rows = sqlx::query(
         "SELECT action, actor, actor_label, at, note, to_status, public FROM case_history WHERE case_id = $1 ORDER BY id",
     )
@@ -234,8 +233,8 @@ pub(super) fn view_row(keys: &Keyring, r: &Row) -> AppResult<CaseView> {
 }
 
 /// The full view of a case the caller may see: the case and its visibility columns in one
-/// read, then its history and photos, all on one connection (each query is a hop to the
-/// connection's thread; taking the pool once saves the rest of the round).
+/// read, then its history and photos, all on one quick-read connection (index-bounded reads:
+/// on SQLite they run in place).
 pub async fn view(st: &AppState, p: &Principal, number: &str) -> AppResult<CaseView> {
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| {
@@ -243,10 +242,10 @@ pub async fn view(st: &AppState, p: &Principal, number: &str) -> AppResult<CaseV
         let extra = ROW_COLS.split(", ").filter(|c| !view.contains(c)).collect::<Vec<_>>().join(", ");
         format!("SELECT {VIEW_COLS}, {extra} FROM cases c JOIN categories cat ON cat.id = c.category_id WHERE c.number = $1")
     });
-    let mut conn = st.db.pool.acquire().await?;
+    let mut conn = st.db.quick().await?;
     let r = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(number.trim())
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut conn)
         .await?
         .ok_or(AppError::NotFound)?;
     let c = CaseRow::from_row(&r)?;
@@ -258,12 +257,12 @@ pub async fn view(st: &AppState, p: &Principal, number: &str) -> AppResult<CaseV
 /// The full view by id (callers have checked visibility).
 pub async fn view_by_id(st: &AppState, id: i64) -> AppResult<CaseView> {
     let sql = format!("SELECT {VIEW_COLS} FROM cases c JOIN categories cat ON cat.id = c.category_id WHERE c.id = $1");
-    let mut conn = st.db.pool.acquire().await?;
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(&mut *conn).await?;
+    let mut conn = st.db.quick().await?;
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(&mut conn).await?;
     with_details(&mut conn, view_row(&st.keyring, &r)?, id).await
 }
 
-async fn with_details(conn: &mut AnyConnection, mut v: CaseView, id: i64) -> AppResult<CaseView> {
+async fn with_details(conn: &mut QuickConn, mut v: CaseView, id: i64) -> AppResult<CaseView> {
     v.history = steps(conn, id).await?;
     let photos = sqlx::query("SELECT id FROM case_photos WHERE case_id = $1 ORDER BY id").bind(id).fetch_all(&mut *conn).await?;
     v.photos = photos.iter().map(|r| get(r, "id")).collect::<Result<_, _>>()?;

@@ -19,14 +19,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use either::Either;
-use futures_util::future::BoxFuture;
-use futures_util::stream::BoxStream;
-use futures_util::{FutureExt, StreamExt};
-use sqlx::any::{AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo};
-use sqlx::{Any, AnyConnection, AnyPool, Execute, Executor, Transaction};
+use sqlx::{Any, AnyPool, Executor, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
+use super::exec::Conn;
 use super::lite;
 
 /// Logical transactions per physical commit, at most (bounds the latency a burst adds).
@@ -70,7 +66,7 @@ impl Link {
         }
     }
 
-    fn lite(conn: &Option<rusqlite::Connection>) -> Result<&rusqlite::Connection, sqlx::Error> {
+    pub(super) fn lite(conn: &Option<rusqlite::Connection>) -> Result<&rusqlite::Connection, sqlx::Error> {
         conn.as_ref().ok_or(sqlx::Error::PoolClosed)
     }
 
@@ -352,68 +348,7 @@ impl Tx {
     }
 }
 
-impl<'c> Executor<'c> for &'c mut Tx {
-    type Database = Any;
-
-    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
-    where
-        'c: 'e,
-        E: 'q + Execute<'q, Any>,
-    {
-        match &mut self.batch().link {
-            Link::Pg { tx, .. } => pg(tx).fetch_many(query),
-            Link::Lite { conn, .. } => futures_util::stream::iter(run_lite(conn, query, false)).boxed(),
-        }
-    }
-
-    fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
-    where
-        'c: 'e,
-        E: 'q + Execute<'q, Any>,
-    {
-        match &mut self.batch().link {
-            Link::Pg { tx, .. } => pg(tx).fetch_optional(query),
-            Link::Lite { conn, .. } => futures_util::future::ready(first_row(run_lite(conn, query, true))).boxed(),
-        }
-    }
-
-    fn prepare_with<'e>(
-        self,
-        sql: sqlx::SqlStr,
-        parameters: &'e [AnyTypeInfo],
-    ) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
-    where
-        'c: 'e,
-    {
-        match &mut self.batch().link {
-            Link::Pg { tx, .. } => pg(tx).prepare_with(sql, parameters),
-            Link::Lite { .. } => futures_util::future::ready(Err(sqlx::Error::Protocol(
-                "prepared statements are not kept on the SQLite writer".into(),
-            )))
-            .boxed(),
-        }
-    }
-}
-
-fn pg<'a>(tx: &'a mut Option<Transaction<'static, Any>>) -> &'a mut AnyConnection {
-    tx.as_deref_mut().expect("a live transaction")
-}
-
-/// Runs a sqlx query on the SQLite writer's connection, in place.
-fn run_lite<'q>(conn: &Option<rusqlite::Connection>, mut query: impl Execute<'q, Any>, first_only: bool) -> lite::Steps {
-    match (Link::lite(conn), query.take_arguments().map_err(sqlx::Error::Encode)) {
-        (Ok(c), Ok(args)) => lite::run(c, query.sql().as_str(), args, first_only),
-        (Err(e), _) | (_, Err(e)) => vec![Err(e)],
-    }
-}
-
-fn first_row(steps: lite::Steps) -> Result<Option<AnyRow>, sqlx::Error> {
-    let mut first = None;
-    for s in steps {
-        match s? {
-            Either::Right(r) if first.is_none() => first = Some(r),
-            _ => {}
-        }
-    }
-    Ok(first)
-}
+crate::db::exec::forward_executor!(Tx, |tx| match &mut tx.batch().link {
+    Link::Pg { tx, .. } => Conn::Sqlx(tx.as_deref_mut().expect("a live transaction")),
+    Link::Lite { conn, .. } => Conn::Lite(Link::lite(conn)),
+});

@@ -34,6 +34,16 @@ pub(crate) fn open(path: &str) -> Result<Connection, sqlx::Error> {
     Ok(conn)
 }
 
+/// Opens a connection for in-place reads (it refuses writes: those go through the writer).
+pub(crate) fn open_reader(path: &str) -> Result<Connection, sqlx::Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+    conn.execute_batch("PRAGMA query_only=ON;").map_err(err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
 /// Runs a statement without arguments or results (transaction control, pragmas).
 pub(crate) fn batch(conn: &Connection, sql: &str) -> Result<(), sqlx::Error> {
     conn.execute_batch(sql).map_err(err)

@@ -4,6 +4,7 @@
 //! the only backend differences live here: connection pragmas, the DDL tokens of the
 //! migrations, how a write transaction begins, and how a backup is taken.
 
+mod exec;
 mod group;
 pub mod indexes;
 pub mod list;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor};
 
+pub use exec::QuickConn;
 pub use group::Tx;
 
 pub use migrate::migrate;
@@ -42,6 +44,8 @@ pub struct Db {
     /// its own, driven in place (see [`lite`]), so writers queue in-process instead of
     /// spinning on SQLITE_BUSY.
     writer: Arc<group::Writer>,
+    /// Connections for short index-bounded reads (see [`Db::quick`]).
+    quick: exec::Quick,
     /// The engine.
     pub backend: Backend,
 }
@@ -65,14 +69,16 @@ impl Db {
                 let url = sqlite_url(url)?;
                 let pool = sqlite_pool(&url, 8).await?;
                 let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-                let writer = Arc::new(group::Writer::sqlite(lite::open(path.split('?').next().unwrap_or_default())?));
-                Ok(Db { pool, writer, backend })
+                let path = path.split('?').next().unwrap_or_default();
+                let writer = Arc::new(group::Writer::sqlite(lite::open(path)?));
+                Ok(Db { pool, writer, quick: exec::Quick::lite(path), backend })
             }
             Backend::Postgres => {
                 let pool =
                     AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
                 check_collation(&pool).await?;
-                Ok(Db { writer: Arc::new(group::Writer::pg(pool.clone())), pool, backend })
+                let quick = exec::Quick::Pool(pool.clone());
+                Ok(Db { writer: Arc::new(group::Writer::pg(pool.clone())), quick, pool, backend })
             }
         }
     }
@@ -82,6 +88,13 @@ impl Db {
     /// transaction that reads before it writes cannot fail half-way with a stale snapshot.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         self.writer.begin().await
+    }
+
+    /// A connection for a few short reads bounded by an index (a case and its history). On
+    /// SQLite its statements run in place, without sqlx's thread hand-overs; anything that
+    /// may read many rows belongs on [`Db::pool`], which never stalls the async workers.
+    pub async fn quick(&self) -> Result<QuickConn, sqlx::Error> {
+        self.quick.acquire().await
     }
 
     /// (logical write transactions committed, physical commits that carried them): their
@@ -148,6 +161,7 @@ impl Db {
     /// Closes both pools, flushing SQLite's WAL.
     pub async fn close(&self) {
         self.writer.close().await;
+        self.quick.close();
         self.pool.close().await;
     }
 }

@@ -84,7 +84,7 @@ both!(group_commit);
 /// Statements on the writer behave as sqlx's own drivers do, whichever engine is behind it:
 /// numbered arguments bind by number (used out of order and twice), rows come back with their
 /// names and types, `rows_affected` counts, constraint violations keep their kind (they become
-/// field errors), and a script of several statements runs whole.
+/// field errors), a script of several statements runs whole, and quick reads see commits.
 async fn writer_statements(app: TestApp) {
     let db = app.st.db.clone();
     let mut tx = db.begin().await.unwrap();
@@ -110,6 +110,16 @@ async fn writer_statements(app: TestApp) {
     let none = sqlx::query("SELECT key FROM settings WHERE key = 'ws-none'").fetch_optional(&mut tx).await.unwrap();
     assert!(none.is_none());
     tx.commit().await.unwrap();
+    // A quick-read connection (in place on SQLite) sees the commit, and so does the next one.
+    for _ in 0..2 {
+        let mut q = db.quick().await.unwrap();
+        let seen: Vec<(String, String)> = sqlx::query_as("SELECT key, value FROM settings WHERE key LIKE $1 ORDER BY key")
+            .bind("ws-%")
+            .fetch_all(&mut q)
+            .await
+            .unwrap();
+        assert_eq!(seen, rows);
+    }
 
     let mut tx = db.begin().await.unwrap();
     let dup = sqlx::query("INSERT INTO settings (key, value) VALUES ('ws-1', 'again')").execute(&mut tx).await.unwrap_err();
