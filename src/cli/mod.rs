@@ -232,12 +232,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         return serve::serve(cfg, args).await.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string());
     }
     let st = AppState::open(cfg).await.map_err(|e| e.to_string())?;
-    let err = |e: crate::error::AppError| match e {
-        crate::error::AppError::Validation(v) => {
-            v.iter().map(|f| format!("{}：{}", f.field, f.message)).collect::<Vec<_>>().join("；")
-        }
-        e => e.to_string(),
-    };
+    // Operators at the console see the internal detail that web users are spared.
+    let err = |e: crate::error::AppError| e.detail();
     let code = match cmd {
         Cmd::Serve(_) => unreachable!("handled above"),
         Cmd::Migrate => {

@@ -65,7 +65,6 @@ impl Db {
         };
         match backend {
             Backend::Sqlite => {
-                sqlite_once();
                 let url = sqlite_url(url)?;
                 let pool = sqlite_pool(&url, 8).await?;
                 let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
@@ -197,27 +196,6 @@ fn sqlite_url(url: &str) -> Result<String, sqlx::Error> {
     } else {
         format!("{url}?mode=rwc")
     })
-}
-
-/// Bytes of a savepoint's journal kept in memory before it spills to a temporary file.
-const STMT_JOURNAL_SPILL: std::ffi::c_int = 8 << 20;
-
-/// Process-wide SQLite settings, made before the first connection (SQLite accepts them only
-/// before it initialises). Every group-commit request runs in a savepoint whose journal holds
-/// the original of each page it changes — a case creation touches some 20 pages (80 KB). The
-/// default keeps 64 KB in memory and spills the rest to a new temporary file: a file created
-/// and deleted per request, which halved the writer's speed. Bulk loads still spill past 8 MB.
-fn sqlite_once() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: sqlite3_config is called once, before this process opens any connection
-        // (sqlx opens them lazily, after this). If SQLite was initialised anyway it answers
-        // SQLITE_MISUSE and changes nothing.
-        let rc = unsafe { libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_STMTJRNL_SPILL, STMT_JOURNAL_SPILL) };
-        if rc != libsqlite3_sys::SQLITE_OK {
-            tracing::warn!(rc, "SQLite already initialised: savepoint journals keep the default spill size");
-        }
-    });
 }
 
 async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool, sqlx::Error> {

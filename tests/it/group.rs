@@ -143,3 +143,30 @@ async fn writer_statements(app: TestApp) {
 }
 
 both!(writer_statements);
+
+/// A logical transaction that changes more pages than SQLite keeps of a savepoint's journal in
+/// memory (bulk loads, rollup rebuilds) spills the journal to disk and commits; it once failed
+/// with "database or disk is full" when that limit was raised.
+async fn big_transaction(app: TestApp) {
+    let db = app.st.db.clone();
+    let mut tx = db.begin().await.unwrap();
+    sqlx::Executor::execute(&mut tx, "CREATE TABLE gc_big (x BIGINT PRIMARY KEY, pad TEXT NOT NULL)").await.unwrap();
+    sqlx::query(
+        "INSERT INTO gc_big (x, pad) WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 40000) \
+         SELECT i, CAST(i AS TEXT) || $1 FROM s",
+    )
+    .bind("x".repeat(300))
+    .execute(&mut tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    // Every page of a ~14 MB table changes inside one savepoint.
+    let mut tx = db.begin().await.unwrap();
+    let n = sqlx::query("UPDATE gc_big SET pad = pad || 'y'").execute(&mut tx).await.unwrap();
+    assert_eq!(n.rows_affected(), 40000);
+    tx.commit().await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM gc_big WHERE pad LIKE '%y'").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(n, 40000);
+}
+
+both!(big_transaction);
