@@ -55,11 +55,22 @@ pub(crate) type Steps = Vec<Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
 /// Runs one statement with sqlx's arguments and returns its rows as `AnyRow`s, then its
 /// result. Text with several statements and no arguments (DDL scripts) runs as a batch.
 pub(crate) fn run(conn: &Connection, sql: &str, args: Option<AnyArguments>, first_only: bool) -> Steps {
-    match run_inner(conn, sql, args, first_only) {
+    let t0 = std::time::Instant::now();
+    let steps = match run_inner(conn, sql, args, first_only) {
         Ok(steps) => steps,
         Err(e) => vec![Err(e)],
+    };
+    // The same alert sqlx raises on its own connections, so slow writes stay visible.
+    let took = t0.elapsed();
+    if took >= SLOW {
+        let summary: String = sql.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
+        tracing::warn!(%summary, elapsed_secs = took.as_secs_f64(), "slow statement on an in-place SQLite connection");
     }
+    steps
 }
+
+/// Statements slower than this are logged (sqlx's default threshold).
+const SLOW: Duration = Duration::from_secs(1);
 
 fn run_inner(conn: &Connection, sql: &str, args: Option<AnyArguments>, first_only: bool) -> Result<Steps, sqlx::Error> {
     let mut stmt = match conn.prepare_cached(sql) {
