@@ -42,13 +42,15 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The Content-Security-Policy header value (depends on the tile server setting).
     pub csp: HeaderValue,
+    /// Migrations this process applied when it opened the database (for `linli migrate`).
+    pub migrated: usize,
 }
 
 impl AppState {
     /// Connects, migrates, loads the keys and builds the grid index.
     pub async fn open(cfg: Config) -> Result<AppState, StartError> {
         let db = Db::connect(&cfg.database_url()).await?;
-        crate::db::migrate(&db).await?;
+        let migrated = crate::db::migrate(&db).await?;
         crate::db::indexes::restore(&db).await?;
         let (keyring, created) = Keyring::load_or_create(&cfg.key_file())?;
         if created {
@@ -66,6 +68,7 @@ impl AppState {
             cats: Default::default(),
             tokens: Default::default(),
             metrics: Arc::default(),
+            migrated,
         };
         st.grids.refresh(&st.db).await?;
         Ok(st)

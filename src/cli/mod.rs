@@ -237,7 +237,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
     let code = match cmd {
         Cmd::Serve(_) => unreachable!("handled above"),
         Cmd::Migrate => {
-            println!("数据库已是最新（版本 {}）", crate::db::migrate::latest_version());
+            // Opening the state already migrated; say what that did.
+            match st.migrated {
+                0 => println!("数据库已是最新（版本 {}）", crate::db::migrate::latest_version()),
+                n => println!("已执行 {n} 个迁移，数据库现为版本 {}", crate::db::migrate::latest_version()),
+            }
             ExitCode::SUCCESS
         }
         Cmd::Demo { scale: Some(scale), cases, .. } => {

@@ -237,6 +237,13 @@ async fn cli_contracts() {
     let (code, out) = cli(&dir, &["--help"], None);
     assert_eq!(code, 0);
     assert!(out.contains("用法") && out.contains("启动网页服务"), "{out}");
+    // `migrate` on a new database says it migrated; the second time, that nothing was due.
+    let (code, out) = cli(&dir, &["migrate"], None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("已执行") && out.contains("个迁移"), "{out}");
+    let (code, out) = cli(&dir, &["migrate"], None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("数据库已是最新"), "{out}");
     let (code, out) = cli(&dir, &["demo"], None);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(PW));
