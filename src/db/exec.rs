@@ -210,5 +210,5 @@ impl Drop for QuickConn {
 
 forward_executor!(QuickConn, |q| match q {
     QuickConn::Pool(c) => Conn::Sqlx(c),
-    QuickConn::Lite { conn, .. } => Conn::Lite(conn.as_ref().ok_or(sqlx::Error::PoolClosed)),
+    QuickConn::Lite { conn, .. } => Conn::Lite(lite::live(conn)),
 });

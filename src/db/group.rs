@@ -45,7 +45,9 @@ pub(crate) struct Writer {
 enum Link {
     /// PostgreSQL through sqlx: a transaction taken from the shared pool per batch.
     Pg { pool: AnyPool, tx: Option<Transaction<'static, Any>> },
-    /// SQLite on the calling thread (see [`lite`]); `None` once closed.
+    /// SQLite on the calling thread (see [`lite`]); `None` once closed. `open` is kept, not
+    /// read from SQLite's autocommit state: a statement that fails hard (disk full) rolls the
+    /// whole transaction back by itself, and the batch must then fail, not commit nothing.
     Lite { conn: Option<rusqlite::Connection>, open: bool },
 }
 
@@ -66,10 +68,6 @@ impl Link {
         }
     }
 
-    pub(super) fn lite(conn: &Option<rusqlite::Connection>) -> Result<&rusqlite::Connection, sqlx::Error> {
-        conn.as_ref().ok_or(sqlx::Error::PoolClosed)
-    }
-
     /// Opens the physical transaction. On SQLite `BEGIN IMMEDIATE` takes the write lock at
     /// once, so a transaction that reads before it writes cannot fail half-way with a stale
     /// snapshot (it may wait for another process's writer: off the async workers).
@@ -77,7 +75,7 @@ impl Link {
         match self {
             Link::Pg { pool, tx } => *tx = Some(pool.begin().await?),
             Link::Lite { conn, open } => {
-                let c = Self::lite(conn)?;
+                let c = lite::live(conn)?;
                 blocking(|| lite::batch(c, "BEGIN IMMEDIATE"))?;
                 *open = true;
             }
@@ -89,7 +87,7 @@ impl Link {
     async fn exec(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
         match self {
             Link::Pg { tx, .. } => tx.as_mut().ok_or(sqlx::Error::WorkerCrashed)?.execute(sql).await.map(|_| ()),
-            Link::Lite { conn, .. } => lite::batch(Self::lite(conn)?, sql),
+            Link::Lite { conn, .. } => lite::batch(lite::live(conn)?, sql),
         }
     }
 
@@ -104,7 +102,7 @@ impl Link {
                 if !std::mem::take(open) {
                     return Ok(());
                 }
-                let c = Self::lite(conn)?;
+                let c = lite::live(conn)?;
                 // The commit's fsync is the slow part of a batch: off the async workers.
                 let res = blocking(|| lite::batch(c, "COMMIT"));
                 if res.is_err() && !c.is_autocommit() {
@@ -350,5 +348,5 @@ impl Tx {
 
 crate::db::exec::forward_executor!(Tx, |tx| match &mut tx.batch().link {
     Link::Pg { tx, .. } => Conn::Sqlx(tx.as_deref_mut().expect("a live transaction")),
-    Link::Lite { conn, .. } => Conn::Lite(Link::lite(conn)),
+    Link::Lite { conn, .. } => Conn::Lite(lite::live(conn)),
 });

@@ -25,23 +25,28 @@ const STATEMENT_CACHE: usize = 512;
 
 /// Opens the writer's connection with the same settings as the read pool's.
 pub(crate) fn open(path: &str) -> Result<Connection, sqlx::Error> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(err)?;
-    conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
     // synchronous=FULL: an acknowledged commit survives power loss, not only a crash.
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;").map_err(err)?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    Ok(conn)
+    let pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;";
+    connect(path, OpenFlags::SQLITE_OPEN_CREATE, pragmas, STATEMENT_CACHE)
 }
 
 /// Opens a connection for in-place reads (it refuses writes: those go through the writer).
 pub(crate) fn open_reader(path: &str) -> Result<Connection, sqlx::Error> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    connect(path, OpenFlags::empty(), "PRAGMA query_only=ON;", 64)
+}
+
+fn connect(path: &str, extra: OpenFlags, pragmas: &str, cache: usize) -> Result<Connection, sqlx::Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | extra;
     let conn = Connection::open_with_flags(path, flags).map_err(err)?;
     conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
-    conn.execute_batch("PRAGMA query_only=ON;").map_err(err)?;
-    conn.set_prepared_statement_cache_capacity(64);
+    conn.execute_batch(pragmas).map_err(err)?;
+    conn.set_prepared_statement_cache_capacity(cache);
     Ok(conn)
+}
+
+/// The connection behind an in-place handle, unless it was closed.
+pub(crate) fn live(conn: &Option<Connection>) -> Result<&Connection, sqlx::Error> {
+    conn.as_ref().ok_or(sqlx::Error::PoolClosed)
 }
 
 /// Runs a statement without arguments or results (transaction control, pragmas).

@@ -65,10 +65,8 @@ impl Db {
         };
         match backend {
             Backend::Sqlite => {
-                let url = sqlite_url(url)?;
-                let pool = sqlite_pool(&url, 8).await?;
-                let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-                let path = path.split('?').next().unwrap_or_default();
+                let path = sqlite_path(url);
+                let pool = sqlite_pool(&sqlite_url(url)?, 8).await?;
                 let writer = Arc::new(group::Writer::sqlite(lite::open(path)?));
                 Ok(Db { pool, writer, quick: exec::Quick::lite(path), backend })
             }
@@ -182,9 +180,14 @@ async fn check_collation(pool: &AnyPool) -> Result<(), sqlx::Error> {
     ))
 }
 
+/// The file of an SQLite URL.
+fn sqlite_path(url: &str) -> &str {
+    url.trim_start_matches("sqlite://").trim_start_matches("sqlite:").split('?').next().unwrap_or_default()
+}
+
+/// The URL for sqlx's pool (creating the file's directory, and the file with `mode=rwc`).
 fn sqlite_url(url: &str) -> Result<String, sqlx::Error> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:").split('?').next().unwrap_or_default();
-    if let Some(dir) = std::path::Path::new(path).parent()
+    if let Some(dir) = std::path::Path::new(sqlite_path(url)).parent()
         && !dir.as_os_str().is_empty()
     {
         std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
