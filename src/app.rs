@@ -86,7 +86,9 @@ pub struct Metrics {
 
 impl Metrics {
     /// Renders the counters.
-    pub fn render(&self, grids: usize, (logical, physical): (u64, u64)) -> String {
+    pub fn render(&self, grids: usize, db: &crate::db::Db) -> String {
+        let (logical, physical) = db.write_stats();
+        let overflows = db.read_overflows();
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
             "# HELP linli_http_requests_total HTTP requests served.\n# TYPE linli_http_requests_total counter\nlinli_http_requests_total {}\n\
@@ -95,7 +97,8 @@ impl Metrics {
              # HELP linli_http_request_seconds_total Time spent serving requests.\n# TYPE linli_http_request_seconds_total counter\nlinli_http_request_seconds_total {:.6}\n\
              # HELP linli_grid_index_size Grids in the point lookup index.\n# TYPE linli_grid_index_size gauge\nlinli_grid_index_size {grids}\n\
              # HELP linli_db_write_transactions_total Write transactions committed.\n# TYPE linli_db_write_transactions_total counter\nlinli_db_write_transactions_total {logical}\n\
-             # HELP linli_db_commits_total Physical commits (group commit carries several transactions each).\n# TYPE linli_db_commits_total counter\nlinli_db_commits_total {physical}\n",
+             # HELP linli_db_commits_total Physical commits (group commit carries several transactions each).\n# TYPE linli_db_commits_total counter\nlinli_db_commits_total {physical}\n\
+             # HELP linli_db_read_overflows_total In-place SQLite reads over budget, run again on the pool.\n# TYPE linli_db_read_overflows_total counter\nlinli_db_read_overflows_total {overflows}\n",
             g(&self.requests),
             g(&self.client_errors),
             g(&self.server_errors),
@@ -137,8 +140,7 @@ async fn readyz(State(st): State<AppState>) -> Response {
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render(st.grids.index().len(), st.db.write_stats()))
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render(st.grids.index().len(), &st.db)).into_response()
 }
 
 /// Builds the whole router: pages, `/api/v1`, OpenAPI, health and metrics.

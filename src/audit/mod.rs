@@ -220,7 +220,7 @@ pub async fn verify(db: &Db, key: &ChainKey) -> AppResult<Verdict> {
         checked += 1;
     }
     drop(rows);
-    let hseq: i64 = get(&sqlx::query("SELECT seq FROM audit_head WHERE id = 1").fetch_one(&db.pool).await?, "seq")?;
+    let hseq: i64 = get(&sqlx::query("SELECT seq FROM audit_head WHERE id = 1").fetch_one(db.read()).await?, "seq")?;
     if hseq != expected_seq - 1 {
         return Ok(bad(expected_seq, checked, format!("日志末尾缺失：应有 {hseq} 条，实有 {checked} 条")));
     }

@@ -167,7 +167,7 @@ async fn lookup(st: &AppState, token: &str, th: &str) -> AppResult<Option<Resolv
         let sql = format!(
             "SELECT {cols}, t.id AS tid FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
         );
-        let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(th).fetch_optional(&st.db.pool).await? else {
+        let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(th).fetch_optional(st.db.read()).await? else {
             return Ok(None);
         };
         return Ok(Some(resolved(user_row(&r)?, Via::Token, None)));
@@ -175,7 +175,7 @@ async fn lookup(st: &AppState, token: &str, th: &str) -> AppResult<Option<Resolv
     let sql = format!(
         "SELECT {cols}, s.csrf, s.created_at AS s_created, s.last_seen FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1"
     );
-    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(th).fetch_optional(&st.db.pool).await? else {
+    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(th).fetch_optional(st.db.read()).await? else {
         return Ok(None);
     };
     let via = Via::Session { csrf: get(&r, "csrf")?, token_hash: th.to_string() };

@@ -96,7 +96,7 @@ impl UserRow {
 
 async fn find_user(st: &AppState, username: &str) -> AppResult<Option<UserRow>> {
     let sql = format!("SELECT {USER_COLS} FROM users WHERE username = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(username).fetch_optional(&st.db.pool).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(username).fetch_optional(st.db.read()).await?;
     row.as_ref().map(user_row).transpose()
 }
 
@@ -216,7 +216,7 @@ pub async fn list_users(st: &AppState, p: &Principal, f: &UserFilter) -> AppResu
 /// Lists every account (CLI).
 pub async fn list_all(st: &AppState) -> AppResult<Vec<User>> {
     let sql = format!("SELECT {USER_COLS} FROM users ORDER BY id");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&st.db.pool).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(st.db.read()).await?;
     rows.iter().map(|r| user_row(r).map(|u| u.public())).collect()
 }
 
@@ -335,7 +335,7 @@ async fn ip_blocked(st: &AppState, ip: &str) -> AppResult<bool> {
     let row = sqlx::query("SELECT failures FROM ip_throttle WHERE ip = $1 AND window_start >= $2")
         .bind(ip)
         .bind(now_ms() - IP_WINDOW_MS)
-        .fetch_optional(&st.db.pool)
+        .fetch_optional(st.db.read())
         .await?;
     Ok(match row {
         Some(r) => get::<i64>(&r, "failures")? >= st.cfg.lockout_threshold.max(st.cfg.ip_throttle),
@@ -486,7 +486,7 @@ pub struct TokenInfo {
 pub async fn list_tokens(st: &AppState, p: &Principal) -> AppResult<Vec<TokenInfo>> {
     let rows = sqlx::query("SELECT id, name, created_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY id DESC")
         .bind(p.user_id)
-        .fetch_all(&st.db.pool)
+        .fetch_all(st.db.read())
         .await?;
     rows.iter()
         .map(|r| {

@@ -38,7 +38,7 @@ async fn admin_page(st: &AppState, p: &Principal, errors: FieldErrors, new_secre
     let rows = sqlx::query(
         "SELECT w.id, w.url, w.active, u.name AS unit FROM webhooks w LEFT JOIN units u ON u.id = w.unit_id ORDER BY w.id",
     )
-    .fetch_all(&st.db.pool)
+    .fetch_all(st.db.read())
     .await?;
     let mut hooks = Vec::new();
     for r in &rows {

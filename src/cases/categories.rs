@@ -87,7 +87,7 @@ fn row(r: &Row) -> AppResult<Category> {
 /// Every category, active first, by sort order, from the database.
 async fn load_all(db: &Db) -> AppResult<Vec<Category>> {
     let sql = format!("SELECT {COLS} FROM categories ORDER BY active DESC, sort, code");
-    sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&db.pool).await?.iter().map(row).collect()
+    sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(db.read()).await?.iter().map(row).collect()
 }
 
 /// The categories in memory: every case creation, case page and Open311 `services` read them.
@@ -279,7 +279,7 @@ pub async fn save(st: &AppState, p: &Principal, i: &CategoryInput) -> AppResult<
 
 /// The working-day calendar with the configured exceptions.
 pub async fn calendar(db: &Db) -> AppResult<Calendar> {
-    let rows = sqlx::query("SELECT day, kind FROM calendar_days").fetch_all(&db.pool).await?;
+    let rows = sqlx::query("SELECT day, kind FROM calendar_days").fetch_all(db.read()).await?;
     let mut ex = Vec::with_capacity(rows.len());
     for r in &rows {
         let day: String = get(r, "day")?;
@@ -293,7 +293,7 @@ pub async fn calendar(db: &Db) -> AppResult<Calendar> {
 
 /// The exceptions as the admin edits them (one per line).
 pub async fn calendar_text(db: &Db) -> AppResult<String> {
-    let rows = sqlx::query("SELECT day, kind, name FROM calendar_days ORDER BY day").fetch_all(&db.pool).await?;
+    let rows = sqlx::query("SELECT day, kind, name FROM calendar_days ORDER BY day").fetch_all(db.read()).await?;
     let mut out = String::new();
     for r in &rows {
         let kind: String = get(r, "kind")?;

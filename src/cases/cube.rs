@@ -181,7 +181,7 @@ pub async fn sums(db: &Db, dim: &str, prefix: &str, from: Option<i64>, to: Optio
         .bind(dim)
         .bind(prefix)
         .bind(crate::db::prefix_end(prefix))
-        .fetch_all(&db.pool)
+        .fetch_all(db.read())
         .await?;
     rows.iter().map(|r| Ok((get(r, "member")?, rollups::counts_of(r)?))).collect()
 }

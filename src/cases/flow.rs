@@ -53,7 +53,7 @@ async fn resolve_assignee(st: &AppState, c: &CaseRow, id: &str) -> AppResult<Opt
     if let Some(uid) = id.strip_prefix('u').and_then(|s| s.parse::<i64>().ok()) {
         let r = sqlx::query("SELECT id, display_name, role, scope_path FROM users WHERE id = $1 AND disabled = 0")
             .bind(uid)
-            .fetch_optional(&st.db.pool)
+            .fetch_optional(st.db.read())
             .await?;
         let Some(r) = r else { return Ok(None) };
         let role: String = get(&r, "role")?;
@@ -98,7 +98,7 @@ pub async fn suggestions(st: &AppState, p: &Principal, number: &str) -> AppResul
     let rows =
         sqlx::query("SELECT code, name, kind, communities FROM units WHERE retired_at IS NULL ORDER BY (kind = $1) DESC, code")
             .bind(&cat.unit_kind)
-            .fetch_all(&st.db.pool)
+            .fetch_all(st.db.read())
             .await?;
     for r in &rows {
         let communities: String = get(r, "communities")?;
@@ -116,7 +116,7 @@ pub async fn suggestions(st: &AppState, p: &Principal, number: &str) -> AppResul
         "SELECT id, display_name, role, scope_path FROM users WHERE disabled = 0 AND role IN ('grid_worker', 'party_member') AND scope_path LIKE $1 ORDER BY role, id",
     )
     .bind(format!("{}%", crate::db::like_escape(&community_path)))
-    .fetch_all(&st.db.pool)
+    .fetch_all(st.db.read())
     .await?;
     for r in &people {
         let scope: String = get(r, "scope_path")?;

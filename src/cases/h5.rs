@@ -26,8 +26,11 @@ use crate::web::{Q, fmt_time, render};
 pub async fn owned(st: &AppState, number: &str, phone: &str) -> AppResult<(CaseRow, String)> {
     let m = Mobile::parse(phone).map_err(|_| AppError::NotFound)?;
     let sql = format!("SELECT {ROW_COLS}, c.reporter_phone_bidx FROM cases c WHERE c.number = $1");
-    let r =
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number.trim()).fetch_optional(&st.db.pool).await?.ok_or(AppError::NotFound)?;
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(number.trim())
+        .fetch_optional(st.db.read())
+        .await?
+        .ok_or(AppError::NotFound)?;
     let bidx: Option<String> = get(&r, "reporter_phone_bidx")?;
     if bidx.as_deref() != Some(st.keyring.blind_index("case_phone", m.as_str()).as_str()) {
         return Err(AppError::NotFound);
@@ -66,7 +69,7 @@ async fn public_cases(st: &AppState, limit: i64) -> AppResult<Vec<PublicCase>> {
          LEFT JOIN nodes n ON n.code = c.grid_code WHERE c.private = 0 AND c.status NOT IN ('submitted','rejected','voided') ORDER BY c.id DESC LIMIT $1",
     )
     .bind(limit)
-    .fetch_all(&st.db.pool)
+    .fetch_all(st.db.read())
     .await?;
     rows.iter()
         .map(|r| {

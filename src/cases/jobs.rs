@@ -232,7 +232,8 @@ pub const MAX_ATTEMPTS: i64 = 8;
 
 async fn webhook(st: &AppState, job: &Job) -> AppResult<()> {
     let wid = job.payload["webhook_id"].as_i64().unwrap_or(-1);
-    let row = sqlx::query("SELECT url, secret, active FROM webhooks WHERE id = $1").bind(wid).fetch_optional(&st.db.pool).await?;
+    let row =
+        sqlx::query("SELECT url, secret, active FROM webhooks WHERE id = $1").bind(wid).fetch_optional(st.db.read()).await?;
     let outcome = match &row {
         Some(r) if get::<i64>(r, "active")? == 1 => {
             let body = job.payload["body"].to_string();

@@ -136,7 +136,7 @@ pub fn rates(c: &Counts, w: (f64, f64, f64), key: String, name: String) -> RateR
 
 /// The configured weights of the composite.
 pub async fn weights(st: &AppState) -> AppResult<(f64, f64, f64)> {
-    let r = sqlx::query("SELECT value FROM settings WHERE key = 'rate_weights'").fetch_optional(&st.db.pool).await?;
+    let r = sqlx::query("SELECT value FROM settings WHERE key = 'rate_weights'").fetch_optional(st.db.read()).await?;
     let parsed = r.and_then(|r| get::<String>(&r, "value").ok()).and_then(|v| {
         let xs: Vec<f64> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
         (xs.len() == 3).then(|| (xs[0], xs[1], xs[2]))
@@ -180,7 +180,7 @@ pub async fn table(st: &AppState, p: &Principal, q: &RatesQuery) -> AppResult<Ve
                 *e = super::rollups::sum(e, &c);
             }
             let units: std::collections::HashMap<i64, (String, String)> = sqlx::query("SELECT id, code, name FROM units")
-                .fetch_all(&st.db.pool)
+                .fetch_all(st.db.read())
                 .await?
                 .iter()
                 .map(|r| Ok((get(r, "id")?, (get(r, "code")?, get(r, "name")?))))
@@ -210,7 +210,7 @@ async fn node_names(st: &AppState, kind: &str, scope_path: &str) -> AppResult<st
     let rows = sqlx::query("SELECT code, name FROM nodes WHERE kind = $1 AND path LIKE $2 ESCAPE '\\'")
         .bind(kind)
         .bind(format!("{}%", crate::db::like_escape(scope_path)))
-        .fetch_all(&st.db.pool)
+        .fetch_all(st.db.read())
         .await?;
     rows.iter().map(|r| Ok((get(r, "code")?, get(r, "name")?))).collect()
 }

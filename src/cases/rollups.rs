@@ -233,7 +233,7 @@ async fn except_diff(
     for (side, sql) in
         [(0, format!("SELECT {cols} FROM ({want}) w EXCEPT {have}")), (1, format!("{have} EXCEPT SELECT {cols} FROM ({want}) w"))]
     {
-        for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&db.pool).await? {
+        for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(db.read()).await? {
             let what = name(&r)?;
             let d = by_key.entry(what.clone()).or_insert(Diff { what, have: Counts::default(), want: Counts::default() });
             if side == 0 {

@@ -104,7 +104,7 @@ pub async fn case_photo(
     let r = sqlx::query("SELECT path, mime FROM case_photos WHERE id = $1 AND case_id = $2")
         .bind(id)
         .bind(c.id)
-        .fetch_optional(&st.db.pool)
+        .fetch_optional(st.db.read())
         .await?
         .ok_or(AppError::NotFound)?;
     let bytes = super::photos::read(&st.cfg.data_dir, &col::<String>(&r, "path")?).await?;
@@ -199,7 +199,7 @@ fn may_manage_hooks(p: &Principal) -> AppResult<()> {
 async fn hooks_list(State(st): State<AppState>, p: Principal) -> AppResult<Json<Value>> {
     may_manage_hooks(&p)?;
     let rows = sqlx::query("SELECT w.id, w.url, w.active, w.created_at, u.code AS unit FROM webhooks w LEFT JOIN units u ON u.id = w.unit_id ORDER BY w.id")
-        .fetch_all(&st.db.pool)
+        .fetch_all(st.db.read())
         .await?;
     let mut items = Vec::new();
     for r in &rows {

@@ -114,7 +114,7 @@ pub async fn rarest_first(db: &Db, terms: Vec<String>) -> AppResult<Vec<(String,
         })
         .collect();
     let sql = format!("SELECT {}", cols.join(", "));
-    let r = terms.iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, t| q.bind(t.clone())).fetch_one(&db.pool).await?;
+    let r = terms.iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, t| q.bind(t.clone())).fetch_one(db.read()).await?;
     let mut counted = Vec::with_capacity(terms.len());
     for (i, t) in terms.into_iter().enumerate() {
         counted.push((get::<i64>(&r, &format!("n{}", i + 1))?, std::cmp::Reverse(t.chars().count()), t));

@@ -334,8 +334,11 @@ pub async fn history(
 /// Loads a case row by number (no visibility check).
 pub async fn load(st: &AppState, number: &str) -> AppResult<(CaseRow, Category)> {
     let sql = format!("SELECT {ROW_COLS} FROM cases c WHERE c.number = $1");
-    let r =
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number.trim()).fetch_optional(&st.db.pool).await?.ok_or(AppError::NotFound)?;
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(number.trim())
+        .fetch_optional(st.db.read())
+        .await?
+        .ok_or(AppError::NotFound)?;
     let c = CaseRow::from_row(&r)?;
     let cat = categories::by_id(st, c.category_id).await?;
     Ok((c, cat))

@@ -65,14 +65,14 @@ pub async fn find(db: &Db, key: &str) -> AppResult<Option<Unit>> {
     let key = key.trim().trim_start_matches("unit:");
     let id: i64 = key.parse().unwrap_or(-1);
     let sql = format!("SELECT {COLS} FROM units WHERE code = $1 OR id = $2");
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key).bind(id).fetch_optional(&db.pool).await?;
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key).bind(id).fetch_optional(db.read()).await?;
     r.as_ref().map(unit_row).transpose()
 }
 
 /// Gets a unit by id.
 pub async fn by_id(db: &Db, id: i64) -> AppResult<Option<Unit>> {
     let sql = format!("SELECT {COLS} FROM units WHERE id = $1");
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&db.pool).await?;
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(db.read()).await?;
     r.as_ref().map(unit_row).transpose()
 }
 

@@ -3,6 +3,7 @@
 //! on SQLite they run the statement in place ([`super::lite`]). Either way a
 //! `sqlx::query(..).bind(..)` runs on them unchanged and gives sqlx `AnyRow`s back.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use either::Either;
@@ -12,6 +13,7 @@ use futures_util::{FutureExt, StreamExt};
 use sqlx::any::{AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Execute, Executor};
+use sqlx_core::any::{AnyArgumentBuffer, AnyArguments};
 
 use super::lite;
 
@@ -19,8 +21,9 @@ use super::lite;
 pub(crate) enum Conn<'c> {
     /// A sqlx connection (PostgreSQL, or a pooled SQLite connection).
     Sqlx(&'c mut AnyConnection),
-    /// An SQLite connection driven in place.
-    Lite(Result<&'c rusqlite::Connection, sqlx::Error>),
+    /// An SQLite connection driven in place; a statement it interrupts for going over its
+    /// read budget runs again on `overflow` (quick reads; the writer has no budget).
+    Lite { conn: Result<&'c rusqlite::Connection, sqlx::Error>, overflow: Option<&'c Readers> },
 }
 
 impl<'c> Conn<'c> {
@@ -31,7 +34,7 @@ impl<'c> Conn<'c> {
     {
         match self {
             Conn::Sqlx(c) => c.fetch_many(query),
-            Conn::Lite(c) => futures_util::stream::iter(run_lite(c, query, false)).boxed(),
+            Conn::Lite { conn, overflow } => run_lite(conn, overflow, query, false),
         }
     }
 
@@ -42,7 +45,10 @@ impl<'c> Conn<'c> {
     {
         match self {
             Conn::Sqlx(c) => c.fetch_optional(query),
-            Conn::Lite(c) => futures_util::future::ready(first_row(run_lite(c, query, true))).boxed(),
+            Conn::Lite { conn, overflow } => {
+                let steps = run_lite(conn, overflow, query, true);
+                async move { first_row(steps.collect().await) }.boxed()
+            }
         }
     }
 
@@ -56,7 +62,7 @@ impl<'c> Conn<'c> {
     {
         match self {
             Conn::Sqlx(c) => c.prepare_with(sql, parameters),
-            Conn::Lite(_) => {
+            Conn::Lite { .. } => {
                 let e = sqlx::Error::Protocol("prepared statements are not kept on in-place SQLite connections".into());
                 futures_util::future::ready(Err(e)).boxed()
             }
@@ -64,19 +70,43 @@ impl<'c> Conn<'c> {
     }
 }
 
-/// Runs a sqlx query on an SQLite connection, in place.
+/// What a statement gave, owned: it ran before this returns, except when it went over its
+/// read budget and runs again on the pool.
+type Owned = BoxStream<'static, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>;
+
+/// Runs a sqlx query on an SQLite connection, in place; again on `overflow` if SQLite
+/// interrupted it for going over its read budget.
 fn run_lite<'q>(
     conn: Result<&rusqlite::Connection, sqlx::Error>,
+    overflow: Option<&Readers>,
     mut query: impl Execute<'q, Any>,
     first_only: bool,
-) -> lite::Steps {
-    match (conn, query.take_arguments().map_err(sqlx::Error::Encode)) {
-        (Ok(c), Ok(args)) => lite::run(c, query.sql().as_str(), args, first_only),
-        (Err(e), _) | (_, Err(e)) => vec![Err(e)],
+) -> Owned {
+    let values = match query.take_arguments().map_err(sqlx::Error::Encode) {
+        Ok(args) => args.map(|a| a.values.0).unwrap_or_default(),
+        Err(e) => return futures_util::stream::once(futures_util::future::ready(Err(e))).boxed(),
+    };
+    let sql = query.sql();
+    let steps = match conn {
+        Ok(c) => lite::run(c, sql.as_str(), &values, first_only),
+        Err(e) => vec![Err(e)],
+    };
+    match overflow {
+        Some(o) if steps.iter().any(|s| s.as_ref().is_err_and(lite::interrupted)) => {
+            o.overflows.fetch_add(1, Ordering::Relaxed);
+            let pool = o.pool.clone();
+            futures_util::stream::once(async move {
+                let args = AnyArguments { values: AnyArgumentBuffer(values) };
+                pool.fetch_many(sqlx::query_with(sql, args)).collect::<Vec<_>>().await
+            })
+            .flat_map(futures_util::stream::iter)
+            .boxed()
+        }
+        _ => futures_util::stream::iter(steps).boxed(),
     }
 }
 
-fn first_row(steps: lite::Steps) -> Result<Option<AnyRow>, sqlx::Error> {
+fn first_row(steps: Vec<Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>) -> Result<Option<AnyRow>, sqlx::Error> {
     let mut first = None;
     for s in steps {
         match s? {
@@ -139,39 +169,81 @@ pub(crate) use forward_executor;
 /// Idle in-place read connections kept for reuse (a new one parses the schema again).
 const QUICK_IDLE: usize = 16;
 
-/// Connections for short reads that an index bounds (one case and its history): on SQLite
-/// they run in place, sparing the two thread hand-overs per statement of sqlx's pool; on
-/// PostgreSQL they are the pool's. Long reads (lists, reports, exports) stay on the pool,
-/// whose SQLite connections run on threads of their own and never stall the async workers.
+/// Connections for reads: on SQLite they run in place, sparing the two thread hand-overs
+/// per statement (and one per row) of sqlx's pool; a statement that goes over
+/// [`lite::READ_BUDGET`] is interrupted and runs again on the pool, whose SQLite connections
+/// have threads of their own, so no read holds an async worker for long. On PostgreSQL they
+/// are the pool's.
 #[derive(Clone, Debug)]
 pub(crate) enum Quick {
     Pool(AnyPool),
-    Lite { path: Arc<str>, idle: Arc<Mutex<Vec<rusqlite::Connection>>> },
+    Lite(Arc<Readers>),
+}
+
+/// The in-place SQLite read connections.
+#[derive(Debug)]
+pub struct Readers {
+    path: Box<str>,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+    /// Where a read over budget runs again.
+    pool: AnyPool,
+    /// Reads that went over budget.
+    overflows: AtomicU64,
+}
+
+impl Readers {
+    fn take(&self) -> Result<rusqlite::Connection, sqlx::Error> {
+        match self.idle.lock().expect("quick pool lock").pop() {
+            Some(c) => Ok(c),
+            None => lite::open_reader(&self.path),
+        }
+    }
+
+    fn give_back(&self, c: rusqlite::Connection) {
+        let mut idle = self.idle.lock().expect("quick pool lock");
+        if idle.len() < QUICK_IDLE {
+            idle.push(c);
+        }
+    }
+
+    /// Runs one statement on an idle connection, which goes back before this returns (the
+    /// rows are read by then).
+    fn run<'q>(&self, query: impl Execute<'q, Any>, first_only: bool) -> Owned {
+        let conn = match self.take() {
+            Ok(c) => c,
+            Err(e) => return futures_util::stream::once(futures_util::future::ready(Err(e))).boxed(),
+        };
+        let out = run_lite(Ok(&conn), Some(self), query, first_only);
+        self.give_back(conn);
+        out
+    }
 }
 
 impl Quick {
-    pub(crate) fn lite(path: &str) -> Quick {
-        Quick::Lite { path: path.into(), idle: Arc::default() }
+    pub(crate) fn lite(path: &str, pool: AnyPool) -> Quick {
+        Quick::Lite(Arc::new(Readers { path: path.into(), idle: Mutex::default(), pool, overflows: AtomicU64::new(0) }))
+    }
+
+    /// In-place reads that went over budget and ran again on the pool.
+    pub(crate) fn overflows(&self) -> u64 {
+        match self {
+            Quick::Lite(r) => r.overflows.load(Ordering::Relaxed),
+            Quick::Pool(_) => 0,
+        }
     }
 
     /// Closes the idle in-place connections (the pool closes with the sqlx pool).
     pub(crate) fn close(&self) {
-        if let Quick::Lite { idle, .. } = self {
-            idle.lock().expect("quick pool lock").clear();
+        if let Quick::Lite(r) = self {
+            r.idle.lock().expect("quick pool lock").clear();
         }
     }
 
-    /// A connection for a few short reads.
+    /// A connection for a few reads.
     pub(crate) async fn acquire(&self) -> Result<QuickConn, sqlx::Error> {
         Ok(match self {
             Quick::Pool(p) => QuickConn::Pool(p.acquire().await?),
-            Quick::Lite { path, idle } => {
-                let conn = match idle.lock().expect("quick pool lock").pop() {
-                    Some(c) => c,
-                    None => lite::open_reader(path)?,
-                };
-                QuickConn::Lite { conn: Some(conn), idle: idle.clone() }
-            }
+            Quick::Lite(r) => QuickConn::Lite { conn: Some(r.take()?), home: r.clone() },
         })
     }
 }
@@ -184,8 +256,8 @@ pub enum QuickConn {
     Lite {
         /// The connection (taken back on drop).
         conn: Option<rusqlite::Connection>,
-        /// Where it goes back.
-        idle: Arc<Mutex<Vec<rusqlite::Connection>>>,
+        /// Where it goes back, and where a read over budget runs again.
+        home: Arc<Readers>,
     },
 }
 
@@ -197,18 +269,62 @@ impl std::fmt::Debug for QuickConn {
 
 impl Drop for QuickConn {
     fn drop(&mut self) {
-        if let QuickConn::Lite { conn, idle } = self
+        if let QuickConn::Lite { conn, home } = self
             && let Some(c) = conn.take()
         {
-            let mut idle = idle.lock().expect("quick pool lock");
-            if idle.len() < QUICK_IDLE {
-                idle.push(c);
-            }
+            home.give_back(c);
         }
     }
 }
 
 forward_executor!(QuickConn, |q| match q {
     QuickConn::Pool(c) => Conn::Sqlx(c),
-    QuickConn::Lite { conn, .. } => Conn::Lite(lite::live(conn)),
+    QuickConn::Lite { conn, home } => Conn::Lite { conn: lite::live(conn), overflow: Some(home) },
 });
+
+/// Runs each statement on a [`Quick`] connection of its own (see [`super::Db::read`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Read<'c>(pub(crate) &'c Quick);
+
+impl<'c> Executor<'c> for Read<'c> {
+    type Database = Any;
+
+    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        match self.0 {
+            Quick::Pool(p) => p.fetch_many(query),
+            Quick::Lite(r) => r.run(query, false),
+        }
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        match self.0 {
+            Quick::Pool(p) => p.fetch_optional(query),
+            Quick::Lite(r) => {
+                let steps = r.run(query, true);
+                async move { first_row(steps.collect().await) }.boxed()
+            }
+        }
+    }
+
+    fn prepare_with<'e>(
+        self,
+        sql: sqlx::SqlStr,
+        parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        match self.0 {
+            Quick::Pool(p) => p.prepare_with(sql, parameters),
+            Quick::Lite(r) => r.pool.prepare_with(sql, parameters),
+        }
+    }
+}

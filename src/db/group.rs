@@ -348,5 +348,5 @@ impl Tx {
 
 crate::db::exec::forward_executor!(Tx, |tx| match &mut tx.batch().link {
     Link::Pg { tx, .. } => Conn::Sqlx(tx.as_deref_mut().expect("a live transaction")),
-    Link::Lite { conn, .. } => Conn::Lite(lite::live(conn)),
+    Link::Lite { conn, .. } => Conn::Lite { conn: lite::live(conn), overflow: None },
 });

@@ -143,13 +143,13 @@ impl Where {
 
     /// Runs any query whose WHERE clause is [`Where::sql`], with the binds.
     pub async fn fetch_all(&self, db: &Db, sql: String) -> AppResult<Vec<Row>> {
-        Ok(self.query(sql).fetch_all(&db.pool).await?)
+        Ok(self.query(sql).fetch_all(db.read()).await?)
     }
 
     /// Counts the matching rows of `from`, stopping at `cap`.
     pub async fn count_to(&self, db: &Db, from: &str, cap: i64) -> AppResult<i64> {
         let sql = format!("SELECT COUNT(*) AS c FROM (SELECT 1 AS one {from} WHERE {} LIMIT {cap}) t", self.sql());
-        Ok(get(&self.query(sql).fetch_one(&db.pool).await?, "c")?)
+        Ok(get(&self.query(sql).fetch_one(db.read()).await?, "c")?)
     }
 
     /// Counts and fetches one page: `SELECT {cols} {from} WHERE … ORDER BY {order}`.
@@ -209,7 +209,7 @@ impl Where {
                 window(inner.unwrap_or(order))
             ),
         };
-        let items = self.query(sql).fetch_all(&db.pool).await?.iter().map(map).collect::<AppResult<Vec<_>>>()?;
+        let items = self.query(sql).fetch_all(db.read()).await?.iter().map(map).collect::<AppResult<Vec<_>>>()?;
         Ok(Page { items, total, total_capped, page, per_page: per })
     }
 }

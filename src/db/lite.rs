@@ -16,7 +16,7 @@ use std::time::Duration;
 use either::Either;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
-use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow, AnyTypeInfo, AnyTypeInfoKind};
+use sqlx::any::{AnyQueryResult, AnyRow, AnyTypeInfo, AnyTypeInfoKind};
 use sqlx_core::any::{AnyColumn, AnyValue, AnyValueKind};
 use sqlx_core::ext::ustr::UStr;
 
@@ -30,9 +30,23 @@ pub(crate) fn open(path: &str) -> Result<Connection, sqlx::Error> {
     connect(path, OpenFlags::SQLITE_OPEN_CREATE, pragmas, STATEMENT_CACHE)
 }
 
+/// Virtual-machine steps an in-place read may take before SQLite interrupts it (see
+/// [`interrupted`]). A 20-row page with its count of up to 2,000 takes a few tens of
+/// thousands; this bounds the time one read can hold an async worker to a few milliseconds.
+pub(crate) const READ_BUDGET: i32 = 300_000;
+
 /// Opens a connection for in-place reads (it refuses writes: those go through the writer).
+/// A statement that outgrows [`READ_BUDGET`] is interrupted, for the caller to run it again
+/// on a pooled connection, whose thread may take as long as it needs.
 pub(crate) fn open_reader(path: &str) -> Result<Connection, sqlx::Error> {
-    connect(path, OpenFlags::empty(), "PRAGMA query_only=ON;", 64)
+    let conn = connect(path, OpenFlags::empty(), "PRAGMA query_only=ON;", 64)?;
+    conn.progress_handler(READ_BUDGET, Some(|| true)).map_err(err)?;
+    Ok(conn)
+}
+
+/// The statement was interrupted for going over [`READ_BUDGET`].
+pub(crate) fn interrupted(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("9"))
 }
 
 fn connect(path: &str, extra: OpenFlags, pragmas: &str, cache: usize) -> Result<Connection, sqlx::Error> {
@@ -59,7 +73,7 @@ pub(crate) type Steps = Vec<Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
 
 /// Runs one statement with sqlx's arguments and returns its rows as `AnyRow`s, then its
 /// result. Text with several statements and no arguments (DDL scripts) runs as a batch.
-pub(crate) fn run(conn: &Connection, sql: &str, args: Option<AnyArguments>, first_only: bool) -> Steps {
+pub(crate) fn run(conn: &Connection, sql: &str, args: &[AnyValueKind], first_only: bool) -> Steps {
     let t0 = std::time::Instant::now();
     let steps = match run_inner(conn, sql, args, first_only) {
         Ok(steps) => steps,
@@ -77,18 +91,17 @@ pub(crate) fn run(conn: &Connection, sql: &str, args: Option<AnyArguments>, firs
 /// Statements slower than this are logged (sqlx's default threshold).
 const SLOW: Duration = Duration::from_secs(1);
 
-fn run_inner(conn: &Connection, sql: &str, args: Option<AnyArguments>, first_only: bool) -> Result<Steps, sqlx::Error> {
+fn run_inner(conn: &Connection, sql: &str, values: &[AnyValueKind], first_only: bool) -> Result<Steps, sqlx::Error> {
     let mut stmt = match conn.prepare_cached(sql) {
         Ok(s) => s,
         // rusqlite refuses several statements (or fails preparing a later one against tables
         // the earlier ones create): a script without arguments runs as a batch.
-        Err(_) if args.as_ref().is_none_or(|a| a.values.0.is_empty()) && sql.trim().trim_end_matches(';').contains(';') => {
+        Err(_) if values.is_empty() && sql.trim().trim_end_matches(';').contains(';') => {
             conn.execute_batch(sql).map_err(err)?;
             return Ok(vec![Ok(Either::Left(AnyQueryResult { rows_affected: conn.changes(), last_insert_id: None }))]);
         }
         Err(e) => return Err(err(e)),
     };
-    let values = args.map(|a| a.values.0).unwrap_or_default();
     for i in 1..=stmt.parameter_count() {
         // `$n` and `?n` name the n-th argument; a bare `?` takes the next one in order.
         let n = stmt.parameter_name(i).and_then(|name| name[1..].parse::<usize>().ok()).unwrap_or(i);
@@ -100,6 +113,8 @@ fn run_inner(conn: &Connection, sql: &str, args: Option<AnyArguments>, first_onl
     let names: Vec<UStr> = (0..ncols).map(|i| UStr::new(stmt.column_name(i).unwrap_or(""))).collect();
     let index: Arc<sqlx_core::HashMap<UStr, usize>> = Arc::new(names.iter().cloned().enumerate().map(|(i, n)| (n, i)).collect());
     let mut out = Vec::new();
+    // The budget counts from this run: SQLite keeps a cached statement's count across runs.
+    stmt.reset_status(rusqlite::StatementStatus::VmStep);
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next().map_err(err)? {
         if first_only && !out.is_empty() {

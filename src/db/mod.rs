@@ -18,7 +18,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor};
 
-pub use exec::QuickConn;
+pub use exec::{QuickConn, Read};
 pub use group::Tx;
 
 pub use migrate::migrate;
@@ -38,13 +38,14 @@ pub type Row = AnyRow;
 /// The database handle shared by web, CLI and jobs.
 #[derive(Clone, Debug)]
 pub struct Db {
-    /// Pool for reads (and writes on PostgreSQL).
+    /// sqlx's pool: streamed reads, reads over the in-place budget, writes outside the writer
+    /// (migrations). Other reads go through [`Db::read`].
     pub pool: AnyPool,
     /// The single writer with group commit (see [`group`]). On SQLite it owns a connection of
     /// its own, driven in place (see [`lite`]), so writers queue in-process instead of
     /// spinning on SQLITE_BUSY.
     writer: Arc<group::Writer>,
-    /// Connections for short index-bounded reads (see [`Db::quick`]).
+    /// Connections for reads (see [`Db::read`] and [`Db::quick`]).
     quick: exec::Quick,
     /// The engine.
     pub backend: Backend,
@@ -68,7 +69,7 @@ impl Db {
                 let path = sqlite_path(url);
                 let pool = sqlite_pool(&sqlite_url(url)?, 8).await?;
                 let writer = Arc::new(group::Writer::sqlite(lite::open(path)?));
-                Ok(Db { pool, writer, quick: exec::Quick::lite(path), backend })
+                Ok(Db { writer, quick: exec::Quick::lite(path, pool.clone()), pool, backend })
             }
             Backend::Postgres => {
                 let pool =
@@ -87,11 +88,23 @@ impl Db {
         self.writer.begin().await
     }
 
-    /// A connection for a few short reads bounded by an index (a case and its history). On
-    /// SQLite its statements run in place, without sqlx's thread hand-overs; anything that
-    /// may read many rows belongs on [`Db::pool`], which never stalls the async workers.
+    /// A connection for several reads in a row (a case, its history and photos). On SQLite
+    /// its statements run in place, without sqlx's thread hand-overs, and one that goes over
+    /// the read budget runs again on [`Db::pool`], which never stalls the async workers.
     pub async fn quick(&self) -> Result<QuickConn, sqlx::Error> {
         self.quick.acquire().await
+    }
+
+    /// Runs each statement as a quick read of its own: `sqlx::query(..).fetch_all(db.read())`.
+    /// On SQLite it runs in place unless it goes over the read budget, then on the pool; on
+    /// PostgreSQL it is the pool.
+    pub fn read(&self) -> exec::Read<'_> {
+        exec::Read(&self.quick)
+    }
+
+    /// In-place reads that went over their budget and ran again on the pool (SQLite).
+    pub fn read_overflows(&self) -> u64 {
+        self.quick.overflows()
     }
 
     /// (logical write transactions committed, physical commits that carried them): their

@@ -143,7 +143,7 @@ async fn definition(State(st): State<AppState>, Path(file): Path<String>) -> Res
 /// Whether the county allows posting without an api_key.
 pub async fn anonymous_allowed(st: &AppState) -> bool {
     sqlx::query("SELECT value FROM settings WHERE key = 'open311_anonymous'")
-        .fetch_optional(&st.db.pool)
+        .fetch_optional(st.db.read())
         .await
         .ok()
         .flatten()

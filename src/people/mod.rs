@@ -333,7 +333,7 @@ fn masked(keys: &Keyring, r: &Row) -> AppResult<Person> {
 pub async fn get_person(st: &AppState, p: &Principal, id: i64) -> AppResult<Person> {
     let sql =
         format!("SELECT {COLS} FROM persons pe JOIN nodes n ON n.id = pe.node_id WHERE pe.id = $1 AND pe.retired_at IS NULL");
-    let r = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&st.db.pool).await?.ok_or(AppError::NotFound)?;
+    let r = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(st.db.read()).await?.ok_or(AppError::NotFound)?;
     let path: String = get(&r, "path")?;
     p.check(Perm::PersonRead, &path)?;
     masked(&st.keyring, &r)
@@ -381,7 +381,7 @@ pub async fn reveal(st: &AppState, p: &Principal, id: i64, reason: &str) -> AppR
         "SELECT pe.name, pe.id_enc, pe.phone_enc, n.path FROM persons pe JOIN nodes n ON n.id = pe.node_id WHERE pe.id = $1",
     )
     .bind(id)
-    .fetch_optional(&st.db.pool)
+    .fetch_optional(st.db.read())
     .await?
     .ok_or(AppError::NotFound)?;
     let path: String = get(&r, "path")?;

@@ -90,7 +90,7 @@ pub async fn all(st: &AppState, p: &Principal) -> AppResult<Map<String, Value>> 
     let sites: Vec<String> =
         sqlx::query_scalar("SELECT code FROM nodes WHERE kind = 'site' AND retired_at IS NULL AND path LIKE $1 ESCAPE '\\'")
             .bind(format!("{}%", crate::db::like_escape(&p.scope_path)))
-            .fetch_all(&st.db.pool)
+            .fetch_all(st.db.read())
             .await?;
     let covered = sites.iter().filter(|c| fac.iter().any(|f| s(f, "community") == c.as_str())).count();
     m.insert("relocation_sites".into(), Value::from(sites.len()));
@@ -142,7 +142,7 @@ pub async fn all(st: &AppState, p: &Principal) -> AppResult<Map<String, Value>> 
     let communities: Vec<String> =
         sqlx::query_scalar("SELECT code FROM nodes WHERE kind = 'community' AND retired_at IS NULL AND path LIKE $1 ESCAPE '\\'")
             .bind(format!("{}%", crate::db::like_escape(&p.scope_path)))
-            .fetch_all(&st.db.pool)
+            .fetch_all(st.db.read())
             .await?;
     let under = communities
         .iter()
@@ -171,7 +171,7 @@ pub async fn underfunded(st: &AppState, p: &Principal) -> AppResult<Vec<(String,
         "SELECT code, name FROM nodes WHERE kind = 'community' AND retired_at IS NULL AND path LIKE $1 ESCAPE '\\' ORDER BY code",
     )
     .bind(format!("{}%", crate::db::like_escape(&p.scope_path)))
-    .fetch_all(&st.db.pool)
+    .fetch_all(st.db.read())
     .await?;
     Ok(rows.into_iter().filter(|(c, _)| !funded(&funding, c, year)).collect())
 }

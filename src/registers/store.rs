@@ -58,7 +58,7 @@ pub async fn rows(st: &AppState, p: &Principal, reg: &Register, retired: bool) -
     let rs = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(reg.name)
         .bind(format!("{}%", like_escape(&county)))
-        .fetch_all(&st.db.pool)
+        .fetch_all(st.db.read())
         .await?;
     Ok(rs.iter().map(rec).collect::<AppResult<Vec<_>>>()?.into_iter().filter(|r| readable(p, &r.node_path)).collect())
 }
@@ -69,7 +69,7 @@ pub async fn one(st: &AppState, p: &Principal, reg: &Register, id: i64) -> AppRe
         sqlx::query("SELECT id, node_path, name, data, retired_at, version FROM register_rows WHERE register = $1 AND id = $2")
             .bind(reg.name)
             .bind(id)
-            .fetch_optional(&st.db.pool)
+            .fetch_optional(st.db.read())
             .await?
             .ok_or(AppError::NotFound)?;
     let r = rec(&r)?;
@@ -362,7 +362,7 @@ pub async fn history(st: &AppState, reg: &Register, id: i64) -> AppResult<Vec<cr
     let rows = sqlx::query("SELECT seq, at, actor, ip, action, entity, entity_id, node_path, summary, prev_hash, hash FROM audit_log WHERE entity = $1 AND entity_id = $2 ORDER BY seq DESC")
         .bind(format!("register:{}", reg.name))
         .bind(id.to_string())
-        .fetch_all(&st.db.pool)
+        .fetch_all(st.db.read())
         .await?;
     Ok(rows.iter().map(crate::audit::StoredEntry::from_row).collect::<Result<_, _>>()?)
 }
@@ -456,7 +456,7 @@ pub async fn to_case(
 /// The status of the case a row follows, if any.
 pub async fn linked_case(st: &AppState, row: &Value) -> AppResult<Option<Value>> {
     let Some(n) = row.get("case_number").and_then(Value::as_str).filter(|s| !s.is_empty()) else { return Ok(None) };
-    let r = sqlx::query("SELECT status FROM cases WHERE number = $1").bind(n).fetch_optional(&st.db.pool).await?;
+    let r = sqlx::query("SELECT status FROM cases WHERE number = $1").bind(n).fetch_optional(st.db.read()).await?;
     Ok(r.map(|r| {
         let s: String = get(&r, "status").unwrap_or_default();
         let label = crate::cases::Status::parse(&s).map(|x| x.label()).unwrap_or("");

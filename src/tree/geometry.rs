@@ -60,7 +60,7 @@ impl GridCache {
             "SELECT n.code, n.path, n.geometry, p.code AS community FROM nodes n JOIN nodes p ON p.id = n.parent_id \
              WHERE n.kind = 'grid' AND n.retired_at IS NULL AND n.geometry IS NOT NULL",
         )
-        .fetch_all(&db.pool)
+        .fetch_all(db.read())
         .await?;
         let mut items = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -107,7 +107,7 @@ pub async fn commit(st: &AppState, mut tx: Tx, grids_changed: bool) -> AppResult
 
 /// Reads a node's stored polygon.
 pub async fn polygon_of(db: &Db, code: &str) -> AppResult<Option<Polygon>> {
-    let r = sqlx::query("SELECT geometry FROM nodes WHERE code = $1").bind(code).fetch_optional(&db.pool).await?;
+    let r = sqlx::query("SELECT geometry FROM nodes WHERE code = $1").bind(code).fetch_optional(db.read()).await?;
     let Some(r) = r else { return Ok(None) };
     let Some(g) = get::<Option<String>>(&r, "geometry")? else {
         return Ok(None);
@@ -122,7 +122,7 @@ async fn sibling_grids(db: &Db, community_path: &str, skip: &[String]) -> AppRes
         "SELECT code, geometry FROM nodes WHERE kind = 'grid' AND path LIKE $1 ESCAPE '\\' AND retired_at IS NULL AND geometry IS NOT NULL",
     )
     .bind(format!("{}%", like_escape(community_path)))
-    .fetch_all(&db.pool)
+    .fetch_all(db.read())
     .await?;
     let mut out = Vec::new();
     for r in &rows {
@@ -372,7 +372,7 @@ pub async fn grid_polygons(db: &Db, path: &str) -> AppResult<Vec<GridShape>> {
          WHERE n.kind = 'grid' AND n.retired_at IS NULL AND n.geometry IS NOT NULL AND n.path LIKE $1 ESCAPE '\\' ORDER BY n.code",
     )
     .bind(format!("{}%", like_escape(path)))
-    .fetch_all(&db.pool)
+    .fetch_all(db.read())
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {

@@ -37,7 +37,7 @@ fn node_row(r: &Row) -> AppResult<Node> {
 /// Finds a node by code, ignoring scope (for internal lookups).
 pub async fn find_by_code(db: &Db, code: &str) -> AppResult<Option<Node>> {
     let sql = format!("SELECT {NODE_COLS} {NODE_FROM} WHERE n.code = $1");
-    let row = sqlx::query(AssertSqlSafe(sql)).bind(code.trim()).fetch_optional(&db.pool).await?;
+    let row = sqlx::query(AssertSqlSafe(sql)).bind(code.trim()).fetch_optional(db.read()).await?;
     row.as_ref().map(node_row).transpose()
 }
 
@@ -270,14 +270,14 @@ pub async fn counts(db: &Db, path: &str) -> AppResult<Vec<(String, i64)>> {
     let rows =
         sqlx::query("SELECT kind, COUNT(*) AS c FROM nodes WHERE path LIKE $1 ESCAPE '\\' AND retired_at IS NULL GROUP BY kind")
             .bind(&pat)
-            .fetch_all(&db.pool)
+            .fetch_all(db.read())
             .await?;
     let mut out = rows.iter().map(|r| Ok((get::<String>(r, "kind")?, get::<i64>(r, "c")?))).collect::<AppResult<Vec<_>>>()?;
     let res = sqlx::query(
         "SELECT COUNT(*) AS c FROM persons pe JOIN nodes n ON n.id = pe.node_id WHERE n.path LIKE $1 ESCAPE '\\' AND pe.retired_at IS NULL",
     )
     .bind(&pat)
-    .fetch_one(&db.pool)
+    .fetch_one(db.read())
     .await?;
     out.push(("residents".into(), get(&res, "c")?));
     Ok(out)

@@ -83,7 +83,7 @@ async fn case_figures(st: &AppState, p: &Principal) -> AppResult<[(&'static str,
             )
             .bind(&p.scope_path)
             .bind(crate::db::prefix_end(&p.scope_path))
-            .fetch_one(&st.db.pool)
+            .fetch_one(st.db.read())
             .await?;
             let n = |col| crate::db::get::<Option<i64>>(&r, col).map(Option::unwrap_or_default);
             crate::cases::rates::Counts { cases: n("cases")?, closed: n("closed")?, overdue: n("overdue")?, ..Default::default() }

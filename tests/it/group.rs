@@ -170,3 +170,37 @@ async fn big_transaction(app: TestApp) {
 }
 
 both!(big_transaction);
+
+/// Reads give the same rows whether they run in place or outgrow the read budget and run
+/// again on the pool (SQLite counts those in `/metrics`); arguments survive the second run.
+async fn reads_over_budget(app: TestApp) {
+    let db = &app.st.db;
+    let sqlite = db.backend == linli::db::Backend::Sqlite;
+    let count = "WITH RECURSIVE s(i) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT i + 1 FROM s WHERE i < $1) \
+                 SELECT COUNT(*) AS n, MAX(i) AS m FROM s";
+    let before = db.read_overflows();
+    let small: (i64, i64) = sqlx::query_as(count).bind(10_i64).fetch_one(db.read()).await.unwrap();
+    assert_eq!(small, (10, 10));
+    assert_eq!(db.read_overflows(), before, "a small read stays in place");
+    let large: (i64, i64) = sqlx::query_as(count).bind(500_000_i64).fetch_one(db.read()).await.unwrap();
+    assert_eq!(large, (500_000, 500_000));
+    let mut q = db.quick().await.unwrap();
+    let rows: Vec<(i64,)> = sqlx::query_as(
+        "WITH RECURSIVE s(i) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT i + 1 FROM s WHERE i < $1) \
+         SELECT i FROM s WHERE i % $2 = 0 ORDER BY i",
+    )
+    .bind(300_000_i64)
+    .bind(100_000_i64)
+    .fetch_all(&mut q)
+    .await
+    .unwrap();
+    assert_eq!(rows, vec![(100_000,), (200_000,), (300_000,)]);
+    let none = sqlx::query(count).bind(400_000_i64).fetch_optional(db.read()).await.unwrap();
+    assert!(none.is_some());
+    assert_eq!(db.read_overflows(), if sqlite { before + 3 } else { 0 });
+    let metrics = app.get("/metrics").send().await.text();
+    let line = format!("linli_db_read_overflows_total {}", db.read_overflows());
+    assert!(metrics.contains(&line), "{metrics}");
+}
+
+both!(reads_over_budget);
