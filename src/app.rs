@@ -20,10 +20,22 @@ use crate::tree::geometry::GridCache;
 /// Error while starting up.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Everything a request handler, CLI command or job needs. Cheap to clone. Holds nothing
-/// that another node would need to see: sessions, jobs and versions live in the database.
+/// Everything a request handler, CLI command or job needs. One reference count to clone
+/// (axum clones it for every request and every layer). Holds nothing that another node would
+/// need to see: sessions, jobs and versions live in the database.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     /// The database.
     pub db: Db,
     /// Settings.
@@ -58,7 +70,7 @@ impl AppState {
         }
         let chain = ChainKey(keyring.blind_index("audit.chain", "v1").into_bytes());
         let csp = HeaderValue::from_str(&cfg.csp()).map_err(|_| "地图瓦片地址含有非法字符")?;
-        let st = AppState {
+        let st = AppState(Arc::new(Shared {
             csp,
             db,
             cfg: Arc::new(cfg),
@@ -69,7 +81,7 @@ impl AppState {
             tokens: Default::default(),
             metrics: Arc::default(),
             migrated,
-        };
+        }));
         st.grids.refresh(&st.db).await?;
         Ok(st)
     }
