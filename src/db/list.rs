@@ -146,9 +146,16 @@ impl Where {
         Ok(self.query(sql).fetch_all(db.read()).await?)
     }
 
-    /// Counts the matching rows of `from`, stopping at `cap`.
+    /// Counts the matching rows of `from`, stopping at `cap`. A big scope is the common case
+    /// and costs one skip over `cap` index entries (half the cost of counting them); only a
+    /// scope with fewer rows is then counted.
     pub async fn count_to(&self, db: &Db, from: &str, cap: i64) -> AppResult<i64> {
-        let sql = format!("SELECT COUNT(*) AS c FROM (SELECT 1 AS one {from} WHERE {} LIMIT {cap}) t", self.sql());
+        let w = self.sql();
+        let probe = format!("SELECT 1 AS one {from} WHERE {w} LIMIT 1 OFFSET {}", cap - 1);
+        if self.query(probe).fetch_optional(db.read()).await?.is_some() {
+            return Ok(cap);
+        }
+        let sql = format!("SELECT COUNT(*) AS c FROM (SELECT 1 AS one {from} WHERE {w} LIMIT {cap}) t");
         Ok(get(&self.query(sql).fetch_one(db.read()).await?, "c")?)
     }
 
