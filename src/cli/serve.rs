@@ -45,6 +45,7 @@ pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), StartError> {
     let t0 = std::time::Instant::now();
     tracing::info!(config = ?cfg, "启动 linli");
     let st = AppState::open(cfg).await?;
+    st.db.for_requests().await?;
     let t_open = t0.elapsed();
     if !args.no_demo && !crate::demo::is_loaded(&st).await? {
         let users = sqlx::query("SELECT COUNT(*) AS c FROM users").fetch_one(&st.db.pool).await?;

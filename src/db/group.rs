@@ -208,6 +208,17 @@ impl Writer {
         }
     }
 
+    /// Runs a setting on an SQLite writer's connection between batches (nothing on
+    /// PostgreSQL).
+    pub(crate) async fn setting(&self, sql: &str) -> Result<(), sqlx::Error> {
+        let mut b = self.batch.lock().await;
+        flush(self, &mut b).await?;
+        match &b.link {
+            Link::Lite { conn, .. } => lite::batch(lite::live(conn)?, sql),
+            Link::Pg { .. } => Ok(()),
+        }
+    }
+
     /// (logical transactions committed, physical commits) since start.
     pub(crate) fn stats(&self) -> (u64, u64) {
         (self.logical.load(Ordering::Relaxed), self.physical.load(Ordering::Relaxed))

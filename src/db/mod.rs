@@ -107,6 +107,15 @@ impl Db {
         self.quick.overflows()
     }
 
+    /// Tunes the SQLite writer for serving requests: each request's savepoint journal (a few
+    /// pages) stays in memory instead of going through a temporary file, about 10 % more
+    /// writes per second. Not for bulk work (the generator, rebuilds, index builds), whose
+    /// sorts and journals would then grow in memory with the data; `linli serve` and the
+    /// tests call it, the other commands do not.
+    pub async fn for_requests(&self) -> Result<(), sqlx::Error> {
+        self.writer.setting("PRAGMA temp_store=MEMORY").await
+    }
+
     /// (logical write transactions committed, physical commits that carried them): their
     /// ratio is the group-commit batch size.
     pub fn write_stats(&self) -> (u64, u64) {

@@ -144,6 +144,27 @@ async fn writer_statements(app: TestApp) {
 
 both!(writer_statements);
 
+/// The serving writer keeps each request's savepoint journal in memory (`Db::for_requests`,
+/// called by `linli serve` and by the test harness alike).
+async fn serving_settings(app: TestApp) {
+    let db = app.st.db.clone();
+    if db.backend == linli::db::Backend::Sqlite {
+        let mut tx = db.begin().await.unwrap();
+        let store: i64 = sqlx::query_scalar("PRAGMA temp_store").fetch_one(&mut tx).await.unwrap();
+        assert_eq!(store, 2, "temp_store=MEMORY on the writer");
+        drop(tx);
+    }
+    // Settings wait for the open batch to commit and keep the writer working.
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('ss-1', 'a')").execute(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    db.for_requests().await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settings WHERE key = 'ss-1'").fetch_one(db.read()).await.unwrap();
+    assert_eq!(n, 1);
+}
+
+both!(serving_settings);
+
 /// A logical transaction that changes more pages than SQLite keeps of a savepoint's journal in
 /// memory (bulk loads, rollup rebuilds) spills the journal to disk and commits; it once failed
 /// with "database or disk is full" when that limit was raised.

@@ -176,6 +176,7 @@ impl TestApp {
         let mut cfg = config(&dir, url);
         tweak(&mut cfg);
         let st = AppState::open(cfg).await.expect("open test database");
+        st.db.for_requests().await.expect("serving settings");
         let router = router(st.clone());
         TestApp { st, router, dir, backend, pg_db }
     }
