@@ -67,6 +67,7 @@ impl Db {
         match backend {
             Backend::Sqlite => {
                 let path = sqlite_path(url);
+                lite::configure_process();
                 let pool = sqlite_pool(&sqlite_url(url)?, 8).await?;
                 let writer = Arc::new(group::Writer::sqlite(lite::open(path)?));
                 Ok(Db { writer, quick: exec::Quick::lite(path, pool.clone()), pool, backend })
