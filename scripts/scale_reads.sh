@@ -65,3 +65,4 @@ print('| %-37s | %9.1f | %6.1f | %6.1f |' % ('''$name''', t[len(t)//2], t[int(le
 done
 echo
 echo "serve RSS: $(($(awk '/VmRSS/ {print $2}' /proc/$pid/status) / 1024)) MB"
+echo "in-place reads over budget, run again on the pool: $(curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^linli_db_read_overflows_total/ {print $2}')"
