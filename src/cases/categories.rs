@@ -90,14 +90,16 @@ async fn load_all(db: &Db) -> AppResult<Vec<Category>> {
     sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(db.read()).await?.iter().map(row).collect()
 }
 
-/// The categories in memory: every case creation, case page and Open311 `services` read them.
-/// A write bumps `category_version` in its transaction and this node reloads at once; other
-/// nodes see the new version within two seconds (the poller of `serve`, with the grid index).
+/// The categories and the working-day calendar in memory: every case creation, step, case page
+/// and Open311 `services` read them. A write to either bumps `category_version` in its
+/// transaction and this node reloads at once; other nodes see the new version within two
+/// seconds (the poller of `serve`, with the grid index).
 #[derive(Clone, Debug, Default)]
 pub struct CategoryCache(Arc<RwLock<Option<Versioned>>>);
 
-/// The version the list was read at, the list, and texts rendered from it (dropped with it).
-type Versioned = (String, Arc<Vec<Category>>, Renderings);
+/// The version the list was read at, the list, texts rendered from it (dropped with it), and
+/// the calendar read at the same version.
+type Versioned = (String, Arc<Vec<Category>>, Renderings, Arc<Calendar>);
 
 /// Texts derived from one list (the Open311 service list in each format), by name.
 type Renderings = Arc<RwLock<HashMap<&'static str, Bytes>>>;
@@ -105,10 +107,20 @@ type Renderings = Arc<RwLock<HashMap<&'static str, Bytes>>>;
 impl CategoryCache {
     /// The cached list (loaded on first use).
     pub async fn get(&self, db: &Db) -> AppResult<Arc<Vec<Category>>> {
-        if let Some((_, list, _)) = &*self.0.read().unwrap_or_else(|e| e.into_inner()) {
+        if let Some((_, list, _, _)) = &*self.0.read().unwrap_or_else(|e| e.into_inner()) {
             return Ok(list.clone());
         }
         self.reload(db).await
+    }
+
+    /// The working-day calendar (loaded with the list).
+    pub async fn calendar(&self, db: &Db) -> AppResult<Arc<Calendar>> {
+        let cached = || self.0.read().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(_, _, _, cal)| cal.clone());
+        if let Some(cal) = cached() {
+            return Ok(cal);
+        }
+        self.reload(db).await?;
+        Ok(cached().unwrap_or_default())
     }
 
     /// A text derived from the list (`render` runs once per list and name): the Open311
@@ -116,7 +128,7 @@ impl CategoryCache {
     pub async fn rendered(&self, db: &Db, name: &'static str, render: impl Fn(&[Category]) -> String) -> AppResult<Bytes> {
         let list = self.get(db).await?;
         let memo = match &*self.0.read().unwrap_or_else(|e| e.into_inner()) {
-            Some((_, l, memo)) if Arc::ptr_eq(l, &list) => memo.clone(),
+            Some((_, l, memo, _)) if Arc::ptr_eq(l, &list) => memo.clone(),
             _ => return Ok(Bytes::from(render(&list))),
         };
         if let Some(b) = memo.read().unwrap_or_else(|e| e.into_inner()).get(name) {
@@ -131,14 +143,15 @@ impl CategoryCache {
     pub async fn reload(&self, db: &Db) -> AppResult<Arc<Vec<Category>>> {
         let version = version(db).await?;
         let list = Arc::new(load_all(db).await?);
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some((version, list.clone(), Renderings::default()));
+        let cal = Arc::new(calendar(db).await?);
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some((version, list.clone(), Renderings::default(), cal));
         Ok(list)
     }
 
     /// Reloads when another node moved the version; true if it did.
     pub async fn refresh(&self, db: &Db) -> AppResult<bool> {
         let v = version(db).await?;
-        let same = self.0.read().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|(have, _, _)| *have == v);
+        let same = self.0.read().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|(have, _, _, _)| *have == v);
         if !same {
             self.reload(db).await?;
         }
@@ -277,7 +290,8 @@ pub async fn save(st: &AppState, p: &Principal, i: &CategoryInput) -> AppResult<
     by_code(st, &code).await?.ok_or(AppError::NotFound)
 }
 
-/// The working-day calendar with the configured exceptions.
+/// The working-day calendar with the configured exceptions, from the database (requests use
+/// the cached one: [`CategoryCache::calendar`]).
 pub async fn calendar(db: &Db) -> AppResult<Calendar> {
     let rows = sqlx::query("SELECT day, kind FROM calendar_days").fetch_all(db.read()).await?;
     let mut ex = Vec::with_capacity(rows.len());
@@ -325,6 +339,8 @@ pub async fn set_calendar(st: &AppState, p: &Principal, text: &str) -> AppResult
     let summary = format!("更新工作日历：{} 个节假日或调休日", days.len());
     let ev = Event { action: "calendar.save", entity: "calendar", entity_id: "-", node_path: &p.scope_path, summary: &summary };
     audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    bump_version(&mut tx).await?;
     tx.commit().await?;
+    st.cats.reload(&st.db).await?;
     Ok(days.len())
 }

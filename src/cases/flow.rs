@@ -204,7 +204,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         return Err(AppError::Conflict("已上报至县级，不能再上报".into()));
     }
     let expected = i.version.unwrap_or(c.version);
-    let cal = categories::calendar(&st.db).await?;
+    let cal = st.cats.calendar(&st.db).await?;
     let now = now_ms();
     let mut tx = st.db.begin().await?;
     let cur = sqlx::query("SELECT version FROM cases WHERE id = $1").bind(c.id).fetch_one(&mut tx).await?;
@@ -378,7 +378,7 @@ pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction:
     let unsatisfied = satisfaction == "unsatisfied";
     let to = if unsatisfied { Status::Accepted } else { to };
     let cat = categories::by_id(st, c.category_id).await?;
-    let cal = categories::calendar(&st.db).await?;
+    let cal = st.cats.calendar(&st.db).await?;
     let now = now_ms();
     let mut tx = st.db.begin().await?;
     let before = super::rollups::current(&mut tx, c.id).await?;

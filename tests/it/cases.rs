@@ -384,3 +384,27 @@ both!(
     scope_isolation_of_cases,
     search_rates_overview
 );
+
+/// A calendar saved through the API moves the next registration's deadline at once: requests
+/// read the calendar kept in memory with the categories, which the save reloads.
+async fn calendar_edit_moves_deadlines(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let admin = app.login("admin").await;
+    let due = |v: &Value| v["resolve_due"].as_str().unwrap().to_string();
+    let a = new_case(&app, &staff, "ldd", "日历测试：楼道灯一").await;
+    let (s, before) = act(&app, &staff, &a, json!({"action": "register"})).await;
+    assert_eq!(s, StatusCode::OK, "{before}");
+    // The next 90 days become holidays: no working hour until then.
+    let today = linli::cases::calendar::local_date(linli::db::now_ms());
+    let text: String = (0..90).map(|d| format!("{} 休 测试假期\n", today + chrono::Days::new(d))).collect();
+    let r = app.req(axum::http::Method::PUT, "/api/v1/calendar").bearer(&admin).json(json!({"text": text})).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let b = new_case(&app, &staff, "ldd", "日历测试：楼道灯二").await;
+    let (s, after) = act(&app, &staff, &b, json!({"action": "register"})).await;
+    assert_eq!(s, StatusCode::OK, "{after}");
+    let first_workday = (today + chrono::Days::new(90)).format("%Y-%m-%d").to_string();
+    assert!(due(&before) < first_workday, "{}", due(&before));
+    assert!(due(&after) >= first_workday, "deadline after the holidays: {} (before the edit: {})", due(&after), due(&before));
+}
+
+both!(calendar_edit_moves_deadlines);
