@@ -74,7 +74,7 @@ impl Db {
             }
             Backend::Postgres => {
                 let pool =
-                    AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
+                    pool_options().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
                 check_collation(&pool).await?;
                 let quick = exec::Quick::Pool(pool.clone());
                 Ok(Db { writer: Arc::new(group::Writer::pg(pool.clone())), quick, pool, backend })
@@ -224,8 +224,22 @@ fn sqlite_url(url: &str) -> Result<String, sqlx::Error> {
     })
 }
 
+/// Pool settings both engines share. sqlx pings every idle connection it hands out, one more
+/// round trip per query on PostgreSQL; a connection in steady use is known to be alive, so only
+/// one idle for more than 30 s (the server may have restarted or dropped it) is pinged first.
+fn pool_options() -> AnyPoolOptions {
+    AnyPoolOptions::new().test_before_acquire(false).before_acquire(|conn, meta| {
+        Box::pin(async move {
+            if meta.idle_for > Duration::from_secs(30) {
+                sqlx::Connection::ping(conn).await?;
+            }
+            Ok(true)
+        })
+    })
+}
+
 async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool, sqlx::Error> {
-    AnyPoolOptions::new()
+    pool_options()
         .max_connections(max)
         .min_connections(1)
         .idle_timeout(None)
