@@ -1,7 +1,8 @@
-//! sqlx's `Executor` for linli's own connections: the writer's transaction ([`super::Tx`])
-//! and a quick-read connection ([`Quick`]). On PostgreSQL both forward to a sqlx connection;
-//! on SQLite they run the statement in place ([`super::lite`]). Either way a
-//! `sqlx::query(..).bind(..)` runs on them unchanged and gives sqlx `AnyRow`s back.
+//! sqlx's `Executor` for linli's own connections: the writer's transaction ([`super::Tx`]),
+//! a read connection lent for several reads ([`QuickConn`]) and one read at a time ([`Read`]).
+//! On PostgreSQL they forward to sqlx; on SQLite they run the statement in place
+//! ([`super::lite`]), reads within a budget. Either way a `sqlx::query(..).bind(..)` runs on
+//! them unchanged and gives sqlx `AnyRow`s back.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
