@@ -249,7 +249,7 @@ impl Quick {
     }
 }
 
-/// A connection from [`Quick`]; returned to it when dropped.
+/// A read connection (see [`super::Db::quick`]); returned to the idle list when dropped.
 pub enum QuickConn {
     /// From the sqlx pool.
     Pool(PoolConnection<Any>),
@@ -283,7 +283,7 @@ forward_executor!(QuickConn, |q| match q {
     QuickConn::Lite { conn, home } => Conn::Lite { conn: lite::live(conn), overflow: Some(home) },
 });
 
-/// Runs each statement on a [`Quick`] connection of its own (see [`super::Db::read`]).
+/// Runs each statement on a read connection of its own (see [`super::Db::read`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Read<'c>(pub(crate) &'c Quick);
 
