@@ -73,8 +73,7 @@ impl Db {
                 Ok(Db { writer, quick: exec::Quick::lite(path, pool.clone()), pool, backend })
             }
             Backend::Postgres => {
-                let pool =
-                    pool_options().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
+                let pool = pool_options().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
                 check_collation(&pool).await?;
                 let quick = exec::Quick::Pool(pool.clone());
                 Ok(Db { writer: Arc::new(group::Writer::pg(pool.clone())), quick, pool, backend })
