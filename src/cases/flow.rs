@@ -207,11 +207,10 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     let cal = st.cats.calendar(&st.db).await?;
     let now = now_ms();
     let mut tx = st.db.begin().await?;
-    let cur = sqlx::query("SELECT version FROM cases WHERE id = $1").bind(c.id).fetch_one(&mut tx).await?;
-    if get::<i64>(&cur, "version")? != expected {
-        return Err(AppError::Conflict("该案件刚被他人处理过，请刷新后再操作".into()));
-    }
-    let before = super::rollups::current(&mut tx, c.id).await?;
+    let before = match super::rollups::versioned(&mut tx, c.id).await? {
+        Some((version, before)) if version == expected => before,
+        _ => return Err(AppError::Conflict("该案件刚被他人处理过，请刷新后再操作".into())),
+    };
     let mut set: Vec<String> = vec![format!("status = '{}'", to.as_str())];
     let mut timers: Option<(i64, i64)> = None;
     let mut restart = |set: &mut Vec<String>, start: i64| {

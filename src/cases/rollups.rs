@@ -89,9 +89,15 @@ pub async fn track_new(tx: &mut Tx, new: (Key, Counts)) -> AppResult<()> {
 
 /// Reads a case's current contribution inside `tx`.
 pub async fn current(tx: &mut Tx, case_id: i64) -> AppResult<Option<(Key, Counts)>> {
-    let sql = format!("SELECT {COLS} FROM cases WHERE id = $1");
+    Ok(versioned(tx, case_id).await?.and_then(|(_, c)| c))
+}
+
+/// A case's row version and current contribution, in one read inside `tx` (a step checks the
+/// version it was given in the same statement that reads what it will change).
+pub async fn versioned(tx: &mut Tx, case_id: i64) -> AppResult<Option<(i64, Option<(Key, Counts)>)>> {
+    let sql = format!("SELECT version, {COLS} FROM cases WHERE id = $1");
     match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(case_id).fetch_optional(&mut *tx).await? {
-        Some(r) => contribution(&r),
+        Some(r) => Ok(Some((get(&r, "version")?, contribution(&r)?))),
         None => Ok(None),
     }
 }
