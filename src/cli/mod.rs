@@ -266,6 +266,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
                 );
                 let _ = std::io::stderr().flush();
             };
+            st.db.expect_long_statements();
             let rep = crate::cases::megacity::generate(&st, crate::cases::megacity::Scale::megacity(cases), &progress)
                 .await
                 .map_err(err)?;
@@ -337,6 +338,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             }
         }
         Cmd::Rollups { cmd: RollupsCmd::Rebuild } => {
+            st.db.expect_long_statements();
             let n = crate::cases::rollups::rebuild(&st.db).await.map_err(err)?;
             println!("已重建增量汇总：{n} 行");
             ExitCode::SUCCESS

@@ -142,13 +142,27 @@ pub(crate) fn run(conn: &Connection, sql: &str, args: &[AnyValueKind], first_onl
     let took = t0.elapsed();
     if took >= SLOW {
         let summary: String = sql.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
-        tracing::warn!(%summary, elapsed_secs = took.as_secs_f64(), "slow statement on an in-place SQLite connection");
+        let secs = took.as_secs_f64();
+        if BULK.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::debug!(%summary, elapsed_secs = secs, "slow statement on an in-place SQLite connection");
+        } else {
+            tracing::warn!(%summary, elapsed_secs = secs, "slow statement on an in-place SQLite connection");
+        }
     }
     steps
 }
 
 /// Statements slower than this are logged (sqlx's default threshold).
 const SLOW: Duration = Duration::from_secs(1);
+
+/// This process does bulk work (generator, rebuilds), whose statements are long by design:
+/// slow statements are then logged at debug level instead of as warnings over its progress bar.
+static BULK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks this process as doing bulk work (see [`BULK`]).
+pub(crate) fn expect_long_statements() {
+    BULK.store(true, std::sync::atomic::Ordering::Relaxed);
+}
 
 fn run_inner(conn: &Connection, sql: &str, values: &[AnyValueKind], first_only: bool) -> Result<Steps, sqlx::Error> {
     let mut stmt = match conn.prepare_cached(sql) {

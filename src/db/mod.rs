@@ -116,6 +116,13 @@ impl Db {
         self.writer.setting("PRAGMA temp_store=MEMORY").await
     }
 
+    /// Tells the database layer that this process does bulk work (the generator, rebuilds):
+    /// statements over a second are its normal case, and are logged at debug level instead of
+    /// as warnings. `linli serve` never calls it.
+    pub fn expect_long_statements(&self) {
+        lite::expect_long_statements();
+    }
+
     /// (logical write transactions committed, physical commits that carried them): their
     /// ratio is the group-commit batch size.
     pub fn write_stats(&self) -> (u64, u64) {
