@@ -150,12 +150,18 @@ impl Where {
     /// and costs one skip over `cap` index entries (half the cost of counting them); only a
     /// scope with fewer rows is then counted.
     pub async fn count_to(&self, db: &Db, from: &str, cap: i64) -> AppResult<i64> {
-        let w = self.sql();
-        let probe = format!("SELECT 1 AS one {from} WHERE {w} LIMIT 1 OFFSET {}", cap - 1);
-        if self.query(probe).fetch_optional(db.read()).await?.is_some() {
-            return Ok(cap);
-        }
-        let sql = format!("SELECT COUNT(*) AS c FROM (SELECT 1 AS one {from} WHERE {w} LIMIT {cap}) t");
+        if self.reaches(db, from, cap).await? { Ok(cap) } else { self.count_below(db, from, cap).await }
+    }
+
+    /// At least `n` rows of `from` match (one skip over `n` index entries).
+    async fn reaches(&self, db: &Db, from: &str, n: i64) -> AppResult<bool> {
+        let probe = format!("SELECT 1 AS one {from} WHERE {} LIMIT 1 OFFSET {}", self.sql(), n - 1);
+        Ok(self.query(probe).fetch_optional(db.read()).await?.is_some())
+    }
+
+    /// Counts the matching rows of `from`, at most `cap`.
+    async fn count_below(&self, db: &Db, from: &str, cap: i64) -> AppResult<i64> {
+        let sql = format!("SELECT COUNT(*) AS c FROM (SELECT 1 AS one {from} WHERE {} LIMIT {cap}) t", self.sql());
         Ok(get(&self.query(sql).fetch_one(db.read()).await?, "c")?)
     }
 
@@ -201,13 +207,10 @@ impl Where {
         (page, per): (i64, i64),
         map: impl Fn(&Row) -> AppResult<T>,
     ) -> AppResult<Page<T>> {
-        let w = self.sql();
         let base = keyed.as_ref().map(|k| k.base).unwrap_or(from);
-        let total = self.count_to(db, base, COUNT_CAP + 1).await?;
-        let total_capped = total > COUNT_CAP;
-        let total = total.min(COUNT_CAP);
+        let total_capped = self.reaches(db, base, COUNT_CAP + 1).await?;
         // Few rows: the range index finds them and they are sorted. Many: walk the order.
-        let w = if total_capped { self.sql_dense() } else { w };
+        let w = if total_capped { self.sql_dense() } else { self.sql() };
         let window = |order: &str| format!("ORDER BY {order} LIMIT {per} OFFSET {}", (page - 1) * per);
         let sql = match keyed {
             None => format!("SELECT {cols} {from} WHERE {w} {}", window(order)),
@@ -217,6 +220,12 @@ impl Where {
             ),
         };
         let items = self.query(sql).fetch_all(db.read()).await?.iter().map(map).collect::<AppResult<Vec<_>>>()?;
+        let total = match (total_capped, items.len() as i64) {
+            (true, _) => COUNT_CAP,
+            // A first page that is not full holds every match (a small queue): nothing to count.
+            (false, n) if page == 1 && n < per => n,
+            (false, _) => self.count_below(db, base, COUNT_CAP).await?,
+        };
         Ok(Page { items, total, total_capped, page, per_page: per })
     }
 }
