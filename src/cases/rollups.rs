@@ -239,7 +239,8 @@ async fn except_diff(
     for (side, sql) in
         [(0, format!("SELECT {cols} FROM ({want}) w EXCEPT {have}")), (1, format!("{have} EXCEPT SELECT {cols} FROM ({want}) w"))]
     {
-        for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(db.read()).await? {
+        // Scans whole tables by design: straight to the pool, not in place first.
+        for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&db.pool).await? {
             let what = name(&r)?;
             let d = by_key.entry(what.clone()).or_insert(Diff { what, have: Counts::default(), want: Counts::default() });
             if side == 0 {

@@ -38,7 +38,8 @@ pub type Row = AnyRow;
 /// The database handle shared by web, CLI and jobs.
 #[derive(Clone, Debug)]
 pub struct Db {
-    /// sqlx's pool: streamed reads, reads over the in-place budget, writes outside the writer
+    /// sqlx's pool: streamed reads, reads that scan whole tables by design (the grid index,
+    /// rollup verification), reads over the in-place budget, writes outside the writer
     /// (migrations). Other reads go through [`Db::read`].
     pub pool: AnyPool,
     /// The single writer with group commit (see [`group`]). On SQLite it owns a connection of

@@ -60,7 +60,9 @@ impl GridCache {
             "SELECT n.code, n.path, n.geometry, p.code AS community FROM nodes n JOIN nodes p ON p.id = n.parent_id \
              WHERE n.kind = 'grid' AND n.retired_at IS NULL AND n.geometry IS NOT NULL",
         )
-        .fetch_all(db.read())
+        // Every grid with its polygon: past any read budget at a city's size, so straight to
+        // the pool rather than in place first.
+        .fetch_all(&db.pool)
         .await?;
         let mut items = Vec::with_capacity(rows.len());
         for r in &rows {
