@@ -107,20 +107,23 @@ type Renderings = Arc<RwLock<HashMap<&'static str, Bytes>>>;
 impl CategoryCache {
     /// The cached list (loaded on first use).
     pub async fn get(&self, db: &Db) -> AppResult<Arc<Vec<Category>>> {
-        if let Some((_, list, _, _)) = &*self.0.read().unwrap_or_else(|e| e.into_inner()) {
-            return Ok(list.clone());
-        }
-        self.reload(db).await
+        self.cached(db, |(_, list, _, _)| list.clone()).await
     }
 
     /// The working-day calendar (loaded with the list).
     pub async fn calendar(&self, db: &Db) -> AppResult<Arc<Calendar>> {
-        let cached = || self.0.read().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(_, _, _, cal)| cal.clone());
-        if let Some(cal) = cached() {
-            return Ok(cal);
+        self.cached(db, |(_, _, _, cal)| cal.clone()).await
+    }
+
+    /// A part of what is loaded, loading it on first use.
+    async fn cached<T>(&self, db: &Db, pick: impl Fn(&Versioned) -> T) -> AppResult<T> {
+        let have = || self.0.read().unwrap_or_else(|e| e.into_inner()).as_ref().map(&pick);
+        if let Some(v) = have() {
+            return Ok(v);
         }
         self.reload(db).await?;
-        Ok(cached().unwrap_or_default())
+        // reload always leaves a loaded state, and nothing empties it again.
+        Ok(have().expect("loaded by reload"))
     }
 
     /// A text derived from the list (`render` runs once per list and name): the Open311

@@ -46,10 +46,7 @@ impl<'c> Conn<'c> {
     {
         match self {
             Conn::Sqlx(c) => c.fetch_optional(query),
-            Conn::Lite { conn, overflow } => {
-                let steps = run_lite(conn, overflow, query, true);
-                async move { first_row(steps.collect().await) }.boxed()
-            }
+            Conn::Lite { conn, overflow } => first_row(run_lite(conn, overflow, query, true)),
         }
     }
 
@@ -107,15 +104,19 @@ fn run_lite<'q>(
     }
 }
 
-fn first_row(steps: Vec<Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>) -> Result<Option<AnyRow>, sqlx::Error> {
-    let mut first = None;
-    for s in steps {
-        match s? {
-            Either::Right(r) if first.is_none() => first = Some(r),
-            _ => {}
+/// The first row of what a statement gave (`fetch_optional`), once it has all arrived.
+fn first_row(steps: Owned) -> BoxFuture<'static, Result<Option<AnyRow>, sqlx::Error>> {
+    async move {
+        let mut first = None;
+        for s in steps.collect::<Vec<_>>().await {
+            match s? {
+                Either::Right(r) if first.is_none() => first = Some(r),
+                _ => {}
+            }
         }
+        Ok(first)
     }
-    Ok(first)
+    .boxed()
 }
 
 /// Implements sqlx's `Executor` for `&mut $ty`, given how to reach its [`Conn`].
@@ -308,10 +309,7 @@ impl<'c> Executor<'c> for Read<'c> {
     {
         match self.0 {
             Quick::Pool(p) => p.fetch_optional(query),
-            Quick::Lite(r) => {
-                let steps = r.run(query, true);
-                async move { first_row(steps.collect().await) }.boxed()
-            }
+            Quick::Lite(r) => first_row(r.run(query, true)),
         }
     }
 
