@@ -126,7 +126,12 @@ async fn writer_statements(app: TestApp) {
     assert!(dup.as_database_error().is_some_and(|e| e.is_unique_violation()), "{dup:?}");
     drop(tx);
     let mut tx = db.begin().await.unwrap();
-    let fk = sqlx::query("INSERT INTO case_terms (term, case_id) VALUES ('ws', -5)").execute(&mut tx).await.unwrap_err();
+    let fk = sqlx::query(
+        "INSERT INTO case_history (case_id, action, from_status, to_status, actor, at) VALUES (-5, 'ws', '', '', 'ws', 0)",
+    )
+    .execute(&mut tx)
+    .await
+    .unwrap_err();
     assert!(fk.as_database_error().is_some_and(|e| e.is_foreign_key_violation()), "{fk:?}");
     drop(tx);
 
