@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet
-BIN=./target/release/linli
+# BIN=path/to/linli compares another build (A/B); by default the tree's release build.
+[ -n "${BIN:-}" ] || { cargo build --release --quiet; BIN=./target/release/linli; }
 PW='Bench-Pass-2026'
 PG_ADMIN=${LINLI_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 PORT=18999
@@ -95,7 +95,7 @@ step() { # action status-before status-after extra-json
 
 echo "| backend    | request                            |      req/s |      p50 |      p99 | errors |"
 echo "|------------|------------------------------------|------------|----------|----------|--------|"
-for BACKEND in sqlite postgres; do
+for BACKEND in ${BACKENDS:-sqlite postgres}; do
   url=""
   if [ "$BACKEND" = postgres ]; then
     db="linli_bench_$$"

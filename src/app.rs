@@ -101,6 +101,7 @@ impl Metrics {
     pub fn render(&self, grids: usize, db: &crate::db::Db) -> String {
         let (logical, physical) = db.write_stats();
         let overflows = db.read_overflows();
+        let syncs = db.wal_syncs();
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
             "# HELP linli_http_requests_total HTTP requests served.\n# TYPE linli_http_requests_total counter\nlinli_http_requests_total {}\n\
@@ -110,6 +111,7 @@ impl Metrics {
              # HELP linli_grid_index_size Grids in the point lookup index.\n# TYPE linli_grid_index_size gauge\nlinli_grid_index_size {grids}\n\
              # HELP linli_db_write_transactions_total Write transactions committed.\n# TYPE linli_db_write_transactions_total counter\nlinli_db_write_transactions_total {logical}\n\
              # HELP linli_db_commits_total Physical commits (group commit carries several transactions each).\n# TYPE linli_db_commits_total counter\nlinli_db_commits_total {physical}\n\
+             # HELP linli_db_wal_syncs_total SQLite WAL fsyncs (each makes every commit before it durable).\n# TYPE linli_db_wal_syncs_total counter\nlinli_db_wal_syncs_total {syncs}\n\
              # HELP linli_db_read_overflows_total In-place SQLite reads over budget, run again on the pool.\n# TYPE linli_db_read_overflows_total counter\nlinli_db_read_overflows_total {overflows}\n",
             g(&self.requests),
             g(&self.client_errors),

@@ -9,6 +9,9 @@
 //! after the physical `COMMIT` that contains it has succeeded, so an acknowledged write is as
 //! durable as before.
 //!
+//! On SQLite the commit does not wait for the disk: the batch's requests are answered by
+//! [`super::durable`] once the WAL is synced, while the writer runs the next batch.
+//!
 //! The batch is committed by the last request of a burst: when a request finishes and nobody is
 //! waiting for the writer (or the batch is full), it commits at once; otherwise it parks and the
 //! next one carries on. A parked request that hears nothing for a few milliseconds (its
@@ -22,6 +25,7 @@ use std::time::Duration;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
+use super::durable::{self, Durable};
 use super::exec::Conn;
 use super::lite;
 
@@ -33,6 +37,9 @@ const PARK_PATIENCE: Duration = Duration::from_millis(3);
 /// The writer shared by every clone of [`super::Db`].
 #[derive(Debug)]
 pub(crate) struct Writer {
+    /// On SQLite: who makes committed batches durable before they are answered (first, so
+    /// that its threads stop before the connection closes).
+    durable: Option<Durable>,
     batch: Arc<Mutex<Batch>>,
     waiting: AtomicUsize,
     /// Logical transactions committed.
@@ -178,23 +185,26 @@ fn finish_idle(w: Arc<Writer>) {
 }
 
 impl Writer {
-    /// A writer on PostgreSQL, taking its transactions from the shared pool.
+    /// A writer on PostgreSQL, taking its transactions from the shared pool (its commit is
+    /// durable when it returns).
     pub(crate) fn pg(pool: AnyPool) -> Writer {
-        Writer::new(Link::Pg { pool, tx: None })
+        Writer::new(Link::Pg { pool, tx: None }, None)
     }
 
-    /// A writer on SQLite, with a connection of its own driven in place.
-    pub(crate) fn sqlite(conn: rusqlite::Connection) -> Writer {
-        Writer::new(Link::Lite { conn: Some(conn), open: false })
+    /// A writer on SQLite, with a connection of its own driven in place (opened by
+    /// [`lite::open`], whose commits leave the sync to [`Durable`]).
+    pub(crate) fn sqlite(conn: rusqlite::Connection, path: &str) -> Writer {
+        Writer::new(Link::Lite { conn: Some(conn), open: false }, Some(Durable::start(path.into())))
     }
 
-    fn new(link: Link) -> Writer {
+    fn new(link: Link, durable: Option<Durable>) -> Writer {
         let batch = Batch { link, parked: Vec::new(), ops: 0, open: false };
         Writer {
             batch: Arc::new(Mutex::new(batch)),
             waiting: AtomicUsize::new(0),
             logical: AtomicU64::new(0),
             physical: AtomicU64::new(0),
+            durable,
         }
     }
 
@@ -203,6 +213,9 @@ impl Writer {
     pub(crate) async fn close(&self) {
         let mut b = self.batch.lock().await;
         let _ = flush(self, &mut b).await;
+        if let Some(d) = &self.durable {
+            d.close();
+        }
         if let Link::Lite { conn, .. } = &mut b.link {
             drop(conn.take());
         }
@@ -224,8 +237,16 @@ impl Writer {
         (self.logical.load(Ordering::Relaxed), self.physical.load(Ordering::Relaxed))
     }
 
+    /// WAL syncs since start (SQLite; none on PostgreSQL, whose commit syncs).
+    pub(crate) fn syncs(&self) -> u64 {
+        self.durable.as_ref().map_or(0, Durable::syncs)
+    }
+
     /// Waits for the writer and opens a logical transaction (a savepoint in the batch).
     pub(crate) async fn begin(self: &Arc<Writer>) -> Result<Tx, sqlx::Error> {
+        if self.durable.as_ref().is_some_and(Durable::poisoned) {
+            return Err(sqlx::Error::Protocol(durable::SYNC_FAILED.into()));
+        }
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let guard = {
             let mut w = Waiting { writer: self, acquired: false };
@@ -267,7 +288,8 @@ async fn settle(b: &mut Batch) {
     }
 }
 
-/// Commits the physical transaction and answers every parked request.
+/// Commits the physical transaction and answers every parked request: at once on
+/// PostgreSQL or when the commit failed, after the WAL's sync on SQLite.
 async fn flush(w: &Writer, b: &mut Batch) -> Result<(), sqlx::Error> {
     settle(b).await;
     let res = b.link.commit().await;
@@ -276,9 +298,14 @@ async fn flush(w: &Writer, b: &mut Batch) -> Result<(), sqlx::Error> {
         w.physical.fetch_add(1, Ordering::Relaxed);
     }
     b.ops = 0;
-    let shared = res.as_ref().map(|_| ()).map_err(|e| e.to_string());
-    for p in b.parked.drain(..) {
-        let _ = p.send(shared.clone());
+    match (&res, &w.durable) {
+        (Ok(()), Some(d)) => d.after_commit(std::mem::take(&mut b.parked)),
+        _ => {
+            let shared = res.as_ref().map(|_| ()).map_err(|e| e.to_string());
+            for p in b.parked.drain(..) {
+                let _ = p.send(shared.clone());
+            }
+        }
     }
     res
 }
@@ -301,11 +328,13 @@ impl Tx {
         }
         b.open = false;
         b.ops += 1;
-        if self.writer.waiting.load(Ordering::SeqCst) == 0 || b.ops >= MAX_BATCH {
-            return flush(&self.writer, &mut b).await;
-        }
+        // Answered like every request of the batch: after the commit (and the sync) that
+        // carries it, whoever commits.
         let (send, mut recv) = oneshot::channel();
         b.parked.push(send);
+        if self.writer.waiting.load(Ordering::SeqCst) == 0 || b.ops >= MAX_BATCH {
+            flush(&self.writer, &mut b).await?;
+        }
         drop(b);
         let mut heal = Heal(Some(self.writer.clone()));
         loop {

@@ -4,6 +4,7 @@
 //! the only backend differences live here: connection pragmas, the DDL tokens of the
 //! migrations, how a write transaction begins, and how a backup is taken.
 
+mod durable;
 mod exec;
 mod group;
 pub mod indexes;
@@ -70,7 +71,7 @@ impl Db {
                 let path = sqlite_path(url);
                 lite::configure_process();
                 let pool = sqlite_pool(&sqlite_url(url)?, 8).await?;
-                let writer = Arc::new(group::Writer::sqlite(lite::open(path)?));
+                let writer = Arc::new(group::Writer::sqlite(lite::open(path)?, path));
                 Ok(Db { writer, quick: exec::Quick::lite(path, pool.clone()), pool, backend })
             }
             Backend::Postgres => {
@@ -128,6 +129,12 @@ impl Db {
     /// ratio is the group-commit batch size.
     pub fn write_stats(&self) -> (u64, u64) {
         self.writer.stats()
+    }
+
+    /// SQLite WAL syncs since start: with [`Db::write_stats`], commits per sync (0 on
+    /// PostgreSQL, whose commits sync themselves).
+    pub fn wal_syncs(&self) -> u64 {
+        self.writer.syncs()
     }
 
     /// True when the database answers a trivial query.
