@@ -2,6 +2,10 @@
 //! then run the count and the page with the same binds. Tree, people and audit lists use it;
 //! the registers of the five systems will too.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
 
@@ -14,6 +18,36 @@ pub const EXPORT_MAX: i64 = 100_000;
 /// Lists count matches up to this many, then say "2000+": an exact count of a large scope
 /// would cost a scan that grows with the data, and nobody pages that far (filters do).
 pub const COUNT_CAP: i64 = 2_000;
+
+/// How long a scope seen with more than [`COUNT_CAP`] matches is taken to still have them.
+const BIG_FOR: Duration = Duration::from_secs(5);
+/// Scopes remembered at most (a list has a few dozen per user; the map is emptied past this).
+const BIG_MAX: usize = 10_000;
+
+/// Filtered scopes seen to hold more than a count cap, remembered for [`BIG_FOR`]. Their lists
+/// say "2000+", and the probe that decides it (a skip over 2,000 index entries: a quarter of a
+/// case list's work, a round trip on PostgreSQL) would only say so again while someone pages
+/// through them. The one thing this can show late is a scope shrinking below the cap: it reads
+/// "2000+" for up to five more seconds. Totals below the cap are always counted.
+#[derive(Debug, Default)]
+pub(crate) struct BigScopes(Mutex<HashMap<String, Instant>>);
+
+impl BigScopes {
+    fn fresh(&self, key: &str, now: Instant) -> bool {
+        self.0.lock().expect("big scopes").get(key).is_some_and(|t| now.duration_since(*t) < BIG_FOR)
+    }
+
+    fn remember(&self, key: String, now: Instant) {
+        let mut m = self.0.lock().expect("big scopes");
+        if m.len() >= BIG_MAX {
+            m.retain(|_, t| now.duration_since(*t) < BIG_FOR);
+            if m.len() >= BIG_MAX {
+                m.clear();
+            }
+        }
+        m.insert(key, now);
+    }
+}
 
 /// A page of results.
 #[derive(Clone, Debug, Serialize)]
@@ -153,10 +187,19 @@ impl Where {
         if self.reaches(db, from, cap).await? { Ok(cap) } else { self.count_below(db, from, cap).await }
     }
 
-    /// At least `n` rows of `from` match (one skip over `n` index entries).
+    /// At least `n` rows of `from` match (one skip over `n` index entries, unless the same
+    /// scope was seen that big a moment ago: see [`BigScopes`]).
     async fn reaches(&self, db: &Db, from: &str, n: i64) -> AppResult<bool> {
         let probe = format!("SELECT 1 AS one {from} WHERE {} LIMIT 1 OFFSET {}", self.sql(), n - 1);
-        Ok(self.query(probe).fetch_optional(db.read()).await?.is_some())
+        let key = format!("{probe}\u{1}{}", self.args.join("\u{1}"));
+        if db.big.fresh(&key, Instant::now()) {
+            return Ok(true);
+        }
+        let big = self.query(probe).fetch_optional(db.read()).await?.is_some();
+        if big {
+            db.big.remember(key, Instant::now());
+        }
+        Ok(big)
     }
 
     /// Counts the matching rows of `from`, at most `cap`.
@@ -265,6 +308,24 @@ mod tests {
         // Disjoint ranges both stay (nothing matches), as does a range on another column.
         w.under("c.p", "/3/").under("c.q", "/1/2/");
         assert_eq!(w.clauses.len(), 6);
+    }
+
+    #[test]
+    fn big_scopes_expire_and_stay_bounded() {
+        let b = BigScopes::default();
+        let t0 = Instant::now();
+        assert!(!b.fresh("a", t0));
+        b.remember("a".into(), t0);
+        assert!(b.fresh("a", t0 + Duration::from_secs(4)));
+        assert!(!b.fresh("a", t0 + BIG_FOR), "forgotten after BIG_FOR");
+        assert!(!b.fresh("b", t0));
+        // Full of fresh keys: emptied rather than grown.
+        for i in 0..BIG_MAX {
+            b.remember(format!("k{i}"), t0);
+        }
+        b.remember("z".into(), t0);
+        let m = b.0.lock().unwrap();
+        assert!(m.len() <= 2 && m.contains_key("z"), "{}", m.len());
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use migrate::migrate;
 /// Which engine sits behind the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
-    /// Embedded SQLite file (WAL, synchronous=FULL).
+    /// Embedded SQLite file (WAL; the writer's commits are synced before they are answered).
     Sqlite,
     /// PostgreSQL server, the scale-out path.
     Postgres,
@@ -51,6 +51,8 @@ pub struct Db {
     quick: exec::Quick,
     /// The engine.
     pub backend: Backend,
+    /// List scopes recently seen over the count cap (see [`list::BigScopes`]).
+    big: Arc<list::BigScopes>,
 }
 
 impl Db {
@@ -72,13 +74,13 @@ impl Db {
                 lite::configure_process();
                 let pool = sqlite_pool(&sqlite_url(url)?, 8).await?;
                 let writer = Arc::new(group::Writer::sqlite(lite::open(path)?, path));
-                Ok(Db { writer, quick: exec::Quick::lite(path, pool.clone()), pool, backend })
+                Ok(Db { writer, quick: exec::Quick::lite(path, pool.clone()), pool, backend, big: Arc::default() })
             }
             Backend::Postgres => {
                 let pool = pool_options().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
                 check_collation(&pool).await?;
                 let quick = exec::Quick::Pool(pool.clone());
-                Ok(Db { writer: Arc::new(group::Writer::pg(pool.clone())), quick, pool, backend })
+                Ok(Db { writer: Arc::new(group::Writer::pg(pool.clone())), quick, pool, backend, big: Arc::default() })
             }
         }
     }

@@ -135,10 +135,17 @@ pub fn urlencode(s: &str) -> String {
 
 /// Formats epoch milliseconds as Asia/Shanghai local time (UTC+8, no DST).
 pub fn fmt_time(ms: impl std::borrow::Borrow<i64>) -> String {
+    use chrono::{Datelike, Timelike};
     let ms = *ms.borrow();
     let tz = chrono::FixedOffset::east_opt(8 * 3600).expect("valid offset");
+    // Written out field by field: `format("%Y-…")` parses its pattern on every call, and a case
+    // list formats three times per row.
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
+        .map(|t| t.with_timezone(&tz))
+        .map(|t| {
+            let (d, h) = (t.date_naive(), t.time());
+            format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", d.year(), d.month(), d.day(), h.hour(), h.minute(), h.second())
+        })
         .unwrap_or_default()
 }
 
@@ -247,4 +254,18 @@ pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Re
         _ => return AppError::NotFound.into_response(),
     };
     ([(header::CONTENT_TYPE, ct), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fmt_time_is_beijing_time() {
+        let tz = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+        for ms in [0, 1_764_345_600_000, 1_767_196_799_999, 1_767_196_800_000, 253_402_271_999_000, -86_400_000] {
+            let want = chrono::DateTime::from_timestamp_millis(ms).unwrap().with_timezone(&tz).format("%Y-%m-%d %H:%M:%S");
+            assert_eq!(super::fmt_time(ms), want.to_string(), "{ms}");
+        }
+        assert_eq!(super::fmt_time(1_767_196_800_000_i64), "2026-01-01 00:00:00");
+        assert_eq!(super::fmt_time(i64::MAX), "");
+    }
 }
