@@ -146,15 +146,14 @@ fn is_running(s: Status) -> bool {
 
 pub(super) fn view_row(keys: &Keyring, r: &Row) -> AppResult<CaseView> {
     let status = Status::parse(&get::<String>(r, "status")?).unwrap_or(Status::Submitted);
-    let dec = |col: &str, aad: &[u8]| -> AppResult<Option<String>> {
+    let shown = |col: &str, aad: &[u8], mask: fn(&str) -> String| -> AppResult<String> {
         Ok(match get::<Option<Vec<u8>>>(r, col)? {
-            Some(b) => Some(keys.decrypt(&b, aad)?),
-            None => None,
+            Some(b) => keys.shown(&b, aad, mask)?,
+            None => String::new(),
         })
     };
-    let name = dec("reporter_name_enc", AAD_NAME)?.map(|n| mask_name(&n)).unwrap_or_default();
-    let phone =
-        dec("reporter_phone_enc", AAD_PHONE)?.and_then(|p| Mobile::parse(&p).ok()).map(|m| m.masked()).unwrap_or_default();
+    let name = shown("reporter_name_enc", AAD_NAME, mask_name)?;
+    let phone = shown("reporter_phone_enc", AAD_PHONE, |p| Mobile::parse(p).map(|m| m.masked()).unwrap_or_default())?;
     let due: Option<i64> = get(r, "resolve_due")?;
     let sign: Option<i64> = get(r, "sign_due")?;
     let sat: Option<String> = get(r, "satisfaction")?;
