@@ -306,12 +306,13 @@ const COLS: &str = "pe.id, pe.name, pe.id_enc, pe.phone_enc, pe.gender, pe.birth
 fn masked(keys: &Keyring, r: &Row) -> AppResult<Person> {
     let id_enc: Option<Vec<u8>> = get(r, "id_enc")?;
     let ph_enc: Option<Vec<u8>> = get(r, "phone_enc")?;
+    // Masked forms remembered per ciphertext, as on case lists (`Keyring::shown`).
     let id_number = match id_enc {
-        Some(b) => IdNumber::parse(&keys.decrypt(&b, AAD_ID)?).map(|i| i.masked()).unwrap_or_default(),
+        Some(b) => keys.shown(&b, AAD_ID, |x| IdNumber::parse(x).map(|i| i.masked()).unwrap_or_default())?,
         None => String::new(),
     };
     let mobile = match ph_enc {
-        Some(b) => Mobile::parse(&keys.decrypt(&b, AAD_PHONE)?).map(|m| m.masked()).unwrap_or_default(),
+        Some(b) => keys.shown(&b, AAD_PHONE, |x| Mobile::parse(x).map(|m| m.masked()).unwrap_or_default())?,
         None => String::new(),
     };
     Ok(Person {
