@@ -7,7 +7,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use linli::cases::cube;
 use linli::cases::rates::Counts;
-use linli::cases::rollups::Key;
+use linli::cases::rollups::{Deltas, Key};
 use linli::ident::{CreditCode, IdNumber, Mobile};
 
 fn validation(c: &mut Criterion) {
@@ -30,8 +30,12 @@ fn rollup_delta(c: &mut Criterion) {
     let before = Counts { cases: 1, finished: 1, dispatched: 1, accepted: 1, signed_in_time: 1, ..Counts::default() };
     let after = Counts { valid: 1, contacted: 1, solved: 1, satisfied: 1, ..before };
     let (b0, a0) = ((key.clone(), before), (key, after));
-    c.bench_function("rollup/cube_delta (transition)", |b| {
-        b.iter(|| cube::delta(Some(black_box(&b0)), Some(black_box(&a0))).len())
+    c.bench_function("rollup/deltas + cube cells (transition)", |b| {
+        b.iter(|| {
+            let mut d = Deltas::default();
+            d.moved(Some(black_box(&b0)), Some(black_box(&a0)));
+            cube::cells_of(d.changes()).len()
+        })
     });
 }
 

@@ -2,7 +2,9 @@
 //! change; entries are chained with a keyed hash (HMAC-SHA256, key derived from the key file,
 //! which lives outside the database), so someone who can edit the database but not read the
 //! key file cannot rewrite history unnoticed. `audit_head` holds the last sequence number:
-//! bumping it first serialises appends on both backends and detects a removed tail. (Its
+//! bumping it serialises appends on both backends and detects a removed tail. Entries take
+//! their numbers at the end of the write batch ([`Chain`], a [`crate::db::Deferred`] kind),
+//! so the head row is bumped once per batch and locked only for its commit. (Its
 //! `hash` column is no longer kept: the previous hash is read from the log in the same
 //! statement, and it guarded nothing the sequence number does not.)
 
@@ -16,7 +18,8 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 
-use crate::db::{Db, Tx, get, now_ms};
+use crate::db::rows::{Val, insert_rows};
+use crate::db::{Db, Finish, Tx, get, now_ms};
 use crate::error::AppResult;
 
 /// Who did it and from where.
@@ -76,22 +79,16 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Appends one entry inside `tx`.
-pub async fn append(tx: &mut Tx, key: &ChainKey, actor: &Actor, ev: Event<'_>) -> AppResult<i64> {
-    // One statement: take the next number (locking the head row on PostgreSQL) and read the
-    // hash it chains to.
-    let head = sqlx::query(
-        "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 \
-         RETURNING seq, (SELECT l.hash FROM audit_log l WHERE l.seq = audit_head.seq - 1) AS prev",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    let seq: i64 = get(&head, "seq")?;
-    let prev: String = get::<Option<String>>(&head, "prev")?.unwrap_or_else(|| GENESIS.to_string());
-    let at = now_ms();
-    let entry = StoredEntry {
-        seq,
-        at,
+/// Appends one entry inside `tx`. Its place in the chain is taken at the end of the batch
+/// (see [`crate::db::Deferred`]): the head row is then locked only for the commit.
+pub async fn append(tx: &mut Tx, key: &ChainKey, actor: &Actor, ev: Event<'_>) -> AppResult<()> {
+    let chain = tx.defer::<Chain>();
+    if chain.key.is_none() {
+        chain.key = Some(key.clone());
+    }
+    chain.entries.push(StoredEntry {
+        seq: 0,
+        at: now_ms(),
         actor: actor.name.clone(),
         ip: actor.ip.clone(),
         action: ev.action.into(),
@@ -99,28 +96,73 @@ pub async fn append(tx: &mut Tx, key: &ChainKey, actor: &Actor, ev: Event<'_>) -
         entity_id: ev.entity_id.into(),
         node_path: ev.node_path.into(),
         summary: ev.summary.into(),
-        prev_hash: prev.clone(),
+        prev_hash: String::new(),
         hash: String::new(),
-    };
-    let hash = chain_hash(key, &prev, seq, at, &entry);
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, actor, ip, action, entity, entity_id, node_path, summary, prev_hash, hash) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
-    )
-    .bind(seq)
-    .bind(at)
-    .bind(&entry.actor)
-    .bind(&entry.ip)
-    .bind(&entry.action)
-    .bind(&entry.entity)
-    .bind(&entry.entity_id)
-    .bind(&entry.node_path)
-    .bind(&entry.summary)
-    .bind(&prev)
-    .bind(&hash)
-    .execute(&mut *tx)
-    .await?;
-    Ok(seq)
+    });
+    Ok(())
+}
+
+/// Entries waiting for their place in the chain, in the order they were appended.
+#[derive(Default)]
+pub struct Chain {
+    key: Option<ChainKey>,
+    entries: Vec<StoredEntry>,
+}
+
+impl crate::db::Deferred for Chain {
+    // Last: the head row serialises every writer, so it is held for the shortest time.
+    const ORDER: u8 = 200;
+
+    fn absorb(&mut self, later: Chain) {
+        if self.key.is_none() {
+            self.key = later.key;
+        }
+        self.entries.extend(later.entries);
+    }
+
+    async fn write(mut self, at: &mut Finish<'_>) -> Result<(), sqlx::Error> {
+        let (Some(key), n) = (self.key.take(), self.entries.len() as i64) else { return Ok(()) };
+        if n == 0 {
+            return Ok(());
+        }
+        // One statement: take the numbers (locking the head row on PostgreSQL) and read the
+        // hash the first one chains to.
+        let head = sqlx::query(
+            "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 \
+             RETURNING seq, (SELECT l.hash FROM audit_log l WHERE l.seq = audit_head.seq - $1) AS prev",
+        )
+        .bind(n)
+        .fetch_one(&mut *at)
+        .await?;
+        let last: i64 = get(&head, "seq")?;
+        let mut prev: String = get::<Option<String>>(&head, "prev")?.unwrap_or_else(|| GENESIS.to_string());
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            e.seq = last - n + 1 + i as i64;
+            e.hash = chain_hash(&key, &prev, e.seq, e.at, e);
+            e.prev_hash = std::mem::replace(&mut prev, e.hash.clone());
+        }
+        let rows: Vec<Vec<Val>> = self
+            .entries
+            .into_iter()
+            .map(|e| {
+                vec![
+                    Val::I(e.seq),
+                    Val::I(e.at),
+                    Val::S(e.actor),
+                    Val::S(e.ip),
+                    Val::S(e.action),
+                    Val::S(e.entity),
+                    Val::S(e.entity_id),
+                    Val::S(e.node_path),
+                    Val::S(e.summary),
+                    Val::S(e.prev_hash),
+                    Val::S(e.hash),
+                ]
+            })
+            .collect();
+        let head = "INSERT INTO audit_log (seq, at, actor, ip, action, entity, entity_id, node_path, summary, prev_hash, hash)";
+        insert_rows(at, head, 11, &rows, "").await
+    }
 }
 
 /// Appends one entry in a transaction of its own (logins, reveals, failures).

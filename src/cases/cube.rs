@@ -2,8 +2,8 @@
 //! year by unit costs the same with 25 million cases as with 1,500: the counters of
 //! [`super::rollups`] summed per dimension (county, street, community, unit) and grain (a day,
 //! or a block of [`BLOCK`] days). A period is read as whole blocks plus the days at its edges.
-//! Kept in the same transaction as every change (one multi-row upsert); rebuilt and verified
-//! from the fine rollups.
+//! Kept in the same transaction as every change (one multi-row upsert per batch, see
+//! [`rollups::Deltas`]); rebuilt and verified from the fine rollups.
 
 use std::collections::BTreeMap;
 
@@ -49,55 +49,17 @@ pub fn cells(k: &Key) -> Vec<Cell> {
     out
 }
 
-fn signed(c: &Counts, sign: i64) -> Counts {
-    let mut out = Counts::default();
-    for ((_, v), (_, o)) in rollups::fields(c).iter().zip(rollups::fields_mut(&mut out)) {
-        *o = v * sign;
-    }
-    out
-}
-
-/// The cell changes that move a case's contribution from `before` to `after` (merged per cell,
-/// zeros dropped).
-pub fn delta(before: Option<&(Key, Counts)>, after: Option<&(Key, Counts)>) -> BTreeMap<Cell, Counts> {
+/// The cell changes of fine rollup changes (merged per cell, zeros dropped).
+pub fn cells_of<'a>(fine: impl Iterator<Item = (&'a Key, &'a Counts)>) -> BTreeMap<Cell, Counts> {
     let mut delta: BTreeMap<Cell, Counts> = BTreeMap::new();
-    for (kc, sign) in [(before, -1), (after, 1)] {
-        let Some((k, c)) = kc else { continue };
-        let c = signed(c, sign);
+    for (k, c) in fine {
         for cell in cells(k) {
             let e = delta.entry(cell).or_default();
-            *e = rollups::sum(e, &c);
+            *e = rollups::sum(e, c);
         }
     }
     delta.retain(|_, c| *c != Counts::default());
     delta
-}
-
-/// Moves a case's contribution from `before` to `after` in one statement.
-pub async fn apply(tx: &mut Tx, before: Option<&(Key, Counts)>, after: Option<&(Key, Counts)>) -> AppResult<()> {
-    let delta = delta(before, after);
-    if delta.is_empty() {
-        return Ok(());
-    }
-    let names = rollups::names();
-    let mut values = Vec::with_capacity(delta.len());
-    for (i, (cell, c)) in delta.iter().enumerate() {
-        let nums: Vec<String> = rollups::fields(c).iter().map(|(_, v)| v.to_string()).collect();
-        values.push(format!("(${}, {}, {}, ${}, {})", 2 * i + 1, cell.grain, cell.period, 2 * i + 2, nums.join(", ")));
-    }
-    // One row per cell (the deltas were merged above: an upsert may touch a row only once).
-    let sql = format!(
-        "INSERT INTO case_cube (dim, grain, period, member, {}) VALUES {} ON CONFLICT (dim, grain, period, member) DO UPDATE SET {}",
-        names.join(", "),
-        values.join(", "),
-        names.iter().map(|n| format!("{n} = case_cube.{n} + excluded.{n}")).collect::<Vec<_>>().join(", ")
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for cell in delta.keys() {
-        q = q.bind(cell.dim.clone()).bind(cell.member.clone());
-    }
-    q.execute(&mut *tx).await?;
-    Ok(())
 }
 
 /// The cube recounted from the fine rollups: one SELECT per dimension and grain.

@@ -13,6 +13,7 @@ use serde::Serialize;
 use sqlx::Executor;
 
 use crate::app::AppState;
+use crate::db::rows::Val;
 use crate::db::{Tx, get, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::geo::{self, Point};
@@ -63,51 +64,7 @@ pub struct Report {
 }
 
 async fn insert_rows(tx: &mut Tx, head: &str, cols: usize, rows: &[Vec<Val>]) -> AppResult<()> {
-    // Small statements: binding cost grows faster than linearly with the parameter count
-    // (seen with SQLite: 30,000 parameters took a second per statement, 600 take milliseconds).
-    let per = (600 / cols).max(1);
-    for chunk in rows.chunks(per) {
-        let mut sql = String::with_capacity(chunk.len() * cols * 5 + head.len());
-        sql.push_str(head);
-        sql.push_str(" VALUES ");
-        let mut n = 0;
-        for (i, _) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for c in 0..cols {
-                n += 1;
-                if c > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("${n}"));
-            }
-            sql.push(')');
-        }
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in chunk {
-            for v in row {
-                q = match v {
-                    Val::I(x) => q.bind(*x),
-                    Val::O(x) => q.bind(*x),
-                    Val::S(x) => q.bind(x.clone()),
-                    Val::N => q.bind(None::<String>),
-                };
-            }
-        }
-        q.execute(&mut *tx).await?;
-    }
-    Ok(())
-}
-
-/// A bound value.
-#[derive(Clone, Debug)]
-enum Val {
-    I(i64),
-    O(Option<i64>),
-    S(String),
-    N,
+    Ok(crate::db::rows::insert_rows(tx, head, cols, rows, "").await?)
 }
 
 async fn ids(tx: &mut Tx, kind: &str) -> AppResult<Vec<(i64, String, String)>> {

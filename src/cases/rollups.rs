@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::rates::Counts;
-use crate::db::{Db, Row, Tx, get};
+use crate::db::rows::{Val, insert_rows};
+use crate::db::{Db, Deferred, Finish, Row, Tx, get};
 use crate::error::AppResult;
 
 /// Where a case's contribution is counted.
@@ -81,10 +82,9 @@ pub fn submitted(created_at: i64, community: &str, category: i64) -> (Key, Count
     (key, Counts { cases: 1, ..Counts::default() })
 }
 
-/// Counts a newly submitted case.
-pub async fn track_new(tx: &mut Tx, new: (Key, Counts)) -> AppResult<()> {
-    add(tx, &new.0, &new.1, 1).await?;
-    super::cube::apply(tx, None, Some(&new)).await
+/// Counts a newly submitted case (at the end of the batch, see [`Deltas`]).
+pub fn track_new(tx: &mut Tx, new: (Key, Counts)) {
+    tx.defer::<Deltas>().add(&new.0, &new.1, 1);
 }
 
 /// Reads a case's current contribution inside `tx`.
@@ -164,41 +164,11 @@ pub fn counts_of(r: &Row) -> AppResult<Counts> {
     Ok(c)
 }
 
-async fn add(tx: &mut Tx, key: &Key, c: &Counts, sign: i64) -> AppResult<()> {
-    let f = fields(c);
-    let cols: Vec<&str> = f.iter().map(|(n, _)| *n).collect();
-    let vals: Vec<String> = f.iter().map(|(_, v)| (v * sign).to_string()).collect();
-    let sets: Vec<String> = cols.iter().map(|n| format!("{n} = case_rollups.{n} + excluded.{n}")).collect();
-    let sql = format!(
-        "INSERT INTO case_rollups (day, community_code, unit_id, category_id, {}) VALUES ($1, $2, $3, $4, {}) \
-         ON CONFLICT (day, community_code, unit_id, category_id) DO UPDATE SET {}",
-        cols.join(", "),
-        vals.join(", "),
-        sets.join(", ")
-    );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(key.day)
-        .bind(&key.community)
-        .bind(key.unit)
-        .bind(key.category)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
-
 /// Applies the change from `before` to the case's current contribution.
 pub async fn track(tx: &mut Tx, case_id: i64, before: Option<(Key, Counts)>) -> AppResult<()> {
     let after = current(tx, case_id).await?;
-    if before == after {
-        return Ok(());
-    }
-    if let Some((k, c)) = &before {
-        add(tx, k, c, -1).await?;
-    }
-    if let Some((k, c)) = &after {
-        add(tx, k, c, 1).await?;
-    }
-    super::cube::apply(tx, before.as_ref(), after.as_ref()).await
+    tx.defer::<Deltas>().moved(before.as_ref(), after.as_ref());
+    Ok(())
 }
 
 /// Counter-wise sum.
@@ -317,6 +287,8 @@ fn recount_sql() -> String {
 /// scales to tens of millions of cases; the rules are the same as [`contribution`]'s, which
 /// the property test checks through `verify`.
 pub async fn rebuild_in(tx: &mut Tx) -> AppResult<usize> {
+    // The recount includes every change made so far in the batch: their deltas are void.
+    *tx.defer::<Deltas>() = Deltas { rebuilt: true, ..Deltas::default() };
     sqlx::query("DELETE FROM case_rollups").execute(&mut *tx).await?;
     let sql =
         format!("INSERT INTO case_rollups (day, community_code, unit_id, category_id, {}) {}", names().join(", "), recount_sql());
@@ -330,4 +302,93 @@ pub async fn rebuild(db: &Db) -> AppResult<usize> {
     let n = rebuild_in(&mut tx).await?;
     tx.commit().await?;
     Ok(n)
+}
+
+/// The rollup changes of a transaction, then of a batch, merged per key and written at the end
+/// of the batch (see [`crate::db::Deferred`]): one upsert of the fine rows and one of the cube
+/// cells per batch, and the busiest rows (a day's county and street cells) locked on
+/// PostgreSQL only for the commit.
+#[derive(Debug, Default)]
+pub struct Deltas {
+    by_key: BTreeMap<Key, Counts>,
+    /// Set by a rebuild, whose recount already holds every earlier change of the batch.
+    rebuilt: bool,
+}
+
+impl Deltas {
+    /// Adds `sign` × `c` at `key`.
+    pub fn add(&mut self, key: &Key, c: &Counts, sign: i64) {
+        let e = self.by_key.entry(key.clone()).or_default();
+        for ((_, o), (_, v)) in fields_mut(e).into_iter().zip(fields(c)) {
+            *o += v * sign;
+        }
+    }
+
+    /// Moves a case's contribution from `before` to `after`.
+    pub fn moved(&mut self, before: Option<&(Key, Counts)>, after: Option<&(Key, Counts)>) {
+        if before == after {
+            return;
+        }
+        if let Some((k, c)) = before {
+            self.add(k, c, -1);
+        }
+        if let Some((k, c)) = after {
+            self.add(k, c, 1);
+        }
+    }
+
+    /// The fine rows that change, zeros dropped.
+    pub fn changes(&self) -> impl Iterator<Item = (&Key, &Counts)> {
+        self.by_key.iter().filter(|(_, c)| **c != Counts::default())
+    }
+}
+
+/// `n = <table>.n + excluded.n` for every counter: an upsert that adds.
+fn adding(table: &str) -> String {
+    names().map(|n| format!("{n} = {table}.{n} + excluded.{n}")).join(", ")
+}
+
+impl Deferred for Deltas {
+    const ORDER: u8 = 100;
+
+    fn absorb(&mut self, later: Deltas) {
+        if later.rebuilt {
+            *self = later;
+            return;
+        }
+        for (k, c) in later.by_key {
+            let e = self.by_key.entry(k).or_default();
+            *e = sum(e, &c);
+        }
+    }
+
+    async fn write(self, at: &mut Finish<'_>) -> Result<(), sqlx::Error> {
+        let counters = |c: &Counts| fields(c).map(|(_, v)| Val::I(v));
+        let fine: Vec<Vec<Val>> = self
+            .changes()
+            .map(|(k, c)| {
+                let mut row = vec![Val::I(k.day), Val::S(k.community.clone()), Val::I(k.unit), Val::I(k.category)];
+                row.extend(counters(c));
+                row
+            })
+            .collect();
+        if fine.is_empty() {
+            return Ok(());
+        }
+        let cols = names().join(", ");
+        let head = format!("INSERT INTO case_rollups (day, community_code, unit_id, category_id, {cols})");
+        let tail = format!("ON CONFLICT (day, community_code, unit_id, category_id) DO UPDATE SET {}", adding("case_rollups"));
+        insert_rows(at, &head, 19, &fine, &tail).await?;
+        let cells: Vec<Vec<Val>> = super::cube::cells_of(self.changes())
+            .into_iter()
+            .map(|(cell, c)| {
+                let mut row = vec![Val::S(cell.dim), Val::I(cell.grain), Val::I(cell.period), Val::S(cell.member)];
+                row.extend(counters(&c));
+                row
+            })
+            .collect();
+        let head = format!("INSERT INTO case_cube (dim, grain, period, member, {cols})");
+        let tail = format!("ON CONFLICT (dim, grain, period, member) DO UPDATE SET {}", adding("case_cube"));
+        insert_rows(at, &head, 19, &cells, &tail).await
+    }
 }

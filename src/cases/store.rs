@@ -286,7 +286,7 @@ pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: V
     .fetch_one(&mut tx)
     .await?;
     let id: i64 = get(&row, "id")?;
-    super::rollups::track_new(&mut tx, super::rollups::submitted(now, &place.community_code, cat.id)).await?;
+    super::rollups::track_new(&mut tx, super::rollups::submitted(now, &place.community_code, cat.id));
     let hid = history(&mut tx, id, "submit", "", "submitted", &actor, channel_label(channel), "").await?;
     photos::store(&mut tx, &st.cfg.data_dir, id, Some(hid), photos).await?;
     search::index(&mut tx, id, terms).await?;

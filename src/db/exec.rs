@@ -119,10 +119,14 @@ fn first_row(steps: Owned) -> BoxFuture<'static, Result<Option<AnyRow>, sqlx::Er
     .boxed()
 }
 
-/// Implements sqlx's `Executor` for `&mut $ty`, given how to reach its [`Conn`].
+/// Implements sqlx's `Executor` for `&mut $ty`, given how to reach its [`Conn`] (with the
+/// type's own lifetime, if it has one, named after the type).
 macro_rules! forward_executor {
     ($ty:ty, |$v:ident| $conn:expr) => {
-        impl<'c> sqlx::Executor<'c> for &'c mut $ty {
+        $crate::db::exec::forward_executor!($ty, '__unused, |$v| $conn);
+    };
+    ($ty:ty, $lt:lifetime, |$v:ident| $conn:expr) => {
+        impl<'c, $lt> sqlx::Executor<'c> for &'c mut $ty {
             type Database = sqlx::Any;
 
             fn fetch_many<'e, 'q: 'e, E>(

@@ -25,8 +25,8 @@ use std::time::Duration;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
+use super::deferred::{Deferred, Pending};
 use super::durable::{self, Durable};
-use super::exec::Conn;
 use super::lite;
 
 /// Logical transactions per physical commit, at most (bounds the latency a burst adds).
@@ -49,7 +49,7 @@ pub(crate) struct Writer {
 }
 
 /// The writer's connection and its physical transaction.
-enum Link {
+pub(super) enum Link {
     /// PostgreSQL through sqlx: a transaction taken from the shared pool per batch.
     Pg { pool: AnyPool, tx: Option<Transaction<'static, Any>> },
     /// SQLite on the calling thread (see [`lite`]); `None` once closed. `open` is kept, not
@@ -152,6 +152,8 @@ struct Batch {
     parked: Vec<oneshot::Sender<Result<(), String>>>,
     /// Logical transactions released into the open batch.
     ops: usize,
+    /// Their deferred work, written just before the commit.
+    pending: Pending,
     /// A savepoint is open: its owner has not released it (yet, or ever).
     open: bool,
 }
@@ -198,7 +200,7 @@ impl Writer {
     }
 
     fn new(link: Link, durable: Option<Durable>) -> Writer {
-        let batch = Batch { link, parked: Vec::new(), ops: 0, open: false };
+        let batch = Batch { link, parked: Vec::new(), ops: 0, pending: Pending::default(), open: false };
         Writer {
             batch: Arc::new(Mutex::new(batch)),
             waiting: AtomicUsize::new(0),
@@ -254,7 +256,7 @@ impl Writer {
             w.acquired = true;
             g
         };
-        let mut tx = Tx { guard: Some(guard), writer: self.clone() };
+        let mut tx = Tx { guard: Some(guard), writer: self.clone(), pending: Pending::default() };
         let b = tx.guard.as_mut().expect("just set");
         settle(b).await;
         if !b.link.is_open() {
@@ -280,11 +282,17 @@ async fn settle(b: &mut Batch) {
         b.link.exec("ROLLBACK TO SAVEPOINT linli_op").await.is_ok() && b.link.exec("RELEASE SAVEPOINT linli_op").await.is_ok();
     if !ok {
         tracing::error!("group commit: savepoint rollback failed, abandoning the batch");
-        b.link.abandon();
-        b.ops = 0;
-        for p in b.parked.drain(..) {
-            let _ = p.send(Err("数据库写入失败，请重试".into()));
-        }
+        lose(b, "数据库写入失败，请重试");
+    }
+}
+
+/// Rolls the physical transaction back and tells every parked request.
+fn lose(b: &mut Batch, why: &str) {
+    b.link.abandon();
+    b.ops = 0;
+    b.pending = Pending::default();
+    for p in b.parked.drain(..) {
+        let _ = p.send(Err(why.into()));
     }
 }
 
@@ -292,6 +300,14 @@ async fn settle(b: &mut Batch) {
 /// PostgreSQL or when the commit failed, after the WAL's sync on SQLite.
 async fn flush(w: &Writer, b: &mut Batch) -> Result<(), sqlx::Error> {
     settle(b).await;
+    if !b.pending.is_empty() {
+        let pending = std::mem::take(&mut b.pending);
+        if let Err(e) = pending.write(&mut b.link).await {
+            tracing::error!(error = %e, "group commit: writing the batch's deferred work failed, abandoning the batch");
+            lose(b, "数据库写入失败，请重试");
+            return Err(e);
+        }
+    }
     let res = b.link.commit().await;
     if res.is_ok() && b.ops > 0 {
         w.logical.fetch_add(b.ops as u64, Ordering::Relaxed);
@@ -316,6 +332,9 @@ async fn flush(w: &Writer, b: &mut Batch) -> Result<(), sqlx::Error> {
 pub struct Tx {
     guard: Option<OwnedMutexGuard<Batch>>,
     writer: Arc<Writer>,
+    /// Deferred work (see [`super::deferred`]): joins the batch's when the savepoint is
+    /// released, dropped with the transaction otherwise.
+    pending: Pending,
 }
 
 impl Tx {
@@ -328,6 +347,7 @@ impl Tx {
         }
         b.open = false;
         b.ops += 1;
+        b.pending.absorb(std::mem::take(&mut self.pending));
         // Answered like every request of the batch: after the commit (and the sync) that
         // carries it, whoever commits.
         let (send, mut recv) = oneshot::channel();
@@ -381,12 +401,16 @@ impl Drop for Tx {
 }
 
 impl Tx {
+    /// This transaction's deferred work of kind `T` (see [`super::deferred`]), to add to. It
+    /// is written at the end of the batch, after every statement of every request in it: a
+    /// read inside a transaction does not see it yet.
+    pub fn defer<T: Deferred>(&mut self) -> &mut T {
+        self.pending.get::<T>()
+    }
+
     fn batch(&mut self) -> &mut Batch {
         self.guard.as_mut().expect("a live transaction holds the writer")
     }
 }
 
-crate::db::exec::forward_executor!(Tx, |tx| match &mut tx.batch().link {
-    Link::Pg { tx, .. } => Conn::Sqlx(tx.as_deref_mut().expect("a live transaction")),
-    Link::Lite { conn, .. } => Conn::Lite { conn: lite::live(conn), overflow: None },
-});
+crate::db::exec::forward_executor!(Tx, |tx| tx.batch().link.conn());

@@ -4,6 +4,7 @@
 //! the only backend differences live here: connection pragmas, the DDL tokens of the
 //! migrations, how a write transaction begins, and how a backup is taken.
 
+mod deferred;
 mod durable;
 mod exec;
 mod group;
@@ -11,6 +12,7 @@ pub mod indexes;
 pub mod list;
 mod lite;
 pub mod migrate;
+pub mod rows;
 pub mod version;
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor};
 
+pub use deferred::{Deferred, Finish};
 pub use exec::{QuickConn, Read};
 pub use group::Tx;
 

@@ -7,6 +7,7 @@ mod api;
 mod audit;
 mod auth;
 mod cases;
+mod deferred;
 mod durable;
 mod geo_api;
 mod group;

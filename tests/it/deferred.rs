@@ -1,0 +1,101 @@
+//! Work deferred to the end of a batch (audit entries, rollup changes): written once for
+//! every transaction released into the batch, never for one rolled back, in one unbroken
+//! chain; a rollup rebuild inside a batch voids the changes released before it.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use linli::audit::{self, Actor, Event};
+use linli::cases::rates::Counts;
+use linli::cases::rollups::{self, Key};
+
+use crate::both;
+use crate::harness::TestApp;
+
+async fn audit_entries_of_a_batch(app: TestApp) {
+    let db = app.st.db.clone();
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_log WHERE action = 'test.deferred'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    let (l0, p0) = db.write_stats();
+    let writes = (0..48).map(|i| {
+        let (db, key) = (db.clone(), app.st.chain.clone());
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            let id = i.to_string();
+            let ev = Event { action: "test.deferred", entity: "test", entity_id: &id, node_path: "/", summary: "延后写入" };
+            audit::append(&mut tx, &key, &Actor::system("test"), ev).await.unwrap();
+            if i % 4 == 0 {
+                return false; // dropped: rolled back with its entry
+            }
+            tx.commit().await.unwrap();
+            true
+        }
+    });
+    let kept = join_all(writes).await.into_iter().filter(|k| *k).count() as i64;
+    assert_eq!(kept, 36);
+    assert_eq!(count().await, kept);
+    let (l1, p1) = db.write_stats();
+    assert!(p1 - p0 < l1 - l0, "no batching: {} commits for {} transactions", p1 - p0, l1 - l0);
+    // Each kept entry once, numbered without gaps, each chained to the one before.
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT entity_id FROM audit_log WHERE action = 'test.deferred'").fetch_all(&db.pool).await.unwrap();
+    let mut want: Vec<String> = (0..48).filter(|i| i % 4 != 0).map(|i| i.to_string()).collect();
+    let mut got = ids.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    let v = audit::verify(&db, &app.st.chain).await.unwrap();
+    assert!(v.ok, "{v:?}");
+}
+
+both!(audit_entries_of_a_batch);
+
+async fn rollup_changes_of_a_batch(app: TestApp) {
+    let db = app.st.db.clone();
+    assert!(rollups::verify(&db).await.unwrap().is_empty());
+    // A change no case backs: verify reports it once written.
+    let ghost =
+        (Key { day: 20_000, community: "520627001001".into(), unit: 0, category: 1 }, Counts { cases: 1, ..Counts::default() });
+
+    // Rolled back: nothing written.
+    let mut tx = db.begin().await.unwrap();
+    rollups::track_new(&mut tx, ghost.clone());
+    drop(tx);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(rollups::verify(&db).await.unwrap().is_empty(), "a rolled-back change was written");
+
+    // Released: written at the end of its batch (the test could not fail otherwise).
+    let mut tx = db.begin().await.unwrap();
+    rollups::track_new(&mut tx, ghost.clone());
+    tx.commit().await.unwrap();
+    assert!(!rollups::verify(&db).await.unwrap().is_empty(), "a released change was not written");
+    rollups::rebuild(&db).await.unwrap();
+
+    // Released into a batch that a rebuild then joins: the recount holds it already (here:
+    // holds nothing, as no case backs it), so it must not be added again.
+    let mut first = db.begin().await.unwrap();
+    rollups::track_new(&mut first, ghost.clone());
+    let second = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut tx = db.begin().await.unwrap();
+            rollups::rebuild_in(&mut tx).await.unwrap();
+            tx.commit().await.unwrap();
+        })
+    };
+    // The rebuild waits for the writer: the first release parks in the batch for it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (l0, p0) = db.write_stats();
+    first.commit().await.unwrap();
+    second.await.unwrap();
+    let (l1, p1) = db.write_stats();
+    assert_eq!((l1 - l0, p1 - p0), (2, 1), "the two were not one batch");
+    let diffs = rollups::verify(&db).await.unwrap();
+    assert!(diffs.is_empty(), "counted twice: {diffs:?}");
+}
+
+both!(rollup_changes_of_a_batch);
