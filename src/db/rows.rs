@@ -13,9 +13,9 @@ pub enum Val {
     N,
 }
 
-/// Arguments per statement, at most: binding a numbered argument costs a lookup by name on
-/// SQLite, so a statement's binding time grows with the square of its argument count
-/// (30,000 arguments took a second per statement, 600 take milliseconds).
+/// Arguments per statement, at most: well under both engines' limits, and few distinct
+/// statement texts for their statement caches. (Binding was once quadratic in the argument
+/// count on SQLite — 30,000 arguments took a second — see `lite::numbered`.)
 const ARGS_PER_STATEMENT: usize = 600;
 
 /// Inserts `rows` of `cols` values each: `head` (`INSERT INTO t (a, b)`), `VALUES (…), (…)`,
