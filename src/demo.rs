@@ -289,7 +289,9 @@ fn fake_resident(rng: &mut Rng, building: i64) -> (String, IdNumber, Mobile, i64
 /// Removes all demo records (nodes, residents, demo accounts) so `load` can run again.
 /// Audit entries stay: the log is append-only.
 pub async fn reset(st: &AppState) -> AppResult<()> {
-    let mut tx = st.db.begin().await?;
+    // After the batch's deferred rows: the notifications and postings of a case created a
+    // moment ago must be there to be deleted.
+    let mut tx = st.db.begin_after_deferred().await?;
     let pat = format!("/{COUNTY}/%");
     // The case loop first: everything that hangs off the demo county's cases.
     let case_ids = "SELECT id FROM cases WHERE node_path LIKE $1";

@@ -334,27 +334,27 @@ async fn tell(tx: &mut Tx, c: &CaseRow, a: Action, note: &str, new: Option<(Opti
         Action::Dispatch | Action::Reassign => {
             if let Some((unit, user)) = new {
                 if let Some(u) = unit {
-                    notify::push(tx, Target::Unit(u), c.id, &kind, &text).await?;
+                    notify::push(tx, Target::Unit(u), c.id, &kind, &text);
                 }
                 if let Some(u) = user {
-                    notify::push(tx, Target::User(u), c.id, &kind, &text).await?;
+                    notify::push(tx, Target::User(u), c.id, &kind, &text);
                 }
             }
         }
         Action::Return | Action::RequestExtension | Action::Finish | Action::Claim | Action::Rate => {
-            notify::push(tx, Target::Staff(Role::CommunityStaff, community), c.id, &kind, &text).await?;
+            notify::push(tx, Target::Staff(Role::CommunityStaff, community), c.id, &kind, &text);
         }
         Action::ApproveExtension | Action::Rework => {
             if let Some(u) = c.unit_id {
-                notify::push(tx, Target::Unit(u), c.id, &kind, &text).await?;
+                notify::push(tx, Target::Unit(u), c.id, &kind, &text);
             }
             if let Some(u) = c.assignee_user_id {
-                notify::push(tx, Target::User(u), c.id, &kind, &text).await?;
+                notify::push(tx, Target::User(u), c.id, &kind, &text);
             }
         }
         Action::Escalate => {
             let (role, path) = super::escalation_target(&c.node_path, c.level + 1);
-            notify::push(tx, Target::Staff(role, path), c.id, &kind, &text).await?;
+            notify::push(tx, Target::Staff(role, path), c.id, &kind, &text);
         }
         _ => {}
     }

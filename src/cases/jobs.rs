@@ -182,16 +182,16 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
         .execute(&mut tx)
         .await?;
     let text = format!("{} {}", c.number, label);
-    notify::push(&mut tx, Target::Staff(Role::CommunityStaff, community_path), case_id, action, &text).await?;
+    notify::push(&mut tx, Target::Staff(Role::CommunityStaff, community_path), case_id, action, &text);
     if let Some(u) = c.unit_id {
-        notify::push(&mut tx, Target::Unit(u), case_id, action, &text).await?;
+        notify::push(&mut tx, Target::Unit(u), case_id, action, &text);
     }
     if let Some(u) = c.assignee_user_id {
-        notify::push(&mut tx, Target::User(u), case_id, action, &text).await?;
+        notify::push(&mut tx, Target::User(u), case_id, action, &text);
     }
     if action == "auto_escalate" {
         let (role, path) = super::escalation_target(&c.node_path, level);
-        notify::push(&mut tx, Target::Staff(role, path), case_id, action, &text).await?;
+        notify::push(&mut tx, Target::Staff(role, path), case_id, action, &text);
     }
     tx.commit().await?;
     Ok(())

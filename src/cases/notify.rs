@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
 use crate::db::list::Where;
+use crate::db::rows::{Appendable, Appended, Val};
 use crate::db::{Row, Tx, get, now_ms};
 use crate::error::AppResult;
 
@@ -25,25 +26,34 @@ pub enum Target {
     User(i64),
 }
 
-/// Writes a notification inside the transaction of the change.
-pub async fn push(tx: &mut Tx, target: Target, case_id: i64, kind: &str, text: &str) -> AppResult<()> {
+/// Notification rows, appended at the end of the write batch (see [`crate::db::Deferred`]).
+pub struct Notifications;
+
+impl Appendable for Notifications {
+    const ORDER: u8 = 50;
+    const HEAD: &'static str =
+        "INSERT INTO notifications (user_id, unit_id, node_path, audience, case_id, kind, text, created_at)";
+    const COLS: usize = 8;
+}
+
+/// Writes a notification inside the transaction of the change (with the batch's others, at
+/// its end).
+pub fn push(tx: &mut Tx, target: Target, case_id: i64, kind: &str, text: &str) {
     let (user, unit, path, audience) = match &target {
         Target::Staff(role, path) => (None, None, path.clone(), role.as_str().to_string()),
         Target::Unit(id) => (None, Some(*id), String::new(), String::new()),
         Target::User(id) => (Some(*id), None, String::new(), String::new()),
     };
-    sqlx::query("INSERT INTO notifications (user_id, unit_id, node_path, audience, case_id, kind, text, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")
-        .bind(user)
-        .bind(unit)
-        .bind(path)
-        .bind(audience)
-        .bind(case_id)
-        .bind(kind)
-        .bind(text)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+    tx.defer::<Appended<Notifications>>().push(vec![
+        Val::O(user),
+        Val::O(unit),
+        Val::S(path),
+        Val::S(audience),
+        Val::I(case_id),
+        Val::S(kind.into()),
+        Val::S(text.into()),
+        Val::I(now_ms()),
+    ]);
 }
 
 /// A notification as shown.

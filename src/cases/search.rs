@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use jieba_rs::Jieba;
 
 use crate::db::list::Where;
+use crate::db::rows::{Appendable, Appended, Val};
 use crate::db::{Db, Tx, get};
 use crate::error::AppResult;
 
@@ -65,17 +66,21 @@ pub fn query_terms(q: &str) -> Vec<String> {
 /// to replace: `case_terms` is keyed by term first, and a delete by case would scan it).
 /// `terms` come from [`doc_terms`], computed before the transaction so that segmentation does
 /// not hold the writer.
-pub async fn index(tx: &mut Tx, case_id: i64, terms: BTreeSet<String>) -> AppResult<()> {
-    let terms: Vec<String> = terms.into_iter().collect();
-    if terms.is_empty() {
-        return Ok(());
+pub fn index(tx: &mut Tx, case_id: i64, terms: BTreeSet<String>) {
+    // Written with the batch's other postings at its end: one statement for all its cases.
+    let postings = tx.defer::<Appended<Postings>>();
+    for t in terms {
+        postings.push(vec![Val::S(t), Val::I(case_id)]);
     }
-    // One statement for all terms: a round trip per term would dominate case creation.
-    let values: Vec<String> = (0..terms.len()).map(|i| format!("(${}, ${})", i + 2, 1)).collect();
-    let sql = format!("INSERT INTO case_terms (term, case_id) VALUES {}", values.join(", "));
-    let q = terms.into_iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(case_id), |q, t| q.bind(t));
-    q.execute(&mut *tx).await?;
-    Ok(())
+}
+
+/// Search postings, appended at the end of the write batch (see [`crate::db::Deferred`]).
+pub struct Postings;
+
+impl Appendable for Postings {
+    const ORDER: u8 = 40;
+    const HEAD: &'static str = "INSERT INTO case_terms (term, case_id)";
+    const COLS: usize = 2;
 }
 
 #[cfg(test)]

@@ -289,10 +289,10 @@ pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: V
     super::rollups::track_new(&mut tx, super::rollups::submitted(now, &place.community_code, cat.id));
     let hid = history(&mut tx, id, "submit", "", "submitted", &actor, channel_label(channel), "").await?;
     photos::store(&mut tx, &st.cfg.data_dir, id, Some(hid), photos).await?;
-    search::index(&mut tx, id, terms).await?;
+    search::index(&mut tx, id, terms);
     let community_path = crate::tree::ancestor(&place.path, 3);
     let text = format!("新{}：{}（{}）", cat.name, title, number);
-    notify::push(&mut tx, Target::Staff(Role::CommunityStaff, community_path), id, "case.new", &text).await?;
+    notify::push(&mut tx, Target::Staff(Role::CommunityStaff, community_path), id, "case.new", &text);
     let body = serde_json::json!({"event": "case.created", "number": number, "status": "submitted", "category": cat.code,
         "grid_code": place.grid_code, "community_code": place.community_code, "at": fmt_time(now)});
     super::jobs::enqueue_webhooks(&mut tx, id, None, hid, &body).await?;

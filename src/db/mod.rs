@@ -92,7 +92,14 @@ impl Db {
     /// On SQLite the batch holds the write lock from its start (`BEGIN IMMEDIATE`), so a
     /// transaction that reads before it writes cannot fail half-way with a stale snapshot.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.writer.begin().await
+        self.writer.begin(false).await
+    }
+
+    /// [`Db::begin`] for a transaction that deletes or recounts rows other transactions defer
+    /// (notifications, search postings, rollups; see [`Deferred`]): what the batch's earlier
+    /// transactions deferred is written before it starts, so it sees and acts on all of it.
+    pub async fn begin_after_deferred(&self) -> Result<Tx, sqlx::Error> {
+        self.writer.begin(true).await
     }
 
     /// A connection for several reads in a row (a case, its history and photos). On SQLite

@@ -66,3 +66,46 @@ where
     }
     Ok(())
 }
+
+/// A table that transactions append rows to at the end of their batch (see
+/// [`super::Deferred`]): rows nothing reads inside the transaction that writes them.
+pub trait Appendable: Send + 'static {
+    /// The kind's place at the end of a batch ([`super::Deferred::ORDER`], unique per kind).
+    const ORDER: u8;
+    /// `INSERT INTO t (a, b, …)`.
+    const HEAD: &'static str;
+    /// Values per row.
+    const COLS: usize;
+}
+
+/// Rows appended to `T` at the end of the batch, one multi-row INSERT for all of its requests.
+pub struct Appended<T> {
+    rows: Vec<Vec<Val>>,
+    table: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Default for Appended<T> {
+    fn default() -> Self {
+        Appended { rows: Vec::new(), table: std::marker::PhantomData }
+    }
+}
+
+impl<T: Appendable> Appended<T> {
+    /// Adds a row of `T::COLS` values.
+    pub fn push(&mut self, row: Vec<Val>) {
+        debug_assert_eq!(row.len(), T::COLS);
+        self.rows.push(row);
+    }
+}
+
+impl<T: Appendable> super::Deferred for Appended<T> {
+    const ORDER: u8 = T::ORDER;
+
+    fn absorb(&mut self, later: Self) {
+        self.rows.extend(later.rows);
+    }
+
+    async fn write(self, at: &mut super::Finish<'_>) -> Result<(), sqlx::Error> {
+        insert_rows(at, T::HEAD, T::COLS, &self.rows, "").await
+    }
+}

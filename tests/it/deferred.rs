@@ -23,7 +23,7 @@ async fn audit_entries_of_a_batch(app: TestApp) {
     let (l0, p0) = db.write_stats();
     let writes = (0..48).map(|i| {
         let (db, key) = (db.clone(), app.st.chain.clone());
-        async move {
+        tokio::spawn(async move {
             let mut tx = db.begin().await.unwrap();
             let id = i.to_string();
             let ev = Event { action: "test.deferred", entity: "test", entity_id: &id, node_path: "/", summary: "延后写入" };
@@ -33,9 +33,9 @@ async fn audit_entries_of_a_batch(app: TestApp) {
             }
             tx.commit().await.unwrap();
             true
-        }
+        })
     });
-    let kept = join_all(writes).await.into_iter().filter(|k| *k).count() as i64;
+    let kept = join_all(writes).await.into_iter().filter(|k| *k.as_ref().unwrap()).count() as i64;
     assert_eq!(kept, 36);
     assert_eq!(count().await, kept);
     let (l1, p1) = db.write_stats();
@@ -99,3 +99,75 @@ async fn rollup_changes_of_a_batch(app: TestApp) {
 }
 
 both!(rollup_changes_of_a_batch);
+
+/// A transaction begun "after deferred" sees what the batch's earlier transactions deferred
+/// (a demo reset must find a new case's notifications to delete them); one begun normally
+/// does not, yet — and both end up written once.
+async fn begin_after_deferred(app: TestApp) {
+    use linli::cases::notify::{self, Target};
+    let db = app.st.db.clone();
+    let count = "SELECT COUNT(*) FROM notifications WHERE kind = 'test.deferred'";
+    for barrier in [false, true] {
+        let mut first = db.begin().await.unwrap();
+        notify::push(&mut first, Target::User(1), 1, "test.deferred", "延后写入");
+        let second = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut tx = if barrier { db.begin_after_deferred().await } else { db.begin().await }.unwrap();
+                let seen: i64 = sqlx::query_scalar(count).fetch_one(&mut tx).await.unwrap();
+                tx.commit().await.unwrap();
+                seen
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        first.commit().await.unwrap();
+        let seen = second.await.unwrap();
+        let before = if barrier { 1 } else { 0 };
+        assert_eq!(seen, before + barrier as i64, "barrier {barrier}");
+        let after: i64 = sqlx::query_scalar(count).fetch_one(&db.pool).await.unwrap();
+        assert_eq!(after, before + 1, "barrier {barrier}");
+    }
+}
+
+both!(begin_after_deferred);
+
+/// Requests cancelled at any point (waiting for the writer, mid-transaction, while their
+/// release or the batch's commit is in flight, parked): each one either committed with its
+/// deferred work or left nothing.
+async fn cancelled_requests_keep_their_deferred_work(app: TestApp) {
+    use linli::cases::notify::{self, Target};
+    let db = app.st.db.clone();
+    let tasks: Vec<_> = (0..300i64)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let work = async {
+                    let mut tx = db.begin().await?;
+                    sqlx::query("INSERT INTO settings (key, value) VALUES ($1, 'x')")
+                        .bind(format!("cancel-{i}"))
+                        .execute(&mut tx)
+                        .await?;
+                    notify::push(&mut tx, Target::User(1), i, "test.cancel", "取消");
+                    tx.commit().await
+                };
+                // Cut off after 0–15 ms: anywhere along the way for some of them.
+                let _ = tokio::time::timeout(Duration::from_micros((i as u64 * 7919) % 15_000), work).await;
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT key FROM settings WHERE key LIKE 'cancel-%'").fetch_all(&db.pool).await.unwrap();
+    let mut written: Vec<i64> = keys.iter().map(|k| k["cancel-".len()..].parse().unwrap()).collect();
+    let mut noted: Vec<i64> =
+        sqlx::query_scalar("SELECT case_id FROM notifications WHERE kind = 'test.cancel'").fetch_all(&db.pool).await.unwrap();
+    written.sort();
+    noted.sort();
+    assert!(!written.is_empty() && written.len() < 300, "{} of 300 written: no cut-off to test", written.len());
+    assert_eq!(written, noted, "committed requests and their deferred rows differ");
+}
+
+both!(cancelled_requests_keep_their_deferred_work);
