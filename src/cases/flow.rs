@@ -12,6 +12,7 @@ use super::{Assignee, CaseRow, categories, jobs, photos, staff_level, units};
 use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::auth::{Principal, Role};
+use crate::db::rows::Val;
 use crate::db::{Tx, get, now_ms};
 use crate::error::{AppError, AppResult, FieldErrors};
 
@@ -205,92 +206,110 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     }
     let expected = i.version.unwrap_or(c.version);
     let cal = st.cats.calendar(&st.db).await?;
+    // Read before taking the writer: on PostgreSQL a read is a round trip.
+    let actor_label = match p.unit_id {
+        Some(u) => units::by_id(&st.db, u).await?.map(|u| u.name).unwrap_or_default(),
+        None => p.role.label().to_string(),
+    };
     let now = now_ms();
     let mut tx = st.db.begin().await?;
     let before = match super::rollups::versioned(&mut tx, c.id).await? {
         Some((version, before)) if version == expected => before,
         _ => return Err(AppError::Conflict("该案件刚被他人处理过，请刷新后再操作".into())),
     };
-    let mut set: Vec<String> = vec![format!("status = '{}'", to.as_str())];
+    // Values are bound, not written into the statement: its text then depends on the kind of
+    // step only, and both engines keep it prepared.
+    let mut set = Sets::new(vec![Val::I(c.id), Val::I(expected), Val::I(now)]);
+    set.push(format!("status = '{}'", to.as_str()));
     let mut timers: Option<(i64, i64)> = None;
-    let mut restart = |set: &mut Vec<String>, start: i64| {
+    let mut restart = |set: &mut Sets, start: i64| {
         let (due, yellow) = cal.clock(start, cat.resolve_hours);
-        set.push(format!("clock_start = {start}, resolve_due = {due}, yellow_at = {yellow}, warn_level = 0"));
+        let part = format!(
+            "clock_start = {}, resolve_due = {}, yellow_at = {}, warn_level = 0",
+            set.arg(start),
+            set.arg(due),
+            set.arg(yellow)
+        );
+        set.push(part);
         timers = Some((yellow, due));
     };
     match action {
         Action::Register => {
-            set.push(format!("registered_at = {now}"));
+            set.push("registered_at = $3".into());
             restart(&mut set, now);
         }
         Action::Escalate => {
             set.push("level = level + 1".into());
             if c.status == Status::Submitted {
-                set.push(format!("registered_at = {now}"));
+                set.push("registered_at = $3".into());
                 restart(&mut set, now);
             }
         }
         Action::Dispatch | Action::Reassign | Action::Claim => {
             let sign = cal.add_working_hours(now, cat.sign_hours);
             // A claim is dispatch and acceptance in one step (each column set once: PostgreSQL insists).
-            let accepted = if action == Action::Claim { now.to_string() } else { "NULL".into() };
-            set.push(format!("dispatched_at = {now}, sign_due = {sign}, accepted_at = {accepted}"));
+            let accepted = if action == Action::Claim { "$3" } else { "NULL" };
+            let part = format!("dispatched_at = $3, sign_due = {}, accepted_at = {accepted}", set.arg(sign));
+            set.push(part);
             if action == Action::Claim {
-                set.push(format!("assignee_kind = 'party_member', assignee_ref = 'u{}', unit_id = NULL, assignee_user_id = {}", p.user_id, p.user_id));
+                let part = format!(
+                    "assignee_kind = 'party_member', assignee_ref = {}, unit_id = NULL, assignee_user_id = {}, assignee_name = {}",
+                    set.arg(format!("u{}", p.user_id)),
+                    set.arg(p.user_id),
+                    set.arg(p.display_name.clone())
+                );
+                set.push(part);
             }
         }
-        Action::Accept => set.push(format!("accepted_at = {now}")),
+        Action::Accept => set.push("accepted_at = $3".into()),
         Action::Return => set.push("return_count = return_count + 1, assignee_kind = '', assignee_ref = '', assignee_name = '', unit_id = NULL, assignee_user_id = NULL, accepted_at = NULL".into()),
         Action::RequestExtension => set.push(format!("extension_hours = {}", i.hours.unwrap_or(0.0))),
         Action::ApproveExtension => {
             let start = c.clock_start.unwrap_or(now);
             let due = cal.add_working_hours(c.resolve_due.unwrap_or(now), c.extension_hours.unwrap_or(0.0));
             let yellow = cal.yellow_at(start, due);
-            set.push(format!("resolve_due = {due}, yellow_at = {yellow}, extension_hours = NULL, extension_count = extension_count + 1, warn_level = 0"));
+            let part = format!(
+                "resolve_due = {}, yellow_at = {}, extension_hours = NULL, extension_count = extension_count + 1, warn_level = 0",
+                set.arg(due),
+                set.arg(yellow)
+            );
+            set.push(part);
             timers = Some((yellow, due));
         }
-        Action::Finish => set.push(format!("finished_at = {now}")),
+        Action::Finish => set.push("finished_at = $3".into()),
         Action::FollowUp => {
             let contacted = i.contacted.unwrap_or(false);
-            set.push(format!("contacted = {}, solved = {}", contacted as i64, i.solved.map(|b| (b as i64).to_string()).unwrap_or_else(|| "NULL".into())));
+            let part = format!("contacted = {}, solved = {}", set.arg(contacted as i64), set.arg(i.solved.map(|b| b as i64)));
+            set.push(part);
+            if let Some(s) = sat {
+                let part = format!("satisfaction = {}", set.arg(s.to_string()));
+                set.push(part);
+            }
         }
         Action::Rework => {
             set.push("rework_count = rework_count + 1, finished_at = NULL, contacted = NULL, solved = NULL, satisfaction = NULL".into());
             restart(&mut set, now);
         }
-        Action::Close => set.push(format!("closed_at = {now}")),
-        Action::Reject | Action::Void => set.push(format!("closed_at = {now}")),
+        Action::Close | Action::Reject | Action::Void => set.push("closed_at = $3".into()),
         Action::Rate => {}
     }
-    let sql =
-        format!("UPDATE cases SET {}, version = version + 1, updated_at = {now} WHERE id = $1 AND version = $2", set.join(", "));
-    if sqlx::query(sqlx::AssertSqlSafe(sql)).bind(c.id).bind(expected).execute(&mut tx).await?.rows_affected() != 1 {
-        return Err(AppError::Conflict("该案件刚被他人处理过，请刷新后再操作".into()));
-    }
     if let Some(t) = &target {
-        sqlx::query("UPDATE cases SET assignee_kind = $1, assignee_ref = $2, assignee_name = $3, unit_id = $4, assignee_user_id = $5 WHERE id = $6")
-            .bind(t.kind)
-            .bind(&t.id_ref)
-            .bind(&t.name)
-            .bind(t.unit_id)
-            .bind(t.user_id)
-            .bind(c.id)
-            .execute(&mut tx)
-            .await?;
+        let part = format!(
+            "assignee_kind = {}, assignee_ref = {}, assignee_name = {}, unit_id = {}, assignee_user_id = {}",
+            set.arg(t.kind.to_string()),
+            set.arg(t.id_ref.clone()),
+            set.arg(t.name.clone()),
+            set.arg(t.unit_id),
+            set.arg(t.user_id)
+        );
+        set.push(part);
     }
-    if action == Action::Claim {
-        sqlx::query("UPDATE cases SET assignee_name = $1 WHERE id = $2")
-            .bind(&p.display_name)
-            .bind(c.id)
-            .execute(&mut tx)
-            .await?;
-    }
-    if action == Action::FollowUp
-        && let Some(s) = sat
-    {
-        sqlx::query("UPDATE cases SET satisfaction = $1 WHERE id = $2").bind(s).bind(c.id).execute(&mut tx).await?;
-    }
-    super::rollups::track(&mut tx, c.id, before).await?;
+    // One statement changes the case and returns what the rollups count.
+    let after =
+        super::rollups::update(&mut tx, &format!("{}, version = version + 1, updated_at = $3", set.parts.join(", ")), set.args)
+            .await?
+            .ok_or_else(|| AppError::Conflict("该案件刚被他人处理过，请刷新后再操作".into()))?;
+    tx.defer::<super::rollups::Deltas>().moved(before.as_ref(), after.as_ref());
     let mut note = i.note.trim().to_string();
     if let Some(t) = &target {
         note = format!("派给 {}{}{}", t.name, if note.is_empty() { "" } else { "：" }, note);
@@ -298,20 +317,16 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     if action == Action::RequestExtension {
         note = format!("申请延期 {} 个工作小时：{note}", i.hours.unwrap_or(0.0));
     }
-    let actor_label = match p.unit_id {
-        Some(u) => units::by_id(&st.db, u).await?.map(|u| u.name).unwrap_or_default(),
-        None => p.role.label().to_string(),
-    };
     let hid = history(&mut tx, c.id, action.as_str(), c.status.as_str(), to.as_str(), &p.username, &actor_label, &note).await?;
     photos::store(&mut tx, &st.cfg.data_dir, c.id, Some(hid), photos).await?;
     if let Some((yellow, due)) = timers {
-        jobs::schedule_sla(&mut tx, &cal, c.id, yellow, due).await?;
+        jobs::schedule_sla(&mut tx, &cal, c.id, yellow, due);
     }
     let unit_after = target.as_ref().map(|t| t.unit_id).unwrap_or(if action == Action::Return { None } else { c.unit_id });
     tell(&mut tx, &c, action, &note, target.as_ref().map(|t| (t.unit_id, t.user_id))).await?;
     let body = json!({"event": format!("case.{}", action.as_str()), "number": c.number, "status": to.as_str(), "category": cat.code,
         "grid_code": c.grid_code, "community_code": c.community_code, "at": crate::web::fmt_time(now)});
-    jobs::enqueue_webhooks(&mut tx, c.id, unit_after, hid, &body).await?;
+    jobs::enqueue_webhooks(&mut tx, c.id, unit_after, hid, &body);
     let summary = format!("{} {}：{} → {}", action.label(), c.number, c.status.label(), to.label());
     let ev = Event {
         action: &format!("case.{}", action.as_str()),
@@ -383,7 +398,7 @@ pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction:
     let before = super::rollups::current(&mut tx, c.id).await?;
     let extra = if unsatisfied {
         let (due, yellow) = cal.clock(now, cat.resolve_hours);
-        jobs::schedule_sla(&mut tx, &cal, c.id, yellow, due).await?;
+        jobs::schedule_sla(&mut tx, &cal, c.id, yellow, due);
         format!(
             ", rework_count = rework_count + 1, finished_at = NULL, clock_start = {now}, resolve_due = {due}, yellow_at = {yellow}, warn_level = 0"
         )
@@ -419,10 +434,33 @@ pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction:
     }
     tell(&mut tx, &c, if unsatisfied { Action::Rework } else { Action::Rate }, &note, None).await?;
     let body = json!({"event": "case.rate", "number": c.number, "status": to.as_str(), "satisfaction": satisfaction});
-    jobs::enqueue_webhooks(&mut tx, c.id, c.unit_id, hid, &body).await?;
+    jobs::enqueue_webhooks(&mut tx, c.id, c.unit_id, hid, &body);
     let summary = format!("居民评价 {}：{note}", c.number);
     let ev = Event { action: "case.rate", entity: "case", entity_id: &c.number, node_path: &c.node_path, summary: &summary };
     audit::append(&mut tx, &st.chain, &crate::audit::Actor { name: "public".into(), ip: ip.into() }, ev).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The SET list of a step and its bound values (`$1` the case id, `$2` the expected version,
+/// `$3` now; the rest numbered as they are added).
+struct Sets {
+    parts: Vec<String>,
+    args: Vec<Val>,
+}
+
+impl Sets {
+    fn new(args: Vec<Val>) -> Sets {
+        Sets { parts: Vec::new(), args }
+    }
+
+    fn push(&mut self, part: String) {
+        self.parts.push(part);
+    }
+
+    /// Binds a value; returns its placeholder.
+    fn arg(&mut self, v: impl Into<Val>) -> String {
+        self.args.push(v.into());
+        format!("${}", self.args.len())
+    }
 }

@@ -19,20 +19,30 @@ use sha2::Sha256;
 use super::notify::{self, Target};
 use crate::app::AppState;
 use crate::auth::Role;
-use crate::db::{Backend, Tx, get, now_ms};
+use crate::db::rows::{Appendable, Appended, Val, insert_rows};
+use crate::db::{Backend, Deferred, Finish, Tx, get, now_ms};
 use crate::error::{AppError, AppResult};
 
-/// Schedules a job unless one with the same key exists.
-pub async fn enqueue(tx: &mut Tx, kind: &str, key: &str, payload: &Value, run_at: i64) -> AppResult<()> {
-    sqlx::query("INSERT INTO jobs (kind, dedup_key, payload, run_at, created_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (dedup_key) DO NOTHING")
-        .bind(kind)
-        .bind(key)
-        .bind(payload.to_string())
-        .bind(run_at)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+/// Schedules a job unless one with the same key exists (written at the end of the write
+/// batch, with the batch's other jobs: see [`crate::db::Deferred`]).
+pub fn enqueue(tx: &mut Tx, kind: &str, key: &str, payload: &Value, run_at: i64) {
+    tx.defer::<Appended<Jobs>>().push(vec![
+        Val::S(kind.into()),
+        Val::S(key.into()),
+        Val::S(payload.to_string()),
+        Val::I(run_at),
+        Val::I(now_ms()),
+    ]);
+}
+
+/// Job rows appended at the end of the write batch.
+pub struct Jobs;
+
+impl Appendable for Jobs {
+    const ORDER: u8 = 60;
+    const HEAD: &'static str = "INSERT INTO jobs (kind, dedup_key, payload, run_at, created_at)";
+    const COLS: usize = 5;
+    const TAIL: &'static str = "ON CONFLICT (dedup_key) DO NOTHING";
 }
 
 /// A claimed job.
@@ -120,13 +130,12 @@ pub async fn worker(st: AppState) {
 }
 
 /// Schedules the three SLA timers of the case's current clock.
-pub async fn schedule_sla(tx: &mut Tx, cal: &super::calendar::Calendar, case_id: i64, yellow_at: i64, due: i64) -> AppResult<()> {
+pub fn schedule_sla(tx: &mut Tx, cal: &super::calendar::Calendar, case_id: i64, yellow_at: i64, due: i64) {
     let escalate_at = cal.add_working_hours(due, cal.hours_per_day());
     for (step, at) in [("yellow", yellow_at), ("red", due), ("escalate", escalate_at)] {
         let key = format!("sla:{case_id}:{step}:{due}");
-        enqueue(tx, "sla", &key, &json!({"case_id": case_id, "step": step, "due": due}), at).await?;
+        enqueue(tx, "sla", &key, &json!({"case_id": case_id, "step": step, "due": due}), at);
     }
-    Ok(())
 }
 
 async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
@@ -197,22 +206,47 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
     Ok(())
 }
 
-/// Queues one delivery per matching active webhook (county-wide ones, and the unit's own).
-pub async fn enqueue_webhooks(tx: &mut Tx, case_id: i64, unit_id: Option<i64>, history_id: i64, body: &Value) -> AppResult<()> {
-    // One statement whatever the number of subscribers (usually none): every write of a case
-    // passes here while holding the writer.
-    sqlx::query(
-        "INSERT INTO jobs (kind, dedup_key, payload, run_at, created_at) \
-         SELECT 'webhook', 'wh:' || CAST(id AS TEXT) || $1, '{\"webhook_id\":' || CAST(id AS TEXT) || ',\"body\":' || $2 || '}', $3, $3 \
-         FROM webhooks WHERE active = 1 AND (unit_id IS NULL OR unit_id = $4) ON CONFLICT (dedup_key) DO NOTHING",
-    )
-    .bind(format!(":{case_id}:{history_id}"))
-    .bind(body.to_string())
-    .bind(now_ms())
-    .bind(unit_id.unwrap_or(-1))
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+/// Queues one delivery per matching active webhook (county-wide ones, and the unit's own), at
+/// the end of the write batch: one read of the webhooks per batch, not per write of a case.
+pub fn enqueue_webhooks(tx: &mut Tx, case_id: i64, unit_id: Option<i64>, history_id: i64, body: &Value) {
+    tx.defer::<Deliveries>().0.push((format!(":{case_id}:{history_id}"), unit_id, body.to_string(), now_ms()));
+}
+
+/// Events waiting for the batch's end to become webhook deliveries: (dedup key suffix, unit,
+/// body, time).
+#[derive(Default)]
+pub struct Deliveries(Vec<(String, Option<i64>, String, i64)>);
+
+impl Deferred for Deliveries {
+    const ORDER: u8 = 61;
+
+    fn absorb(&mut self, later: Self) {
+        self.0.extend(later.0);
+    }
+
+    async fn write(self, at: &mut Finish<'_>) -> Result<(), sqlx::Error> {
+        let hooks: Vec<(i64, Option<i64>)> = sqlx::query("SELECT id, unit_id FROM webhooks WHERE active = 1")
+            .fetch_all(&mut *at)
+            .await?
+            .iter()
+            .map(|r| Ok((get(r, "id")?, get(r, "unit_id")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        let mut rows = Vec::new();
+        for (key, unit, body, now) in &self.0 {
+            for (id, hook_unit) in &hooks {
+                if hook_unit.is_none() || hook_unit == unit {
+                    rows.push(vec![
+                        Val::S("webhook".into()),
+                        Val::S(format!("wh:{id}{key}")),
+                        Val::S(format!("{{\"webhook_id\":{id},\"body\":{body}}}")),
+                        Val::I(*now),
+                        Val::I(*now),
+                    ]);
+                }
+            }
+        }
+        insert_rows(at, Jobs::HEAD, Jobs::COLS, &rows, Jobs::TAIL).await
+    }
 }
 
 /// `sha256=<hex>` of the body under the webhook's secret.

@@ -102,6 +102,18 @@ pub async fn versioned(tx: &mut Tx, case_id: i64) -> AppResult<Option<(i64, Opti
     }
 }
 
+/// Changes a case (`SET` list `set`, with `$1` its id and `$2` the version it must still
+/// have) and returns its new contribution in the same statement; `None` when the version
+/// moved on.
+pub async fn update(tx: &mut Tx, set: &str, args: Vec<Val>) -> AppResult<Option<Option<(Key, Counts)>>> {
+    let sql = format!("UPDATE cases SET {set} WHERE id = $1 AND version = $2 RETURNING {COLS}");
+    let q = args.iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)), crate::db::rows::bind);
+    match q.fetch_optional(&mut *tx).await? {
+        Some(r) => Ok(Some(contribution(&r)?)),
+        None => Ok(None),
+    }
+}
+
 /// The counters with their column names.
 pub fn fields(c: &Counts) -> [(&'static str, i64); 15] {
     [

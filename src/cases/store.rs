@@ -295,7 +295,7 @@ pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: V
     notify::push(&mut tx, Target::Staff(Role::CommunityStaff, community_path), id, "case.new", &text);
     let body = serde_json::json!({"event": "case.created", "number": number, "status": "submitted", "category": cat.code,
         "grid_code": place.grid_code, "community_code": place.community_code, "at": fmt_time(now)});
-    super::jobs::enqueue_webhooks(&mut tx, id, None, hid, &body).await?;
+    super::jobs::enqueue_webhooks(&mut tx, id, None, hid, &body);
     let summary = format!("受理 {number}（{}，{}）", cat.name, channel_label(channel));
     let ev = Event { action: "case.create", entity: "case", entity_id: &number, node_path: &place.path, summary: &summary };
     audit::append(&mut tx, &st.chain, &crate::audit::Actor { name: actor, ip }, ev).await?;

@@ -13,6 +13,37 @@ pub enum Val {
     N,
 }
 
+impl From<i64> for Val {
+    fn from(v: i64) -> Val {
+        Val::I(v)
+    }
+}
+
+impl From<Option<i64>> for Val {
+    fn from(v: Option<i64>) -> Val {
+        Val::O(v)
+    }
+}
+
+impl From<String> for Val {
+    fn from(v: String) -> Val {
+        Val::S(v)
+    }
+}
+
+/// A query with its arguments.
+pub type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Binds one value.
+pub fn bind<'q>(q: Query<'q>, v: &Val) -> Query<'q> {
+    match v {
+        Val::I(x) => q.bind(*x),
+        Val::O(x) => q.bind(*x),
+        Val::S(x) => q.bind(x.clone()),
+        Val::N => q.bind(None::<String>),
+    }
+}
+
 /// Arguments per statement, at most: well under both engines' limits, and few distinct
 /// statement texts for their statement caches. (Binding was once quadratic in the argument
 /// count on SQLite — 30,000 arguments took a second — see `lite::numbered`.)
@@ -54,12 +85,7 @@ where
         for row in chunk {
             debug_assert_eq!(row.len(), cols);
             for v in row {
-                q = match v {
-                    Val::I(x) => q.bind(*x),
-                    Val::O(x) => q.bind(*x),
-                    Val::S(x) => q.bind(x.clone()),
-                    Val::N => q.bind(None::<String>),
-                };
+                q = bind(q, v);
             }
         }
         q.execute(&mut *on).await?;
@@ -76,6 +102,8 @@ pub trait Appendable: Send + 'static {
     const HEAD: &'static str;
     /// Values per row.
     const COLS: usize;
+    /// What follows the values (an `ON CONFLICT` clause), if anything.
+    const TAIL: &'static str = "";
 }
 
 /// Rows appended to `T` at the end of the batch, one multi-row INSERT for all of its requests.
@@ -106,6 +134,6 @@ impl<T: Appendable> super::Deferred for Appended<T> {
     }
 
     async fn write(self, at: &mut super::Finish<'_>) -> Result<(), sqlx::Error> {
-        insert_rows(at, T::HEAD, T::COLS, &self.rows, "").await
+        insert_rows(at, T::HEAD, T::COLS, &self.rows, T::TAIL).await
     }
 }

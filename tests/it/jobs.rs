@@ -53,7 +53,7 @@ async fn sla_timers_run_once(app: TestApp) {
     let before = scalar(&app, "SELECT COUNT(*) FROM jobs").await;
     let mut tx = app.st.db.begin().await.unwrap();
     let cal = linli::cases::categories::calendar(&app.st.db).await.unwrap();
-    jobs::schedule_sla(&mut tx, &cal, id, yellow, due).await.unwrap();
+    jobs::schedule_sla(&mut tx, &cal, id, yellow, due);
     tx.commit().await.unwrap();
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs").await, before);
     // Automatic escalation one working day after the deadline, with the street told.
