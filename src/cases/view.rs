@@ -11,7 +11,7 @@ use super::store::{AAD_NAME, AAD_PHONE, check_visible};
 use super::{CaseRow, ROW_COLS, categories};
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::db::{QuickConn, Row, get, now_ms};
+use crate::db::{Row, get, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::ident::{Mobile, mask_name};
 use crate::privacy::Keyring;
@@ -204,66 +204,67 @@ pub(super) fn view_row(keys: &Keyring, r: &Row) -> AppResult<CaseView> {
     })
 }
 
-/// The full view of a case the caller may see: the case and its visibility columns in one
-/// read, then its history and photos, all on one quick-read connection (index-bounded reads:
-/// on SQLite they run in place).
+/// The case (by `key`, `c.number` or `c.id`), its history and its photo ids in one statement:
+/// on PostgreSQL every statement is a round trip, and the case page is the most read page
+/// there is. Each row repeats the case's columns beside one step or photo (`d_*`), history
+/// first; a case has at least its submission step, so the first branch always gives it.
+fn detailed_sql(key: &str) -> String {
+    let view: Vec<&str> = VIEW_COLS.split(", ").collect();
+    let extra = ROW_COLS.split(", ").filter(|c| !view.contains(c)).collect::<Vec<_>>().join(", ");
+    let from = "FROM cases c JOIN categories cat ON cat.id = c.category_id";
+    format!(
+        "SELECT {VIEW_COLS}, {extra}, CAST(0 AS BIGINT) AS d_photo, h.id AS d_id, h.action AS d_action, h.actor AS d_actor, \
+         h.actor_label AS d_actor_label, h.at AS d_at, h.note AS d_note, h.to_status AS d_to_status, h.public AS d_public \
+         {from} LEFT JOIN case_history h ON h.case_id = c.id WHERE {key} = $1 \
+         UNION ALL SELECT {VIEW_COLS}, {extra}, CAST(1 AS BIGINT), p.id, '', '', '', CAST(0 AS BIGINT), '', '', CAST(0 AS BIGINT) \
+         {from} JOIN case_photos p ON p.case_id = c.id WHERE {key} = $1 \
+         ORDER BY d_photo, d_id"
+    )
+}
+
+/// The full view of a case the caller may see, read in one statement on one quick-read
+/// connection (index-bounded reads: on SQLite they run in place).
 pub async fn view(st: &AppState, p: &Principal, number: &str) -> AppResult<CaseView> {
     static SQL: OnceLock<String> = OnceLock::new();
-    let sql = SQL.get_or_init(|| {
-        let view: Vec<&str> = VIEW_COLS.split(", ").collect();
-        let extra = ROW_COLS.split(", ").filter(|c| !view.contains(c)).collect::<Vec<_>>().join(", ");
-        format!("SELECT {VIEW_COLS}, {extra} FROM cases c JOIN categories cat ON cat.id = c.category_id WHERE c.number = $1")
-    });
+    let sql = SQL.get_or_init(|| detailed_sql("c.number"));
     let mut conn = st.db.quick().await?;
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-        .bind(number.trim())
-        .fetch_optional(&mut conn)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let c = CaseRow::from_row(&r)?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(number.trim()).fetch_all(&mut conn).await?;
+    let r = rows.first().ok_or(AppError::NotFound)?;
+    let c = CaseRow::from_row(r)?;
     check_visible(p, &c, &categories::by_id(st, c.category_id).await?)?;
-    let v = view_row(&st.keyring, &r)?;
-    with_details(&mut conn, v, c.id).await
+    with_details(view_row(&st.keyring, r)?, &rows)
 }
 
 /// The full view by id (callers have checked visibility).
 pub async fn view_by_id(st: &AppState, id: i64) -> AppResult<CaseView> {
-    let sql = format!("SELECT {VIEW_COLS} FROM cases c JOIN categories cat ON cat.id = c.category_id WHERE c.id = $1");
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| detailed_sql("c.id"));
     let mut conn = st.db.quick().await?;
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(&mut conn).await?;
-    with_details(&mut conn, view_row(&st.keyring, &r)?, id).await
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_all(&mut conn).await?;
+    let r = rows.first().ok_or(AppError::NotFound)?;
+    with_details(view_row(&st.keyring, r)?, &rows)
 }
 
-/// Adds the history (oldest first) and the photo ids, read in one statement: on PostgreSQL
-/// every statement is a round trip, and the case page is the most read page there is.
-async fn with_details(conn: &mut QuickConn, mut v: CaseView, id: i64) -> AppResult<CaseView> {
-    let rows = sqlx::query(
-        "SELECT CAST(0 AS BIGINT) AS photo, id, action, actor, actor_label, at, note, to_status, public \
-         FROM case_history WHERE case_id = $1 \
-         UNION ALL SELECT CAST(1 AS BIGINT), id, '', '', '', CAST(0 AS BIGINT), '', '', CAST(0 AS BIGINT) \
-         FROM case_photos WHERE case_id = $1 \
-         ORDER BY photo, id",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    for r in &rows {
-        if get::<i64>(r, "photo")? == 1 {
-            v.photos.push(get(r, "id")?);
+/// Adds the history (oldest first) and the photo ids of [`detailed_sql`]'s rows.
+fn with_details(mut v: CaseView, rows: &[Row]) -> AppResult<CaseView> {
+    for r in rows {
+        let Some(id) = get::<Option<i64>>(r, "d_id")? else { continue };
+        if get::<i64>(r, "d_photo")? == 1 {
+            v.photos.push(id);
             continue;
         }
-        let action: String = get(r, "action")?;
-        let at: i64 = get(r, "at")?;
+        let action: String = get(r, "d_action")?;
+        let at: i64 = get(r, "d_at")?;
         v.history.push(Step {
             label: step_label(&action),
             action,
-            actor: get(r, "actor")?,
-            actor_label: get(r, "actor_label")?,
+            actor: get(r, "d_actor")?,
+            actor_label: get(r, "d_actor_label")?,
             at: fmt_time(at),
             at_ms: at,
-            note: get(r, "note")?,
-            status: get(r, "to_status")?,
-            public: get::<i64>(r, "public")? != 0,
+            note: get(r, "d_note")?,
+            status: get(r, "d_to_status")?,
+            public: get::<i64>(r, "d_public")? != 0,
         });
     }
     Ok(v)
