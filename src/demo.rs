@@ -257,7 +257,7 @@ pub async fn load(st: &AppState, password: &str) -> AppResult<()> {
     let ev = Event {
         action: "demo.load", entity: "node", entity_id: COUNTY, node_path: &county_path, summary: "载入演示县数据"
     };
-    audit::append(&mut tx, &st.chain, &Actor::system("demo"), ev).await?;
+    audit::append(&mut tx, &st.chain, &Actor::system("demo"), ev);
     crate::tree::geometry::commit(st, tx, true).await?;
     st.cats.reload(&st.db).await?;
     crate::registers::demo::load(st).await?;
@@ -331,7 +331,7 @@ pub async fn reset(st: &AppState) -> AppResult<()> {
         sqlx::query("DELETE FROM nodes WHERE id = $1").bind(get::<i64>(r, "id")?).execute(&mut tx).await?;
     }
     let ev = Event { action: "demo.reset", entity: "node", entity_id: COUNTY, node_path: "/", summary: "清除演示县数据" };
-    audit::append(&mut tx, &st.chain, &Actor::system("demo"), ev).await?;
+    audit::append(&mut tx, &st.chain, &Actor::system("demo"), ev);
     crate::cases::categories::bump_version(&mut tx).await?;
     crate::auth::cache::changed(&mut tx).await?;
     crate::tree::geometry::commit(st, tx, true).await?;

@@ -81,7 +81,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Appends one entry inside `tx`. Its place in the chain is taken at the end of the batch
 /// (see [`crate::db::Deferred`]): the head row is then locked only for the commit.
-pub async fn append(tx: &mut Tx, key: &ChainKey, actor: &Actor, ev: Event<'_>) -> AppResult<()> {
+pub fn append(tx: &mut Tx, key: &ChainKey, actor: &Actor, ev: Event<'_>) {
     let chain = tx.defer::<Chain>();
     if chain.key.is_none() {
         chain.key = Some(key.clone());
@@ -99,7 +99,6 @@ pub async fn append(tx: &mut Tx, key: &ChainKey, actor: &Actor, ev: Event<'_>) -
         prev_hash: String::new(),
         hash: String::new(),
     });
-    Ok(())
 }
 
 /// Entries waiting for their place in the chain, in the order they were appended.
@@ -168,7 +167,7 @@ impl crate::db::Deferred for Chain {
 /// Appends one entry in a transaction of its own (logins, reveals, failures).
 pub async fn record(db: &Db, key: &ChainKey, actor: &Actor, ev: Event<'_>) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    append(&mut tx, key, actor, ev).await?;
+    append(&mut tx, key, actor, ev);
     tx.commit().await?;
     Ok(())
 }

@@ -178,7 +178,7 @@ pub async fn create_user(st: &AppState, by: Option<&Principal>, actor: &Actor, n
     .await?;
     let summary = format!("创建账号 {}（{}，范围 {}）", nu.username, nu.role.label(), nu.scope);
     let ev = Event { action: "user.create", entity: "user", entity_id: &nu.username, node_path: &scope_path, summary: &summary };
-    audit::append(&mut tx, &st.chain, actor, ev).await?;
+    audit::append(&mut tx, &st.chain, actor, ev);
     tx.commit().await?;
     find_user(st, &nu.username).await?.map(|u| u.public()).ok_or(AppError::NotFound)
 }
@@ -259,7 +259,7 @@ pub async fn set_lock(st: &AppState, by: Option<&Principal>, actor: &Actor, user
         UserAction::Unlock => ("user.unlock", format!("解锁账号 {username}")),
     };
     let ev = Event { action: act, entity: "user", entity_id: username, node_path: &u.scope_path, summary: &summary };
-    audit::append(&mut tx, &st.chain, actor, ev).await?;
+    audit::append(&mut tx, &st.chain, actor, ev);
     commit_auth_change(st, tx).await?;
     Ok(())
 }
@@ -297,7 +297,7 @@ pub async fn set_password(
         ("user.password_reset", format!("重置 {username} 的密码"))
     };
     let ev = Event { action: act, entity: "user", entity_id: username, node_path: &u.scope_path, summary: &summary };
-    audit::append(&mut tx, &st.chain, actor, ev).await?;
+    audit::append(&mut tx, &st.chain, actor, ev);
     commit_auth_change(st, tx).await?;
     Ok(())
 }
@@ -400,7 +400,7 @@ pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResu
         } else {
             format!("密码错误（第 {failed} 次）")
         };
-        audit::append(&mut tx, &st.chain, &actor, Event { node_path: &u.scope_path, ..fail(username, &summary) }).await?;
+        audit::append(&mut tx, &st.chain, &actor, Event { node_path: &u.scope_path, ..fail(username, &summary) });
         if lock.is_some() {
             commit_auth_change(st, tx).await?;
         } else {
@@ -422,7 +422,7 @@ pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResu
         .execute(&mut tx)
         .await?;
     let ev = Event { action: "login", entity: "user", entity_id: username, node_path: &u.scope_path, summary: "登录成功" };
-    audit::append(&mut tx, &st.chain, &actor, ev).await?;
+    audit::append(&mut tx, &st.chain, &actor, ev);
     tx.commit().await?;
     Ok(LoginOk { principal: u.principal(Via::Session { csrf, token_hash: th }, ip), token })
 }
@@ -434,7 +434,7 @@ pub async fn logout(st: &AppState, p: &Principal) -> AppResult<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&mut tx).await?;
         let ev =
             Event { action: "logout", entity: "user", entity_id: &p.username, node_path: &p.scope_path, summary: "退出登录" };
-        audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+        audit::append(&mut tx, &st.chain, &p.actor(), ev);
         commit_auth_change(st, tx).await?;
     }
     Ok(())
@@ -464,7 +464,7 @@ pub async fn issue_token(st: &AppState, actor: &Actor, username: &str, name: &st
         .await?;
     let summary = format!("签发访问令牌「{name}」");
     let ev = Event { action: "token.create", entity: "user", entity_id: username, node_path: &u.scope_path, summary: &summary };
-    audit::append(&mut tx, &st.chain, actor, ev).await?;
+    audit::append(&mut tx, &st.chain, actor, ev);
     tx.commit().await?;
     Ok(token)
 }
@@ -516,7 +516,7 @@ pub async fn revoke_token(st: &AppState, p: &Principal, id: i64) -> AppResult<()
     let summary = format!("吊销访问令牌 #{id}");
     let ev =
         Event { action: "token.revoke", entity: "user", entity_id: &p.username, node_path: &p.scope_path, summary: &summary };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
     commit_auth_change(st, tx).await?;
     Ok(())
 }

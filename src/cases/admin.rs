@@ -181,7 +181,7 @@ async fn set_open311(st: &AppState, p: &Principal, on: bool) -> AppResult<()> {
         node_path: &p.scope_path,
         summary,
     };
-    crate::audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    crate::audit::append(&mut tx, &st.chain, &p.actor(), ev);
     tx.commit().await?;
     Ok(())
 }

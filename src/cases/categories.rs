@@ -286,7 +286,7 @@ pub async fn save(st: &AppState, p: &Principal, i: &CategoryInput) -> AppResult<
     .await?;
     let summary = format!("保存事项类别「{}」（签收 {sign} 小时，办结 {resolve} 小时）", i.name.trim());
     let ev = Event { action: "category.save", entity: "category", entity_id: &code, node_path: &p.scope_path, summary: &summary };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
     bump_version(&mut tx).await?;
     tx.commit().await?;
     st.cats.reload(&st.db).await?;
@@ -341,7 +341,7 @@ pub async fn set_calendar(st: &AppState, p: &Principal, text: &str) -> AppResult
     }
     let summary = format!("更新工作日历：{} 个节假日或调休日", days.len());
     let ev = Event { action: "calendar.save", entity: "calendar", entity_id: "-", node_path: &p.scope_path, summary: &summary };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
     bump_version(&mut tx).await?;
     tx.commit().await?;
     st.cats.reload(&st.db).await?;

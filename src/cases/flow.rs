@@ -323,7 +323,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         jobs::schedule_sla(&mut tx, &cal, c.id, yellow, due);
     }
     let unit_after = target.as_ref().map(|t| t.unit_id).unwrap_or(if action == Action::Return { None } else { c.unit_id });
-    tell(&mut tx, &c, action, &note, target.as_ref().map(|t| (t.unit_id, t.user_id))).await?;
+    tell(&mut tx, &c, action, &note, target.as_ref().map(|t| (t.unit_id, t.user_id)));
     let body = json!({"event": format!("case.{}", action.as_str()), "number": c.number, "status": to.as_str(), "category": cat.code,
         "grid_code": c.grid_code, "community_code": c.community_code, "at": crate::web::fmt_time(now)});
     jobs::enqueue_webhooks(&mut tx, c.id, unit_after, hid, &body);
@@ -335,13 +335,13 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         node_path: &c.node_path,
         summary: &summary,
     };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
     tx.commit().await?;
     view_by_id(st, c.id).await
 }
 
 /// Who hears about a step.
-async fn tell(tx: &mut Tx, c: &CaseRow, a: Action, note: &str, new: Option<(Option<i64>, Option<i64>)>) -> AppResult<()> {
+fn tell(tx: &mut Tx, c: &CaseRow, a: Action, note: &str, new: Option<(Option<i64>, Option<i64>)>) {
     let community = crate::tree::ancestor(&c.node_path, 3);
     let text = format!("{} {}{}", c.number, a.label(), if note.is_empty() { String::new() } else { format!("：{note}") });
     let kind = format!("case.{}", a.as_str());
@@ -373,7 +373,6 @@ async fn tell(tx: &mut Tx, c: &CaseRow, a: Action, note: &str, new: Option<(Opti
         }
         _ => {}
     }
-    Ok(())
 }
 
 /// A resident rates a finished case from the H5 site, proving ownership with the phone
@@ -432,12 +431,12 @@ pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction:
     if unsatisfied {
         history(&mut tx, c.id, "rework", to.as_str(), to.as_str(), "system", "系统", "居民不满意，退回承办方返工").await?;
     }
-    tell(&mut tx, &c, if unsatisfied { Action::Rework } else { Action::Rate }, &note, None).await?;
+    tell(&mut tx, &c, if unsatisfied { Action::Rework } else { Action::Rate }, &note, None);
     let body = json!({"event": "case.rate", "number": c.number, "status": to.as_str(), "satisfaction": satisfaction});
     jobs::enqueue_webhooks(&mut tx, c.id, c.unit_id, hid, &body);
     let summary = format!("居民评价 {}：{note}", c.number);
     let ev = Event { action: "case.rate", entity: "case", entity_id: &c.number, node_path: &c.node_path, summary: &summary };
-    audit::append(&mut tx, &st.chain, &crate::audit::Actor { name: "public".into(), ip: ip.into() }, ev).await?;
+    audit::append(&mut tx, &st.chain, &crate::audit::Actor { name: "public".into(), ip: ip.into() }, ev);
     tx.commit().await?;
     Ok(())
 }

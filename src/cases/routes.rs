@@ -240,7 +240,7 @@ pub async fn hook_create_inner(st: &AppState, p: &Principal, url: &str, unit: Op
         node_path: &p.scope_path,
         summary: &summary,
     };
-    crate::audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    crate::audit::append(&mut tx, &st.chain, &p.actor(), ev);
     tx.commit().await?;
     Ok(json!({"id": id, "url": url.trim(), "secret": secret}))
 }
@@ -272,7 +272,7 @@ pub async fn hook_delete_inner(st: &AppState, p: &Principal, id: i64) -> AppResu
         node_path: &p.scope_path,
         summary: "停用推送地址",
     };
-    crate::audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    crate::audit::append(&mut tx, &st.chain, &p.actor(), ev);
     tx.commit().await?;
     Ok(())
 }

@@ -298,7 +298,7 @@ pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: V
     super::jobs::enqueue_webhooks(&mut tx, id, None, hid, &body);
     let summary = format!("受理 {number}（{}，{}）", cat.name, channel_label(channel));
     let ev = Event { action: "case.create", entity: "case", entity_id: &number, node_path: &place.path, summary: &summary };
-    audit::append(&mut tx, &st.chain, &crate::audit::Actor { name: actor, ip }, ev).await?;
+    audit::append(&mut tx, &st.chain, &crate::audit::Actor { name: actor, ip }, ev);
     tx.commit().await?;
     Ok(Created { number, status: Status::Submitted, grid_code: place.grid_code, community_code: place.community_code })
 }

@@ -178,7 +178,7 @@ pub async fn create(st: &AppState, p: &Principal, i: &UnitInput, is_demo: bool) 
     .await?;
     let summary = format!("新建单位「{}」", i.name.trim());
     let ev = Event { action: "unit.create", entity: "unit", entity_id: &code, node_path: &county, summary: &summary };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
     tx.commit().await?;
     find(&st.db, &code).await?.ok_or(AppError::NotFound)
 }

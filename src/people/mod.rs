@@ -208,7 +208,7 @@ pub async fn create(st: &AppState, p: &Principal, input: &PersonInput) -> AppRes
     let summary = format!("登记居民 {}（身份证 {}）", mask_name(&v.name), v.id.as_ref().map(|i| i.masked()).unwrap_or_default());
     let ev =
         Event { action: "person.create", entity: "person", entity_id: &id.to_string(), node_path: &v.path, summary: &summary };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
     tx.commit().await?;
     get_person(st, p, id).await
 }
@@ -251,7 +251,7 @@ pub async fn update(st: &AppState, p: &Principal, id: i64, input: &PersonInput) 
     let summary = format!("修改居民 {} 的信息（住址 {} → {}）", mask_name(&v.name), old.node_code, input.node.trim());
     let ev =
         Event { action: "person.update", entity: "person", entity_id: &id.to_string(), node_path: &v.path, summary: &summary };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
     tx.commit().await?;
     get_person(st, p, id).await
 }
@@ -270,7 +270,7 @@ pub async fn retire(st: &AppState, p: &Principal, id: i64, reason: &str) -> AppR
         format!("居民 {} 迁出；原因：{}", mask_name(&old.name), if reason.trim().is_empty() { "未填写" } else { reason.trim() });
     let ev =
         Event { action: "person.retire", entity: "person", entity_id: &id.to_string(), node_path: &old.path, summary: &summary };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
     tx.commit().await?;
     Ok(())
 }

@@ -282,7 +282,7 @@ pub async fn insert(tx: &mut Tx, st: &AppState, p: &Principal, reg: &Register, v
             node_path: &v.node_path,
             summary: &summary,
         };
-        audit::append(tx, &st.chain, &p.actor(), ev).await?;
+        audit::append(tx, &st.chain, &p.actor(), ev);
     }
     Ok(id)
 }
@@ -329,7 +329,7 @@ pub async fn update(st: &AppState, p: &Principal, reg: &Register, id: i64, raw: 
         node_path: &v.node_path,
         summary: &summary,
     };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
     tx.commit().await?;
     Ok(item(st, reg, &one(st, p, reg, id).await?))
 }
@@ -352,7 +352,7 @@ pub async fn set_retired(st: &AppState, p: &Principal, reg: &Register, id: i64, 
         node_path: &old.node_path,
         summary: &summary,
     };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
     tx.commit().await?;
     Ok(())
 }
@@ -448,7 +448,7 @@ pub async fn to_case(
         node_path: &row.node_path,
         summary: &summary,
     };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
     tx.commit().await?;
     Ok(created)
 }

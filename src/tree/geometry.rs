@@ -285,7 +285,7 @@ pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value,
     }
     let summary = format!("导入网格边界 {} 个（新建 {created}，更新 {updated}）", parsed.len());
     let ev = Event { action: "grid.import", entity: "node", entity_id: &comm.code, node_path: &comm.path, summary: &summary };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
     commit(st, tx, true).await?;
     Ok(ImportReport { ok: true, created, updated, errors: Vec::new() })
 }
@@ -329,7 +329,7 @@ pub async fn set_geometry(st: &AppState, p: &Principal, code: &str, body: &Value
                 Event {
                     action: "node.geometry", entity: "node", entity_id: code, node_path: &n.path, summary: "更新社区边界"
                 };
-            audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+            audit::append(&mut tx, &st.chain, &p.actor(), ev);
             tx.commit().await?;
             Ok(())
         }

@@ -179,7 +179,7 @@ pub async fn create(st: &AppState, p: &Principal, input: &NodeInput, is_demo: bo
     .await?;
     let summary = format!("新建{}「{}」", kind.label(), input.name.trim());
     let ev = Event { action: "node.create", entity: "node", entity_id: &code, node_path: &path, summary: &summary };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
     tx.commit().await?;
     find_by_code(&st.db, &code).await?.ok_or(AppError::NotFound)
 }
@@ -206,7 +206,7 @@ pub async fn update(st: &AppState, p: &Principal, code: &str, input: &NodeInput)
     }
     let summary = format!("修改{}：名称「{}」→「{}」", n.kind.label(), n.name, input.name.trim());
     let ev = Event { action: "node.update", entity: "node", entity_id: code, node_path: &n.path, summary: &summary };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
     tx.commit().await?;
     find_by_code(&st.db, code).await?.ok_or(AppError::NotFound)
 }
@@ -237,7 +237,7 @@ pub async fn set_retired(st: &AppState, p: &Principal, code: &str, retired: bool
     let (act, verb) = if retired { ("node.retire", "停用") } else { ("node.restore", "恢复") };
     let summary = format!("{verb}{}「{}」", n.kind.label(), n.name);
     let ev = Event { action: act, entity: "node", entity_id: code, node_path: &n.path, summary: &summary };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
     super::geometry::commit(st, tx, n.kind == Kind::Grid).await?;
     find_by_code(&st.db, code).await?.ok_or(AppError::NotFound)
 }
@@ -259,7 +259,7 @@ pub async fn delete(st: &AppState, p: &Principal, code: &str) -> AppResult<()> {
     sqlx::query("DELETE FROM nodes WHERE id = $1").bind(n.id).execute(&mut tx).await?;
     let summary = format!("删除{}「{}」", n.kind.label(), n.name);
     let ev = Event { action: "node.delete", entity: "node", entity_id: code, node_path: &n.path, summary: &summary };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev).await?;
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
     super::geometry::commit(st, tx, n.kind == Kind::Grid).await?;
     Ok(())
 }
