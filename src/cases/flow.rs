@@ -7,8 +7,9 @@ use serde_json::json;
 
 use super::machine::{Action, Actor, SATISFACTION, Status};
 use super::notify::{self, Target};
+use super::rates::Counts;
 use super::store::{CaseView, history, load_visible, view_by_id};
-use super::{Assignee, CaseRow, categories, jobs, photos, staff_level, units};
+use super::{Assignee, CaseRow, categories, jobs, photos, rollups, staff_level, units};
 use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::auth::{Principal, Role};
@@ -304,12 +305,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         );
         set.push(part);
     }
-    // One statement changes the case and returns what the rollups count.
-    let after =
-        super::rollups::update(&mut tx, &format!("{}, version = version + 1, updated_at = $3", set.parts.join(", ")), set.args)
-            .await?
-            .ok_or_else(|| AppError::Conflict("该案件刚被他人处理过，请刷新后再操作".into()))?;
-    tx.defer::<super::rollups::Deltas>().moved(before.as_ref(), after.as_ref());
+    set.apply(&mut tx, before, "该案件刚被他人处理过，请刷新后再操作").await?;
     let mut note = i.note.trim().to_string();
     if let Some(t) = &target {
         note = format!("派给 {}{}{}", t.name, if note.is_empty() { "" } else { "：" }, note);
@@ -395,33 +391,26 @@ pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction:
     let now = now_ms();
     let mut tx = st.db.begin().await?;
     let before = super::rollups::current(&mut tx, c.id).await?;
-    let extra = if unsatisfied {
+    let mut set = Sets::new(vec![Val::I(c.id), Val::I(c.version), Val::I(now)]);
+    let part = format!(
+        "status = '{}', contacted = 1, solved = {}, satisfaction = {}, rating_comment = {}",
+        to.as_str(),
+        (!unsatisfied) as i64,
+        set.arg(satisfaction.to_string()),
+        set.arg(comment.trim().to_string())
+    );
+    set.push(part);
+    if unsatisfied {
         let (due, yellow) = cal.clock(now, cat.resolve_hours);
         jobs::schedule_sla(&mut tx, &cal, c.id, yellow, due);
-        format!(
-            ", rework_count = rework_count + 1, finished_at = NULL, clock_start = {now}, resolve_due = {due}, yellow_at = {yellow}, warn_level = 0"
-        )
-    } else {
-        String::new()
-    };
-    let sql = format!(
-        "UPDATE cases SET status = '{}', contacted = 1, solved = {}, satisfaction = $1, rating_comment = $2, version = version + 1, updated_at = {now}{extra} \
-         WHERE id = $3 AND version = $4",
-        to.as_str(),
-        (!unsatisfied) as i64
-    );
-    let n = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(satisfaction)
-        .bind(comment.trim())
-        .bind(c.id)
-        .bind(c.version)
-        .execute(&mut tx)
-        .await?
-        .rows_affected();
-    if n != 1 {
-        return Err(AppError::Conflict("该案件刚被处理过，请刷新后再评价".into()));
+        let part = format!(
+            "rework_count = rework_count + 1, finished_at = NULL, clock_start = $3, resolve_due = {}, yellow_at = {}, warn_level = 0",
+            set.arg(due),
+            set.arg(yellow)
+        );
+        set.push(part);
     }
-    super::rollups::track(&mut tx, c.id, before).await?;
+    set.apply(&mut tx, before, "该案件刚被处理过，请刷新后再评价").await?;
     let note = format!(
         "{}{}",
         super::machine::satisfaction_label(satisfaction),
@@ -461,5 +450,14 @@ impl Sets {
     fn arg(&mut self, v: impl Into<Val>) -> String {
         self.args.push(v.into());
         format!("${}", self.args.len())
+    }
+
+    /// Changes the case in one statement that also returns what the rollups count, and
+    /// records the rollup change from `before`; `conflict` when the version moved on.
+    async fn apply(self, tx: &mut Tx, before: Option<(rollups::Key, Counts)>, conflict: &str) -> AppResult<()> {
+        let set = format!("{}, version = version + 1, updated_at = $3", self.parts.join(", "));
+        let after = rollups::update(tx, &set, self.args).await?.ok_or_else(|| AppError::Conflict(conflict.into()))?;
+        tx.defer::<rollups::Deltas>().moved(before.as_ref(), after.as_ref());
+        Ok(())
     }
 }
