@@ -318,7 +318,9 @@ async fn whole<T: Send + 'static>(
     });
     match task.await {
         Ok(done) => done,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled: the runtime is shutting down, and this future is dropped with it.
+        Err(_) => std::future::pending().await,
     }
 }
 
