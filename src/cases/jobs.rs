@@ -170,15 +170,16 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
     };
     // The red card makes the case count as overdue in the rollups.
     let before = if warn >= 2 && c.warn_level < 2 { Some(super::rollups::current(&mut tx, case_id).await?) } else { None };
-    sqlx::query("UPDATE cases SET warn_level = $1, level = $2, version = version + 1, updated_at = $3 WHERE id = $4")
-        .bind(warn)
-        .bind(level)
-        .bind(now)
-        .bind(case_id)
-        .execute(&mut tx)
-        .await?;
+    // The version was read above, under the writer: it cannot have moved on.
+    let after = super::rollups::update(
+        &mut tx,
+        "warn_level = $3, level = $4, version = version + 1, updated_at = $5",
+        vec![Val::I(case_id), Val::I(c.version), Val::I(warn), Val::I(level), Val::I(now)],
+    )
+    .await?
+    .ok_or_else(|| AppError::Conflict("案件已被他人修改".into()))?;
     if let Some(before) = before {
-        super::rollups::track(&mut tx, case_id, before).await?;
+        tx.defer::<super::rollups::Deltas>().moved(before.as_ref(), after.as_ref());
     }
     let status = c.status.as_str();
     let label = if action == "auto_escalate" { format!("{note}至{}", super::level_label(level)) } else { note.to_string() };

@@ -176,13 +176,6 @@ pub fn counts_of(r: &Row) -> AppResult<Counts> {
     Ok(c)
 }
 
-/// Applies the change from `before` to the case's current contribution.
-pub async fn track(tx: &mut Tx, case_id: i64, before: Option<(Key, Counts)>) -> AppResult<()> {
-    let after = current(tx, case_id).await?;
-    tx.defer::<Deltas>().moved(before.as_ref(), after.as_ref());
-    Ok(())
-}
-
 /// Counter-wise sum.
 pub fn sum(a: &Counts, b: &Counts) -> Counts {
     let mut out = *a;
