@@ -67,7 +67,7 @@ impl fmt::Debug for Keyring {
 }
 
 impl Keyring {
-    /// Builds a keyring from raw keys; meant for tests and tooling.
+    /// Builds a keyring from raw keys (the key file's, or a test's).
     pub fn from_bytes(enc: [u8; 32], idx: [u8; 32]) -> Keyring {
         Keyring { enc, idx, shown: Arc::default() }
     }
@@ -80,10 +80,10 @@ impl Keyring {
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let (enc, idx) = keyfile::parse(&text).map_err(PrivacyError::BadKeyFile)?;
-                Ok((Keyring { enc, idx, shown: Arc::default() }, false))
+                Ok((Keyring::from_bytes(enc, idx), false))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let keyring = Keyring { enc: random_bytes()?, idx: random_bytes()?, shown: Arc::default() };
+                let keyring = Keyring::from_bytes(random_bytes()?, random_bytes()?);
                 keyfile::write_new(path, &keyfile::render(&keyring.enc, &keyring.idx))?;
                 Ok((keyring, true))
             }
