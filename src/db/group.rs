@@ -500,6 +500,11 @@ impl Tx {
         self.pending.get::<T>()
     }
 
+    /// Where this transaction's statements go (for [`super::bulk`]).
+    pub(crate) fn conn(&mut self) -> super::exec::Conn<'_> {
+        self.batch().link.conn()
+    }
+
     fn batch(&mut self) -> &mut Batch {
         self.guard.as_mut().expect("a live transaction holds the writer")
     }

@@ -4,6 +4,7 @@
 //! the only backend differences live here: connection pragmas, the DDL tokens of the
 //! migrations, how a write transaction begins, and how a backup is taken.
 
+pub mod bulk;
 mod deferred;
 mod durable;
 mod exec;

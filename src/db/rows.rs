@@ -9,6 +9,8 @@ pub enum Val {
     O(Option<i64>),
     /// Text.
     S(String),
+    /// Text known when the program was built (bulk rows share it instead of copying it).
+    T(&'static str),
     /// NULL text.
     N,
 }
@@ -40,6 +42,7 @@ pub fn bind<'q>(q: Query<'q>, v: &Val) -> Query<'q> {
         Val::I(x) => q.bind(*x),
         Val::O(x) => q.bind(*x),
         Val::S(x) => q.bind(x.clone()),
+        Val::T(x) => q.bind(*x),
         Val::N => q.bind(None::<String>),
     }
 }
@@ -58,25 +61,7 @@ where
 {
     let per = (ARGS_PER_STATEMENT / cols.max(1)).max(1);
     for chunk in rows.chunks(per) {
-        let mut sql = String::with_capacity(chunk.len() * cols * 5 + head.len() + tail.len() + 8);
-        sql.push_str(head);
-        sql.push_str(" VALUES ");
-        let mut n = 0;
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for c in 0..cols {
-                n += 1;
-                if c > 0 {
-                    sql.push(',');
-                }
-                sql.push('$');
-                sql.push_str(&n.to_string());
-            }
-            sql.push(')');
-        }
+        let mut sql = values_text(head, chunk.len(), cols, '$');
         if !tail.is_empty() {
             sql.push(' ');
             sql.push_str(tail);
@@ -91,6 +76,26 @@ where
         q.execute(&mut *on).await?;
     }
     Ok(())
+}
+
+/// `head VALUES (…), (…)` for `rows` rows of `cols` arguments each, numbered from 1 after
+/// `mark` (`$` for sqlx, `?` for SQLite's own binding by position).
+pub(crate) fn values_text(head: &str, rows: usize, cols: usize, mark: char) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * cols * 7 + 8);
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push(mark);
+            sql.push_str(&(r * cols + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// A table that transactions append rows to at the end of their batch (see
