@@ -1,22 +1,25 @@
 //! A Beijing-sized data set for scale work: `linli demo --scale megacity [--cases N]` builds a
 //! tree under node `110000` (343 streets, ~7,000 communities, ~60,000 non-overlapping grids),
-//! units, and N cases over the past year with 3–6 history steps, follow-ups, overdue, returned
-//! and reworked ones. Deterministic (fixed seed); batched multi-row inserts in large
-//! transactions; the rollups are rebuilt at the end with one GROUP BY.
+//! units, and N cases over the past year with their history (2–9 steps, 7 on average:
+//! follow-ups, overdue, returned and reworked ones) and search postings. Deterministic (every
+//! value a hash of the case's index); rows computed on one thread while the writer appends
+//! them in large transactions ([`crate::db::bulk`]), the secondary indexes set aside; the
+//! rollups are rebuilt at the end with one GROUP BY, then the indexes.
 //!
-//! Not generated: search terms and reporters' personal data (encrypting 25 million phone
-//! numbers would measure the cipher, not the system).
+//! Not generated: reporters' personal data (encrypting 25 million phone numbers would measure
+//! the cipher, not the system).
 
 use std::time::Instant;
 
 use serde::Serialize;
-use sqlx::Executor;
 
 use crate::app::AppState;
 use crate::db::rows::Val;
 use crate::db::{Tx, get, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::geo::{self, Point};
+
+mod load;
 
 /// The root code of the scale data set.
 pub const ROOT: &str = "110000";
@@ -225,172 +228,55 @@ fn trail(status: &str, returned: bool, reworked: bool) -> Vec<(&'static str, &'s
     t
 }
 
-const STATUSES: [&str; 5] = ["rejected", "dispatched", "accepted", "finished", "closed"];
-
-/// The lookup tables of [`scale_tables`].
-const SCALE_TABLES: [&str; 4] = ["scale_grids", "scale_cats", "scale_steps", "scale_terms"];
-
-/// Lookup tables the generating SQL joins against (dropped at the end).
-async fn scale_tables(st: &AppState, grids: i64) -> AppResult<(i64, i64, i64)> {
-    let mut tx = st.db.begin().await?;
-    for t in SCALE_TABLES {
-        tx.execute(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}"))).await?;
-    }
-    tx.execute("CREATE TABLE scale_grids (idx BIGINT PRIMARY KEY, code TEXT NOT NULL, path TEXT NOT NULL)").await?;
-    tx.execute("CREATE TABLE scale_cats (idx BIGINT PRIMARY KEY, id BIGINT NOT NULL, sign_ms BIGINT NOT NULL, resolve_ms BIGINT NOT NULL)").await?;
-    tx.execute("CREATE TABLE scale_terms (category_id BIGINT NOT NULL, term TEXT NOT NULL)").await?;
-    tx.execute(
-        "CREATE TABLE scale_steps (status TEXT NOT NULL, returned BIGINT NOT NULL, reworked BIGINT NOT NULL, seq BIGINT NOT NULL, \
-         action TEXT NOT NULL, from_status TEXT NOT NULL, to_status TEXT NOT NULL)",
-    )
-    .await?;
-    let rows = sqlx::query("SELECT code, path FROM nodes WHERE kind = 'grid' AND path LIKE '/110000/%' ORDER BY code")
-        .fetch_all(&mut tx)
-        .await?;
-    let g: Vec<Vec<Val>> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Ok(vec![Val::I(i as i64), Val::S(get(r, "code")?), Val::S(get(r, "path")?)]))
-        .collect::<AppResult<_>>()?;
-    if g.len() as i64 != grids {
-        return Err(AppError::Conflict("规模数据的网格不完整".into()));
-    }
-    insert_rows(&mut tx, "INSERT INTO scale_grids (idx, code, path)", 3, &g).await?;
-    let rows = sqlx::query("SELECT id, name, sign_hours, resolve_hours FROM categories ORDER BY id").fetch_all(&mut tx).await?;
-    // Generated cases are searchable by their category's name (a few terms each: the whole
-    // generated text would be ~15 postings per case, 375 million rows at 25 M cases).
-    let mut terms = Vec::new();
-    for r in &rows {
-        let id: i64 = get(r, "id")?;
-        for t in super::search::doc_terms(&get::<String>(r, "name")?) {
-            terms.push(vec![Val::I(id), Val::S(t)]);
-        }
-    }
-    insert_rows(&mut tx, "INSERT INTO scale_terms (category_id, term)", 2, &terms).await?;
-    let c: Vec<Vec<Val>> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let (sign, resolve): (f64, f64) = (get(r, "sign_hours")?, get(r, "resolve_hours")?);
-            Ok(vec![Val::I(i as i64), Val::I(get(r, "id")?), Val::I((sign * 3.6e6) as i64), Val::I((resolve * 3.6e6) as i64)])
-        })
-        .collect::<AppResult<_>>()?;
-    if c.is_empty() {
-        return Err(AppError::Conflict("请先载入演示县（事项类别来自演示县）".into()));
-    }
-    insert_rows(&mut tx, "INSERT INTO scale_cats (idx, id, sign_ms, resolve_ms)", 4, &c).await?;
-    let mut steps = Vec::new();
-    for status in STATUSES {
-        for (ret, rew) in [(false, false), (true, false), (false, true), (true, true)] {
-            for (j, (a, f, t)) in trail(status, ret, rew).into_iter().enumerate() {
-                let row = [Val::S(status.into()), Val::I(ret as i64), Val::I(rew as i64), Val::I(j as i64)];
-                steps.push(row.into_iter().chain([Val::S(a.into()), Val::S(f.into()), Val::S(t.into())]).collect());
-            }
-        }
-    }
-    insert_rows(&mut tx, "INSERT INTO scale_steps (status, returned, reworked, seq, action, from_status, to_status)", 7, &steps)
-        .await?;
-    // Units were inserted by one statement, so their ids are consecutive on both engines.
-    let r = sqlx::query("SELECT MIN(id) AS lo, COUNT(*) AS n, MAX(id) AS hi FROM units WHERE code LIKE 'BJ%'")
-        .fetch_one(&mut tx)
-        .await?;
-    let (lo, n, hi): (i64, i64, i64) = (get(&r, "lo")?, get(&r, "n")?, get(&r, "hi")?);
-    if hi - lo + 1 != n {
-        return Err(AppError::Conflict("规模数据的单位编号不连续".into()));
-    }
-    tx.commit().await?;
-    Ok((c.len() as i64, lo, n))
-}
-
-/// One batch of cases `lo..hi` (0-based), generated inside the database: every value is a
-/// function of the case's index (multiplicative hashes), so no row crosses the driver and the
-/// data set is the same on both engines and on every run.
-fn case_sql(lo: u64, hi: u64, first_id: i64, total: u64, now: i64, grids: i64, (cats, unit0, units): (i64, i64, i64)) -> String {
-    let span = 365 * 86_400_000 / total.max(1) as i64;
-    let recent = now - 20 * 86_400_000;
-    format!(
-        "INSERT INTO cases (id, number, category_id, title, description, channel, status, grid_code, community_code, node_path, unit_id, \
-         created_at, dispatched_at, accepted_at, finished_at, closed_at, sign_due, resolve_due, rework_count, return_count, contacted, \
-         solved, satisfaction, version, updated_at, warn_level) \
-         SELECT {first_id} + y.i, 'BJ-' || SUBSTR(CAST(10000000000 + y.i + 1 AS TEXT), 2), c.id, '规模演示事项', '规模演示事项', \
-           CASE y.i % 4 WHEN 0 THEN 'resident_h5' WHEN 1 THEN 'hotline_12345' WHEN 2 THEN 'grid_visit' ELSE 'open311' END, \
-           y.status, g.code, SUBSTR(g.code, 1, 12), g.path, \
-           CASE WHEN y.status <> 'rejected' THEN {unit0} + y.hu % {units} END, \
-           y.created, \
-           CASE WHEN y.status <> 'rejected' THEN y.created + 3600000 END, \
-           CASE WHEN y.status IN ('accepted', 'finished', 'closed') THEN y.created + 7200000 END, \
-           CASE WHEN y.status IN ('finished', 'closed') THEN y.created + c.resolve_ms * (2 + 3 * y.late) / 2 END, \
-           CASE WHEN y.status = 'closed' THEN y.created + c.resolve_ms * (2 + 3 * y.late) / 2 + 86400000 END, \
-           CASE WHEN y.status <> 'rejected' THEN y.created + 3600000 + c.sign_ms END, \
-           CASE WHEN y.status <> 'rejected' THEN y.created + c.resolve_ms * 9 / 5 END, \
-           CASE WHEN y.status = 'closed' THEN y.rew ELSE 0 END, \
-           CASE WHEN y.status <> 'rejected' THEN y.ret ELSE 0 END, \
-           CASE WHEN y.status = 'closed' THEN 1 END, \
-           CASE WHEN y.status = 'closed' THEN CASE WHEN y.hs = 0 THEN 0 ELSE 1 END END, \
-           CASE WHEN y.status = 'closed' THEN CASE WHEN y.hs = 0 THEN 'unsatisfied' WHEN y.hs < 3 THEN 'basically_satisfied' ELSE 'satisfied' END END, \
-           1, y.created, \
-           CASE WHEN y.status IN ('dispatched', 'accepted') AND y.created + c.resolve_ms * 9 / 5 < {now} THEN 2 ELSE 0 END \
-         FROM (SELECT x.*, CASE WHEN x.roll < 3 THEN 'rejected' WHEN x.created > {recent} AND x.roll < 21 THEN 'dispatched' \
-                 WHEN x.created > {recent} AND x.roll < 41 THEN 'accepted' WHEN x.created > {recent} AND x.roll < 51 THEN 'finished' \
-                 ELSE 'closed' END AS status \
-               FROM (SELECT s.i, {now} - s.i * {span} - (s.i * 7919 + 13) % 3600000 AS created, \
-                       (s.i * 2654435761) % 1000003 % {grids} AS hg, (s.i * 40503 + 7) % 65521 % {cats} AS hc, \
-                       (s.i * 69069 + 1) % 65537 % {units} AS hu, (s.i * 48271) % 2147483647 % 100 AS roll, \
-                       CASE WHEN (s.i * 16807 + 3) % 100003 % 100 < 8 THEN 1 ELSE 0 END AS late, \
-                       CASE WHEN (s.i * 31337 + 5) % 100019 % 100 < 5 THEN 1 ELSE 0 END AS rew, \
-                       CASE WHEN (s.i * 22695477 + 9) % 100043 % 100 < 5 THEN 1 ELSE 0 END AS ret, \
-                       (s.i * 1103515245 + 12345) % 65519 % 10 AS hs \
-                     FROM seq s) x) y \
-         JOIN scale_grids g ON g.idx = y.hg JOIN scale_cats c ON c.idx = y.hc"
-    )
-    .replacen("INSERT INTO cases", &format!("WITH RECURSIVE seq(i) AS (SELECT CAST({lo} AS BIGINT) UNION ALL SELECT i + 1 FROM seq WHERE i < {}) INSERT INTO cases", hi - 1), 1)
-}
-
 /// Builds everything; `progress(done, total)` is called after every batch of cases.
 pub async fn generate(st: &AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sync)) -> AppResult<Report> {
     let n_grids = tree(st, s).await?;
-    let lookups = scale_tables(st, n_grids as i64).await?;
     let size0 = st.db.size_bytes().await?;
     let first_id: i64 =
         sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM cases").fetch_one(&st.db.pool).await?.unwrap_or(0) + 1;
     let h0: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM case_history").fetch_one(&st.db.pool).await?;
-    let now = now_ms();
+    let plan = std::sync::Arc::new(load::Plan::read(&st.db, n_grids, first_id, s.cases, now_ms()).await?);
     crate::db::indexes::set_aside(&st.db, &["cases", "case_history"]).await?;
     st.db.bulk_cache(true).await?;
     let t0 = Instant::now();
-    let batch = 100_000u64;
+    // Rows are computed on a thread of their own, a batch ahead of the writer, in buffers
+    // that go back and forth between the two (each ≈ 25 MB of values).
+    let (send, mut batches) = tokio::sync::mpsc::channel::<load::Rows>(1);
+    let (give_back, mut returned) = tokio::sync::mpsc::channel::<load::Rows>(3);
+    let total = s.cases;
+    let maker = tokio::task::spawn_blocking(move || {
+        let mut lo = 0;
+        while lo < total {
+            let hi = (lo + ROWS_PER_BATCH).min(total);
+            let mut rows = returned.try_recv().unwrap_or_default();
+            rows.clear();
+            plan.rows(lo, hi, &mut rows);
+            if send.blocking_send(rows).is_err() {
+                return; // the writer stopped on an error
+            }
+            lo = hi;
+        }
+    });
     let mut done = 0u64;
     while done < s.cases {
-        let n = batch.min(s.cases - done);
-        let mut tx = st.db.begin().await?;
-        let sql = case_sql(done, done + n, first_id, s.cases, now, n_grids as i64, lookups);
-        tx.execute(sqlx::AssertSqlSafe(sql)).await?;
-        let (lo, hi) = (first_id + done as i64, first_id + (done + n) as i64 - 1);
-        let steps = format!(
-            "INSERT INTO case_history (case_id, action, from_status, to_status, actor, at) \
-             SELECT c.id, t.action, t.from_status, t.to_status, 'system:scale', c.created_at + t.seq * 21600000 \
-             FROM cases c JOIN scale_steps t ON t.status = c.status AND t.returned = c.return_count AND t.reworked = c.rework_count \
-             WHERE c.id BETWEEN {lo} AND {hi} ORDER BY c.id, t.seq"
-        );
-        tx.execute(sqlx::AssertSqlSafe(steps)).await?;
-        let terms = format!(
-            "INSERT INTO case_terms (term, case_id) SELECT t.term, c.id FROM cases c JOIN scale_terms t ON t.category_id = c.category_id \
-             WHERE c.id BETWEEN {lo} AND {hi}"
-        );
-        tx.execute(sqlx::AssertSqlSafe(terms)).await?;
+        let mut tx = st.db.bulk().await?;
+        let mut in_tx = 0;
+        while in_tx < CASES_PER_TRANSACTION && done + in_tx < s.cases {
+            let rows = batches.recv().await.ok_or_else(|| AppError::Internal("规模数据生成线程意外退出".into()))?;
+            rows.write(&mut tx).await?;
+            in_tx += rows.cases_in;
+            let _ = give_back.try_send(rows);
+        }
         tx.commit().await?;
-        done += n;
+        done += in_tx;
         progress(done, s.cases);
     }
+    drop(batches);
+    maker.await.map_err(|e| AppError::Internal(format!("规模数据生成线程失败：{e}")))?;
     let secs = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     st.db.bulk_cache(false).await?;
     let history = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM case_history").fetch_one(&st.db.pool).await? - h0;
-    let mut tx = st.db.begin().await?;
-    for t in SCALE_TABLES {
-        tx.execute(sqlx::AssertSqlSafe(format!("DROP TABLE {t}"))).await?;
-    }
-    tx.commit().await?;
     st.db.fix_sequence("cases").await?;
     super::rollups::rebuild(&st.db).await?;
     tracing::info!("重建索引");
@@ -409,3 +295,10 @@ pub async fn generate(st: &AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sy
         bytes_per_case: (size1 - size0).max(0) as f64 / (s.cases.max(1) as f64),
     })
 }
+
+/// Cases per batch of rows handed from the row maker to the writer.
+const ROWS_PER_BATCH: u64 = 10_000;
+
+/// Cases per transaction (and per progress report): large, so the load's commits and
+/// checkpoints are few, yet an interrupted load loses little.
+const CASES_PER_TRANSACTION: u64 = 100_000;
