@@ -58,13 +58,16 @@ struct Cat {
     id: i64,
     sign_ms: i64,
     resolve_ms: i64,
-    terms: Vec<String>,
+    /// Its terms, as places in [`Plan::terms`].
+    terms: Vec<u32>,
 }
 
 /// What every case row is computed from, read once before the load.
 pub(super) struct Plan {
     grids: Vec<Grid>,
     cats: Vec<Cat>,
+    /// Every category's terms, in order.
+    terms: Vec<String>,
     unit0: i64,
     units: i64,
     first_id: i64,
@@ -87,11 +90,16 @@ impl Plan {
             sqlx::query("SELECT id, name, sign_hours, resolve_hours FROM categories ORDER BY id").fetch_all(&db.pool).await?;
         // Generated cases are searchable by their category's name (a few terms each: the whole
         // generated text would be ~15 postings per case, 375 million rows at 25 M cases).
+        let names: Vec<std::collections::BTreeSet<String>> =
+            rows.iter().map(|r| Ok(crate::cases::search::doc_terms(&get::<String>(r, "name")?))).collect::<AppResult<_>>()?;
+        let terms: Vec<String> = names.iter().flatten().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let place = |t: &String| terms.binary_search(t).expect("a term of the set") as u32;
         let cats: Vec<Cat> = rows
             .iter()
-            .map(|r| {
+            .zip(&names)
+            .map(|(r, n)| {
                 let (sign, resolve): (f64, f64) = (get(r, "sign_hours")?, get(r, "resolve_hours")?);
-                let terms = crate::cases::search::doc_terms(&get::<String>(r, "name")?).into_iter().collect();
+                let terms = n.iter().map(place).collect();
                 Ok(Cat { id: get(r, "id")?, sign_ms: (sign * 3.6e6) as i64, resolve_ms: (resolve * 3.6e6) as i64, terms })
             })
             .collect::<AppResult<_>>()?;
@@ -106,13 +114,19 @@ impl Plan {
         if hi - lo + 1 != n || n == 0 {
             return Err(AppError::Conflict("规模数据的单位编号不连续".into()));
         }
-        Ok(Plan { grids: g, cats, unit0: lo, units: n, first_id, total, now })
+        Ok(Plan { grids: g, cats, terms, unit0: lo, units: n, first_id, total, now })
     }
 
     /// The rows of cases `lo..hi` (0-based), appended to `out`.
     pub(super) fn rows(&self, lo: u64, hi: u64, out: &mut Rows) {
         for i in lo..hi {
             self.case(i as i64, out);
+        }
+        // Postings in their key's order: each lands beside the one before it in the term's
+        // B-tree instead of in another term's page.
+        out.postings.sort_unstable();
+        for &(t, id) in &out.postings {
+            out.terms.extend([Val::S(self.terms[t as usize].clone()), Val::I(id)]);
         }
     }
 
@@ -182,9 +196,7 @@ impl Plan {
             let at = created + seq as i64 * 6 * HOUR;
             out.history.extend([Val::I(id), Val::T(action), Val::T(from), Val::T(to), Val::T("system:scale"), Val::I(at)]);
         }
-        for t in &c.terms {
-            out.terms.extend([Val::S(t.clone()), Val::I(id)]);
-        }
+        out.postings.extend(c.terms.iter().map(|&t| (t, id)));
         out.cases_in += 1;
     }
 }
@@ -200,6 +212,8 @@ pub(super) struct Rows {
     pub terms: Vec<Val>,
     /// Cases in the batch.
     pub cases_in: u64,
+    /// The postings as (place in [`Plan::terms`], case), before they are sorted into `terms`.
+    postings: Vec<(u32, i64)>,
 }
 
 impl Rows {
@@ -217,6 +231,7 @@ impl Rows {
         self.cases.clear();
         self.history.clear();
         self.terms.clear();
+        self.postings.clear();
         self.cases_in = 0;
     }
 }
