@@ -264,7 +264,7 @@ pub async fn generate(st: &AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sy
         while in_tx < CASES_PER_TRANSACTION && done + in_tx < s.cases {
             let rows = batches.recv().await.ok_or_else(|| AppError::Internal("规模数据生成线程意外退出".into()))?;
             rows.write(&mut tx).await?;
-            in_tx += rows.cases_in;
+            in_tx += rows.cases_in();
             let _ = give_back.try_send(rows);
         }
         tx.commit().await?;

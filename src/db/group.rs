@@ -500,7 +500,7 @@ impl Tx {
         self.pending.get::<T>()
     }
 
-    /// Where this transaction's statements go (for [`super::bulk`]).
+    /// Where this transaction's statements go (sqlx queries, and [`super::bulk`]).
     pub(crate) fn conn(&mut self) -> super::exec::Conn<'_> {
         self.batch().link.conn()
     }
@@ -510,4 +510,4 @@ impl Tx {
     }
 }
 
-crate::db::exec::forward_executor!(Tx, |tx| tx.batch().link.conn());
+crate::db::exec::forward_executor!(Tx, |tx| tx.conn());
