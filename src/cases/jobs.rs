@@ -169,7 +169,7 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
         }
     };
     // The red card makes the case count as overdue in the rollups.
-    let before = if warn >= 2 && c.warn_level < 2 { Some(super::rollups::current(&mut tx, case_id).await?) } else { None };
+    let before = if warn >= 2 && c.warn_level < 2 { Some(c.counted.clone()) } else { None };
     // The version was read above, under the writer: it cannot have moved on.
     let after = super::rollups::update(
         &mut tx,

@@ -95,11 +95,17 @@ pub struct CaseRow {
     pub community_code: String,
     /// Grid code.
     pub grid_code: String,
+    /// What the case counts in the rollups, as read. A step changes the case only if its
+    /// version is still the one read (and every change bumps it), so this is also what it
+    /// counts when the step changes it: no second read under the writer.
+    pub counted: Option<(rollups::Key, rates::Counts)>,
 }
 
 /// Columns for [`CaseRow`].
 pub const ROW_COLS: &str = "c.id, c.number, c.category_id, c.status, c.node_path, c.level, c.unit_id, c.assignee_user_id, c.reporter_user_id, \
-     c.private, c.version, c.extension_hours, c.resolve_due, c.clock_start, c.warn_level, c.community_code, c.grid_code";
+     c.private, c.version, c.extension_hours, c.resolve_due, c.clock_start, c.warn_level, c.community_code, c.grid_code, \
+     c.created_at, c.contacted, c.solved, c.satisfaction, c.finished_at, c.rework_count, c.dispatched_at, c.extension_count, \
+     c.accepted_at, c.sign_due";
 
 impl CaseRow {
     /// Decodes [`ROW_COLS`].
@@ -123,6 +129,7 @@ impl CaseRow {
             warn_level: get(r, "warn_level")?,
             community_code: get(r, "community_code")?,
             grid_code: get(r, "grid_code")?,
+            counted: rollups::contribution(r)?,
         })
     }
 

@@ -31,9 +31,9 @@ pub fn day_of(ms: i64) -> i64 {
 const COLS: &str = "created_at, community_code, unit_id, category_id, status, contacted, solved, satisfaction, finished_at, resolve_due, \
      rework_count, dispatched_at, extension_count, accepted_at, sign_due, warn_level";
 
-/// A case's contribution, computed by the same rules as [`super::rates`]. Rejected and voided
-/// cases count nowhere.
-fn contribution(r: &Row) -> AppResult<Option<(Key, Counts)>> {
+/// A case's contribution, computed by the same rules as [`super::rates`], from a row holding
+/// the columns of `COLS` (as [`super::ROW_COLS`] does). Rejected and voided cases count nowhere.
+pub(super) fn contribution(r: &Row) -> AppResult<Option<(Key, Counts)>> {
     let status: String = get(r, "status")?;
     if status == "rejected" || status == "voided" {
         return Ok(None);
@@ -85,21 +85,6 @@ pub fn submitted(created_at: i64, community: &str, category: i64) -> (Key, Count
 /// Counts a newly submitted case (at the end of the batch, see [`Deltas`]).
 pub fn track_new(tx: &mut Tx, new: (Key, Counts)) {
     tx.defer::<Deltas>().add(&new.0, &new.1, 1);
-}
-
-/// Reads a case's current contribution inside `tx`.
-pub async fn current(tx: &mut Tx, case_id: i64) -> AppResult<Option<(Key, Counts)>> {
-    Ok(versioned(tx, case_id).await?.and_then(|(_, c)| c))
-}
-
-/// A case's row version and current contribution, in one read inside `tx` (a step checks the
-/// version it was given in the same statement that reads what it will change).
-pub async fn versioned(tx: &mut Tx, case_id: i64) -> AppResult<Option<(i64, Option<(Key, Counts)>)>> {
-    let sql = format!("SELECT version, {COLS} FROM cases WHERE id = $1");
-    match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(case_id).fetch_optional(&mut *tx).await? {
-        Some(r) => Ok(Some((get(&r, "version")?, contribution(&r)?))),
-        None => Ok(None),
-    }
 }
 
 /// Changes a case (`SET` list `set`, with `$1` its id and `$2` the version it must still
