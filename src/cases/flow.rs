@@ -5,10 +5,11 @@
 use serde::Deserialize;
 use serde_json::json;
 
+use super::history::{self, Entry};
 use super::machine::{Action, Actor, SATISFACTION, Status};
 use super::notify::{self, Target};
 use super::rates::Counts;
-use super::store::{CaseView, history, load_visible, view_by_id};
+use super::store::{CaseView, load_visible, view_by_id};
 use super::{Assignee, CaseRow, categories, jobs, photos, rollups, staff_level, units};
 use crate::app::AppState;
 use crate::audit::{self, Event};
@@ -211,6 +212,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         Some(u) => units::by_id(&st.db, u).await?.map(|u| u.name).unwrap_or_default(),
         None => p.role.label().to_string(),
     };
+    let photos = photos::save(&st.cfg.data_dir, photos).await?;
     let now = now_ms();
     let mut tx = st.db.begin().await?;
     // What the case counted as read: the update below changes it only at that version.
@@ -310,8 +312,17 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     if action == Action::RequestExtension {
         note = format!("申请延期 {} 个工作小时：{note}", i.hours.unwrap_or(0.0));
     }
-    let hid = history(&mut tx, c.id, action.as_str(), c.status.as_str(), to.as_str(), &p.username, &actor_label, &note).await?;
-    photos::store(&mut tx, &st.cfg.data_dir, c.id, Some(hid), photos).await?;
+    let step = Entry {
+        case_id: c.id,
+        action: action.as_str(),
+        from: c.status.as_str(),
+        to: to.as_str(),
+        actor: &p.username,
+        label: &actor_label,
+        note: &note,
+        public: true,
+    };
+    history::record(&mut tx, step, photos);
     if let Some((yellow, due)) = timers {
         jobs::schedule_sla(&mut tx, &cal, c.id, yellow, due);
     }
@@ -319,7 +330,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     tell(&mut tx, &c, action, &note, target.as_ref().map(|t| (t.unit_id, t.user_id)));
     let body = json!({"event": format!("case.{}", action.as_str()), "number": c.number, "status": to.as_str(), "category": cat.code,
         "grid_code": c.grid_code, "community_code": c.community_code, "at": crate::web::fmt_time(now)});
-    jobs::enqueue_webhooks(&mut tx, c.id, unit_after, hid, &body);
+    jobs::enqueue_webhooks(&mut tx, c.id, unit_after, c.version + 1, &body);
     let summary = format!("{} {}：{} → {}", action.label(), c.number, c.status.label(), to.label());
     let ev = Event {
         action: &format!("case.{}", action.as_str()),
@@ -413,13 +424,23 @@ pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction:
         super::machine::satisfaction_label(satisfaction),
         if comment.trim().is_empty() { String::new() } else { format!("：{}", comment.trim()) }
     );
-    let hid = history(&mut tx, c.id, "rate", c.status.as_str(), to.as_str(), "public", "居民", &note).await?;
+    let step = |action, from, actor, label, note| Entry {
+        case_id: c.id,
+        action,
+        from,
+        to: to.as_str(),
+        actor,
+        label,
+        note,
+        public: true,
+    };
+    history::record(&mut tx, step("rate", c.status.as_str(), "public", "居民", &note), Vec::new());
     if unsatisfied {
-        history(&mut tx, c.id, "rework", to.as_str(), to.as_str(), "system", "系统", "居民不满意，退回承办方返工").await?;
+        history::record(&mut tx, step("rework", to.as_str(), "system", "系统", "居民不满意，退回承办方返工"), Vec::new());
     }
     tell(&mut tx, &c, if unsatisfied { Action::Rework } else { Action::Rate }, &note, None);
     let body = json!({"event": "case.rate", "number": c.number, "status": to.as_str(), "satisfaction": satisfaction});
-    jobs::enqueue_webhooks(&mut tx, c.id, c.unit_id, hid, &body);
+    jobs::enqueue_webhooks(&mut tx, c.id, c.unit_id, c.version + 1, &body);
     let summary = format!("居民评价 {}：{note}", c.number);
     let ev = Event { action: "case.rate", entity: "case", entity_id: &c.number, node_path: &c.node_path, summary: &summary };
     audit::append(&mut tx, &st.chain, &crate::audit::Actor { name: "public".into(), ip: ip.into() }, ev);

@@ -183,14 +183,17 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
     }
     let status = c.status.as_str();
     let label = if action == "auto_escalate" { format!("{note}至{}", super::level_label(level)) } else { note.to_string() };
-    sqlx::query("INSERT INTO case_history (case_id, action, from_status, to_status, actor, actor_label, at, note, public) VALUES ($1,$2,$3,$3,'system','系统',$4,$5,0)")
-        .bind(case_id)
-        .bind(action)
-        .bind(status)
-        .bind(now)
-        .bind(&label)
-        .execute(&mut tx)
-        .await?;
+    let step = super::history::Entry {
+        case_id,
+        action,
+        from: status,
+        to: status,
+        actor: "system",
+        label: "系统",
+        note: &label,
+        public: false,
+    };
+    super::history::record(&mut tx, step, Vec::new());
     let text = format!("{} {}", c.number, label);
     notify::push(&mut tx, Target::Staff(Role::CommunityStaff, community_path), case_id, action, &text);
     if let Some(u) = c.unit_id {
@@ -209,8 +212,8 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
 
 /// Queues one delivery per matching active webhook (county-wide ones, and the unit's own), at
 /// the end of the write batch: one read of the webhooks per batch, not per write of a case.
-pub fn enqueue_webhooks(tx: &mut Tx, case_id: i64, unit_id: Option<i64>, history_id: i64, body: &Value) {
-    tx.defer::<Deliveries>().0.push((format!(":{case_id}:{history_id}"), unit_id, body.to_string(), now_ms()));
+pub fn enqueue_webhooks(tx: &mut Tx, case_id: i64, unit_id: Option<i64>, version: i64, body: &Value) {
+    tx.defer::<Deliveries>().0.push((format!(":{case_id}:v{version}"), unit_id, body.to_string(), now_ms()));
 }
 
 /// Events waiting for the batch's end to become webhook deliveries: (dedup key suffix, unit,

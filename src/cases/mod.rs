@@ -8,6 +8,7 @@ pub mod cube;
 pub mod demo;
 pub mod flow;
 pub mod h5;
+pub mod history;
 pub mod jobs;
 pub mod machine;
 pub mod megacity;

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::db::{Tx, now_ms};
 use crate::error::{AppError, AppResult};
 
 /// Largest photo accepted.
@@ -47,8 +46,22 @@ fn ext(mime: &str) -> &'static str {
     }
 }
 
-/// Writes the files (durably) and records them in `tx`.
-pub async fn store(tx: &mut Tx, data_dir: &Path, case_id: i64, history_id: Option<i64>, photos: Vec<Photo>) -> AppResult<()> {
+/// A photo written to disk, recorded with its step (see [`super::history::record`]).
+#[derive(Debug)]
+pub struct Saved {
+    /// Path under the data directory.
+    pub path: String,
+    /// MIME type.
+    pub mime: &'static str,
+    /// Bytes.
+    pub size: i64,
+}
+
+/// Writes the files durably, before the transaction takes the writer: an fsync under the
+/// writer would hold up every write of the batch. A transaction that fails afterwards leaves
+/// its files unreferenced (never a record without its file).
+pub async fn save(data_dir: &Path, photos: Vec<Photo>) -> AppResult<Vec<Saved>> {
+    let mut saved = Vec::with_capacity(photos.len());
     for p in photos {
         let rel = PathBuf::from("photos").join(chrono::Utc::now().format("%Y%m").to_string()).join(format!(
             "{}.{}",
@@ -68,17 +81,9 @@ pub async fn store(tx: &mut Tx, data_dir: &Path, case_id: i64, history_id: Optio
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?
         .map_err(|e| AppError::Internal(format!("photo write: {e}")))?;
-        sqlx::query("INSERT INTO case_photos (case_id, history_id, path, mime, size, created_at) VALUES ($1,$2,$3,$4,$5,$6)")
-            .bind(case_id)
-            .bind(history_id)
-            .bind(rel.to_string_lossy().to_string())
-            .bind(p.mime)
-            .bind(size)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        saved.push(Saved { path: rel.to_string_lossy().to_string(), mime: p.mime, size });
     }
-    Ok(())
+    Ok(saved)
 }
 
 /// Reads a stored photo.

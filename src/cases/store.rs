@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::categories::{self, Category};
+use super::history::Entry;
 use super::machine::{Status, channel_label};
 use super::notify::{self, Target};
 use super::{CaseRow, ROW_COLS, photos, search, visible};
@@ -255,6 +256,7 @@ pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: V
     let name_enc = (!name.is_empty()).then(|| keys.encrypt(name, AAD_NAME));
     let phone_enc = phone.as_ref().map(|m| keys.encrypt(m.as_str(), AAD_PHONE));
     let phone_bidx = phone.as_ref().map(|m| keys.blind_index("case_phone", m.as_str()));
+    let photos = photos::save(&st.cfg.data_dir, photos).await?;
     let terms = search::doc_terms(&format!("{title} {desc} {} {}", i.address, cat.name));
     let mut tx = st.db.begin().await?;
     let year = chrono::Datelike::year(&super::calendar::local_date(now));
@@ -287,48 +289,29 @@ pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: V
     .await?;
     let id: i64 = get(&row, "id")?;
     super::rollups::track_new(&mut tx, super::rollups::submitted(now, &place.community_code, cat.id));
-    let hid = history(&mut tx, id, "submit", "", "submitted", &actor, channel_label(channel), "").await?;
-    photos::store(&mut tx, &st.cfg.data_dir, id, Some(hid), photos).await?;
+    let step = Entry {
+        case_id: id,
+        action: "submit",
+        from: "",
+        to: "submitted",
+        actor: &actor,
+        label: channel_label(channel),
+        note: "",
+        public: true,
+    };
+    super::history::record(&mut tx, step, photos);
     search::index(&mut tx, id, terms);
     let community_path = crate::tree::ancestor(&place.path, 3);
     let text = format!("新{}：{}（{}）", cat.name, title, number);
     notify::push(&mut tx, Target::Staff(Role::CommunityStaff, community_path), id, "case.new", &text);
     let body = serde_json::json!({"event": "case.created", "number": number, "status": "submitted", "category": cat.code,
         "grid_code": place.grid_code, "community_code": place.community_code, "at": fmt_time(now)});
-    super::jobs::enqueue_webhooks(&mut tx, id, None, hid, &body);
+    super::jobs::enqueue_webhooks(&mut tx, id, None, 1, &body);
     let summary = format!("受理 {number}（{}，{}）", cat.name, channel_label(channel));
     let ev = Event { action: "case.create", entity: "case", entity_id: &number, node_path: &place.path, summary: &summary };
     audit::append(&mut tx, &st.chain, &crate::audit::Actor { name: actor, ip }, ev);
     tx.commit().await?;
     Ok(Created { number, status: Status::Submitted, grid_code: place.grid_code, community_code: place.community_code })
-}
-
-/// Appends a step to the case history; returns its id.
-#[allow(clippy::too_many_arguments)]
-pub async fn history(
-    tx: &mut Tx,
-    case_id: i64,
-    action: &str,
-    from: &str,
-    to: &str,
-    actor: &str,
-    label: &str,
-    note: &str,
-) -> AppResult<i64> {
-    let r = sqlx::query(
-        "INSERT INTO case_history (case_id, action, from_status, to_status, actor, actor_label, at, note) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING id",
-    )
-    .bind(case_id)
-    .bind(action)
-    .bind(from)
-    .bind(to)
-    .bind(actor)
-    .bind(label)
-    .bind(now_ms())
-    .bind(note)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(get(&r, "id")?)
 }
 
 /// Loads a case row by number (no visibility check).

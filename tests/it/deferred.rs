@@ -171,3 +171,57 @@ async fn cancelled_requests_keep_their_deferred_work(app: TestApp) {
 }
 
 both!(cancelled_requests_keep_their_deferred_work);
+
+/// Steps go to the history at the end of their batch: in the order their requests were
+/// released (one case's page lists them by id), a step with photos in its place, its photos
+/// pointing at it, and all of them in one physical commit.
+async fn steps_of_a_batch_keep_their_order(app: TestApp) {
+    use linli::cases::history::{Entry, record};
+    use linli::cases::photos::Saved;
+    let db = app.st.db.clone();
+    let case_id: i64 = sqlx::query_scalar("SELECT MIN(id) FROM cases").fetch_one(&db.pool).await.unwrap();
+    let step = move |action| Entry { case_id, action, from: "", to: "", actor: "test", label: "测试", note: "", public: false };
+    let photo = || vec![Saved { path: "photos/test.png".into(), mime: "image/png", size: 3 }];
+    let (_, p0) = db.write_stats();
+    let mut first = db.begin().await.unwrap();
+    // The second and third wait for the writer while the first holds it: one batch.
+    let second = tokio::spawn({
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            record(&mut tx, step("test_b"), photo());
+            let third = tokio::spawn({
+                let db = db.clone();
+                async move {
+                    let mut tx = db.begin().await.unwrap();
+                    record(&mut tx, step("test_c"), Vec::new());
+                    tx.commit().await.unwrap();
+                }
+            });
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            tx.commit().await.unwrap();
+            third.await.unwrap();
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    record(&mut first, step("test_a"), Vec::new());
+    first.commit().await.unwrap();
+    second.await.unwrap();
+    assert_eq!(db.write_stats().1 - p0, 1, "the three steps were not one batch");
+    let rows = sqlx::query("SELECT id, action FROM case_history WHERE case_id = $1 AND action LIKE 'test_%' ORDER BY id")
+        .bind(case_id)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    let got: Vec<(i64, String)> =
+        rows.iter().map(|r| (linli::db::get(r, "id").unwrap(), linli::db::get(r, "action").unwrap())).collect();
+    let actions: Vec<&str> = got.iter().map(|(_, a)| a.as_str()).collect();
+    assert_eq!(actions, ["test_a", "test_b", "test_c"]);
+    let of_photo: i64 = sqlx::query_scalar("SELECT history_id FROM case_photos WHERE path = 'photos/test.png'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(of_photo, got[1].0, "the photo does not point at its step");
+}
+
+both!(steps_of_a_batch_keep_their_order);
