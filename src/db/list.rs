@@ -191,7 +191,7 @@ impl Where {
     /// scope was seen that big a moment ago: see [`BigScopes`]).
     async fn reaches(&self, db: &Db, from: &str, n: i64) -> AppResult<bool> {
         let probe = format!("SELECT 1 AS one {from} WHERE {} LIMIT 1 OFFSET {}", self.sql(), n - 1);
-        let key = format!("{probe}\u{1}{}", self.args.join("\u{1}"));
+        let key = self.scope_key(&probe);
         if db.big.fresh(&key, Instant::now()) {
             return Ok(true);
         }
@@ -200,6 +200,27 @@ impl Where {
             db.big.remember(key, Instant::now());
         }
         Ok(big)
+    }
+
+    /// The matching rows of `from` if there are at most `cap`, `None` if more: one count of up
+    /// to `cap + 1` index entries, unless the same scope was seen that big a moment ago (see
+    /// [`BigScopes`]). Where small scopes are common (a community's or a unit's lists) this is
+    /// one statement where a probe and then a count were two.
+    async fn count_within(&self, db: &Db, from: &str, cap: i64) -> AppResult<Option<i64>> {
+        let key = self.scope_key(&format!("{from}\u{2}{cap}"));
+        if db.big.fresh(&key, Instant::now()) {
+            return Ok(None);
+        }
+        let n = self.count_below(db, from, cap + 1).await?;
+        if n <= cap {
+            return Ok(Some(n));
+        }
+        db.big.remember(key, Instant::now());
+        Ok(None)
+    }
+
+    fn scope_key(&self, what: &str) -> String {
+        format!("{what}\u{1}{}\u{1}{}", self.sql(), self.args.join("\u{1}"))
     }
 
     /// Counts the matching rows of `from`, at most `cap`.
@@ -251,7 +272,8 @@ impl Where {
         map: impl Fn(&Row) -> AppResult<T>,
     ) -> AppResult<Page<T>> {
         let base = keyed.as_ref().map(|k| k.base).unwrap_or(from);
-        let total_capped = self.reaches(db, base, COUNT_CAP + 1).await?;
+        let counted = self.count_within(db, base, COUNT_CAP).await?;
+        let total_capped = counted.is_none();
         // Few rows: the range index finds them and they are sorted. Many: SQLite is made to
         // walk the order (it would take the range and sort it all); PostgreSQL's statistics
         // choose between the two by themselves, and the hidden range would blind them (it
@@ -266,12 +288,7 @@ impl Where {
             ),
         };
         let items = self.query(sql).fetch_all(db.read()).await?.iter().map(map).collect::<AppResult<Vec<_>>>()?;
-        let total = match (total_capped, items.len() as i64) {
-            (true, _) => COUNT_CAP,
-            // A first page that is not full holds every match (a small queue): nothing to count.
-            (false, n) if page == 1 && n < per => n,
-            (false, _) => self.count_below(db, base, COUNT_CAP).await?,
-        };
+        let total = counted.unwrap_or(COUNT_CAP);
         Ok(Page { items, total, total_capped, page, per_page: per })
     }
 }
