@@ -25,9 +25,9 @@ const BIG_FOR: Duration = Duration::from_secs(5);
 const BIG_MAX: usize = 10_000;
 
 /// Filtered scopes seen to hold more than a count cap, remembered for [`BIG_FOR`]. Their lists
-/// say "2000+", and the probe that decides it (a skip over 2,000 index entries: a quarter of a
-/// case list's work, a round trip on PostgreSQL) would only say so again while someone pages
-/// through them. The one thing this can show late is a scope shrinking below the cap: it reads
+/// say "2000+", and the count or probe that decides it (over 2,000 index entries: a quarter of
+/// a case list's work or more, a round trip on PostgreSQL) would only say so again while
+/// someone pages through them. The one thing this can show late is a scope shrinking below the cap: it reads
 /// "2000+" for up to five more seconds. Totals below the cap are always counted.
 #[derive(Debug, Default)]
 pub(crate) struct BigScopes(Mutex<HashMap<String, Instant>>);
