@@ -185,11 +185,7 @@ fn check_attrs(cat: &Category, v: &Value, errs: &mut FieldErrors) {
 
 /// Next number in a named sequence, inside the transaction.
 pub async fn next_seq(tx: &mut Tx, name: &str) -> AppResult<i64> {
-    let r = sqlx::query("INSERT INTO counters (name, value) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value")
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await?;
-    Ok(get(&r, "value")?)
+    Ok(tx.next_in(name).await?)
 }
 
 /// Validates and records a new case (status 待受理), notifies the community, queues webhooks.

@@ -103,6 +103,12 @@ impl Pending {
         self.0[at].as_any().downcast_mut::<T>().expect("one kind per ORDER")
     }
 
+    /// The value of kind `T`, if there is one.
+    pub(crate) fn find<T: Deferred>(&mut self) -> Option<&T> {
+        let e = self.0.iter_mut().find(|e| e.order() == T::ORDER)?;
+        e.as_any().downcast_ref::<T>()
+    }
+
     /// Folds the work of a transaction released later into this one.
     pub(crate) fn absorb(&mut self, later: Pending) {
         for e in later.0 {

@@ -500,6 +500,12 @@ impl Tx {
         self.pending.get::<T>()
     }
 
+    /// The deferred work of kind `T` that the batch's released transactions left so far
+    /// (none once it was written early, see [`super::Db::begin_after_deferred`]).
+    pub(super) fn batch_deferred<T: Deferred>(&mut self) -> Option<&T> {
+        self.batch().pending.find::<T>()
+    }
+
     /// Where this transaction's statements go (sqlx queries, and [`super::bulk`]).
     pub(crate) fn conn(&mut self) -> super::exec::Conn<'_> {
         self.batch().link.conn()

@@ -5,6 +5,7 @@
 //! migrations, how a write transaction begins, and how a backup is taken.
 
 pub mod bulk;
+mod counters;
 mod deferred;
 mod durable;
 mod exec;

@@ -504,6 +504,25 @@ async fn two_nodes_on_one_postgres() {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 5, "each delivery exactly once");
+    // Case numbers taken by both nodes' batches at once: unique and gapless.
+    let (pa, pb) = (a.port, b.port);
+    let creations: Vec<_> = (0..40)
+        .map(|i| {
+            let tok = tok.clone();
+            tokio::spawn(async move {
+                let body = json!({"category": "ldd", "description": format!("并发编号 {i}"), "grid": "520627001001001", "reporter_phone": "13800001111"});
+                let (s, c) = http(if i % 2 == 0 { pa } else { pb }, "POST", "/api/v1/cases", Some(&tok), Some(&body)).await.unwrap();
+                assert_eq!(s, 201, "{c}");
+                c["number"].as_str().unwrap().rsplit('-').next().unwrap().parse::<i64>().unwrap()
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for t in creations {
+        seqs.push(t.await.unwrap());
+    }
+    seqs.sort();
+    assert_eq!(seqs, (seqs[0]..seqs[0] + 40).collect::<Vec<_>>(), "case numbers of two nodes collide or skip");
     drop((a, b));
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut c).await.unwrap();
 }
