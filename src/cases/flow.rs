@@ -214,7 +214,6 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     };
     let photos = photos::save(&st.cfg.data_dir, photos).await?;
     let now = now_ms();
-    let mut tx = st.db.begin().await?;
     // What the case counted as read: the update below changes it only at that version.
     let before = c.counted.clone();
     // Values are bound, not written into the statement: its text then depends on the kind of
@@ -304,7 +303,6 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         );
         set.push(part);
     }
-    set.apply(&mut tx, before, "该案件刚被他人处理过，请刷新后再操作").await?;
     let mut note = i.note.trim().to_string();
     if let Some(t) = &target {
         note = format!("派给 {}{}{}", t.name, if note.is_empty() { "" } else { "：" }, note);
@@ -312,6 +310,14 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     if action == Action::RequestExtension {
         note = format!("申请延期 {} 个工作小时：{note}", i.hours.unwrap_or(0.0));
     }
+    let unit_after = target.as_ref().map(|t| t.unit_id).unwrap_or(if action == Action::Return { None } else { c.unit_id });
+    let body = json!({"event": format!("case.{}", action.as_str()), "number": c.number, "status": to.as_str(), "category": cat.code,
+        "grid_code": c.grid_code, "community_code": c.community_code, "at": crate::web::fmt_time(now)});
+    let summary = format!("{} {}：{} → {}", action.label(), c.number, c.status.label(), to.label());
+    // Everything above is computed before taking the writer, which each statement and each
+    // computation under it holds up for the whole batch.
+    let mut tx = st.db.begin().await?;
+    set.apply(&mut tx, before, "该案件刚被他人处理过，请刷新后再操作").await?;
     let step = Entry {
         case_id: c.id,
         action: action.as_str(),
@@ -326,12 +332,8 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     if let Some((yellow, due)) = timers {
         jobs::schedule_sla(&mut tx, &cal, c.id, yellow, due);
     }
-    let unit_after = target.as_ref().map(|t| t.unit_id).unwrap_or(if action == Action::Return { None } else { c.unit_id });
     tell(&mut tx, &c, action, &note, target.as_ref().map(|t| (t.unit_id, t.user_id)));
-    let body = json!({"event": format!("case.{}", action.as_str()), "number": c.number, "status": to.as_str(), "category": cat.code,
-        "grid_code": c.grid_code, "community_code": c.community_code, "at": crate::web::fmt_time(now)});
     jobs::enqueue_webhooks(&mut tx, c.id, unit_after, c.version + 1, &body);
-    let summary = format!("{} {}：{} → {}", action.label(), c.number, c.status.label(), to.label());
     let ev = Event {
         action: &format!("case.{}", action.as_str()),
         entity: "case",
