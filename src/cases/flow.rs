@@ -327,6 +327,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         label: &actor_label,
         note: &note,
         public: true,
+        at: now,
     };
     history::record(&mut tx, step, photos);
     if let Some((yellow, due)) = timers {
@@ -435,6 +436,7 @@ pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction:
         label,
         note,
         public: true,
+        at: now,
     };
     history::record(&mut tx, step("rate", c.status.as_str(), "public", "居民", &note), Vec::new());
     if unsatisfied {

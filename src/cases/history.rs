@@ -7,7 +7,7 @@
 //! photos is inserted on its own, in its place in that order, because its photos refer to it.
 
 use crate::db::rows::{Val, insert_rows};
-use crate::db::{Deferred, Finish, Tx, get, now_ms};
+use crate::db::{Deferred, Finish, Tx, get};
 
 use super::photos::Saved;
 
@@ -33,6 +33,8 @@ pub struct Entry<'a> {
     pub note: &'a str,
     /// Shown to the reporting resident.
     pub public: bool,
+    /// When (the same instant as the case's change).
+    pub at: i64,
 }
 
 /// Records a step of `tx` (and the photos taken with it), written at the end of the batch.
@@ -44,7 +46,7 @@ pub fn record(tx: &mut Tx, s: Entry<'_>, photos: Vec<Saved>) {
         Val::S(s.to.into()),
         Val::S(s.actor.into()),
         Val::S(s.label.into()),
-        Val::I(now_ms()),
+        Val::I(s.at),
         Val::S(s.note.into()),
         Val::I(s.public as i64),
     ];

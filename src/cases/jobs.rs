@@ -192,6 +192,7 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
         label: "系统",
         note: &label,
         public: false,
+        at: now,
     };
     super::history::record(&mut tx, step, Vec::new());
     let text = format!("{} {}", c.number, label);

@@ -294,6 +294,7 @@ pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: V
         label: channel_label(channel),
         note: "",
         public: true,
+        at: now,
     };
     super::history::record(&mut tx, step, photos);
     search::index(&mut tx, id, terms);

@@ -180,7 +180,8 @@ async fn steps_of_a_batch_keep_their_order(app: TestApp) {
     use linli::cases::photos::Saved;
     let db = app.st.db.clone();
     let case_id: i64 = sqlx::query_scalar("SELECT MIN(id) FROM cases").fetch_one(&db.pool).await.unwrap();
-    let step = move |action| Entry { case_id, action, from: "", to: "", actor: "test", label: "测试", note: "", public: false };
+    let step =
+        move |action| Entry { case_id, action, from: "", to: "", actor: "test", label: "测试", note: "", public: false, at: 1 };
     let photo = || vec![Saved { path: "photos/test.png".into(), mime: "image/png", size: 3 }];
     let (_, p0) = db.write_stats();
     let mut first = db.begin().await.unwrap();
