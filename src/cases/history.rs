@@ -6,13 +6,16 @@
 //! order their requests were released, so each case's steps keep their order by id. A step with
 //! photos is inserted on its own, in its place in that order, because its photos refer to it.
 
-use crate::db::rows::{Val, insert_rows};
+use crate::db::rows::{Val, insert_rows, values_text};
 use crate::db::{Deferred, Finish, Tx, get};
 
 use super::photos::Saved;
 
 const HEAD: &str = "INSERT INTO case_history (case_id, action, from_status, to_status, actor, actor_label, at, note, public)";
 const COLS: usize = 9;
+/// Where [`record`] puts the case and the time in a row (its photos share them).
+const CASE_ID: usize = 0;
+const AT: usize = 6;
 
 /// One step of a case, as recorded.
 #[derive(Debug)]
@@ -73,8 +76,8 @@ impl Deferred for Steps {
                 continue;
             }
             insert_rows(at, HEAD, COLS, &std::mem::take(&mut plain), "").await?;
-            let (case_id, taken_at) = (row[0].clone(), row[6].clone());
-            let sql = format!("{HEAD} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id");
+            let (case_id, taken_at) = (row[CASE_ID].clone(), row[AT].clone());
+            let sql = format!("{} RETURNING id", values_text(HEAD, 1, COLS, '$'));
             let q = row.iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)), crate::db::rows::bind);
             let id: i64 = get(&q.fetch_one(&mut *at).await?, "id")?;
             let rows: Vec<Vec<Val>> = photos

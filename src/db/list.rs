@@ -27,8 +27,9 @@ const BIG_MAX: usize = 10_000;
 /// Filtered scopes seen to hold more than a count cap, remembered for [`BIG_FOR`]. Their lists
 /// say "2000+", and the count or probe that decides it (over 2,000 index entries: a quarter of
 /// a case list's work or more, a round trip on PostgreSQL) would only say so again while
-/// someone pages through them. The one thing this can show late is a scope shrinking below the cap: it reads
-/// "2000+" for up to five more seconds. Totals below the cap are always counted.
+/// someone pages through them. The one thing this can show late is a scope shrinking below
+/// the cap: it reads "2000+" for up to five more seconds. Totals below the cap are always
+/// counted.
 #[derive(Debug, Default)]
 pub(crate) struct BigScopes(Mutex<HashMap<String, Instant>>);
 
@@ -190,11 +191,11 @@ impl Where {
     /// At least `n` rows of `from` match (one skip over `n` index entries, unless the same
     /// scope was seen that big a moment ago: see [`BigScopes`]).
     async fn reaches(&self, db: &Db, from: &str, n: i64) -> AppResult<bool> {
-        let probe = format!("SELECT 1 AS one {from} WHERE {} LIMIT 1 OFFSET {}", self.sql(), n - 1);
-        let key = self.scope_key(&probe);
+        let key = self.big_key(from, n);
         if db.big.fresh(&key, Instant::now()) {
             return Ok(true);
         }
+        let probe = format!("SELECT 1 AS one {from} WHERE {} LIMIT 1 OFFSET {}", self.sql(), n - 1);
         let big = self.query(probe).fetch_optional(db.read()).await?.is_some();
         if big {
             db.big.remember(key, Instant::now());
@@ -207,7 +208,7 @@ impl Where {
     /// [`BigScopes`]). Where small scopes are common (a community's or a unit's lists) this is
     /// one statement where a probe and then a count were two.
     async fn count_within(&self, db: &Db, from: &str, cap: i64) -> AppResult<Option<i64>> {
-        let key = self.scope_key(&format!("{from}\u{2}{cap}"));
+        let key = self.big_key(from, cap + 1);
         if db.big.fresh(&key, Instant::now()) {
             return Ok(None);
         }
@@ -219,8 +220,10 @@ impl Where {
         Ok(None)
     }
 
-    fn scope_key(&self, what: &str) -> String {
-        format!("{what}\u{1}{}\u{1}{}", self.sql(), self.args.join("\u{1}"))
+    /// The [`BigScopes`] key of "`from` under these conditions holds at least `n` rows" (the
+    /// probe's and the capped count's answer alike).
+    fn big_key(&self, from: &str, n: i64) -> String {
+        format!("{from}\u{1}{}\u{1}{n}\u{1}{}", self.sql(), self.args.join("\u{1}"))
     }
 
     /// Counts the matching rows of `from`, at most `cap`.
