@@ -2,7 +2,7 @@
 //! tree under node `110000` (343 streets, ~7,000 communities, ~60,000 non-overlapping grids),
 //! units, and N cases over the past year with their history (2–9 steps, 7 on average:
 //! follow-ups, overdue, returned and reworked ones) and search postings. Deterministic (every
-//! value a hash of the case's index); rows computed on one thread while the writer appends
+//! value a hash of the case's index); rows computed on one thread while a connection of the load's own appends
 //! them in large transactions ([`crate::db::bulk`]), the secondary indexes set aside; the
 //! rollups are rebuilt at the end with one GROUP BY, then the indexes.
 //!
@@ -14,6 +14,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::app::AppState;
+use crate::db::bulk::Loader;
 use crate::db::rows::Val;
 use crate::db::{Tx, get, now_ms};
 use crate::error::{AppError, AppResult};
@@ -229,15 +230,20 @@ fn trail(status: &str, returned: bool, reworked: bool) -> Vec<(&'static str, &'s
 }
 
 /// Builds everything; `progress(done, total)` is called after every batch of cases.
-pub async fn generate(st: &AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sync)) -> AppResult<Report> {
-    let n_grids = tree(st, s).await?;
+///
+/// The load takes the state's database for itself ([`crate::db::bulk::Loader`]): the state's
+/// handle is closed by the time this returns (on SQLite as soon as the tree is built), so open
+/// the database again to go on. Refused before anything is closed if the data set exists.
+pub async fn generate(st: AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sync)) -> AppResult<Report> {
+    let n_grids = tree(&st, s).await?;
     let size0 = st.db.size_bytes().await?;
     let first_id: i64 =
         sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM cases").fetch_one(&st.db.pool).await?.unwrap_or(0) + 1;
     let h0: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM case_history").fetch_one(&st.db.pool).await?;
     let plan = std::sync::Arc::new(load::Plan::read(&st.db, n_grids, first_id, s.cases, now_ms()).await?);
     crate::db::indexes::set_aside(&st.db, &["cases", "case_history"]).await?;
-    st.db.bulk_cache(true).await?;
+    let mut loader = Loader::open(&st.db).await?;
+    st.db.close().await;
     let t0 = Instant::now();
     // Rows are computed on a thread of their own, a batch ahead of the writer, in buffers
     // that go back and forth between the two (each ≈ 25 MB of values).
@@ -259,32 +265,31 @@ pub async fn generate(st: &AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sy
     });
     let mut done = 0u64;
     while done < s.cases {
-        let mut tx = st.db.bulk().await?;
         let mut in_tx = 0;
         while in_tx < CASES_PER_TRANSACTION && done + in_tx < s.cases {
             let rows = batches.recv().await.ok_or_else(|| AppError::Internal("规模数据生成线程意外退出".into()))?;
-            rows.write(&mut tx).await?;
+            rows.write(&mut loader).await?;
             in_tx += rows.cases_in();
             let _ = give_back.try_send(rows);
         }
-        tx.commit().await?;
+        loader.commit().await?;
         done += in_tx;
         progress(done, s.cases);
     }
     drop(batches);
     maker.await.map_err(|e| AppError::Internal(format!("规模数据生成线程失败：{e}")))?;
+    let db = loader.finish().await?;
     let secs = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
-    st.db.bulk_cache(false).await?;
-    let history = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM case_history").fetch_one(&st.db.pool).await? - h0;
-    st.db.fix_sequence("cases").await?;
-    super::rollups::rebuild(&st.db).await?;
+    let history = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM case_history").fetch_one(&db.pool).await? - h0;
+    db.fix_sequence("cases").await?;
+    super::rollups::rebuild(&db).await?;
     tracing::info!("重建索引");
-    st.db.bulk_cache(true).await?;
-    crate::db::indexes::restore(&st.db).await?;
-    st.db.bulk_cache(false).await?;
-    st.grids.refresh(&st.db).await?;
-    let size1 = st.db.size_bytes().await?;
+    db.bulk_cache(true).await?;
+    crate::db::indexes::restore(&db).await?;
+    db.bulk_cache(false).await?;
+    let size1 = db.size_bytes().await?;
+    db.close().await;
     Ok(Report {
         grids: n_grids,
         cases: s.cases,

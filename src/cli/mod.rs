@@ -267,7 +267,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
                 let _ = std::io::stderr().flush();
             };
             st.db.expect_long_statements();
-            let rep = crate::cases::megacity::generate(&st, crate::cases::megacity::Scale::megacity(cases), &progress)
+            let rep = crate::cases::megacity::generate(st.clone(), crate::cases::megacity::Scale::megacity(cases), &progress)
                 .await
                 .map_err(err)?;
             eprintln!();

@@ -92,6 +92,35 @@ pub(crate) fn open(path: &str) -> Result<Connection, sqlx::Error> {
     connect(path, OpenFlags::SQLITE_OPEN_CREATE, pragmas, STATEMENT_CACHE)
 }
 
+/// Opens a connection that has the database to itself, for a bulk load: an exclusive lock
+/// held until it closes, a rollback journal instead of the WAL (rows appended past the end of
+/// the file are written once, not to the WAL and again by a checkpoint; the pages they change
+/// are journalled first, so an interrupted load rolls back), no foreign-key lookups (the
+/// loader's rows are consistent by construction), a large page cache. Fails if another
+/// connection, in this process or another, has the database open.
+pub(crate) fn open_alone(path: &str) -> Result<Connection, sqlx::Error> {
+    let conn = connect(path, OpenFlags::empty(), "", 8)?;
+    conn.busy_timeout(Duration::from_secs(1)).map_err(err)?;
+    // The first statement reads the schema, which in exclusive locking mode takes the lock.
+    let mode = conn
+        .execute_batch("PRAGMA locking_mode=EXCLUSIVE; PRAGMA synchronous=FULL;")
+        .and_then(|()| conn.query_row("PRAGMA journal_mode=DELETE", [], |r| r.get::<_, String>(0)));
+    if !mode.is_ok_and(|m| m.eq_ignore_ascii_case("delete")) {
+        return Err(sqlx::Error::Protocol("数据库正被其他连接或进程使用，批量导入需要独占数据库".into()));
+    }
+    batch(&conn, "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-262144;")?;
+    Ok(conn)
+}
+
+/// Gives a connection from [`open_alone`] back to the WAL and closes it.
+pub(crate) fn close_alone(conn: Connection) -> Result<(), sqlx::Error> {
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(sqlx::Error::Protocol(format!("批量导入后无法恢复 WAL 日志模式（{mode}）")));
+    }
+    conn.close().map_err(|(_, e)| err(e))
+}
+
 /// Opens the connection that checkpoints in the background (it syncs the WAL before copying
 /// and the database file after, as every checkpoint does with `synchronous` above OFF).
 pub(crate) fn open_checkpointer(path: &str) -> Result<Connection, sqlx::Error> {
@@ -256,45 +285,7 @@ fn run_inner(conn: &Connection, sql: &str, values: &[AnyValueKind], first_only: 
     Ok(out)
 }
 
-/// Inserts rows of `cols` values each (`vals`, one row after the other) with `head`
-/// (`INSERT INTO t (a, b)`): prepared multi-row statements, bound straight from the values.
-/// Several rows a statement, because each statement also starts a VM, opens its cursors and
-/// writes `sqlite_sequence` (AUTOINCREMENT): history rows took twice as long one a statement.
-pub(crate) fn append(conn: &Connection, head: &str, cols: usize, vals: &[super::rows::Val]) -> Result<(), sqlx::Error> {
-    use super::rows::Val;
-    let cols = cols.max(1);
-    let per = (APPEND_ARGS / cols).max(1);
-    let text = |rows| super::rows::values_text(head, rows, cols, '?');
-    let full = text(per);
-    for chunk in vals.chunks(per * cols) {
-        let rows = chunk.len() / cols;
-        let part;
-        let sql = if rows == per {
-            &full
-        } else {
-            part = text(rows);
-            &part
-        };
-        let mut stmt = conn.prepare_cached(sql).map_err(err)?;
-        for (i, v) in chunk.iter().enumerate() {
-            match v {
-                Val::I(n) => stmt.raw_bind_parameter(i + 1, *n),
-                Val::O(n) => stmt.raw_bind_parameter(i + 1, *n),
-                Val::S(t) => stmt.raw_bind_parameter(i + 1, t.as_str()),
-                Val::T(t) => stmt.raw_bind_parameter(i + 1, *t),
-                Val::N => stmt.raw_bind_parameter(i + 1, rusqlite::types::Null),
-            }
-            .map_err(err)?;
-        }
-        stmt.raw_execute().map_err(err)?;
-    }
-    Ok(())
-}
-
-/// Arguments per statement of [`append`], at most.
-const APPEND_ARGS: usize = 1024;
-
-/// Binds one argument; text and blobs are lent to SQLite, not copied.
+/// Binds one argument (rusqlite copies text and blobs into SQLite).
 fn bind(stmt: &mut rusqlite::Statement<'_>, i: usize, v: &AnyValueKind) -> Result<(), sqlx::Error> {
     match v {
         AnyValueKind::Null(_) => stmt.raw_bind_parameter(i, rusqlite::types::Null),

@@ -181,6 +181,14 @@ impl TestApp {
         TestApp { st, router, dir, backend, pg_db }
     }
 
+    /// Opens the app's database again, as a new process would (after something closed it).
+    pub async fn reopen(&mut self) {
+        let st = AppState::open((*self.st.cfg).clone()).await.expect("reopen test database");
+        st.db.for_requests().await.expect("serving settings");
+        self.router = router(st.clone());
+        self.st = st;
+    }
+
     pub fn req(&self, method: Method, path: &str) -> Req<'_> {
         Req { app: self, builder: Request::builder().method(method).uri(path), body: Body::empty() }
     }

@@ -7,7 +7,7 @@ use linli::cases::megacity::{Scale, generate};
 use crate::both;
 use crate::harness::{PW, TestApp};
 
-async fn scale_generator(app: TestApp) {
+async fn scale_generator(mut app: TestApp) {
     let index_sql = match app.st.db.backend {
         linli::db::Backend::Sqlite => {
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('cases', 'case_history') ORDER BY name"
@@ -21,13 +21,23 @@ async fn scale_generator(app: TestApp) {
     assert!(before.len() > 8, "{before:?}");
     let s = Scale { streets: 4, communities: 30, grids: 257, units: 7, cases: 5_000 };
     let calls = std::sync::atomic::AtomicU64::new(0);
-    let rep = generate(&app.st, s, &|done, total| {
+    let rep = generate(app.st.clone(), s, &|done, total| {
         assert!(done <= total);
         calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     })
     .await
     .unwrap();
     assert!(calls.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    // The load took the database for itself and closed the state's handle.
+    assert!(app.st.db.pool.is_closed());
+    app.reopen().await;
+    let indexes = || sqlx::query_scalar::<_, String>(index_sql).fetch_all(&app.st.db.pool);
+    if app.st.db.backend == linli::db::Backend::Sqlite {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&app.st.db.pool).await.unwrap();
+        assert_eq!(mode, "wal", "the database is back in WAL mode after the load");
+        let broken: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check").fetch_all(&app.st.db.pool).await.unwrap();
+        assert!(broken.is_empty(), "rows loaded without foreign-key lookups still match: {broken:?}");
+    }
     assert_eq!(indexes().await.unwrap(), before, "the indexes set aside for the load are back");
     // A load interrupted with its indexes set aside: the next start builds them again.
     assert!(linli::db::indexes::set_aside(&app.st.db, &["cases"]).await.unwrap() >= 6);
@@ -81,7 +91,8 @@ async fn scale_generator(app: TestApp) {
     let c = fc[17].polygon.centroid();
     assert_eq!(app.st.grids.locate(c.lng, c.lat, linli::geo::Crs::Wgs84).unwrap().grid_code, fc[17].code);
     assert!(linli::cases::rollups::verify(&app.st.db).await.unwrap().is_empty());
-    assert!(generate(&app.st, s, &|_, _| {}).await.is_err());
+    assert!(generate(app.st.clone(), s, &|_, _| {}).await.is_err());
+    assert!(!app.st.db.pool.is_closed(), "refused before anything was closed");
     linli::auth::store::create_user(
         &app.st,
         None,

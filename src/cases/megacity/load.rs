@@ -216,7 +216,7 @@ pub(super) struct Rows {
 
 impl Rows {
     /// Appends the batch inside `load`.
-    pub(super) async fn write(&self, load: &mut crate::db::bulk::Bulk) -> AppResult<()> {
+    pub(super) async fn write(&self, load: &mut crate::db::bulk::Loader) -> AppResult<()> {
         load.append("cases", &CASE_COLS, &self.cases).await?;
         load.append("case_history", &HISTORY_COLS, &self.history).await?;
         load.append("case_terms", &TERM_COLS, &self.terms).await?;
