@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::app::AppState;
 use crate::db::bulk::Loader;
 use crate::db::rows::Val;
-use crate::db::{Tx, get, now_ms};
+use crate::db::{Db, Tx, get, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::geo::{self, Point};
 
@@ -79,13 +79,19 @@ async fn ids(tx: &mut Tx, kind: &str) -> AppResult<Vec<(i64, String, String)>> {
     rows.iter().map(|r| Ok((get(r, "id")?, get(r, "code")?, get(r, "path")?))).collect()
 }
 
-/// Builds the tree and units (idempotent: refuses if the root exists).
-async fn tree(st: &AppState, s: Scale) -> AppResult<usize> {
-    if crate::tree::store::find_by_code(&st.db, ROOT).await?.is_some() {
-        return Err(AppError::Conflict("规模数据（110000）已存在".into()));
+/// Refuses if the data set's root exists.
+async fn exists(db: &Db) -> AppResult<()> {
+    match crate::tree::store::find_by_code(db, ROOT).await? {
+        Some(_) => Err(AppError::Conflict("规模数据（110000）已存在".into())),
+        None => Ok(()),
     }
+}
+
+/// Builds the tree and units (idempotent: refuses if the root exists).
+async fn tree(db: &Db, s: Scale) -> AppResult<usize> {
+    exists(db).await?;
     let now = now_ms();
-    let mut tx = st.db.begin().await?;
+    let mut tx = db.begin().await?;
     let node = |code: String, kind: &str, name: String, parent: Option<i64>, path: String, geom: Option<String>| {
         vec![
             Val::S(code),
@@ -232,17 +238,25 @@ fn trail(status: &str, returned: bool, reworked: bool) -> Vec<(&'static str, &'s
 /// Builds everything; `progress(done, total)` is called after every batch of cases.
 ///
 /// The load takes the state's database for itself ([`crate::db::bulk::Loader`]): the state's
-/// handle is closed by the time this returns (on SQLite as soon as the tree is built), so open
-/// the database again to go on. Refused before anything is closed if the data set exists.
+/// handle is closed by the time this returns (on SQLite at once), so open the database again
+/// to go on. Refused before anything is closed if the data set exists, and before anything
+/// is written if another process has the SQLite database open.
 pub async fn generate(st: AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sync)) -> AppResult<Report> {
-    let n_grids = tree(&st, s).await?;
-    let size0 = st.db.size_bytes().await?;
+    exists(&st.db).await?;
+    // Not a tree without its cases because a server had the database open.
+    let db = Loader::ensure_alone(&st.db).await.map_err(|e| match e {
+        sqlx::Error::Protocol(m) => AppError::Conflict(m),
+        e => e.into(),
+    })?;
+    let n_grids = tree(&db, s).await?;
+    let size0 = db.size_bytes().await?;
     let first_id: i64 =
-        sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM cases").fetch_one(&st.db.pool).await?.unwrap_or(0) + 1;
-    let h0: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM case_history").fetch_one(&st.db.pool).await?;
-    let plan = std::sync::Arc::new(load::Plan::read(&st.db, n_grids, first_id, s.cases, now_ms()).await?);
-    crate::db::indexes::set_aside(&st.db, &["cases", "case_history"]).await?;
-    let mut loader = Loader::open(&st.db).await?;
+        sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM cases").fetch_one(&db.pool).await?.unwrap_or(0) + 1;
+    let h0: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM case_history").fetch_one(&db.pool).await?;
+    let plan = std::sync::Arc::new(load::Plan::read(&db, n_grids, first_id, s.cases, now_ms()).await?);
+    crate::db::indexes::set_aside(&db, &["cases", "case_history"]).await?;
+    let mut loader = Loader::open(&db).await?;
+    db.close().await;
     st.db.close().await;
     let t0 = Instant::now();
     // Rows are computed on a thread of their own, a batch ahead of the writer, in buffers

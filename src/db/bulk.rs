@@ -60,6 +60,19 @@ impl Loader {
         Ok(Loader { inner, url, open: false })
     }
 
+    /// Makes sure a load will have `db`'s database to itself before the caller writes
+    /// anything it would have to undo: on SQLite `db` is closed (with every clone of it), a
+    /// connection takes the database exclusively and lets it go, and a new handle is returned;
+    /// on PostgreSQL `db` itself. Fails while another process (a running `linli serve`) has
+    /// the database open.
+    pub async fn ensure_alone(db: &Db) -> Result<Db, sqlx::Error> {
+        if db.backend == Backend::Postgres {
+            return Ok(db.clone());
+        }
+        let probe = Loader::open(db).await?;
+        probe.finish().await
+    }
+
     /// Appends rows to `table`: `vals` holds them one after the other, a value for each of
     /// `cols`.
     pub async fn append(&mut self, table: &str, cols: &[&str], vals: &[Val]) -> Result<(), sqlx::Error> {

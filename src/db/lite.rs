@@ -106,7 +106,9 @@ pub(crate) fn open_alone(path: &str) -> Result<Connection, sqlx::Error> {
         .execute_batch("PRAGMA locking_mode=EXCLUSIVE; PRAGMA synchronous=FULL;")
         .and_then(|()| conn.query_row("PRAGMA journal_mode=DELETE", [], |r| r.get::<_, String>(0)));
     if !mode.is_ok_and(|m| m.eq_ignore_ascii_case("delete")) {
-        return Err(sqlx::Error::Protocol("数据库正被其他连接或进程使用，批量导入需要独占数据库".into()));
+        return Err(sqlx::Error::Protocol(
+            "数据库正被其他连接或进程使用，批量导入需要独占数据库（请先停止使用该数据库的 linli serve）".into(),
+        ));
     }
     batch(&conn, "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-262144;")?;
     Ok(conn)

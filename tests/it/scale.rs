@@ -20,6 +20,19 @@ async fn scale_generator(mut app: TestApp) {
     let before = indexes().await.unwrap();
     assert!(before.len() > 8, "{before:?}");
     let s = Scale { streets: 4, communities: 30, grids: 257, units: 7, cases: 5_000 };
+    if app.st.db.backend == linli::db::Backend::Sqlite {
+        // Someone else has the database open (a running server): refused before anything is
+        // written, so it can simply be run again once they are gone.
+        let other = rusqlite::Connection::open(app.dir.join("linli.db")).unwrap();
+        let _: i64 = other.query_row("SELECT COUNT(*) FROM nodes", [], |r| r.get(0)).unwrap();
+        let e = generate(app.st.clone(), s, &|_, _| {}).await.unwrap_err();
+        assert!(e.detail().contains("独占"), "{}", e.detail());
+        drop(other);
+        app.reopen().await;
+        let roots: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM nodes WHERE code = '110000'").fetch_one(&app.st.db.pool).await.unwrap();
+        assert_eq!(roots, 0);
+    }
     let calls = std::sync::atomic::AtomicU64::new(0);
     let rep = generate(app.st.clone(), s, &|done, total| {
         assert!(done <= total);
