@@ -252,7 +252,6 @@ pub async fn generate(st: AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Syn
     let size0 = db.size_bytes().await?;
     let first_id: i64 =
         sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM cases").fetch_one(&db.pool).await?.unwrap_or(0) + 1;
-    let h0: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM case_history").fetch_one(&db.pool).await?;
     let plan = std::sync::Arc::new(load::Plan::read(&db, n_grids, first_id, s.cases, now_ms()).await?);
     crate::db::indexes::set_aside(&db, &["cases", "case_history"]).await?;
     let mut loader = Loader::open(&db).await?;
@@ -277,13 +276,14 @@ pub async fn generate(st: AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Syn
             lo = hi;
         }
     });
-    let mut done = 0u64;
+    let (mut done, mut history) = (0u64, 0u64);
     while done < s.cases {
         let mut in_tx = 0;
         while in_tx < CASES_PER_TRANSACTION && done + in_tx < s.cases {
             let rows = batches.recv().await.ok_or_else(|| AppError::Internal("规模数据生成线程意外退出".into()))?;
             rows.write(&mut loader).await?;
             in_tx += rows.cases_in();
+            history += rows.history_in();
             let _ = give_back.try_send(rows);
         }
         loader.commit().await?;
@@ -295,11 +295,10 @@ pub async fn generate(st: AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Syn
     let db = loader.finish().await?;
     let secs = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
-    let history = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM case_history").fetch_one(&db.pool).await? - h0;
     db.fix_sequence("cases").await?;
+    db.bulk_cache(true).await?;
     super::rollups::rebuild(&db).await?;
     tracing::info!("重建索引");
-    db.bulk_cache(true).await?;
     crate::db::indexes::restore(&db).await?;
     db.bulk_cache(false).await?;
     let size1 = db.size_bytes().await?;
@@ -307,7 +306,7 @@ pub async fn generate(st: AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Syn
     Ok(Report {
         grids: n_grids,
         cases: s.cases,
-        history: history as u64,
+        history,
         case_seconds: secs,
         cases_per_second: s.cases as f64 / secs.max(1e-9),
         finish_seconds: t1.elapsed().as_secs_f64(),

@@ -71,6 +71,8 @@ async fn scale_generator(mut app: TestApp) {
         let pool = app.st.db.pool.clone();
         async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
     };
+    let steps_loaded = q("SELECT COUNT(*) FROM case_history h JOIN cases c ON c.id = h.case_id WHERE c.number LIKE 'BJ-%'").await;
+    assert_eq!(rep.history as i64, steps_loaded, "the report counts the steps written");
     let mismatched = q("SELECT COUNT(*) FROM cases c WHERE c.number LIKE 'BJ-%' AND c.status <> \
         (SELECT h.to_status FROM case_history h WHERE h.case_id = c.id ORDER BY h.id DESC LIMIT 1)")
     .await;
