@@ -2,9 +2,9 @@
 //! tree under node `110000` (343 streets, ~7,000 communities, ~60,000 non-overlapping grids),
 //! units, and N cases over the past year with their history (2–9 steps, 7 on average:
 //! follow-ups, overdue, returned and reworked ones) and search postings. Deterministic (every
-//! value a hash of the case's index); rows computed on one thread while a connection of the load's own appends
-//! them in large transactions ([`crate::db::bulk`]), the secondary indexes set aside; the
-//! rollups are rebuilt at the end with one GROUP BY, then the indexes.
+//! value a hash of the case's index); rows computed on one thread while a connection of the
+//! load's own appends them in large transactions ([`crate::db::bulk`]), the secondary indexes
+//! set aside; the rollups are rebuilt at the end with one GROUP BY, then the indexes.
 //!
 //! Not generated: reporters' personal data (encrypting 25 million phone numbers would measure
 //! the cipher, not the system).
@@ -87,9 +87,9 @@ async fn exists(db: &Db) -> AppResult<()> {
     }
 }
 
-/// Builds the tree and units (idempotent: refuses if the root exists).
+/// Builds the tree and units (after [`exists`]; the unique node code refuses a second tree
+/// even so, and its transaction leaves nothing behind).
 async fn tree(db: &Db, s: Scale) -> AppResult<usize> {
-    exists(db).await?;
     let now = now_ms();
     let mut tx = db.begin().await?;
     let node = |code: String, kind: &str, name: String, parent: Option<i64>, path: String, geom: Option<String>| {
@@ -255,8 +255,8 @@ pub async fn generate(st: AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Syn
     let plan = std::sync::Arc::new(load::Plan::read(&db, n_grids, first_id, s.cases, now_ms()).await?);
     crate::db::indexes::set_aside(&db, &["cases", "case_history"]).await?;
     let mut loader = Loader::open(&db).await?;
+    // On PostgreSQL `db` is the state's handle, still open; on SQLite both are closed already.
     db.close().await;
-    st.db.close().await;
     let t0 = Instant::now();
     // Rows are computed on a thread of their own, a batch ahead of the writer, in buffers
     // that go back and forth between the two (each ≈ 25 MB of values).
