@@ -277,11 +277,13 @@ impl Where {
         let base = keyed.as_ref().map(|k| k.base).unwrap_or(from);
         let counted = self.count_within(db, base, COUNT_CAP).await?;
         let total_capped = counted.is_none();
-        // Few rows: the range index finds them and they are sorted. Many: SQLite is made to
-        // walk the order (it would take the range and sort it all); PostgreSQL's statistics
-        // choose between the two by themselves, and the hidden range would blind them (it
-        // then guessed 17 rows of 3,400 and scanned the table).
-        let w = if total_capped && db.backend == super::Backend::Sqlite { self.sql_dense() } else { self.sql() };
+        // Few rows: the range index finds them and they are sorted. Many: the engine is made
+        // to walk the order and stop at the page (SQLite would take the range and sort it
+        // all). On PostgreSQL the hidden range also gives the statement one plan whatever
+        // the scope, so it is planned once per connection: the plain range was planned again
+        // for every list (0.20 ms of the statement's 0.29 warm; 4,507–4,596 → 6,777–6,805
+        // lists/s).
+        let w = if total_capped { self.sql_dense() } else { self.sql() };
         let window = |order: &str| format!("ORDER BY {order} LIMIT {per} OFFSET {}", (page - 1) * per);
         let sql = match keyed {
             None => format!("SELECT {cols} {from} WHERE {w} {}", window(order)),

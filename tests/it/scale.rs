@@ -143,6 +143,21 @@ async fn scale_generator(mut app: TestApp) {
         l["total"]
     );
     assert_eq!(l["items"].as_array().unwrap().len(), 20);
+    // A big scope's pages walk the newest cases: exactly the ones an ORDER BY gives.
+    let scope: String =
+        sqlx::query_scalar("SELECT scope_path FROM users WHERE username = 'beijing'").fetch_one(&app.st.db.pool).await.unwrap();
+    for page in [1, 3] {
+        let l = app.get(&format!("/api/v1/cases?per_page=20&page={page}")).bearer(&t).send().await.json();
+        let got: Vec<&str> = l["items"].as_array().unwrap().iter().map(|c| c["number"].as_str().unwrap()).collect();
+        let want: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT number FROM cases WHERE node_path LIKE '{scope}%' ORDER BY id DESC LIMIT 20 OFFSET {}",
+            (page - 1) * 20
+        )))
+        .fetch_all(&app.st.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(got, want, "page {page}");
+    }
     let g = fc[3].code.clone();
     let q = app.get(&format!("/api/v1/cases?grid={g}")).bearer(&t).send().await.json();
     let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM cases WHERE grid_code = '{g}'")))
