@@ -47,6 +47,8 @@ checks=(
   "grid open cases|/api/v1/cases?grid=$grid&status=registered,dispatched,accepted|len(j['items'])>=1"
   "one case with history|/api/v1/cases/$number|len(j['history'])>=5"
   "list, 20 newest in scope|/api/v1/cases?per_page=20|len(j['items'])==20"
+  "list, one community, page 10|/api/v1/cases?community=${grid:0:12}&per_page=20&page=10|len(j['items'])==20 and all(c['community_code']=='${grid:0:12}' for c in j['items'])"
+  "list, one street, page 50|/api/v1/cases?community=${grid:0:9}&per_page=20&page=50|len(j['items'])==20 and all(c['grid_code'].startswith('${grid:0:9}') for c in j['items'])"
   "search, county (top 20)|/api/v1/cases?q=%E4%B8%8B%E6%B0%B4%E9%81%93%E5%A0%B5%E5%A1%9E&per_page=20|len(j['items'])==20 and all(c['category']=='xsd' for c in j['items'])"
   "search, one community (top 20)|/api/v1/cases?q=%E4%B8%8B%E6%B0%B4%E9%81%93%E5%A0%B5%E5%A1%9E&community=${grid:0:12}&per_page=20|len(j['items'])>=1 and all(c['category']=='xsd' and c['community_code']=='${grid:0:12}' for c in j['items'])"
 )
