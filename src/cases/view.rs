@@ -227,8 +227,10 @@ fn detailed_sql(key: &str) -> String {
 pub async fn view(st: &AppState, p: &Principal, number: &str) -> AppResult<CaseView> {
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| detailed_sql("c.number"));
-    let mut conn = st.db.quick().await?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(number.trim()).fetch_all(&mut conn).await?;
+    // One statement, its connection given back before the category is looked up: on
+    // PostgreSQL a cold category cache reads on the pool, and sixteen views each holding a
+    // connection while waiting for another one stalled a fresh server for the pool's 10 s.
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(number.trim()).fetch_all(st.db.read()).await?;
     let r = rows.first().ok_or(AppError::NotFound)?;
     let c = CaseRow::from_row(r)?;
     check_visible(p, &c, &categories::by_id(st, c.category_id).await?)?;
@@ -239,8 +241,7 @@ pub async fn view(st: &AppState, p: &Principal, number: &str) -> AppResult<CaseV
 pub async fn view_by_id(st: &AppState, id: i64) -> AppResult<CaseView> {
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| detailed_sql("c.id"));
-    let mut conn = st.db.quick().await?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_all(&mut conn).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_all(st.db.read()).await?;
     let r = rows.first().ok_or(AppError::NotFound)?;
     with_details(view_row(&st.keyring, r)?, &rows)
 }

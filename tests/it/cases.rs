@@ -411,3 +411,20 @@ async fn calendar_edit_moves_deadlines(app: TestApp) {
 }
 
 both!(calendar_edit_moves_deadlines);
+
+/// A fresh server's first burst of case pages, its category cache still empty, is answered:
+/// each page gives its connection back before the category is looked up. Sixteen pages
+/// holding PostgreSQL's sixteen pool connections while each waited for another one for the
+/// cache stalled the server for the pool's 10 s and answered 500.
+async fn first_burst_of_case_pages(mut app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let number = new_case(&app, &staff, "ldd", "新起的服务").await;
+    app.reopen().await;
+    let path = format!("/api/v1/cases/{number}");
+    let pages = futures_util::future::join_all((0..48).map(|_| app.get(&path).bearer(&staff).send())).await;
+    let failed: Vec<String> = pages.iter().filter(|r| r.status != StatusCode::OK).map(|r| r.text()).collect();
+    assert!(failed.is_empty(), "{} of 48 failed: {:?}", failed.len(), failed.first());
+    assert!(pages.iter().all(|r| r.json()["number"] == number.as_str()));
+}
+
+both!(first_burst_of_case_pages);
