@@ -95,7 +95,7 @@ async fn load_all(db: &Db) -> AppResult<Vec<Category>> {
 /// transaction and this node reloads at once; other nodes see the new version within two
 /// seconds (the poller of `serve`, with the grid index).
 #[derive(Clone, Debug, Default)]
-pub struct CategoryCache(Arc<RwLock<Option<Versioned>>>);
+pub struct CategoryCache(Arc<RwLock<Option<Versioned>>>, Arc<tokio::sync::Mutex<()>>);
 
 /// The version the list was read at, the list, texts rendered from it (dropped with it), and
 /// the calendar read at the same version.
@@ -118,6 +118,11 @@ impl CategoryCache {
     /// A part of what is loaded, loading it on first use.
     async fn cached<T>(&self, db: &Db, pick: impl Fn(&Versioned) -> T) -> AppResult<T> {
         let have = || self.0.read().unwrap_or_else(|e| e.into_inner()).as_ref().map(&pick);
+        if let Some(v) = have() {
+            return Ok(v);
+        }
+        // One load for a burst of first readers (a fresh server's first requests), not one each.
+        let _loading = self.1.lock().await;
         if let Some(v) = have() {
             return Ok(v);
         }
