@@ -55,6 +55,8 @@ pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), StartError> {
             print_demo_logins(&pw);
         }
     }
+    // Every case page, creation and step reads the categories: loaded before the first request.
+    st.cats.get(&st.db).await.map_err(|e| e.detail())?;
     let listener = tokio::net::TcpListener::bind(&bind).await.map_err(|e| format!("无法监听 {bind}：{e}"))?;
     let addr = listener.local_addr()?;
     println!(
