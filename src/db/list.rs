@@ -334,7 +334,9 @@ impl Where {
         let walk = match (&keyed, total_capped) {
             (_, false) => false,
             (Some(k), true) => self.walks(db, k, page * per).await?,
-            (None, true) => true,
+            // No key to measure the scope's density by: SQLite walks (it would read the range
+            // and sort it all); PostgreSQL's statistics choose between the two.
+            (None, true) => db.backend == super::Backend::Sqlite,
         };
         let w = if walk { self.sql_dense() } else { self.sql() };
         // A walk's offset is out of the planner's sight: PostgreSQL, seeing one of 1,180 with a
