@@ -246,6 +246,11 @@ impl Writer {
         (self.logical.load(Ordering::Relaxed), self.physical.load(Ordering::Relaxed))
     }
 
+    /// Transactions waiting for the writer at this moment.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
     /// WAL syncs since start (SQLite; none on PostgreSQL, whose commit syncs).
     pub(crate) fn syncs(&self) -> u64 {
         self.durable.as_ref().map_or(0, Durable::syncs)

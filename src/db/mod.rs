@@ -145,6 +145,11 @@ impl Db {
         self.writer.stats()
     }
 
+    /// Write transactions waiting for the writer at this moment (the queue of group commit).
+    pub fn writer_waiting(&self) -> usize {
+        self.writer.waiting()
+    }
+
     /// SQLite WAL syncs since start: with [`Db::write_stats`], commits per sync (0 on
     /// PostgreSQL, whose commits sync themselves).
     pub fn wal_syncs(&self) -> u64 {

@@ -10,7 +10,7 @@ use linli::cases::rates::Counts;
 use linli::cases::rollups::{self, Key};
 
 use crate::both;
-use crate::harness::TestApp;
+use crate::harness::{TestApp, until_queued};
 
 async fn audit_entries_of_a_batch(app: TestApp) {
     let db = app.st.db.clone();
@@ -88,7 +88,7 @@ async fn rollup_changes_of_a_batch(app: TestApp) {
         })
     };
     // The rebuild waits for the writer: the first release parks in the batch for it.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until_queued(&db, 1).await;
     let (l0, p0) = db.write_stats();
     first.commit().await.unwrap();
     second.await.unwrap();
@@ -119,7 +119,7 @@ async fn begin_after_deferred(app: TestApp) {
                 seen
             })
         };
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        until_queued(&db, 1).await;
         first.commit().await.unwrap();
         let seen = second.await.unwrap();
         let before = if barrier { 1 } else { 0 };
@@ -211,12 +211,12 @@ async fn steps_of_a_batch_keep_their_order(app: TestApp) {
                     tx.commit().await.unwrap();
                 }
             });
-            tokio::time::sleep(Duration::from_millis(30)).await;
+            until_queued(&db, 1).await;
             tx.commit().await.unwrap();
             third.await.unwrap();
         }
     });
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    until_queued(&db, 1).await;
     record(&mut first, step("test_a"), Vec::new());
     first.commit().await.unwrap();
     second.await.unwrap();

@@ -20,6 +20,16 @@ use tower::ServiceExt;
 /// Password of every demo account in tests.
 pub const PW: &str = "Test-Passw0rd!";
 
+/// Waits until at least `n` write transactions wait for the writer: tests that need requests
+/// queued into one batch wait for that, not for a fixed time a slow machine may overrun.
+pub async fn until_queued(db: &linli::db::Db, n: usize) {
+    let t0 = std::time::Instant::now();
+    while db.writer_waiting() < n {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "{n} transactions never queued for the writer");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
 /// Which database a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
