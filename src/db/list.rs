@@ -253,9 +253,12 @@ impl Where {
             Some(most) => most,
             None => {
                 let (base, id) = (k.base, k.key);
+                // The newest key of the key's table alone (`FROM cases c`): a MAX over a join is
+                // no index seek on PostgreSQL (a party member's lists join the categories).
+                let table = base.split(" JOIN ").next().unwrap_or(base);
                 let sql = format!(
-                    "SELECT COALESCE((SELECT MAX({id}) {base}), 0) AS top, (SELECT COUNT(*) FROM (SELECT 1 AS one {base} WHERE {} \
-                     AND {id} > (SELECT MAX({id}) {base}) - {DENSITY_WINDOW}) t) AS c",
+                    "SELECT COALESCE((SELECT MAX({id}) {table}), 0) AS top, (SELECT COUNT(*) FROM (SELECT 1 AS one {base} WHERE {} \
+                     AND {id} > (SELECT MAX({id}) {table}) - {DENSITY_WINDOW}) t) AS c",
                     self.sql_dense()
                 );
                 let r = self.query(sql).fetch_one(db.read()).await?;
