@@ -1,5 +1,5 @@
-//! sqlx's `Executor` for linli's own connections: the writer's transaction ([`super::Tx`]),
-//! a read connection lent for several reads ([`QuickConn`]) and one read at a time ([`Read`]).
+//! sqlx's `Executor` for linli's own connections: the writer's transaction ([`super::Tx`])
+//! and one read at a time ([`Read`]).
 //! On PostgreSQL they forward to sqlx; on SQLite they run the statement in place
 //! ([`super::lite`]), reads within a budget. Either way a `sqlx::query(..).bind(..)` runs on
 //! them unchanged and gives sqlx `AnyRow`s back.
@@ -12,7 +12,6 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use sqlx::any::{AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo};
-use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Execute, Executor};
 use sqlx_core::any::{AnyArgumentBuffer, AnyArguments};
 
@@ -244,49 +243,7 @@ impl Quick {
             r.idle.lock().expect("quick pool lock").clear();
         }
     }
-
-    /// A connection for a few reads.
-    pub(crate) async fn acquire(&self) -> Result<QuickConn, sqlx::Error> {
-        Ok(match self {
-            Quick::Pool(p) => QuickConn::Pool(p.acquire().await?),
-            Quick::Lite(r) => QuickConn::Lite { conn: Some(r.take()?), home: r.clone() },
-        })
-    }
 }
-
-/// A read connection (see [`super::Db::quick`]); returned to the idle list when dropped.
-pub enum QuickConn {
-    /// From the sqlx pool.
-    Pool(PoolConnection<Any>),
-    /// An SQLite connection driven in place.
-    Lite {
-        /// The connection (taken back on drop).
-        conn: Option<rusqlite::Connection>,
-        /// Where it goes back, and where a read over budget runs again.
-        home: Arc<Readers>,
-    },
-}
-
-impl std::fmt::Debug for QuickConn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("QuickConn")
-    }
-}
-
-impl Drop for QuickConn {
-    fn drop(&mut self) {
-        if let QuickConn::Lite { conn, home } = self
-            && let Some(c) = conn.take()
-        {
-            home.give_back(c);
-        }
-    }
-}
-
-forward_executor!(QuickConn, |q| match q {
-    QuickConn::Pool(c) => Conn::Sqlx(c),
-    QuickConn::Lite { conn, home } => Conn::Lite { conn: lite::live(conn), overflow: Some(home) },
-});
 
 /// Runs each statement on a read connection of its own (see [`super::Db::read`]).
 #[derive(Clone, Copy, Debug)]

@@ -24,7 +24,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor};
 
 pub use deferred::{Deferred, Finish};
-pub use exec::{QuickConn, Read};
+pub use exec::Read;
 pub use group::Tx;
 
 pub use migrate::migrate;
@@ -52,7 +52,7 @@ pub struct Db {
     /// its own, driven in place (see [`lite`]), so writers queue in-process instead of
     /// spinning on SQLITE_BUSY.
     writer: Arc<group::Writer>,
-    /// Connections for reads (see [`Db::read`] and [`Db::quick`]).
+    /// Connections for reads (see [`Db::read`]).
     quick: exec::Quick,
     /// The engine.
     pub backend: Backend,
@@ -102,13 +102,6 @@ impl Db {
     /// transactions deferred is written before it starts, so it sees and acts on all of it.
     pub async fn begin_after_deferred(&self) -> Result<Tx, sqlx::Error> {
         self.writer.begin(true).await
-    }
-
-    /// A connection for several reads in a row (a case, its history and photos). On SQLite
-    /// its statements run in place, without sqlx's thread hand-overs, and one that goes over
-    /// the read budget runs again on [`Db::pool`], which never stalls the async workers.
-    pub async fn quick(&self) -> Result<QuickConn, sqlx::Error> {
-        self.quick.acquire().await
     }
 
     /// Runs each statement as a quick read of its own: `sqlx::query(..).fetch_all(db.read())`.

@@ -110,12 +110,11 @@ async fn writer_statements(app: TestApp) {
     let none = sqlx::query("SELECT key FROM settings WHERE key = 'ws-none'").fetch_optional(&mut tx).await.unwrap();
     assert!(none.is_none());
     tx.commit().await.unwrap();
-    // A quick-read connection (in place on SQLite) sees the commit, and so does the next one.
+    // A read (in place on SQLite) sees the commit, and so does the next one.
     for _ in 0..2 {
-        let mut q = db.quick().await.unwrap();
         let seen: Vec<(String, String)> = sqlx::query_as("SELECT key, value FROM settings WHERE key LIKE $1 ORDER BY key")
             .bind("ws-%")
-            .fetch_all(&mut q)
+            .fetch_all(db.read())
             .await
             .unwrap();
         assert_eq!(seen, rows);
@@ -210,14 +209,13 @@ async fn reads_over_budget(app: TestApp) {
     assert_eq!(db.read_overflows(), before, "a small read stays in place");
     let large: (i64, i64) = sqlx::query_as(count).bind(500_000_i64).fetch_one(db.read()).await.unwrap();
     assert_eq!(large, (500_000, 500_000));
-    let mut q = db.quick().await.unwrap();
     let rows: Vec<(i64,)> = sqlx::query_as(
         "WITH RECURSIVE s(i) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT i + 1 FROM s WHERE i < $1) \
          SELECT i FROM s WHERE i % $2 = 0 ORDER BY i",
     )
     .bind(300_000_i64)
     .bind(100_000_i64)
-    .fetch_all(&mut q)
+    .fetch_all(db.read())
     .await
     .unwrap();
     assert_eq!(rows, vec![(100_000,), (200_000,), (300_000,)]);
