@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use super::store::{USER_COLS, UserRow, user_row};
+use super::store::{USER_COLS, user_row};
 use super::{Principal, Via, token_hash};
 use crate::app::AppState;
 use crate::db::{Db, Tx, get, now_ms};
@@ -158,27 +158,33 @@ pub async fn resolve(st: &AppState, token: &str, ip: &str) -> AppResult<Option<P
 /// Reads what a token belongs to from the database.
 async fn lookup(st: &AppState, token: &str, th: &str) -> AppResult<Option<Resolved>> {
     let cols = USER_COLS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
-    let resolved = |u: UserRow, via: Via, session: Option<(i64, i64)>| {
+    // The unit's name comes along: a unit contact's every step is labelled with it.
+    let resolved = |r: &crate::db::Row, via: Via, session: Option<(i64, i64)>| -> AppResult<Resolved> {
+        let u = user_row(r)?;
         let mut principal = u.principal(via, "");
         principal.must_change_password &= session.is_some();
-        Resolved { principal, locked_until: u.locked_until, disabled: u.disabled, session }
+        principal.unit_name = get(r, "unit_name")?;
+        Ok(Resolved { principal, locked_until: u.locked_until, disabled: u.disabled, session })
     };
+    let units = "LEFT JOIN units un ON un.id = u.unit_id";
     if token.starts_with("lpat_") {
         let sql = format!(
-            "SELECT {cols}, t.id AS tid FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
+            "SELECT {cols}, un.name AS unit_name, t.id AS tid FROM api_tokens t JOIN users u ON u.id = t.user_id {units} \
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
         );
         let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(th).fetch_optional(st.db.read()).await? else {
             return Ok(None);
         };
-        return Ok(Some(resolved(user_row(&r)?, Via::Token, None)));
+        return Ok(Some(resolved(&r, Via::Token, None)?));
     }
     let sql = format!(
-        "SELECT {cols}, s.csrf, s.created_at AS s_created, s.last_seen FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1"
+        "SELECT {cols}, un.name AS unit_name, s.csrf, s.created_at AS s_created, s.last_seen FROM sessions s JOIN users u ON u.id = s.user_id \
+         {units} WHERE s.token_hash = $1"
     );
     let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(th).fetch_optional(st.db.read()).await? else {
         return Ok(None);
     };
     let via = Via::Session { csrf: get(&r, "csrf")?, token_hash: th.to_string() };
     let session = Some((get(&r, "s_created")?, get(&r, "last_seen")?));
-    Ok(Some(resolved(user_row(&r)?, via, session)))
+    Ok(Some(resolved(&r, via, session)?))
 }

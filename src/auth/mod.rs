@@ -149,6 +149,9 @@ pub struct Principal {
     pub scope_path: String,
     /// The unit of a unit contact.
     pub unit_id: Option<i64>,
+    /// That unit's name, as it was when the token was last looked up (steps are labelled
+    /// with it; `None` where it was not read).
+    pub unit_name: Option<String>,
     /// Whether the password must be changed first.
     pub must_change_password: bool,
     /// How the caller authenticated.
@@ -168,6 +171,7 @@ impl Principal {
             scope: String::new(),
             scope_path: "/".into(),
             unit_id: None,
+            unit_name: None,
             must_change_password: false,
             via: Via::Token,
             ip: "local".into(),
@@ -254,6 +258,7 @@ mod tests {
             scope: "520627001001".into(),
             scope_path: "/520627/520627001/520627001001/".into(),
             unit_id: None,
+            unit_name: None,
             must_change_password: false,
             via: Via::Token,
             ip: String::new(),

@@ -75,6 +75,7 @@ impl UserRow {
             scope: self.scope.clone(),
             scope_path: self.scope_path.clone(),
             unit_id: self.unit_id,
+            unit_name: None,
             must_change_password: self.must_change,
             via,
             ip: ip.into(),

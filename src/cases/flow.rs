@@ -5,17 +5,19 @@
 use serde::Deserialize;
 use serde_json::json;
 
+use super::categories::Category;
 use super::history::{self, Entry};
 use super::machine::{Action, Actor, SATISFACTION, Status};
 use super::notify::{self, Target};
 use super::rates::Counts;
-use super::store::{CaseView, load_visible, view_by_id};
+use super::store::{CaseView, Step, load_visible, read_visible, view_by_id};
+use super::view::{returned_cols, view_row};
 use super::{Assignee, CaseRow, categories, jobs, photos, rollups, staff_level, units};
 use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::auth::{Principal, Role};
 use crate::db::rows::Val;
-use crate::db::{Tx, get, now_ms};
+use crate::db::{Row, Tx, get, now_ms};
 use crate::error::{AppError, AppResult, FieldErrors};
 
 /// An action request (`POST /api/v1/cases/{number}/actions`).
@@ -157,7 +159,7 @@ fn who_may(a: Action, c: &CaseRow, p: &Principal, claimable: bool) -> AppResult<
 /// Takes one step on a case for `p`.
 pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, photos: Vec<photos::Photo>) -> AppResult<CaseView> {
     let action = Action::parse(&i.action).ok_or_else(|| AppError::field("action", "操作无效"))?;
-    let (c, cat) = load_visible(st, p, number).await?;
+    let (c, cat, shown) = read_visible(st, p, number).await?;
     who_may(action, &c, p, cat.claimable)?;
     // A stale version is reported as such, whatever else changed since.
     if i.version.is_some_and(|v| v != c.version) {
@@ -208,11 +210,13 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     }
     let cal = st.cats.calendar(&st.db).await?;
     // Read before taking the writer: on PostgreSQL a read is a round trip.
-    let actor_label = match p.unit_id {
-        Some(u) => units::by_id(&st.db, u).await?.map(|u| u.name).unwrap_or_default(),
-        None => p.role.label().to_string(),
+    let actor_label = match (p.unit_id, &p.unit_name) {
+        (Some(_), Some(name)) => name.clone(),
+        (Some(u), None) => units::by_id(&st.db, u).await?.map(|u| u.name).unwrap_or_default(),
+        (None, _) => p.role.label().to_string(),
     };
     let photos = photos::save(&st.cfg.data_dir, photos).await?;
+    let with_photos = !photos.is_empty();
     let now = now_ms();
     // What the case counted as read: the update below changes it only at that version.
     let before = c.counted.clone();
@@ -317,7 +321,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     // Everything above is computed before taking the writer, which each statement and each
     // computation under it holds up for the whole batch.
     let mut tx = st.db.begin().await?;
-    set.apply(&mut tx, before, "该案件刚被他人处理过，请刷新后再操作").await?;
+    let after = set.apply_shown(&mut tx, before, "该案件刚被他人处理过，请刷新后再操作", &cat).await?;
     let step = Entry {
         case_id: c.id,
         action: action.as_str(),
@@ -329,6 +333,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         public: true,
         at: now,
     };
+    let new_step = Step::of(&step);
     history::record(&mut tx, step, photos);
     if let Some((yellow, due)) = timers {
         jobs::schedule_sla(&mut tx, &cal, c.id, yellow, due);
@@ -344,7 +349,18 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     };
     audit::append(&mut tx, &st.chain, &p.actor(), ev);
     tx.commit().await?;
-    view_by_id(st, c.id).await
+    if with_photos {
+        // The new photos' ids are known once the batch has written them.
+        return view_by_id(st, c.id).await;
+    }
+    // The case as the update returned it, with the history read before it plus this step:
+    // every step bumps the version the update insisted on, so no other step came between.
+    // (Reading it all back after the commit cost a round trip on PostgreSQL per step.)
+    let mut v = view_row(&st.keyring, &after)?;
+    v.photos = shown.photos;
+    v.history = shown.history;
+    v.history.push(new_step);
+    Ok(v)
 }
 
 /// Who hears about a step.
@@ -477,9 +493,28 @@ impl Sets {
     /// Changes the case in one statement that also returns what the rollups count, and
     /// records the rollup change from `before`; `conflict` when the version moved on.
     async fn apply(self, tx: &mut Tx, before: Option<(rollups::Key, Counts)>, conflict: &str) -> AppResult<()> {
+        self.run(tx, before, conflict, "").await.map(drop)
+    }
+
+    /// [`Sets::apply`], returning the case's columns of [`view_row`] after the change (its
+    /// category `cat`'s code and name beside them).
+    async fn apply_shown(
+        mut self,
+        tx: &mut Tx,
+        before: Option<(rollups::Key, Counts)>,
+        conflict: &str,
+        cat: &Category,
+    ) -> AppResult<Row> {
+        let (code, name) = (self.arg(cat.code.clone()), self.arg(cat.name.clone()));
+        let also = format!(", {}, CAST({code} AS TEXT) AS cat_code, CAST({name} AS TEXT) AS cat_name", returned_cols());
+        self.run(tx, before, conflict, &also).await
+    }
+
+    async fn run(self, tx: &mut Tx, before: Option<(rollups::Key, Counts)>, conflict: &str, also: &str) -> AppResult<Row> {
         let set = format!("{}, version = version + 1, updated_at = $3", self.parts.join(", "));
-        let after = rollups::update(tx, &set, self.args).await?.ok_or_else(|| AppError::Conflict(conflict.into()))?;
+        let (after, row) =
+            rollups::update_returning(tx, &set, self.args, also).await?.ok_or_else(|| AppError::Conflict(conflict.into()))?;
         tx.defer::<rollups::Deltas>().moved(before.as_ref(), after.as_ref());
-        Ok(())
+        Ok(row)
     }
 }

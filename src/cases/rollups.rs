@@ -91,10 +91,21 @@ pub fn track_new(tx: &mut Tx, new: (Key, Counts)) {
 /// have) and returns its new contribution in the same statement; `None` when the version
 /// moved on.
 pub async fn update(tx: &mut Tx, set: &str, args: Vec<Val>) -> AppResult<Option<Option<(Key, Counts)>>> {
-    let sql = format!("UPDATE cases SET {set} WHERE id = $1 AND version = $2 RETURNING {COLS}");
+    Ok(update_returning(tx, set, args, "").await?.map(|(counted, _)| counted))
+}
+
+/// [`update`], also returning the columns `also` (a select list starting with a comma, of
+/// unqualified columns: SQLite's `RETURNING` takes no table alias) in the same row.
+pub async fn update_returning(
+    tx: &mut Tx,
+    set: &str,
+    args: Vec<Val>,
+    also: &str,
+) -> AppResult<Option<(Option<(Key, Counts)>, Row)>> {
+    let sql = format!("UPDATE cases SET {set} WHERE id = $1 AND version = $2 RETURNING {COLS}{also}");
     let q = args.iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)), crate::db::rows::bind);
     match q.fetch_optional(&mut *tx).await? {
-        Some(r) => Ok(Some(contribution(&r)?)),
+        Some(r) => Ok(Some((contribution(&r)?, r))),
         None => Ok(None),
     }
 }

@@ -20,7 +20,7 @@ use crate::ident::Mobile;
 use crate::privacy::Keyring;
 use crate::web::fmt_time;
 
-pub use super::view::{CaseView, Step, view, view_by_id};
+pub use super::view::{CaseView, Step, read_visible, view, view_by_id};
 use super::view::{VIEW_COLS, view_row};
 
 /// Associated data binding reporter ciphertexts to their fields.

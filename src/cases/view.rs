@@ -5,6 +5,8 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::categories::Category;
+use super::history::Entry;
 use super::level_label;
 use super::machine::{Status, channel_label, satisfaction_label};
 use super::store::{AAD_NAME, AAD_PHONE, check_visible};
@@ -38,6 +40,23 @@ pub struct Step {
     pub status: String,
     /// Shown on the public timeline.
     pub public: bool,
+}
+
+impl Step {
+    /// A recorded step as shown.
+    pub(super) fn of(e: &Entry<'_>) -> Step {
+        Step {
+            action: e.action.to_string(),
+            label: step_label(e.action),
+            actor: e.actor.to_string(),
+            actor_label: e.label.to_string(),
+            at: fmt_time(e.at),
+            at_ms: e.at,
+            note: e.note.to_string(),
+            status: e.to.to_string(),
+            public: e.public,
+        }
+    }
 }
 
 fn step_label(action: &str) -> String {
@@ -225,6 +244,12 @@ fn detailed_sql(key: &str) -> String {
 /// The full view of a case the caller may see, read in one statement on one quick-read
 /// connection (index-bounded reads: on SQLite they run in place).
 pub async fn view(st: &AppState, p: &Principal, number: &str) -> AppResult<CaseView> {
+    Ok(read_visible(st, p, number).await?.2)
+}
+
+/// A case the caller may see, as [`super::store::load_visible`] gives it, with its full view
+/// read by the same statement (a step answers with the view before it plus the step).
+pub async fn read_visible(st: &AppState, p: &Principal, number: &str) -> AppResult<(CaseRow, Category, CaseView)> {
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| detailed_sql("c.number"));
     // One statement, its connection given back before the category is looked up: on
@@ -233,8 +258,18 @@ pub async fn view(st: &AppState, p: &Principal, number: &str) -> AppResult<CaseV
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(number.trim()).fetch_all(st.db.read()).await?;
     let r = rows.first().ok_or(AppError::NotFound)?;
     let c = CaseRow::from_row(r)?;
-    check_visible(p, &c, &categories::by_id(st, c.category_id).await?)?;
-    with_details(view_row(&st.keyring, r)?, &rows)
+    let cat = categories::by_id(st, c.category_id).await?;
+    check_visible(p, &c, &cat)?;
+    let v = with_details(view_row(&st.keyring, r)?, &rows)?;
+    Ok((c, cat, v))
+}
+
+/// The columns of [`view_row`] that come from the case table, unqualified: what an
+/// `UPDATE … RETURNING` gives back (SQLite's `RETURNING` takes no table alias); the category's
+/// code and name are to be added beside them.
+pub(super) fn returned_cols() -> &'static str {
+    static COLS: OnceLock<String> = OnceLock::new();
+    COLS.get_or_init(|| VIEW_COLS.split(", ").filter_map(|c| c.strip_prefix("c.")).collect::<Vec<_>>().join(", "))
 }
 
 /// The full view by id (callers have checked visibility).

@@ -23,6 +23,7 @@ fn county_admin() -> Principal {
         scope: COUNTY.into(),
         scope_path: format!("/{COUNTY}/"),
         unit_id: None,
+        unit_name: None,
         must_change_password: false,
         via: Via::Token,
         ip: "local".into(),

@@ -25,10 +25,18 @@ pub async fn new_case(app: &TestApp, token: &str, category: &str, desc: &str) ->
     b["number"].as_str().unwrap().to_string()
 }
 
+/// Takes a step; a step's answer must be the case exactly as reading it back shows it (the
+/// answer is put together from the update, not read back), wherever the actor still sees it.
 pub async fn act(app: &TestApp, token: &str, number: &str, body: Value) -> (StatusCode, Value) {
     let r = app.post(&format!("/api/v1/cases/{number}/actions")).bearer(token).json(body).send().await;
-    let status = r.status;
-    (status, r.json())
+    let (status, answer) = (r.status, r.json());
+    if status == StatusCode::OK {
+        let back = app.get(&format!("/api/v1/cases/{number}")).bearer(token).send().await;
+        if back.status == StatusCode::OK {
+            assert_eq!(answer, back.json(), "a step's answer differs from the case read back");
+        }
+    }
+    (status, answer)
 }
 
 async fn contract_path_closes_the_loop(app: TestApp) {
@@ -89,6 +97,8 @@ async fn contract_path_closes_the_loop(app: TestApp) {
         assert!(h["actor"].is_string() && h["at"].is_string() && h["note"].is_string());
     }
     assert_eq!(got["history"][3]["actor"], "contact1");
+    assert_eq!(got["history"][3]["actor_label"], list[0]["name"], "a unit contact's steps carry the unit's name");
+    assert_eq!(got["history"][1]["actor_label"], "社区工作人员");
     assert!(got["version"].as_i64().unwrap() >= 7);
     assert_eq!(got["reporter_phone"], "138****1111", "masked");
     // Closed is terminal.
