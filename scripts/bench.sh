@@ -53,15 +53,22 @@ function response(status, headers, body)
 end
 LUA
 
+busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; } # machine-wide busy jiffies
+
 run() { # name path script [seconds]
+  local b0; b0=$(busy)
   local out; out=$(TOKEN=$TOKEN wrk -t2 -c32 -d"${4:-$DUR}s" --latency -s "$work/$3" "http://127.0.0.1:$PORT$2")
+  local b1; b1=$(busy)
   local rps p50 p99 non2xx
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
   local total; total=$(echo "$out" | awk '/requests in/ {print $1}')
-  printf '| %-10s | %-34s | %10s | %8s | %8s | %6s |\n' "$BACKEND" "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
+  # CPU time of the whole machine (server, database, wrk) per request: steadier than req/s
+  # on a machine whose speed drifts, and what an A/B of two builds should compare.
+  local cpu; cpu=$(( (b1 - b0) * 1000000 / $(getconf CLK_TCK) / (total > 0 ? total : 1) ))
+  printf '| %-10s | %-34s | %10s | %8s | %8s | %6s | %10s |\n' "$BACKEND" "$1" "$rps" "$p50" "$p99" "${non2xx:-0}" "$cpu"
   [ -z "$non2xx" ] || { echo "errors during $1" >&2; exit 1; }
   LAST_TOTAL=$total
 }
@@ -93,8 +100,8 @@ step() { # action status-before status-after extra-json
   [ $((after - before)) -gt 0 ] || { echo "no case reached $3" >&2; exit 1; }
 }
 
-echo "| backend    | request                            |      req/s |      p50 |      p99 | errors |"
-echo "|------------|------------------------------------|------------|----------|----------|--------|"
+echo "| backend    | request                            |      req/s |      p50 |      p99 | errors | CPU µs/req |"
+echo "|------------|------------------------------------|------------|----------|----------|--------|------------|"
 for BACKEND in ${BACKENDS:-sqlite postgres}; do
   url=""
   if [ "$BACKEND" = postgres ]; then
