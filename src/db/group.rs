@@ -163,6 +163,10 @@ struct Batch {
     /// A savepoint is open for the next request, opened with the previous one's release in the
     /// same statement (on PostgreSQL one round trip less per request).
     primed: bool,
+    /// A statement ran under the open savepoint since it was opened. One that none ran under
+    /// is as good as new: it serves the next request without a release and a new savepoint,
+    /// and the commit ends it (a request whose work is all deferred costs no round trip).
+    used: bool,
 }
 
 /// Counts a request waiting for the writer. If the request is cancelled while waiting, the
@@ -207,7 +211,8 @@ impl Writer {
     }
 
     fn new(link: Link, durable: Option<Durable>) -> Writer {
-        let batch = Batch { link, parked: Vec::new(), ops: 0, pending: Pending::default(), open: false, primed: false };
+        let batch =
+            Batch { link, parked: Vec::new(), ops: 0, pending: Pending::default(), open: false, primed: false, used: false };
         Writer {
             batch: Arc::new(Mutex::new(batch)),
             waiting: AtomicUsize::new(0),
@@ -301,6 +306,7 @@ async fn prepare(b: &mut Batch, after_deferred: bool) -> Result<(), sqlx::Error>
     }
     b.link.exec("SAVEPOINT linli_op").await?;
     b.open = true;
+    b.used = false;
     Ok(())
 }
 
@@ -369,6 +375,10 @@ fn lose(b: &mut Batch, why: &str) {
 /// Commits the physical transaction and answers every parked request: at once on
 /// PostgreSQL or when the commit failed, after the WAL's sync on SQLite.
 async fn flush(w: &Writer, b: &mut Batch) -> Result<(), sqlx::Error> {
+    if b.primed && !b.used {
+        // Empty: the commit ends it, no need to release it first.
+        b.primed = false;
+    }
     settle(b).await;
     write_deferred(b).await?;
     let res = b.link.commit().await;
@@ -461,10 +471,16 @@ async fn release(
     answer: oneshot::Sender<Result<(), String>>,
 ) -> Result<(), sqlx::Error> {
     let carry_on = w.waiting.load(Ordering::SeqCst) > 0 && b.ops + 1 < MAX_BATCH;
-    let sql = if carry_on { "RELEASE SAVEPOINT linli_op; SAVEPOINT linli_op" } else { "RELEASE SAVEPOINT linli_op" };
-    b.link.exec(sql).await?;
+    if b.used {
+        let sql = if carry_on { "RELEASE SAVEPOINT linli_op; SAVEPOINT linli_op" } else { "RELEASE SAVEPOINT linli_op" };
+        b.link.exec(sql).await?;
+        b.used = false;
+        b.primed = carry_on;
+    } else {
+        // Nothing ran under it: it stays open, for the next request or for the commit.
+        b.primed = true;
+    }
     b.open = false;
-    b.primed = carry_on;
     b.ops += 1;
     b.pending.absorb(pending);
     b.parked.push(answer);
@@ -513,7 +529,14 @@ impl Tx {
 
     /// Where this transaction's statements go (sqlx queries, and [`super::bulk`]).
     pub(crate) fn conn(&mut self) -> super::exec::Conn<'_> {
-        self.batch().link.conn()
+        let b = self.batch();
+        b.used = true;
+        b.link.conn()
+    }
+
+    /// Whether the writer is PostgreSQL's (for the few statements whose SQL differs).
+    pub(super) fn on_postgres(&mut self) -> bool {
+        matches!(self.batch().link, Link::Pg { .. })
     }
 
     fn batch(&mut self) -> &mut Batch {

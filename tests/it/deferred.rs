@@ -238,3 +238,48 @@ async fn steps_of_a_batch_keep_their_order(app: TestApp) {
 }
 
 both!(steps_of_a_batch_keep_their_order);
+
+/// Requests that leave all their work for the end of the batch share one savepoint, which no
+/// statement touched, with the requests around them; a neighbour whose statement fails is
+/// still rolled back alone, with its deferred work.
+async fn requests_without_statements_in_a_batch(app: TestApp) {
+    use linli::cases::notify::{self, Target};
+    let db = app.st.db.clone();
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('mixed-taken', 'x')").execute(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let (l0, p0) = db.write_stats();
+    let tasks = (0..90i64).map(|i| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut tx = db.begin().await.unwrap();
+            notify::push(&mut tx, Target::User(1), i, "test.mixed", "混合");
+            let key = match i % 3 {
+                0 => None,
+                1 => Some(format!("mixed-{i}")),
+                _ => Some("mixed-taken".to_string()), // fails: the key is taken
+            };
+            if let Some(k) = key
+                && sqlx::query("INSERT INTO settings (key, value) VALUES ($1, 'x')").bind(k).execute(&mut tx).await.is_err()
+            {
+                return false;
+            }
+            tx.commit().await.unwrap();
+            true
+        })
+    });
+    let ok: Vec<bool> = join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(ok, (0..90).map(|i| i % 3 != 2).collect::<Vec<_>>(), "only the taken keys fail");
+    let mut noted: Vec<i64> =
+        sqlx::query_scalar("SELECT case_id FROM notifications WHERE kind = 'test.mixed'").fetch_all(&db.pool).await.unwrap();
+    noted.sort();
+    assert_eq!(noted, (0..90).filter(|i| i % 3 != 2).collect::<Vec<i64>>());
+    let keys: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM settings WHERE key LIKE 'mixed-%'").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(keys, 31, "thirty new keys and the taken one");
+    let (l1, p1) = db.write_stats();
+    assert_eq!(l1 - l0, 60);
+    assert!(p1 - p0 < 60, "no batching: {} commits", p1 - p0);
+}
+
+both!(requests_without_statements_in_a_batch);
