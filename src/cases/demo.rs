@@ -430,12 +430,14 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         );
         let channel = channels[rng.below(channels.len() as u64) as usize];
         let title = desc.to_string();
-        let r = sqlx::query(
-            "INSERT INTO cases (number, category_id, title, description, channel, status, lng, lat, grid_code, community_code, node_path, \
+        // Ids as live creations take them (they no longer move PostgreSQL's sequence).
+        let id = tx.next_id("cases").await?;
+        sqlx::query(
+            "INSERT INTO cases (id, number, category_id, title, description, channel, status, lng, lat, grid_code, community_code, node_path, \
              reporter_name_enc, reporter_phone_enc, reporter_phone_bidx, private, assignee_kind, assignee_ref, assignee_name, unit_id, assignee_user_id, \
              created_at, registered_at, dispatched_at, accepted_at, finished_at, closed_at, sign_due, resolve_due, clock_start, yellow_at, warn_level, \
              extension_count, rework_count, return_count, contacted, solved, satisfaction, version, updated_at) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$31,$32,$33,$34,$35,$36,$37,$38,$39) RETURNING id",
+             VALUES ($40,$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$31,$32,$33,$34,$35,$36,$37,$38,$39)",
         )
         .bind(&number)
         .bind(get::<i64>(cat, "id")?)
@@ -476,9 +478,9 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         .bind(follow.and_then(|f| f.2))
         .bind(steps.len() as i64)
         .bind(last_change)
-        .fetch_one(&mut *tx)
+        .bind(id)
+        .execute(&mut *tx)
         .await?;
-        let id: i64 = get(&r, "id")?;
         // One statement per case for its history and its search terms keeps PostgreSQL loading fast.
         let mut at = created;
         let span = ((last_change - created).max(steps.len() as i64)) / steps.len() as i64;

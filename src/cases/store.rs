@@ -13,7 +13,8 @@ use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::auth::{Principal, Role};
 use crate::db::list::{Keyed, Page, Where, paging};
-use crate::db::{Tx, get, now_ms};
+use crate::db::rows::{Appendable, Appended, Val};
+use crate::db::{Tx, now_ms};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::geo::Crs;
 use crate::ident::Mobile;
@@ -188,6 +189,20 @@ pub async fn next_seq(tx: &mut Tx, name: &str) -> AppResult<i64> {
     Ok(tx.next_in(name).await?)
 }
 
+/// New cases, written at the end of the batch (see [`crate::db::Deferred`]) with the ids
+/// they took in it: nothing reads a case inside the transaction that creates it, and a
+/// creation then runs no statement under the writer (on PostgreSQL two round trips less).
+pub struct NewCases;
+
+impl Appendable for NewCases {
+    // Before every kind that refers to a case.
+    const ORDER: u8 = 20;
+    const HEAD: &'static str = "INSERT INTO cases (id, number, category_id, title, description, channel, status, lng, lat, address, \
+         grid_code, community_code, node_path, reporter_user_id, reporter_name_enc, reporter_phone_enc, reporter_phone_bidx, private, attrs, \
+         created_at, updated_at)";
+    const COLS: usize = 21;
+}
+
 /// Validates and records a new case (status 待受理), notifies the community, queues webhooks.
 pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: Vec<photos::Photo>) -> AppResult<Created> {
     let mut errs = FieldErrors::default();
@@ -258,32 +273,30 @@ pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: V
     let year = chrono::Datelike::year(&super::calendar::local_date(now));
     let seq = next_seq(&mut tx, &format!("case:{year}")).await?;
     let number = format!("YH-{year}-{seq:06}");
-    let row = sqlx::query(
-        "INSERT INTO cases (number, category_id, title, description, channel, status, lng, lat, address, grid_code, community_code, node_path, \
-         reporter_user_id, reporter_name_enc, reporter_phone_enc, reporter_phone_bidx, private, attrs, created_at, updated_at) \
-         VALUES ($1,$2,$3,$4,$5,'submitted',$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$18) RETURNING id",
-    )
-    .bind(&number)
-    .bind(cat.id)
-    .bind(&title)
-    .bind(desc)
-    .bind(channel)
-    .bind(place.lng)
-    .bind(place.lat)
-    .bind(i.address.trim())
-    .bind(&place.grid_code)
-    .bind(&place.community_code)
-    .bind(&place.path)
-    .bind(user.filter(|p| p.role == Role::Resident).map(|p| p.user_id))
-    .bind(name_enc)
-    .bind(phone_enc)
-    .bind(phone_bidx)
-    .bind(i.private as i64)
-    .bind(if i.attrs.is_object() { i.attrs.to_string() } else { "{}".into() })
-    .bind(now)
-    .fetch_one(&mut tx)
-    .await?;
-    let id: i64 = get(&row, "id")?;
+    let id = tx.next_id("cases").await?;
+    tx.defer::<Appended<NewCases>>().push(vec![
+        Val::I(id),
+        Val::S(number.clone()),
+        Val::I(cat.id),
+        Val::S(title.clone()),
+        Val::S(desc.to_string()),
+        Val::S(channel.to_string()),
+        Val::T("submitted"),
+        Val::F(place.lng),
+        Val::F(place.lat),
+        Val::S(i.address.trim().to_string()),
+        Val::S(place.grid_code.clone()),
+        Val::S(place.community_code.clone()),
+        Val::S(place.path.clone()),
+        Val::O(user.filter(|p| p.role == Role::Resident).map(|p| p.user_id)),
+        Val::B(name_enc),
+        Val::B(phone_enc),
+        phone_bidx.map_or(Val::N, Val::S),
+        Val::I(i.private as i64),
+        Val::S(if i.attrs.is_object() { i.attrs.to_string() } else { "{}".into() }),
+        Val::I(now),
+        Val::I(now),
+    ]);
     super::rollups::track_new(&mut tx, super::rollups::submitted(now, &place.community_code, cat.id));
     let step = Entry {
         case_id: id,

@@ -195,9 +195,13 @@ impl Stmt {
             let rc = unsafe {
                 match v {
                     Val::I(n) | Val::O(Some(n)) => ffi::sqlite3_bind_int64(self.stmt, i, *n),
-                    Val::O(None) | Val::N => ffi::sqlite3_bind_null(self.stmt, i),
+                    Val::O(None) | Val::N | Val::F(None) | Val::B(None) => ffi::sqlite3_bind_null(self.stmt, i),
                     Val::S(t) => bind_text(self.stmt, i, t),
                     Val::T(t) => bind_text(self.stmt, i, t),
+                    Val::F(Some(x)) => ffi::sqlite3_bind_double(self.stmt, i, *x),
+                    Val::B(Some(b)) => {
+                        ffi::sqlite3_bind_blob64(self.stmt, i, b.as_ptr().cast(), b.len() as u64, ffi::SQLITE_STATIC())
+                    }
                 }
             };
             if rc != ffi::SQLITE_OK {
@@ -244,9 +248,18 @@ fn copy_row(out: &mut Vec<u8>, row: &[Val]) {
         }
         match v {
             Val::I(n) | Val::O(Some(n)) => out.extend_from_slice(n.to_string().as_bytes()),
-            Val::O(None) | Val::N => out.extend_from_slice(b"\\N"),
+            Val::O(None) | Val::N | Val::F(None) | Val::B(None) => out.extend_from_slice(b"\\N"),
             Val::S(t) => copy_text(out, t),
             Val::T(t) => copy_text(out, t),
+            // Rust prints the shortest text that reads back as the same number.
+            Val::F(Some(x)) => out.extend_from_slice(x.to_string().as_bytes()),
+            // bytea's hex form, its backslash doubled for COPY's text format.
+            Val::B(Some(b)) => {
+                out.extend_from_slice(b"\\\\x");
+                for byte in b {
+                    out.extend_from_slice(format!("{byte:02x}").as_bytes());
+                }
+            }
         }
     }
     out.push(b'\n');
@@ -307,5 +320,8 @@ mod tests {
         let mut out = Vec::new();
         copy_row(&mut out, &[Val::I(7), Val::O(None), Val::S("a\tb\\c\nd".into()), Val::T("网格"), Val::N]);
         assert_eq!(String::from_utf8(out).unwrap(), "7\t\\N\ta\\tb\\\\c\\nd\t网格\t\\N\n");
+        let mut out = Vec::new();
+        copy_row(&mut out, &[Val::F(Some(108.477)), Val::F(None), Val::B(Some(vec![0, 0xab, 0x5c])), Val::B(None)]);
+        assert_eq!(String::from_utf8(out).unwrap(), "108.477\t\\N\t\\\\x00ab5c\t\\N\n");
     }
 }

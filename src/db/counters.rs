@@ -33,7 +33,61 @@ impl Deferred for Counters {
     }
 }
 
+/// Ids reserved per batch by [`Tx::next_id`].
+pub const ID_BLOCK: usize = 64;
+
+/// The ids a batch reserved and has not used yet, per table (the smallest last).
+#[derive(Default)]
+pub struct Ids(BTreeMap<&'static str, Vec<i64>>);
+
+impl Deferred for Ids {
+    const ORDER: u8 = 11;
+
+    fn absorb(&mut self, later: Self) {
+        // A later transaction took its ids from what the earlier ones left.
+        self.0.extend(later.0);
+    }
+
+    async fn write(self, _: &mut Finish<'_>) -> Result<(), sqlx::Error> {
+        // Nothing to keep: the sequence (or the table's largest id) moved with the rows.
+        Ok(())
+    }
+}
+
 impl Tx {
+    /// A new id for a row of `table`, known before the row is written, so that the batch's
+    /// new rows can wait for its end (a creation then runs no statement under the writer).
+    /// The batch's first new row reserves [`ID_BLOCK`] ids in one statement, the next ones take
+    /// them in order: on PostgreSQL from the table's own sequence (so every node, and whatever
+    /// else writes the table, takes ids from the one source; ids a batch leaves unused are
+    /// skipped, as a sequence skips them anyway); on SQLite, whose one writer holds the file's
+    /// lock for the batch, counting on from the largest id the table ever had.
+    pub async fn next_id(&mut self, table: &'static str) -> Result<i64, sqlx::Error> {
+        let mut left = match self.defer::<Ids>().0.remove(table) {
+            Some(ids) => ids,
+            None => self.batch_deferred::<Ids>().and_then(|i| i.0.get(table).cloned()).unwrap_or_default(),
+        };
+        if left.is_empty() {
+            left = if self.on_postgres() {
+                let sql =
+                    format!("SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id FROM generate_series(1, {ID_BLOCK})");
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *self).await?;
+                rows.iter().rev().map(|r| get::<i64>(r, "id")).collect::<Result<_, _>>()?
+            } else {
+                // AUTOINCREMENT never gives an id twice, even the id of a deleted row.
+                let sql = format!(
+                    "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), \
+                     COALESCE((SELECT MAX(id) FROM {table}), 0)) AS id"
+                );
+                let last: i64 = get(&sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&mut *self).await?, "id")?;
+                (last + 1..=last + ID_BLOCK as i64).rev().collect()
+            };
+        }
+        let id = left.pop().expect("a block of ids is never empty");
+        self.defer::<Ids>().0.insert(table, left);
+        Ok(id)
+    }
+
     /// The next value of counter `name` (1 for a new one), gapless across transactions,
     /// batches and nodes.
     pub async fn next_in(&mut self, name: &str) -> Result<i64, sqlx::Error> {

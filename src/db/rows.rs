@@ -13,6 +13,10 @@ pub enum Val {
     T(&'static str),
     /// NULL text.
     N,
+    /// A real number or NULL.
+    F(Option<f64>),
+    /// Bytes or NULL.
+    B(Option<Vec<u8>>),
 }
 
 impl From<i64> for Val {
@@ -44,6 +48,8 @@ pub fn bind<'q>(q: Query<'q>, v: &Val) -> Query<'q> {
         Val::S(x) => q.bind(x.clone()),
         Val::T(x) => q.bind(*x),
         Val::N => q.bind(None::<String>),
+        Val::F(x) => q.bind(*x),
+        Val::B(x) => q.bind(x.clone()),
     }
 }
 

@@ -438,3 +438,49 @@ async fn first_burst_of_case_pages(mut app: TestApp) {
 }
 
 both!(first_burst_of_case_pages);
+
+/// New cases are written at the end of their batch with ids taken in it: concurrent creations
+/// get distinct ids in the order of their numbers, each case reads back whole at once, and ids
+/// count on past rows written with ids of their own (as bulk loads write them).
+async fn new_cases_take_ids_in_order(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let made = futures_util::future::join_all((0..40).map(|i| {
+        let (app, staff) = (&app, &staff);
+        async move { new_case(app, staff, "ldd", &format!("并发受理第 {i} 件")).await }
+    }))
+    .await;
+    for n in &made {
+        let got = app.get(&format!("/api/v1/cases/{n}")).bearer(&staff).send().await;
+        assert_eq!(got.status, StatusCode::OK, "{n}");
+        assert_eq!(got.json()["history"][0]["action"], "submit");
+    }
+    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, number FROM cases WHERE description LIKE '并发受理%' ORDER BY id")
+        .fetch_all(&app.st.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 40);
+    let numbers: Vec<&String> = rows.iter().map(|(_, n)| n).collect();
+    let mut sorted = numbers.clone();
+    sorted.sort();
+    assert_eq!(numbers, sorted, "ids follow the numbers");
+    // A row written with an id of its own, far ahead (as the scale generator writes them).
+    let mut tx = app.st.db.begin().await.unwrap();
+    let ahead = rows.last().unwrap().0 + 1000;
+    sqlx::query(
+        "INSERT INTO cases (id, number, category_id, title, description, channel, status, node_path, created_at, updated_at) \
+         SELECT $1, 'YH-TEST-000001', category_id, title, description, channel, status, node_path, created_at, updated_at FROM cases WHERE id = $2",
+    )
+    .bind(ahead)
+    .bind(rows[0].0)
+    .execute(&mut tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    app.st.db.fix_sequence("cases").await.unwrap(); // as the generator does after its load
+    let next = new_case(&app, &staff, "ldd", "在批量写入之后受理").await;
+    let id: i64 =
+        sqlx::query_scalar("SELECT id FROM cases WHERE number = $1").bind(&next).fetch_one(&app.st.db.pool).await.unwrap();
+    assert_eq!(id, ahead + 1);
+}
+
+both!(new_cases_take_ids_in_order);
