@@ -225,19 +225,24 @@ pub(super) fn view_row(keys: &Keyring, r: &Row) -> AppResult<CaseView> {
 
 /// The case (by `key`, `c.number` or `c.id`), its history and its photo ids in one statement:
 /// on PostgreSQL every statement is a round trip, and the case page is the most read page
-/// there is. Each row repeats the case's columns beside one step or photo (`d_*`), history
-/// first; a case has at least its submission step, so the first branch always gives it.
+/// there is. The case's row comes first (`d_kind` 0), then one row per step (1) and per photo
+/// (2) with the case's columns left NULL: repeated beside every step, they were decoded (and
+/// sent, on PostgreSQL) once per step.
 fn detailed_sql(key: &str) -> String {
     let view: Vec<&str> = VIEW_COLS.split(", ").collect();
-    let extra = ROW_COLS.split(", ").filter(|c| !view.contains(c)).collect::<Vec<_>>().join(", ");
-    let from = "FROM cases c JOIN categories cat ON cat.id = c.category_id";
+    let extra: Vec<&str> = ROW_COLS.split(", ").filter(|c| !view.contains(c)).collect();
+    let nulls = vec!["NULL"; view.len() + extra.len()].join(", ");
+    let extra = extra.join(", ");
+    let case_id = format!("(SELECT c.id FROM cases c WHERE {key} = $1)");
     format!(
-        "SELECT {VIEW_COLS}, {extra}, CAST(0 AS BIGINT) AS d_photo, h.id AS d_id, h.action AS d_action, h.actor AS d_actor, \
-         h.actor_label AS d_actor_label, h.at AS d_at, h.note AS d_note, h.to_status AS d_to_status, h.public AS d_public \
-         {from} LEFT JOIN case_history h ON h.case_id = c.id WHERE {key} = $1 \
-         UNION ALL SELECT {VIEW_COLS}, {extra}, CAST(1 AS BIGINT), p.id, '', '', '', CAST(0 AS BIGINT), '', '', CAST(0 AS BIGINT) \
-         {from} JOIN case_photos p ON p.case_id = c.id WHERE {key} = $1 \
-         ORDER BY d_photo, d_id"
+        "SELECT {VIEW_COLS}, {extra}, CAST(0 AS BIGINT) AS d_kind, CAST(NULL AS BIGINT) AS d_id, CAST(NULL AS TEXT) AS d_action, \
+         CAST(NULL AS TEXT) AS d_actor, CAST(NULL AS TEXT) AS d_actor_label, CAST(NULL AS BIGINT) AS d_at, CAST(NULL AS TEXT) AS d_note, \
+         CAST(NULL AS TEXT) AS d_to_status, CAST(NULL AS BIGINT) AS d_public \
+         FROM cases c JOIN categories cat ON cat.id = c.category_id WHERE {key} = $1 \
+         UNION ALL SELECT {nulls}, 1, h.id, h.action, h.actor, h.actor_label, h.at, h.note, h.to_status, h.public \
+         FROM case_history h WHERE h.case_id = {case_id} \
+         UNION ALL SELECT {nulls}, 2, p.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM case_photos p WHERE p.case_id = {case_id} \
+         ORDER BY d_kind, d_id"
     )
 }
 
@@ -284,10 +289,13 @@ pub async fn view_by_id(st: &AppState, id: i64) -> AppResult<CaseView> {
 /// Adds the history (oldest first) and the photo ids of [`detailed_sql`]'s rows.
 fn with_details(mut v: CaseView, rows: &[Row]) -> AppResult<CaseView> {
     for r in rows {
-        let Some(id) = get::<Option<i64>>(r, "d_id")? else { continue };
-        if get::<i64>(r, "d_photo")? == 1 {
-            v.photos.push(id);
-            continue;
+        match get::<i64>(r, "d_kind")? {
+            1 => {}
+            2 => {
+                v.photos.push(get(r, "d_id")?);
+                continue;
+            }
+            _ => continue,
         }
         let action: String = get(r, "d_action")?;
         let at: i64 = get(r, "d_at")?;
