@@ -301,6 +301,7 @@ pub async fn generate(st: AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Syn
     tracing::info!("重建索引");
     crate::db::indexes::restore(&db).await?;
     db.bulk_cache(false).await?;
+    db.analyze().await?;
     let size1 = db.size_bytes().await?;
     db.close().await;
     Ok(Report {

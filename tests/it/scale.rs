@@ -50,6 +50,16 @@ async fn scale_generator(mut app: TestApp) {
         assert_eq!(mode, "wal", "the database is back in WAL mode after the load");
         let broken: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check").fetch_all(&app.st.db.pool).await.unwrap();
         assert!(broken.is_empty(), "rows loaded without foreign-key lookups still match: {broken:?}");
+    } else {
+        // Planned on fresh statistics at once, not whenever autovacuum comes round.
+        let unanalyzed: Vec<String> = sqlx::query_scalar(
+            "SELECT CAST(relname AS TEXT) FROM pg_stat_user_tables WHERE relname IN ('cases', 'case_history', 'case_terms') \
+             AND last_analyze IS NULL AND last_autoanalyze IS NULL",
+        )
+        .fetch_all(&app.st.db.pool)
+        .await
+        .unwrap();
+        assert!(unanalyzed.is_empty(), "no statistics after the load: {unanalyzed:?}");
     }
     assert_eq!(indexes().await.unwrap(), before, "the indexes set aside for the load are back");
     // A load interrupted with its indexes set aside: the next start builds them again.
