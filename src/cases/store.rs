@@ -459,7 +459,7 @@ pub async fn list(st: &AppState, p: &Principal, f: &CaseFilter) -> AppResult<Pag
     let postings = plan == Some(search::Plan::Postings);
     if f.unit.is_some() || f.grid.is_some() || f.mine == Some(true) || postings {
         // A unit's, grid's or community's queue, or a term's postings: their own indexes select.
-        w.scope_as_filter();
+        w.scope_as_filter(&st.db);
     }
     let terms = format!("FROM case_terms t0 JOIN cases c ON c.id = t0.case_id{cat}");
     let keyed = match postings {

@@ -62,9 +62,15 @@ impl BigScopes {
 
 /// How many of the newest keys a big scope's density is measured on.
 const DENSITY_WINDOW: i64 = 10_000;
-/// Most index entries a page may walk in the key order before the scope's range (read whole
-/// and sorted) is the cheaper way to it.
+/// Index entries a page may walk in the key order on SQLite even where the scope's range (read
+/// whole and sorted) holds fewer rows: there the walk reads the table's own B-tree in key order,
+/// each row beside its key. On PostgreSQL a walked entry costs a heap fetch, a third of what a
+/// row of the range costs with its sort (a street of the 1 M megacity: page 1 walking 6,900
+/// entries 2.2 ms, by its 2,900-row range 3.2 ms; page 5 walking 34,000 entries 10 ms), so a
+/// walk there may read up to three times the range's rows and no more.
 const WALK_MAX: i64 = 50_000;
+/// See [`WALK_MAX`].
+const PG_WALK_REACH: i64 = 3;
 
 /// A page of results.
 #[derive(Clone, Debug, Serialize)]
@@ -168,11 +174,17 @@ impl Where {
         if self.clauses.is_empty() { "1=1".into() } else { self.clauses.join(" AND ") }
     }
 
-    /// Tests scope ranges row by row from now on: for queries that also filter on a column with
-    /// a more selective index (a unit, a grid, search terms), which the engine should use.
-    pub fn scope_as_filter(&mut self) -> &mut Self {
+    /// For queries that also filter on a column with a more selective index (a unit, a grid,
+    /// search terms), which the engine should use: on SQLite the scope's ranges are tested row
+    /// by row from now on; PostgreSQL keeps them as they are and chooses by its statistics.
+    /// Hidden from it, a county-wide range looked like 0.2 % of the table: it read every case
+    /// and probed each one's search terms (1.2 s for a two-term search over 1 M cases) instead
+    /// of walking the rarest term's postings.
+    pub fn scope_as_filter(&mut self, db: &Db) -> &mut Self {
         for (i, alt) in std::mem::take(&mut self.dense) {
-            self.clauses[i] = alt;
+            if db.backend == super::Backend::Sqlite {
+                self.clauses[i] = alt;
+            }
         }
         self
     }
@@ -245,9 +257,6 @@ impl Where {
     /// its first page would read 140,000 entries where its range holds 3,500; deep pages of a
     /// street's list likewise (1 M cases, page 100: 71 ms walking, 1.2 ms by the range).
     async fn walks(&self, db: &Db, k: &Keyed<'_>, rows: i64) -> AppResult<bool> {
-        if self.dense.is_empty() {
-            return Ok(false); // nothing to hide: the engine picks its way
-        }
         let key = self.big_key(k.base, -1);
         let most = match db.big.known(&key, Instant::now()) {
             Some(most) => most,
@@ -263,7 +272,10 @@ impl Where {
                 );
                 let r = self.query(sql).fetch_one(db.read()).await?;
                 let (top, n): (i64, i64) = (get(&r, "top")?, get(&r, "c")?);
-                let most = walk_most(n, top);
+                let most = match db.backend {
+                    super::Backend::Sqlite => walk_most(n, top, 1, WALK_MAX),
+                    super::Backend::Postgres => walk_most(n, top, PG_WALK_REACH, 0),
+                };
                 db.big.remember_n(key, Instant::now(), most);
                 most
             }
@@ -334,38 +346,81 @@ impl Where {
         // statement one plan whatever the scope, so it is planned once per connection: the
         // plain range was planned again for every list (0.20 ms of the statement's 0.29 warm;
         // 4,507–4,596 → 6,777–6,805 lists/s).
-        let walk = match (&keyed, total_capped) {
-            (_, false) => false,
-            (Some(k), true) => self.walks(db, k, page * per).await?,
+        let way = match (&keyed, total_capped) {
+            (_, false) => Way::Sort,
+            // Nothing to hide (a unit's, a grid's queue, a term's postings): the engine picks.
+            (Some(_), true) if self.dense.is_empty() => Way::Engine,
+            (Some(k), true) if self.walks(db, k, page * per).await? => Way::Walk,
+            (Some(_), true) => Way::Sort,
             // No key to measure the scope's density by: SQLite walks (it would read the range
             // and sort it all); PostgreSQL's statistics choose between the two.
-            (None, true) => db.backend == super::Backend::Sqlite,
+            (None, true) if db.backend == super::Backend::Sqlite => Way::Walk,
+            (None, true) => Way::Engine,
         };
-        let w = if walk { self.sql_dense() } else { self.sql() };
-        // A walk's offset is out of the planner's sight: PostgreSQL, seeing one of 1,180 with a
-        // hidden range it guesses at 0.5 % of the table, scanned and sorted the whole table
-        // (30 ms at 114,000 cases) instead of walking 1,200 entries (0.2 ms).
-        let offset = (page - 1) * per;
-        let offset = if walk { format!("(SELECT {offset})") } else { offset.to_string() };
-        let window = |order: &str| format!("ORDER BY {order} LIMIT {per} OFFSET {offset}");
-        let sql = match keyed {
-            None => format!("SELECT {cols} {from} WHERE {w} {}", window(order)),
-            Some(Keyed { base, key, order: inner }) => format!(
-                "SELECT {cols} {from} WHERE {key} IN (SELECT {key} {base} WHERE {w} {}) ORDER BY {order}",
-                window(inner.unwrap_or(order))
-            ),
-        };
+        let w = if way == Way::Walk { self.sql_dense() } else { self.sql() };
+        let sql = page_sql(cols, from, keyed.as_ref(), order, &w, way, (page, per));
         let items = self.query(sql).fetch_all(db.read()).await?.iter().map(map).collect::<AppResult<Vec<_>>>()?;
         let total = counted.unwrap_or(COUNT_CAP);
         Ok(Page { items, total, total_capped, page, per_page: per })
     }
 }
 
+/// How a page's rows are found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Way {
+    /// Walking the key's order (the scope's range hidden from the engine) to the page.
+    Walk,
+    /// Reading the scope's range whole (few rows, or fewer than a walk would read) and sorting.
+    Sort,
+    /// As the engine's statistics choose.
+    Engine,
+}
+
+/// The statement of one page: `w` the conditions (the scope's range hidden when walking).
+fn page_sql(
+    cols: &str,
+    from: &str,
+    keyed: Option<&Keyed<'_>>,
+    order: &str,
+    w: &str,
+    way: Way,
+    (page, per): (i64, i64),
+) -> String {
+    let walk = way == Way::Walk;
+    // A walk's offset is out of the planner's sight: PostgreSQL, seeing one of 1,180 with a
+    // hidden range it guesses at 0.5 % of the table, scanned and sorted the whole table
+    // (30 ms at 114,000 cases) instead of walking 1,200 entries (0.2 ms).
+    let offset = (page - 1) * per;
+    let offset = if walk { format!("(SELECT {offset})") } else { offset.to_string() };
+    let window = |order: &str| format!("ORDER BY {order} LIMIT {per} OFFSET {offset}");
+    match keyed {
+        None => format!("SELECT {cols} {from} WHERE {w} {}", window(order)),
+        Some(Keyed { base, key, order: inner }) => {
+            let inner = inner.unwrap_or(order);
+            let inner = if way == Way::Sort { unindexed(inner) } else { inner.to_string() };
+            format!("SELECT {cols} {from} WHERE {key} IN (SELECT {key} {base} WHERE {w} {}) ORDER BY {order}", window(&inner))
+        }
+    }
+}
+
+/// A key order (integer terms, `c.id DESC`) in a form no index gives: the engine then reads
+/// the scope's range and sorts it, as decided, whatever its statistics guess. PostgreSQL,
+/// guessing a community's range in a 1 M-case megacity at 5,008 rows instead of 128, walked
+/// the key's index backwards past 145,000 rows for a page (32–64 ms; 57 lists/s under load).
+fn unindexed(order: &str) -> String {
+    let term = |t: &str| match t.rsplit_once(' ') {
+        Some((e, dir)) if dir.eq_ignore_ascii_case("desc") || dir.eq_ignore_ascii_case("asc") => format!("{e} + 0 {dir}"),
+        _ => format!("{t} + 0"),
+    };
+    order.split(", ").map(term).collect::<Vec<_>>().join(", ")
+}
+
 /// The most rows a page of a big scope is walked to in the key order, given `n` matches among
 /// the newest [`DENSITY_WINDOW`] keys and the newest key `top`: the walk's length (rows ×
 /// window ÷ n) at most the scope range's size (n × top ÷ window) or [`WALK_MAX`].
-fn walk_most(n: i64, top: i64) -> i64 {
-    (n * top / DENSITY_WINDOW).max(WALK_MAX) * n / DENSITY_WINDOW
+/// A walk may read `reach` times the scope's rows, and `floor` entries anyway.
+fn walk_most(n: i64, top: i64, reach: i64, floor: i64) -> i64 {
+    (reach * n * top / DENSITY_WINDOW).max(floor) * n / DENSITY_WINDOW
 }
 
 /// Where [`Where::page_keyed`] counts and picks a page.
@@ -406,16 +461,45 @@ mod tests {
     }
 
     #[test]
+    fn unindexed_orders_keep_their_direction() {
+        assert_eq!(unindexed("c.id DESC"), "c.id + 0 DESC");
+        assert_eq!(unindexed("t0.case_id DESC, c.id"), "t0.case_id + 0 DESC, c.id + 0");
+    }
+
+    #[test]
+    fn pages_walk_or_sort_as_decided() {
+        let k = Keyed { base: "FROM cases c", key: "c.id", order: None };
+        let r = "c.node_path >= $1 AND c.node_path < $2";
+        // Decided to take the range: the key's index cannot serve the order, whatever the
+        // engine guesses of the range.
+        let sorted = page_sql("c.*", "FROM cases c", Some(&k), "c.id DESC", r, Way::Sort, (3, 20));
+        assert!(sorted.contains(&format!("WHERE {r} ORDER BY c.id + 0 DESC LIMIT 20 OFFSET 40) ORDER BY c.id DESC")), "{sorted}");
+        // Decided to walk: the key's order as it is, the offset out of the planner's sight.
+        let walked = page_sql("c.*", "FROM cases c", Some(&k), "c.id DESC", "(c.node_path || '') >= $1", Way::Walk, (3, 20));
+        assert!(walked.contains("ORDER BY c.id DESC LIMIT 20 OFFSET (SELECT 40)) ORDER BY c.id DESC"), "{walked}");
+        // Left to the engine (a term's postings, a unit's queue): their index may give the order.
+        let k = Keyed { base: "FROM case_terms t0", key: "c.id", order: Some("t0.case_id DESC") };
+        let engine = page_sql("c.*", "FROM cases c", Some(&k), "c.id DESC", "t0.term = $1", Way::Engine, (1, 20));
+        assert!(engine.contains("ORDER BY t0.case_id DESC LIMIT 20 OFFSET 0)"), "{engine}");
+    }
+
+    #[test]
     fn big_scopes_walk_only_where_the_walk_is_short() {
         let (m25, m1) = (25_000_000, 1_000_000);
         // A whole county is every case: its pages are walked however deep.
-        assert!(walk_most(DENSITY_WINDOW, m25) >= 2_000 * 500);
+        assert!(walk_most(DENSITY_WINDOW, m25, 1, WALK_MAX) >= 2_000 * 500);
+        assert!(walk_most(DENSITY_WINDOW, m1, PG_WALK_REACH, 0) >= m1);
         // A street of a megacity (one case in 343): its first pages are walked, not page 100.
-        let street = walk_most(DENSITY_WINDOW / 343, m25);
+        let street = walk_most(DENSITY_WINDOW / 343, m25, 1, WALK_MAX);
         assert!((200..2_000).contains(&street), "{street}");
-        assert!(walk_most(DENSITY_WINDOW / 343, m1) < 1_000);
+        let pg = walk_most(DENSITY_WINDOW / 343, m25, PG_WALK_REACH, 0);
+        assert!((street..3 * street + 3).contains(&pg), "{pg}");
+        assert!(walk_most(DENSITY_WINDOW / 343, m1, 1, WALK_MAX) < 1_000);
+        // At 1 M a street's first page is walked on PostgreSQL, its later ones read by the range.
+        let pg = walk_most(DENSITY_WINDOW / 343, m1, PG_WALK_REACH, 0);
+        assert!((20..40).contains(&pg), "{pg}");
         // A community (one in 7,000, about one match in the window) is read by its range.
-        assert!(walk_most(1, m25) < 20 && walk_most(0, m25) == 0);
+        assert!(walk_most(1, m25, 1, WALK_MAX) < 20 && walk_most(0, m25, 1, WALK_MAX) == 0);
     }
 
     #[test]
