@@ -33,7 +33,7 @@ impl Deferred for Counters {
     }
 }
 
-/// Ids reserved per batch by [`Tx::next_id`].
+/// Ids reserved at once by [`Tx::next_id`], at most.
 pub const ID_BLOCK: usize = 64;
 
 /// The ids a batch reserved and has not used yet, per table (the smallest last).
@@ -57,20 +57,23 @@ impl Deferred for Ids {
 impl Tx {
     /// A new id for a row of `table`, known before the row is written, so that the batch's
     /// new rows can wait for its end (a creation then runs no statement under the writer).
-    /// The batch's first new row reserves [`ID_BLOCK`] ids in one statement, the next ones take
-    /// them in order: on PostgreSQL from the table's own sequence (so every node, and whatever
-    /// else writes the table, takes ids from the one source; ids a batch leaves unused are
-    /// skipped, as a sequence skips them anyway); on SQLite, whose one writer holds the file's
-    /// lock for the batch, counting on from the largest id the table ever had.
+    /// The batch's first new row reserves ids for itself and for the requests queued behind
+    /// it (at most [`ID_BLOCK`]) in one statement, the next ones take them in order, and reserve
+    /// again when they run out: on PostgreSQL from the table's own sequence (so every node, and
+    /// whatever else writes the table, takes ids from the one source; ids a batch leaves unused
+    /// are skipped, as a sequence skips them anyway, and a lone request skips none); on SQLite,
+    /// whose one writer holds the file's lock for the batch, counting on from the largest id
+    /// the table ever had.
     pub async fn next_id(&mut self, table: &'static str) -> Result<i64, sqlx::Error> {
         let mut left = match self.defer::<Ids>().0.remove(table) {
             Some(ids) => ids,
             None => self.batch_deferred::<Ids>().and_then(|i| i.0.get(table).cloned()).unwrap_or_default(),
         };
         if left.is_empty() {
+            let block = (self.queued() + 1).min(ID_BLOCK);
             left = if self.on_postgres() {
                 let sql =
-                    format!("SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id FROM generate_series(1, {ID_BLOCK})");
+                    format!("SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id FROM generate_series(1, {block})");
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *self).await?;
                 rows.iter().rev().map(|r| get::<i64>(r, "id")).collect::<Result<_, _>>()?
             } else {
@@ -80,7 +83,7 @@ impl Tx {
                      COALESCE((SELECT MAX(id) FROM {table}), 0)) AS id"
                 );
                 let last: i64 = get(&sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&mut *self).await?, "id")?;
-                (last + 1..=last + ID_BLOCK as i64).rev().collect()
+                (last + 1..=last + block as i64).rev().collect()
             };
         }
         let id = left.pop().expect("a block of ids is never empty");

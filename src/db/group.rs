@@ -534,6 +534,11 @@ impl Tx {
         b.link.conn()
     }
 
+    /// Requests waiting for the writer behind this one (likely to join its batch).
+    pub(super) fn queued(&self) -> usize {
+        self.writer.waiting()
+    }
+
     /// Whether the writer is PostgreSQL's (for the few statements whose SQL differs).
     pub(super) fn on_postgres(&mut self) -> bool {
         matches!(self.batch().link, Link::Pg { .. })

@@ -481,6 +481,11 @@ async fn new_cases_take_ids_in_order(app: TestApp) {
     let id: i64 =
         sqlx::query_scalar("SELECT id FROM cases WHERE number = $1").bind(&next).fetch_one(&app.st.db.pool).await.unwrap();
     assert_eq!(id, ahead + 1);
+    // A lone creation reserves only its own id: the next one follows without a gap.
+    let after = new_case(&app, &staff, "ldd", "无人排队时受理").await;
+    let id2: i64 =
+        sqlx::query_scalar("SELECT id FROM cases WHERE number = $1").bind(&after).fetch_one(&app.st.db.pool).await.unwrap();
+    assert_eq!(id2, ahead + 2);
 }
 
 both!(new_cases_take_ids_in_order);
