@@ -82,7 +82,20 @@ impl Db {
                 Ok(Db { writer, quick: exec::Quick::lite(path, pool.clone()), pool, backend, big: Arc::default() })
             }
             Backend::Postgres => {
-                let pool = pool_options().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
+                let pool = pool_options()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // Every read is bounded by an index; a parallel plan only adds the
+                            // start of its workers: a county's 20 newest cases, walked, took
+                            // 5.7 ms with two workers (1 M megacity) against 0.6 ms without.
+                            conn.execute("SET max_parallel_workers_per_gather = 0").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?;
                 check_collation(&pool).await?;
                 let quick = exec::Quick::Pool(pool.clone());
                 Ok(Db { writer: Arc::new(group::Writer::pg(pool.clone())), quick, pool, backend, big: Arc::default() })

@@ -149,7 +149,8 @@ async fn writer_statements(app: TestApp) {
 both!(writer_statements);
 
 /// The serving writer keeps each request's savepoint journal in memory (`Db::for_requests`,
-/// called by `linli serve` and by the test harness alike).
+/// called by `linli serve` and by the test harness alike); PostgreSQL connections plan no
+/// parallel workers.
 async fn serving_settings(app: TestApp) {
     let db = app.st.db.clone();
     if db.backend == linli::db::Backend::Sqlite {
@@ -157,6 +158,12 @@ async fn serving_settings(app: TestApp) {
         let store: i64 = sqlx::query_scalar("PRAGMA temp_store").fetch_one(&mut tx).await.unwrap();
         assert_eq!(store, 2, "temp_store=MEMORY on the writer");
         drop(tx);
+    } else {
+        // No parallel plans: every read is index-bounded, and starting workers only costs.
+        for _ in 0..3 {
+            let workers: String = sqlx::query_scalar("SHOW max_parallel_workers_per_gather").fetch_one(db.read()).await.unwrap();
+            assert_eq!(workers, "0");
+        }
     }
     // Settings wait for the open batch to commit and keep the writer working.
     let mut tx = db.begin().await.unwrap();
