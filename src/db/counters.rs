@@ -36,9 +36,11 @@ impl Deferred for Counters {
 /// Ids reserved at once by [`Tx::next_id`], at most.
 pub const ID_BLOCK: usize = 64;
 
-/// The ids a batch reserved and has not used yet, per table (the smallest last).
+/// The ids a batch reserved and has not used yet, per table (the smallest last), and the
+/// highest it reserved (on SQLite the next reservation counts on from it: the batch's rows are
+/// not in the table yet).
 #[derive(Default)]
-pub struct Ids(BTreeMap<&'static str, Vec<i64>>);
+pub struct Ids(BTreeMap<&'static str, (Vec<i64>, i64)>);
 
 impl Deferred for Ids {
     const ORDER: u8 = 11;
@@ -65,7 +67,7 @@ impl Tx {
     /// whose one writer holds the file's lock for the batch, counting on from the largest id
     /// the table ever had.
     pub async fn next_id(&mut self, table: &'static str) -> Result<i64, sqlx::Error> {
-        let mut left = match self.defer::<Ids>().0.remove(table) {
+        let (mut left, mut high) = match self.defer::<Ids>().0.remove(table) {
             Some(ids) => ids,
             None => self.batch_deferred::<Ids>().and_then(|i| i.0.get(table).cloned()).unwrap_or_default(),
         };
@@ -83,11 +85,13 @@ impl Tx {
                      COALESCE((SELECT MAX(id) FROM {table}), 0)) AS id"
                 );
                 let last: i64 = get(&sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&mut *self).await?, "id")?;
+                let last = last.max(high);
                 (last + 1..=last + block as i64).rev().collect()
             };
+            high = left.first().copied().unwrap_or(high).max(high);
         }
         let id = left.pop().expect("a block of ids is never empty");
-        self.defer::<Ids>().0.insert(table, left);
+        self.defer::<Ids>().0.insert(table, (left, high));
         Ok(id)
     }
 

@@ -279,3 +279,20 @@ async fn counters_stay_gapless(app: TestApp) {
 }
 
 both!(counters_stay_gapless);
+
+/// Ids taken in one transaction (nobody queued behind it: one reserved at a time) are
+/// distinct and rising, though none of its rows is in the table yet.
+async fn ids_of_one_transaction(app: TestApp) {
+    let mut tx = app.st.db.begin().await.unwrap();
+    let ids: Vec<i64> = {
+        let mut v = Vec::new();
+        for _ in 0..5 {
+            v.push(tx.next_id("cases").await.unwrap());
+        }
+        v
+    };
+    drop(tx);
+    assert!(ids.windows(2).all(|w| w[1] > w[0]), "{ids:?}");
+}
+
+both!(ids_of_one_transaction);
