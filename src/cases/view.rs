@@ -45,17 +45,12 @@ pub struct Step {
 impl Step {
     /// A recorded step as shown.
     pub(super) fn of(e: &Entry<'_>) -> Step {
-        Step {
-            action: e.action.to_string(),
-            label: step_label(e.action),
-            actor: e.actor.to_string(),
-            actor_label: e.label.to_string(),
-            at: fmt_time(e.at),
-            at_ms: e.at,
-            note: e.note.to_string(),
-            status: e.to.to_string(),
-            public: e.public,
-        }
+        Step::new(e.action.into(), e.actor.into(), e.label.into(), e.at, e.note.into(), e.to.into(), e.public)
+    }
+
+    /// A step as shown, from its stored fields (`status` the status after it).
+    fn new(action: String, actor: String, actor_label: String, at: i64, note: String, status: String, public: bool) -> Step {
+        Step { label: step_label(&action), action, actor, actor_label, at: fmt_time(at), at_ms: at, note, status, public }
     }
 }
 
@@ -297,19 +292,15 @@ fn with_details(mut v: CaseView, rows: &[Row]) -> AppResult<CaseView> {
             }
             _ => continue,
         }
-        let action: String = get(r, "d_action")?;
-        let at: i64 = get(r, "d_at")?;
-        v.history.push(Step {
-            label: step_label(&action),
-            action,
-            actor: get(r, "d_actor")?,
-            actor_label: get(r, "d_actor_label")?,
-            at: fmt_time(at),
-            at_ms: at,
-            note: get(r, "d_note")?,
-            status: get(r, "d_to_status")?,
-            public: get::<i64>(r, "d_public")? != 0,
-        });
+        v.history.push(Step::new(
+            get(r, "d_action")?,
+            get(r, "d_actor")?,
+            get(r, "d_actor_label")?,
+            get(r, "d_at")?,
+            get(r, "d_note")?,
+            get(r, "d_to_status")?,
+            get::<i64>(r, "d_public")? != 0,
+        ));
     }
     Ok(v)
 }

@@ -160,8 +160,10 @@ struct Batch {
     pending: Pending,
     /// A savepoint is open: its owner has not released it (yet, or ever).
     open: bool,
-    /// A savepoint is open for the next request, opened with the previous one's release in the
-    /// same statement (on PostgreSQL one round trip less per request).
+    /// A savepoint is open for the next request: opened with the previous one's release in the
+    /// same statement (on PostgreSQL one round trip less per request), or left by a previous
+    /// one that ran no statement under it (see `used`). Nothing runs under it until its owner
+    /// takes it, so it is always empty.
     primed: bool,
     /// A statement ran under the open savepoint since it was opened. One that none ran under
     /// is as good as new: it serves the next request without a release and a new savepoint,

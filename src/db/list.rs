@@ -252,7 +252,7 @@ impl Where {
     /// more cheaply than by reading the scope's range whole and sorting it. Judged by the
     /// matches among the newest [`DENSITY_WINDOW`] keys (remembered like the count, see
     /// [`BigScopes`]): a walk reads `rows` × window ÷ matches entries, the range about
-    /// matches × newest key ÷ window rows (a walk of up to [`WALK_MAX`] is taken anyway). A
+    /// matches × newest key ÷ window rows (see [`walk_most`] for how much longer a walk may be, per engine). A
     /// community of a megacity holds more than the count cap yet one case in 7,000: walking to
     /// its first page would read 140,000 entries where its range holds 3,500; deep pages of a
     /// street's list likewise (1 M cases, page 100: 71 ms walking, 1.2 ms by the range).
@@ -417,8 +417,8 @@ fn unindexed(order: &str) -> String {
 
 /// The most rows a page of a big scope is walked to in the key order, given `n` matches among
 /// the newest [`DENSITY_WINDOW`] keys and the newest key `top`: the walk's length (rows ×
-/// window ÷ n) at most the scope range's size (n × top ÷ window) or [`WALK_MAX`].
-/// A walk may read `reach` times the scope's rows, and `floor` entries anyway.
+/// window ÷ n) at most `reach` times the scope range's size (n × top ÷ window), or `floor`
+/// entries if that is more (on SQLite 1 and [`WALK_MAX`], on PostgreSQL [`PG_WALK_REACH`] and 0).
 fn walk_most(n: i64, top: i64, reach: i64, floor: i64) -> i64 {
     (reach * n * top / DENSITY_WINDOW).max(floor) * n / DENSITY_WINDOW
 }
