@@ -19,8 +19,8 @@ use std::future::Future;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use super::exec::{Conn, forward_executor};
-use super::group::Link;
+use super::exec::forward_executor;
+use super::link::Link;
 
 /// One kind of work left for the end of a batch.
 pub trait Deferred: Default + Send + 'static {
@@ -134,15 +134,5 @@ impl Pending {
             e.write_erased(&mut at).await?;
         }
         Ok(())
-    }
-}
-
-impl Link {
-    /// The open transaction's connection, for sqlx queries.
-    pub(super) fn conn(&mut self) -> Conn<'_> {
-        match self {
-            Link::Pg { tx, .. } => Conn::Sqlx(tx.as_deref_mut().expect("a live transaction")),
-            Link::Lite { conn, .. } => Conn::Lite { conn: super::lite::live(conn), overflow: None },
-        }
     }
 }

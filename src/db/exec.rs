@@ -24,6 +24,8 @@ pub(crate) enum Conn<'c> {
     /// An SQLite connection driven in place; a statement it interrupts for going over its
     /// read budget runs again on `overflow` (quick reads; the writer has no budget).
     Lite { conn: Result<&'c rusqlite::Connection, sqlx::Error>, overflow: Option<&'c Readers> },
+    /// The writer's transaction on PostgreSQL while it owes a release (see [`super::carry`]).
+    Carry(&'c mut super::Tx),
 }
 
 impl<'c> Conn<'c> {
@@ -35,6 +37,7 @@ impl<'c> Conn<'c> {
         match self {
             Conn::Sqlx(c) => c.fetch_many(query),
             Conn::Lite { conn, overflow } => run_lite(conn, overflow, query, false),
+            Conn::Carry(tx) => tx.carried_many(query),
         }
     }
 
@@ -46,6 +49,7 @@ impl<'c> Conn<'c> {
         match self {
             Conn::Sqlx(c) => c.fetch_optional(query),
             Conn::Lite { conn, overflow } => first_row(run_lite(conn, overflow, query, true)),
+            Conn::Carry(tx) => tx.carried_optional(query),
         }
     }
 
@@ -59,6 +63,8 @@ impl<'c> Conn<'c> {
     {
         match self {
             Conn::Sqlx(c) => c.prepare_with(sql, parameters),
+            // Preparing runs nothing in the transaction: the release may stay owed.
+            Conn::Carry(tx) => tx.conn().prepare_with(sql, parameters),
             Conn::Lite { .. } => {
                 let e = sqlx::Error::Protocol("prepared statements are not kept on in-place SQLite connections".into());
                 futures_util::future::ready(Err(e)).boxed()
@@ -105,17 +111,18 @@ fn run_lite<'q>(
 
 /// The first row of what a statement gave (`fetch_optional`), once it has all arrived.
 fn first_row(steps: Owned) -> BoxFuture<'static, Result<Option<AnyRow>, sqlx::Error>> {
-    async move {
-        let mut first = None;
-        for s in steps.collect::<Vec<_>>().await {
-            match s? {
-                Either::Right(r) if first.is_none() => first = Some(r),
-                _ => {}
-            }
+    async move { first_of(steps.collect().await) }.boxed()
+}
+
+/// The first row of a statement's results (an error among them is the answer).
+pub(super) fn first_of(steps: Vec<Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>) -> Result<Option<AnyRow>, sqlx::Error> {
+    let mut first = None;
+    for s in steps {
+        if let Either::Right(r) = s? {
+            first.get_or_insert(r);
         }
-        Ok(first)
     }
-    .boxed()
+    Ok(first)
 }
 
 /// Implements sqlx's `Executor` for `&mut $ty`, given how to reach its [`Conn`] (with the

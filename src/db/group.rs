@@ -22,11 +22,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::AnyPool;
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 use super::deferred::{Deferred, Pending};
 use super::durable::{self, Durable};
+use super::link::Link;
 use super::lite;
 
 /// Logical transactions per physical commit, at most (bounds the latency a burst adds).
@@ -46,112 +47,13 @@ pub(crate) struct Writer {
     logical: AtomicU64,
     /// Physical commits that carried them.
     physical: AtomicU64,
-}
-
-/// The writer's connection and its physical transaction.
-pub(super) enum Link {
-    /// PostgreSQL through sqlx: a transaction taken from the shared pool per batch.
-    Pg { pool: AnyPool, tx: Option<Transaction<'static, Any>> },
-    /// SQLite on the calling thread (see [`lite`]); `None` once closed. `open` is kept, not
-    /// read from SQLite's autocommit state: a statement that fails hard (disk full) rolls the
-    /// whole transaction back by itself, and the batch must then fail, not commit nothing.
-    Lite { conn: Option<rusqlite::Connection>, open: bool },
-}
-
-impl std::fmt::Debug for Link {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Link::Pg { .. } => "Link::Pg",
-            Link::Lite { .. } => "Link::Lite",
-        })
-    }
-}
-
-impl Link {
-    fn is_open(&self) -> bool {
-        match self {
-            Link::Pg { tx, .. } => tx.is_some(),
-            Link::Lite { open, .. } => *open,
-        }
-    }
-
-    /// Opens the physical transaction. On SQLite `BEGIN IMMEDIATE` takes the write lock at
-    /// once, so a transaction that reads before it writes cannot fail half-way with a stale
-    /// snapshot (it may wait for another process's writer: off the async workers).
-    async fn open(&mut self) -> Result<(), sqlx::Error> {
-        match self {
-            Link::Pg { pool, tx } => *tx = Some(pool.begin().await?),
-            Link::Lite { conn, open } => {
-                let c = lite::live(conn)?;
-                blocking(|| lite::batch(c, "BEGIN IMMEDIATE"))?;
-                *open = true;
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs a statement without arguments inside the open transaction.
-    async fn exec(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
-        match self {
-            Link::Pg { tx, .. } => tx.as_mut().ok_or(sqlx::Error::WorkerCrashed)?.execute(sql).await.map(|_| ()),
-            Link::Lite { conn, .. } => lite::batch(lite::live(conn)?, sql),
-        }
-    }
-
-    /// Commits the physical transaction (if one is open); it is closed either way.
-    async fn commit(&mut self) -> Result<(), sqlx::Error> {
-        match self {
-            Link::Pg { tx, .. } => match tx.take() {
-                Some(t) => t.commit().await,
-                None => Ok(()),
-            },
-            Link::Lite { conn, open } => {
-                if !std::mem::take(open) {
-                    return Ok(());
-                }
-                let c = lite::live(conn)?;
-                // In place: the commit only hands the batch's pages to the WAL file (its fsync
-                // and the checkpoints run on threads of their own, see `durable`), which costs
-                // less than moving the async worker aside (`block_in_place`: 8 % fewer
-                // creations/s). Only when the background checkpoints fall behind does a commit
-                // checkpoint in place (`wal_autocheckpoint`), holding this worker meanwhile.
-                let res = lite::batch(c, "COMMIT");
-                if res.is_err() && !c.is_autocommit() {
-                    let _ = lite::batch(c, "ROLLBACK");
-                }
-                res
-            }
-        }
-    }
-
-    /// Rolls the physical transaction back.
-    fn abandon(&mut self) {
-        match self {
-            Link::Pg { tx, .. } => *tx = None,
-            Link::Lite { conn, open } => {
-                if std::mem::take(open)
-                    && let Some(c) = conn
-                    && !c.is_autocommit()
-                {
-                    let _ = lite::batch(c, "ROLLBACK");
-                }
-            }
-        }
-    }
-}
-
-/// Runs blocking work without stalling the async workers (on the multi-threaded runtime;
-/// a single-threaded one, as in some tests, runs it in place).
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
+    /// Owed releases sent with the next request's first statement (see [`super::carry`]).
+    pub(super) carried: AtomicU64,
 }
 
 #[derive(Debug)]
-struct Batch {
-    link: Link,
+pub(super) struct Batch {
+    pub(super) link: Link,
     /// Requests whose savepoint was released and who wait for the physical commit.
     parked: Vec<oneshot::Sender<Result<(), String>>>,
     /// Logical transactions released into the open batch.
@@ -160,6 +62,11 @@ struct Batch {
     pending: Pending,
     /// A savepoint is open: its owner has not released it (yet, or ever).
     open: bool,
+    /// PostgreSQL: the open savepoint holds the work of requests already released into the
+    /// batch; its release and a new savepoint are owed before the next statement of anyone
+    /// else. They go with that statement, in one message (see [`super::carry`]), or a commit
+    /// ends them: a request costs one round trip less.
+    pub(super) owed: bool,
     /// A savepoint is open for the next request: opened with the previous one's release in the
     /// same statement (on PostgreSQL one round trip less per request), or left by a previous
     /// one that ran no statement under it (see `used`). Nothing runs under it until its owner
@@ -168,7 +75,7 @@ struct Batch {
     /// A statement ran under the open savepoint since it was opened. One that none ran under
     /// is as good as new: it serves the next request without a release and a new savepoint,
     /// and the commit ends it (a request whose work is all deferred costs no round trip).
-    used: bool,
+    pub(super) used: bool,
 }
 
 /// Counts a request waiting for the writer. If the request is cancelled while waiting, the
@@ -203,7 +110,7 @@ impl Writer {
     /// A writer on PostgreSQL, taking its transactions from the shared pool (its commit is
     /// durable when it returns).
     pub(crate) fn pg(pool: AnyPool) -> Writer {
-        Writer::new(Link::Pg { pool, tx: None }, None)
+        Writer::new(Link::pg(pool), None)
     }
 
     /// A writer on SQLite, with a connection of its own driven in place (opened by
@@ -213,13 +120,22 @@ impl Writer {
     }
 
     fn new(link: Link, durable: Option<Durable>) -> Writer {
-        let batch =
-            Batch { link, parked: Vec::new(), ops: 0, pending: Pending::default(), open: false, primed: false, used: false };
+        let batch = Batch {
+            link,
+            parked: Vec::new(),
+            ops: 0,
+            pending: Pending::default(),
+            open: false,
+            owed: false,
+            primed: false,
+            used: false,
+        };
         Writer {
             batch: Arc::new(Mutex::new(batch)),
             waiting: AtomicUsize::new(0),
             logical: AtomicU64::new(0),
             physical: AtomicU64::new(0),
+            carried: AtomicU64::new(0),
             durable,
         }
     }
@@ -232,9 +148,7 @@ impl Writer {
         if let Some(d) = &self.durable {
             d.close();
         }
-        if let Link::Lite { conn, .. } = &mut b.link {
-            drop(conn.take());
-        }
+        b.link.close().await;
     }
 
     /// Runs a setting on an SQLite writer's connection between batches (nothing on
@@ -251,6 +165,11 @@ impl Writer {
     /// (logical transactions committed, physical commits) since start.
     pub(crate) fn stats(&self) -> (u64, u64) {
         (self.logical.load(Ordering::Relaxed), self.physical.load(Ordering::Relaxed))
+    }
+
+    /// Owed releases carried by a statement since start.
+    pub(crate) fn carried(&self) -> u64 {
+        self.carried.load(Ordering::Relaxed)
     }
 
     /// Transactions waiting for the writer at this moment.
@@ -277,7 +196,7 @@ impl Writer {
             w.acquired = true;
             g
         };
-        let mut tx = Tx { guard: Some(guard), writer: self.clone(), pending: Pending::default() };
+        let mut tx = Tx { guard: Some(guard), writer: self.clone(), pending: Pending::default(), lent: false };
         let b = tx.guard.as_mut().expect("just set");
         if after_deferred || b.open {
             // Work to undo or to write first: not to be cut off half-way.
@@ -317,7 +236,7 @@ async fn prepare(b: &mut Batch, after_deferred: bool) -> Result<(), sqlx::Error>
 /// work is deferred) must follow what reached the server, or a released request could commit
 /// without its deferred work. (On SQLite the writer's statements complete in place, without
 /// suspending, so there is nothing to protect and no task to pay for.)
-async fn whole<T: Send + 'static>(
+pub(super) async fn whole<T: Send + 'static>(
     mut b: OwnedMutexGuard<Batch>,
     f: impl for<'a> FnOnce(&'a mut Batch) -> futures_util::future::BoxFuture<'a, T> + Send + 'static,
 ) -> (OwnedMutexGuard<Batch>, T) {
@@ -341,6 +260,16 @@ async fn whole<T: Send + 'static>(
 /// that fails the batch is lost: the physical transaction is rolled back and every parked
 /// request is told so.
 async fn settle(b: &mut Batch) {
+    if std::mem::take(&mut b.owed) {
+        // The open savepoint holds released work only (whoever held it since ran nothing).
+        b.primed = false;
+        b.open = false;
+        if b.link.is_open() && b.link.exec("RELEASE SAVEPOINT linli_op").await.is_err() {
+            tracing::error!("group commit: an owed release failed, abandoning the batch");
+            lose(b, "数据库写入失败，请重试");
+        }
+        return;
+    }
     if std::mem::take(&mut b.primed) {
         if b.link.is_open() && b.link.exec("RELEASE SAVEPOINT linli_op").await.is_err() {
             tracing::error!("group commit: releasing a primed savepoint failed, abandoning the batch");
@@ -364,11 +293,12 @@ async fn settle(b: &mut Batch) {
 }
 
 /// Rolls the physical transaction back and tells every parked request.
-fn lose(b: &mut Batch, why: &str) {
+pub(super) fn lose(b: &mut Batch, why: &str) {
     b.link.abandon();
     b.ops = 0;
     b.pending = Pending::default();
     b.primed = false;
+    b.owed = false;
     for p in b.parked.drain(..) {
         let _ = p.send(Err(why.into()));
     }
@@ -378,8 +308,9 @@ fn lose(b: &mut Batch, why: &str) {
 /// PostgreSQL or when the commit failed, after the WAL's sync on SQLite.
 async fn flush(w: &Writer, b: &mut Batch) -> Result<(), sqlx::Error> {
     if b.primed && !b.used {
-        // Empty: the commit ends it, no need to release it first.
+        // Empty, or holding released work only: the commit ends it, no need to release it.
         b.primed = false;
+        b.owed = false;
     }
     settle(b).await;
     write_deferred(b).await?;
@@ -424,12 +355,20 @@ pub struct Tx {
     /// Deferred work (see [`super::deferred`]): joins the batch's when the savepoint is
     /// released, dropped with the transaction otherwise.
     pending: Pending,
+    /// The writer is lent to a task running one of this transaction's statements to its end
+    /// (see [`super::carry`]); if the transaction is dropped meanwhile, it is rolled back
+    /// once the task is done.
+    lent: bool,
 }
 
 impl Tx {
     /// Releases the savepoint and returns once a physical commit containing it succeeded.
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        let b = self.guard.take().expect("a live transaction holds the writer");
+        // Without the writer only if a statement of it was dropped half-way (then it can only
+        // be rolled back, once that statement has run to its end).
+        let Some(b) = self.guard.take() else {
+            return Err(sqlx::Error::Protocol("数据库写入失败，请重试".into()));
+        };
         // Answered like every request of the batch: after the commit (and the sync) that
         // carries it, whoever commits.
         let (send, mut recv) = oneshot::channel();
@@ -473,7 +412,12 @@ async fn release(
     answer: oneshot::Sender<Result<(), String>>,
 ) -> Result<(), sqlx::Error> {
     let carry_on = w.waiting.load(Ordering::SeqCst) > 0 && b.ops + 1 < MAX_BATCH;
-    if b.used {
+    if b.used && matches!(b.link, Link::Pg { .. }) {
+        // Owed: sent with the next statement, or ended by the commit.
+        b.owed = true;
+        b.used = false;
+        b.primed = true;
+    } else if b.used {
         let sql = if carry_on { "RELEASE SAVEPOINT linli_op; SAVEPOINT linli_op" } else { "RELEASE SAVEPOINT linli_op" };
         b.link.exec(sql).await?;
         b.used = false;
@@ -509,7 +453,8 @@ impl Drop for Tx {
         // Abandoned with its savepoint open (an error, or a cancelled request). If someone is
         // queued for the writer, they roll the savepoint back first thing and carry the batch
         // on; otherwise a task does it and commits what others released.
-        if self.guard.take().is_some() && self.writer.waiting.load(Ordering::SeqCst) == 0 {
+        let held = self.guard.take().is_some() || self.lent;
+        if held && self.writer.waiting.load(Ordering::SeqCst) == 0 {
             finish_idle(self.writer.clone());
         }
     }
@@ -549,6 +494,28 @@ impl Tx {
     fn batch(&mut self) -> &mut Batch {
         self.guard.as_mut().expect("a live transaction holds the writer")
     }
-}
 
-crate::db::exec::forward_executor!(Tx, |tx| tx.conn());
+    /// Lends the writer to `f`, run to its end even if this transaction is dropped meanwhile
+    /// (see [`whole`]).
+    pub(super) async fn lend<T: Send + 'static>(
+        &mut self,
+        f: impl for<'a> FnOnce(&'a mut Batch) -> futures_util::future::BoxFuture<'a, T> + Send + 'static,
+    ) -> T {
+        let b = self.guard.take().expect("a live transaction holds the writer");
+        self.lent = true;
+        let (b, t) = whole(b, f).await;
+        self.guard = Some(b);
+        self.lent = false;
+        t
+    }
+
+    /// The writer, to look at.
+    pub(super) fn batch_mut(&mut self) -> &mut Batch {
+        self.batch()
+    }
+
+    /// The writer's count of owed releases carried by a statement.
+    pub(super) fn carried(&self) -> &AtomicU64 {
+        &self.writer.carried
+    }
+}

@@ -5,12 +5,15 @@
 //! migrations, how a write transaction begins, and how a backup is taken.
 
 pub mod bulk;
+mod carry;
 mod counters;
 mod deferred;
 mod durable;
 mod exec;
 mod group;
 pub mod indexes;
+mod inline;
+mod link;
 pub mod list;
 mod lite;
 pub mod migrate;
@@ -149,6 +152,12 @@ impl Db {
     /// ratio is the group-commit batch size.
     pub fn write_stats(&self) -> (u64, u64) {
         self.writer.stats()
+    }
+
+    /// Statements that carried the release of the request before them in the same message
+    /// (PostgreSQL; see `db::carry`).
+    pub fn releases_carried(&self) -> u64 {
+        self.writer.carried()
     }
 
     /// Write transactions waiting for the writer at this moment (the queue of group commit).

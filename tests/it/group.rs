@@ -296,3 +296,82 @@ async fn ids_of_one_transaction(app: TestApp) {
 }
 
 both!(ids_of_one_transaction);
+
+/// On PostgreSQL a released request's savepoint stays open and its release goes with the next
+/// request's first statement, whose arguments are then written into the statement: they come
+/// back exactly as bound (quotes, backslashes, `$1` inside text, Chinese, NULLs, extremes),
+/// and a next request whose first statement fails is still rolled back alone.
+async fn release_carried_by_the_next_statement(app: TestApp) {
+    let db = app.st.db.clone();
+    let carried0 = db.releases_carried();
+    let (l0, _) = db.write_stats();
+    let mut first = db.begin().await.unwrap();
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('carry-1', 'x')").execute(&mut first).await.unwrap();
+    let text = "it's \\ '$1' \"引号\" 中文\n\tend";
+    let second = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut tx = db.begin().await.unwrap();
+            let row = sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) \
+                 RETURNING key, value, $3 AS big, $4 AS absent, $5 AS ratio, $6 AS bytes, \
+                 CAST(CASE WHEN $7 THEN 1 ELSE 0 END AS BIGINT) AS flag",
+            )
+            .bind("carry-2")
+            .bind(text)
+            .bind(i64::MIN)
+            .bind(None::<String>)
+            .bind(0.1f64)
+            .bind(vec![0u8, 39, 92, 255])
+            .bind(true)
+            .fetch_one(&mut tx)
+            .await
+            .unwrap();
+            let got: (String, String, i64, Option<String>, f64, Vec<u8>, i64) = (
+                linli::db::get(&row, "key").unwrap(),
+                linli::db::get(&row, "value").unwrap(),
+                linli::db::get(&row, "big").unwrap(),
+                linli::db::get(&row, "absent").unwrap(),
+                linli::db::get(&row, "ratio").unwrap(),
+                linli::db::get(&row, "bytes").unwrap(),
+                linli::db::get(&row, "flag").unwrap(),
+            );
+            tx.commit().await.unwrap();
+            got
+        })
+    };
+    while db.writer_waiting() < 1 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let third = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut tx = db.begin().await.unwrap();
+            // Taken by the first request: fails, as its own.
+            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, 'y')").bind("carry-1").execute(&mut tx).await.is_err()
+        })
+    };
+    while db.writer_waiting() < 2 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    first.commit().await.unwrap();
+    let got = second.await.unwrap();
+    assert_eq!(got, ("carry-2".into(), text.into(), i64::MIN, None, 0.1, vec![0, 39, 92, 255], 1));
+    assert!(third.await.unwrap(), "a taken key must fail");
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key LIKE 'carry-%' ORDER BY key").fetch_all(&db.pool).await.unwrap();
+    assert_eq!(keys, ["x", text], "both released requests are there, the failed one is not");
+    let (l1, _) = db.write_stats();
+    assert_eq!(l1 - l0, 2);
+    let carried = db.releases_carried() - carried0;
+    match app.backend {
+        crate::harness::Backend::Postgres => assert_eq!(carried, 2, "both later requests carry the release before them"),
+        crate::harness::Backend::Sqlite => assert_eq!(carried, 0),
+    }
+    // The writer goes on as usual.
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("DELETE FROM settings WHERE key LIKE 'carry-%'").execute(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+both!(release_carried_by_the_next_statement);
