@@ -256,9 +256,7 @@ fn copy_row(out: &mut Vec<u8>, row: &[Val]) {
             // bytea's hex form, its backslash doubled for COPY's text format.
             Val::B(Some(b)) => {
                 out.extend_from_slice(b"\\\\x");
-                for byte in b {
-                    out.extend_from_slice(format!("{byte:02x}").as_bytes());
-                }
+                out.extend_from_slice(crate::audit::hex(b).as_bytes());
             }
         }
     }

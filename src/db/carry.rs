@@ -23,7 +23,7 @@ use sqlx::{Any, Execute};
 use sqlx_core::any::{AnyArgumentBuffer, AnyArguments};
 
 use super::exec::{Conn, first_of, forward_executor};
-use super::group::{Batch, Tx, lose};
+use super::group::{Batch, Tx, WRITE_FAILED, lose};
 use super::link::Link;
 
 type Step = Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>;
@@ -44,10 +44,9 @@ enum Carried {
 }
 
 impl Tx {
-    /// Whether the next statement must carry an owed release.
+    /// Whether the next statement must carry an owed release (only ever on PostgreSQL).
     fn owes(&mut self) -> bool {
-        let b = self.batch_mut();
-        b.owed && matches!(b.link, Link::Pg { .. })
+        self.batch().owed
     }
 
     /// Runs the first statement after an owed release, with it.
@@ -60,7 +59,7 @@ impl Tx {
         let how = match &args {
             // Text of its own (no arguments to bind): may hold several statements.
             None => Carried::Message { text: sql.as_str().to_string(), new: None },
-            Some(a) => match (super::inline::arguments(&a.values.0), &mut self.batch_mut().link) {
+            Some(a) => match (super::inline::arguments(&a.values.0), &mut self.batch().link) {
                 (Some(literals), Link::Pg { named, .. }) => {
                     let types = super::inline::types(&a.values.0);
                     let key = format!("{types}\u{1}{}", sql.as_str());
@@ -119,10 +118,9 @@ async fn message(b: &mut Batch, text: String, new: Option<(String, u32)>) -> Vec
         named.insert(key, n);
     }
     if done < 2 {
-        tracing::error!("group commit: an owed release failed, abandoning the batch");
-        lose(b, "数据库写入失败，请重试");
+        lose(b, "an owed release");
         if !out.iter().any(Result::is_err) {
-            out.push(Err(sqlx::Error::Protocol("数据库写入失败，请重试".into())));
+            out.push(Err(sqlx::Error::Protocol(WRITE_FAILED.into())));
         }
     }
     out
@@ -130,22 +128,14 @@ async fn message(b: &mut Batch, text: String, new: Option<(String, u32)>) -> Vec
 
 /// Sends the owed savepoint commands alone.
 async fn pay(b: &mut Batch) -> Result<(), sqlx::Error> {
-    let res: Result<Vec<_>, _> = b
-        .link
-        .conn()
-        .fetch_many(sqlx::raw_sql("RELEASE SAVEPOINT linli_op; SAVEPOINT linli_op"))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect();
-    match res {
-        Ok(_) => {
+    match b.link.exec("RELEASE SAVEPOINT linli_op; SAVEPOINT linli_op").await {
+        Ok(()) => {
             b.owed = false;
             Ok(())
         }
         Err(e) => {
-            tracing::error!(error = %e, "group commit: an owed release failed, abandoning the batch");
-            lose(b, "数据库写入失败，请重试");
+            tracing::error!(error = %e, "group commit: an owed release");
+            lose(b, "an owed release");
             Err(e)
         }
     }

@@ -30,6 +30,9 @@ use super::durable::{self, Durable};
 use super::link::Link;
 use super::lite;
 
+/// What every request of a lost batch is told (the cause is logged).
+pub(super) const WRITE_FAILED: &str = "数据库写入失败，请重试";
+
 /// Logical transactions per physical commit, at most (bounds the latency a burst adds).
 const MAX_BATCH: usize = 64;
 /// How long a parked request trusts its successor before committing the batch itself.
@@ -107,8 +110,8 @@ fn finish_idle(w: Arc<Writer>) {
 }
 
 impl Writer {
-    /// A writer on PostgreSQL, taking its transactions from the shared pool (its commit is
-    /// durable when it returns).
+    /// A writer on PostgreSQL, on a connection of its own from the shared pool (see
+    /// [`Link`]; its commit is durable when it returns).
     pub(crate) fn pg(pool: AnyPool) -> Writer {
         Writer::new(Link::pg(pool), None)
     }
@@ -200,9 +203,7 @@ impl Writer {
         let b = tx.guard.as_mut().expect("just set");
         if after_deferred || b.open {
             // Work to undo or to write first: not to be cut off half-way.
-            let guard = tx.guard.take().expect("just set");
-            let (guard, res) = whole(guard, move |b| Box::pin(prepare(b, after_deferred))).await;
-            tx.guard = Some(guard);
+            let res = tx.lend(move |b| Box::pin(prepare(b, after_deferred))).await;
             return res.map(|()| tx);
         }
         if std::mem::take(&mut b.primed) {
@@ -260,20 +261,13 @@ pub(super) async fn whole<T: Send + 'static>(
 /// that fails the batch is lost: the physical transaction is rolled back and every parked
 /// request is told so.
 async fn settle(b: &mut Batch) {
-    if std::mem::take(&mut b.owed) {
-        // The open savepoint holds released work only (whoever held it since ran nothing).
-        b.primed = false;
+    // Not `||`: both flags are cleared.
+    if std::mem::take(&mut b.owed) | std::mem::take(&mut b.primed) {
+        // Nothing of its holder's ran under the open savepoint, if it has one: it is empty or
+        // holds released work only, which is kept.
         b.open = false;
         if b.link.is_open() && b.link.exec("RELEASE SAVEPOINT linli_op").await.is_err() {
-            tracing::error!("group commit: an owed release failed, abandoning the batch");
-            lose(b, "数据库写入失败，请重试");
-        }
-        return;
-    }
-    if std::mem::take(&mut b.primed) {
-        if b.link.is_open() && b.link.exec("RELEASE SAVEPOINT linli_op").await.is_err() {
-            tracing::error!("group commit: releasing a primed savepoint failed, abandoning the batch");
-            lose(b, "数据库写入失败，请重试");
+            lose(b, "releasing a savepoint");
         }
         return;
     }
@@ -287,20 +281,20 @@ async fn settle(b: &mut Batch) {
     let ok =
         b.link.exec("ROLLBACK TO SAVEPOINT linli_op").await.is_ok() && b.link.exec("RELEASE SAVEPOINT linli_op").await.is_ok();
     if !ok {
-        tracing::error!("group commit: savepoint rollback failed, abandoning the batch");
-        lose(b, "数据库写入失败，请重试");
+        lose(b, "a savepoint rollback");
     }
 }
 
-/// Rolls the physical transaction back and tells every parked request.
-pub(super) fn lose(b: &mut Batch, why: &str) {
+/// Rolls the physical transaction back after `what` failed, and tells every parked request.
+pub(super) fn lose(b: &mut Batch, what: &str) {
+    tracing::error!("group commit: {what} failed, abandoning the batch");
     b.link.abandon();
     b.ops = 0;
     b.pending = Pending::default();
     b.primed = false;
     b.owed = false;
     for p in b.parked.drain(..) {
-        let _ = p.send(Err(why.into()));
+        let _ = p.send(Err(WRITE_FAILED.into()));
     }
 }
 
@@ -339,8 +333,8 @@ async fn write_deferred(b: &mut Batch) -> Result<(), sqlx::Error> {
     }
     let pending = std::mem::take(&mut b.pending);
     if let Err(e) = pending.write(&mut b.link).await {
-        tracing::error!(error = %e, "group commit: writing the batch's deferred work failed, abandoning the batch");
-        lose(b, "数据库写入失败，请重试");
+        tracing::error!(error = %e, "group commit: the batch's deferred work");
+        lose(b, "writing the batch's deferred work");
         return Err(e);
     }
     Ok(())
@@ -367,7 +361,7 @@ impl Tx {
         // Without the writer only if a statement of it was dropped half-way (then it can only
         // be rolled back, once that statement has run to its end).
         let Some(b) = self.guard.take() else {
-            return Err(sqlx::Error::Protocol("数据库写入失败，请重试".into()));
+            return Err(sqlx::Error::Protocol(WRITE_FAILED.into()));
         };
         // Answered like every request of the batch: after the commit (and the sync) that
         // carries it, whoever commits.
@@ -387,7 +381,7 @@ impl Tx {
                     return match r {
                         Ok(Ok(())) => Ok(()),
                         Ok(Err(msg)) => Err(sqlx::Error::Protocol(msg)),
-                        Err(_) => Err(sqlx::Error::Protocol("数据库写入失败，请重试".into())),
+                        Err(_) => Err(sqlx::Error::Protocol(WRITE_FAILED.into())),
                     };
                 }
                 _ = tokio::time::sleep(PARK_PATIENCE) => {
@@ -491,7 +485,8 @@ impl Tx {
         matches!(self.batch().link, Link::Pg { .. })
     }
 
-    fn batch(&mut self) -> &mut Batch {
+    /// The writer this transaction holds.
+    pub(super) fn batch(&mut self) -> &mut Batch {
         self.guard.as_mut().expect("a live transaction holds the writer")
     }
 
@@ -507,11 +502,6 @@ impl Tx {
         self.guard = Some(b);
         self.lent = false;
         t
-    }
-
-    /// The writer, to look at.
-    pub(super) fn batch_mut(&mut self) -> &mut Batch {
-        self.batch()
     }
 
     /// The writer's count of owed releases carried by a statement.

@@ -66,14 +66,7 @@ fn literal(out: &mut String, v: &AnyValueKind) -> Option<()> {
         AnyValueKind::Double(f) => write!(out, "CAST('{}' AS DOUBLE PRECISION)", float(*f)),
         AnyValueKind::Text(s) => text(out, s)?,
         AnyValueKind::TextSlice(s) => text(out, s)?,
-        AnyValueKind::Blob(b) => {
-            out.push_str("CAST(E'\\\\x");
-            for byte in b.iter() {
-                let _ = write!(out, "{byte:02x}");
-            }
-            out.push_str("' AS BYTEA)");
-            Ok(())
-        }
+        AnyValueKind::Blob(b) => write!(out, "CAST(E'\\\\x{}' AS BYTEA)", crate::audit::hex(b)),
         _ => return None,
     };
     Some(())
