@@ -1,7 +1,8 @@
 //! A Beijing-sized data set for scale work: `linli demo --scale megacity [--cases N]` builds a
 //! tree under node `110000` (343 streets, ~7,000 communities, ~60,000 non-overlapping grids),
 //! units, and N cases over the past year with their history (2–9 steps, 7 on average:
-//! follow-ups, overdue, returned and reworked ones) and search postings. Deterministic (every
+//! follow-ups, overdue, returned and reworked ones) and search postings (written after the
+//! cases, in their key's order). Deterministic (every
 //! value a hash of the case's index); rows computed on one thread while a connection of the
 //! load's own appends them in large transactions ([`crate::db::bulk`]), the secondary indexes
 //! set aside; the rollups are rebuilt at the end with one GROUP BY, then the indexes.
@@ -235,13 +236,23 @@ fn trail(status: &str, returned: bool, reworked: bool) -> Vec<(&'static str, &'s
     t
 }
 
-/// Builds everything; `progress(done, total)` is called after every batch of cases.
+/// What a progress report counts: the cases (with their history) are written first, then
+/// their search postings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Cases written, of all.
+    Cases,
+    /// Search postings written, of all.
+    Postings,
+}
+
+/// Builds everything; `progress(stage, done, total)` is called after every transaction.
 ///
 /// The load takes the state's database for itself ([`crate::db::bulk::Loader`]): the state's
 /// handle is closed by the time this returns (on SQLite at once), so open the database again
 /// to go on. Refused before anything is closed if the data set exists, and before anything
 /// is written if another process has the SQLite database open.
-pub async fn generate(st: AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Sync)) -> AppResult<Report> {
+pub async fn generate(st: AppState, s: Scale, progress: &(dyn Fn(Stage, u64, u64) + Sync)) -> AppResult<Report> {
     exists(&st.db).await?;
     // Not a tree without its cases because a server had the database open.
     let db = Loader::ensure_alone(&st.db).await.map_err(|e| match e {
@@ -263,33 +274,53 @@ pub async fn generate(st: AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Syn
     let (send, mut batches) = tokio::sync::mpsc::channel::<load::Rows>(1);
     let (give_back, mut returned) = tokio::sync::mpsc::channel::<load::Rows>(3);
     let total = s.cases;
+    let (cats, postings) = plan.categories(total);
     let maker = tokio::task::spawn_blocking(move || {
+        let mut next = |fill: &mut dyn FnMut(&mut load::Rows)| {
+            let mut rows = returned.try_recv().unwrap_or_default();
+            rows.clear();
+            fill(&mut rows);
+            send.blocking_send(rows).is_ok() // not when the writer stopped on an error
+        };
         let mut lo = 0;
         while lo < total {
             let hi = (lo + ROWS_PER_BATCH).min(total);
-            let mut rows = returned.try_recv().unwrap_or_default();
-            rows.clear();
-            plan.rows(lo, hi, &mut rows);
-            if send.blocking_send(rows).is_err() {
-                return; // the writer stopped on an error
+            if !next(&mut |rows| plan.rows(lo, hi, rows)) {
+                return;
             }
             lo = hi;
         }
-    });
-    let (mut done, mut history) = (0u64, 0u64);
-    while done < s.cases {
-        let mut in_tx = 0;
-        while in_tx < CASES_PER_TRANSACTION && done + in_tx < s.cases {
-            let rows = batches.recv().await.ok_or_else(|| AppError::Internal("规模数据生成线程意外退出".into()))?;
-            rows.write(&mut loader).await?;
-            in_tx += rows.cases_in();
-            history += rows.history_in();
-            let _ = give_back.try_send(rows);
+        let (mut at, mut left) = (load::Cursor::default(), postings);
+        while left > 0 {
+            let n = POSTINGS_PER_BATCH.min(left);
+            if !next(&mut |rows| plan.postings(&cats, &mut at, n as usize, rows)) {
+                return;
+            }
+            left -= n;
         }
-        loader.commit().await?;
-        done += in_tx;
-        progress(done, s.cases);
+    });
+    let (mut done, mut in_tx, mut history, mut posted) = (0u64, 0u64, 0u64, 0u64);
+    while done < s.cases || posted < postings {
+        let rows = batches.recv().await.ok_or_else(|| AppError::Internal("规模数据生成线程意外退出".into()))?;
+        if done == s.cases && posted == 0 {
+            // The postings go in one transaction: the ones there before come back in their
+            // places by its end, or, interrupted, were never gone.
+            loader.clear("case_terms").await?;
+        }
+        rows.write(&mut loader).await?;
+        in_tx += rows.cases_in();
+        posted += rows.postings_in();
+        history += rows.history_in();
+        let _ = give_back.try_send(rows);
+        if in_tx > 0 && (in_tx >= CASES_PER_TRANSACTION || done + in_tx == s.cases) {
+            loader.commit().await?;
+            done += std::mem::take(&mut in_tx);
+            progress(Stage::Cases, done, s.cases);
+        } else if posted > 0 {
+            progress(Stage::Postings, posted, postings);
+        }
     }
+    loader.commit().await?;
     drop(batches);
     maker.await.map_err(|e| AppError::Internal(format!("规模数据生成线程失败：{e}")))?;
     let db = loader.finish().await?;
@@ -317,6 +348,9 @@ pub async fn generate(st: AppState, s: Scale, progress: &(dyn Fn(u64, u64) + Syn
 
 /// Cases per batch of rows handed from the row maker to the writer.
 const ROWS_PER_BATCH: u64 = 10_000;
+
+/// Search postings per batch of rows (and per progress report).
+const POSTINGS_PER_BATCH: u64 = 200_000;
 
 /// Cases per transaction (and per progress report): large, so the load's commits and
 /// checkpoints are few, yet an interrupted load loses little.

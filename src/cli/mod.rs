@@ -251,16 +251,28 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             if !crate::demo::is_loaded(&st).await.map_err(err)? {
                 crate::demo::load(&st, &serve::demo_password()).await.map_err(err)?;
             }
-            let t0 = std::time::Instant::now();
-            let progress = move |done: u64, total: u64| {
+            use crate::cases::megacity::Stage;
+            // Each stage on a line of its own, its rate counted from the previous stage's end.
+            let now = std::time::Instant::now();
+            let started = std::sync::Mutex::new((Stage::Cases, now, now));
+            let progress = move |stage: Stage, done: u64, total: u64| {
                 use std::io::Write;
-                let secs = t0.elapsed().as_secs_f64();
-                let rate = done as f64 / secs.max(1e-9);
+                let mut at = started.lock().unwrap_or_else(|e| e.into_inner());
+                if at.0 != stage {
+                    *at = (stage, at.2, at.2);
+                    eprintln!();
+                }
+                at.2 = std::time::Instant::now();
+                let (what, unit) = match stage {
+                    Stage::Cases => ("事项", "件"),
+                    Stage::Postings => ("检索词", "条"),
+                };
+                let rate = done as f64 / at.1.elapsed().as_secs_f64().max(1e-9);
                 let eta = (total - done) as f64 / rate.max(1e-9);
                 let width = 30;
                 let filled = ((done * width) / total.max(1)) as usize;
                 eprint!(
-                    "\r事项 [{}{}] {done}/{total}  {rate:.0} 件/秒  预计剩余 {eta:.0} 秒",
+                    "\r{what} [{}{}] {done}/{total}  {rate:.0} {unit}/秒  预计剩余 {eta:.0} 秒",
                     "#".repeat(filled),
                     "-".repeat(width as usize - filled)
                 );

@@ -74,16 +74,13 @@ impl Loader {
     }
 
     /// Appends rows to `table`: `vals` holds them one after the other, a value for each of
-    /// `cols`.
+    /// `cols`. No rows, nothing done.
     pub async fn append(&mut self, table: &str, cols: &[&str], vals: &[Val]) -> Result<(), sqlx::Error> {
         debug_assert_eq!(vals.len() % cols.len().max(1), 0);
-        if !self.open {
-            match &mut self.inner {
-                Inner::Lite(c) => lite::batch(c, "BEGIN")?,
-                Inner::Copy(c) => c.execute("BEGIN").await.map(|_| ())?,
-            }
-            self.open = true;
+        if vals.is_empty() {
+            return Ok(());
         }
+        self.begin().await?;
         let names = cols.join(", ");
         match &mut self.inner {
             Inner::Lite(conn) => lite_append(conn, &format!("INSERT INTO {table} ({names})"), cols.len(), vals),
@@ -103,6 +100,27 @@ impl Loader {
                 copy.finish().await.map(|_| ())
             }
         }
+    }
+
+    /// Deletes every row of `table`, in the open transaction (one begins if none is).
+    pub async fn clear(&mut self, table: &str) -> Result<(), sqlx::Error> {
+        self.begin().await?;
+        let sql = format!("DELETE FROM {table}");
+        match &mut self.inner {
+            Inner::Lite(c) => lite::batch(c, &sql),
+            Inner::Copy(c) => c.execute(sqlx::AssertSqlSafe(sql)).await.map(|_| ()),
+        }
+    }
+
+    async fn begin(&mut self) -> Result<(), sqlx::Error> {
+        if !self.open {
+            match &mut self.inner {
+                Inner::Lite(c) => lite::batch(c, "BEGIN")?,
+                Inner::Copy(c) => c.execute("BEGIN").await.map(|_| ())?,
+            }
+            self.open = true;
+        }
+        Ok(())
     }
 
     /// Commits what was appended since the last commit.

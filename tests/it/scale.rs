@@ -2,7 +2,7 @@
 //! counts come out, rollups are exact, and the rates work at the new root.
 
 use axum::http::StatusCode;
-use linli::cases::megacity::{Scale, generate};
+use linli::cases::megacity::{Scale, Stage, generate};
 
 use crate::both;
 use crate::harness::{PW, TestApp};
@@ -25,7 +25,7 @@ async fn scale_generator(mut app: TestApp) {
         // written, so it can simply be run again once they are gone.
         let other = rusqlite::Connection::open(app.dir.join("linli.db")).unwrap();
         let _: i64 = other.query_row("SELECT COUNT(*) FROM nodes", [], |r| r.get(0)).unwrap();
-        let e = generate(app.st.clone(), s, &|_, _| {}).await.unwrap_err();
+        let e = generate(app.st.clone(), s, &|_, _, _| {}).await.unwrap_err();
         assert!(e.detail().contains("独占"), "{}", e.detail());
         drop(other);
         app.reopen().await;
@@ -33,14 +33,25 @@ async fn scale_generator(mut app: TestApp) {
             sqlx::query_scalar("SELECT COUNT(*) FROM nodes WHERE code = '110000'").fetch_one(&app.st.db.pool).await.unwrap();
         assert_eq!(roots, 0);
     }
-    let calls = std::sync::atomic::AtomicU64::new(0);
-    let rep = generate(app.st.clone(), s, &|done, total| {
+    // The postings there before are taken out for the load and merged back in its stream.
+    let old_sql = "SELECT term, case_id FROM case_terms WHERE case_id IN (SELECT id FROM cases WHERE number NOT LIKE 'BJ-%') \
+                   ORDER BY case_id, term";
+    let old: Vec<(String, i64)> = sqlx::query_as(old_sql).fetch_all(&app.st.db.pool).await.unwrap();
+    assert!(old.len() > 100, "the demo county's cases are searchable: {}", old.len());
+    // Each stage reports up to its end, the cases before their postings.
+    let reports = std::sync::Mutex::new(Vec::new());
+    let rep = generate(app.st.clone(), s, &|stage, done, total| {
         assert!(done <= total);
-        calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        reports.lock().unwrap().push((stage, done, total));
     })
     .await
     .unwrap();
-    assert!(calls.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    let reports = reports.into_inner().unwrap();
+    let split = reports.iter().position(|r| r.0 == Stage::Postings).expect("the postings are reported");
+    assert!(split > 0 && reports[split..].iter().all(|r| r.0 == Stage::Postings), "{reports:?}");
+    assert_eq!(reports[split - 1], (Stage::Cases, 5_000, 5_000), "{reports:?}");
+    let (_, posted, postings) = *reports.last().unwrap();
+    assert_eq!(posted, postings);
     // The load took the database for itself and closed the state's handle.
     assert!(app.st.db.pool.is_closed());
     app.reopen().await;
@@ -97,6 +108,30 @@ async fn scale_generator(mut app: TestApp) {
         AND NOT EXISTS (SELECT 1 FROM case_terms t WHERE t.case_id = c.id)")
     .await;
     assert_eq!(unfound, 0);
+    // Exactly its category's terms: every posting is one of them, and there are as many as
+    // the cases' categories have terms (a posting's key is unique).
+    let pairs: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT cat.name, t.term FROM case_terms t JOIN cases c ON c.id = t.case_id \
+         JOIN categories cat ON cat.id = c.category_id WHERE c.number LIKE 'BJ-%'",
+    )
+    .fetch_all(&app.st.db.pool)
+    .await
+    .unwrap();
+    for (name, term) in &pairs {
+        assert!(linli::cases::search::doc_terms(name).contains(term), "{name}: {term}");
+    }
+    let per_cat: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT cat.name, COUNT(*) FROM cases c JOIN categories cat ON cat.id = c.category_id \
+         WHERE c.number LIKE 'BJ-%' GROUP BY cat.name",
+    )
+    .fetch_all(&app.st.db.pool)
+    .await
+    .unwrap();
+    let expected: u64 = per_cat.iter().map(|(name, n)| *n as u64 * linli::cases::search::doc_terms(name).len() as u64).sum();
+    let loaded = q("SELECT COUNT(*) FROM case_terms t JOIN cases c ON c.id = t.case_id WHERE c.number LIKE 'BJ-%'").await;
+    assert_eq!((loaded as u64, postings), (expected, expected + old.len() as u64));
+    let back: Vec<(String, i64)> = sqlx::query_as(old_sql).fetch_all(&app.st.db.pool).await.unwrap();
+    assert_eq!(back, old, "the postings there before are all back");
     for sql in [
         "SELECT COUNT(*) FROM cases WHERE number LIKE 'BJ-%' AND rework_count > 0",
         "SELECT COUNT(*) FROM cases WHERE number LIKE 'BJ-%' AND return_count > 0",
@@ -116,7 +151,7 @@ async fn scale_generator(mut app: TestApp) {
     let c = fc[17].polygon.centroid();
     assert_eq!(app.st.grids.locate(c.lng, c.lat, linli::geo::Crs::Wgs84).unwrap().grid_code, fc[17].code);
     assert!(linli::cases::rollups::verify(&app.st.db).await.unwrap().is_empty());
-    assert!(generate(app.st.clone(), s, &|_, _| {}).await.is_err());
+    assert!(generate(app.st.clone(), s, &|_, _, _| {}).await.is_err());
     assert!(!app.st.db.pool.is_closed(), "refused before anything was closed");
     linli::auth::store::create_user(
         &app.st,

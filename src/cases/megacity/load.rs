@@ -1,6 +1,13 @@
 //! The cases of the scale data set and their history and search postings, computed in Rust
 //! on one thread while the writer appends the previous batch on another.
 //!
+//! The postings come after all the cases, in their key's order (term, then case), with the
+//! postings already in the database (the demo county's) taken out and merged into the stream
+//! at their places: each one is then appended at the end of the `(term, case_id)` B-tree,
+//! where a posting written beside its case, or before an older posting of a later term, lands
+//! inside the tree (a search from the root for each, SQLite's uniqueness check included, and
+//! pages split in the middle of the tree).
+//!
 //! Why not `INSERT … SELECT` inside the database (the earlier generator): SQLite evaluated the
 //! thirty expressions of a case row in its bytecode interpreter at ≈ 9 µs a case, three times
 //! what stepping a prepared INSERT costs, and all of it on the writer's one core. Every value
@@ -59,7 +66,7 @@ struct Cat {
     sign_ms: i64,
     resolve_ms: i64,
     /// Its terms, as places in [`Plan::terms`].
-    terms: Vec<u32>,
+    terms: Vec<usize>,
 }
 
 /// What every case row is computed from, read once before the load.
@@ -68,6 +75,8 @@ pub(super) struct Plan {
     cats: Vec<Cat>,
     /// Every category's terms, in order.
     terms: Vec<String>,
+    /// The postings in the database before the load, in their key's order.
+    old: Vec<(String, i64)>,
     unit0: i64,
     units: i64,
     first_id: i64,
@@ -94,7 +103,7 @@ impl Plan {
         let names: Vec<std::collections::BTreeSet<String>> =
             rows.iter().map(|r| Ok(crate::cases::search::doc_terms(&get::<String>(r, "name")?))).collect::<AppResult<_>>()?;
         let terms: Vec<String> = names.iter().flatten().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-        let place = |t: &String| terms.binary_search(t).expect("a term of the set") as u32;
+        let place = |t: &String| terms.binary_search(t).expect("a term of the set");
         let cats: Vec<Cat> = rows
             .iter()
             .zip(&names)
@@ -107,6 +116,9 @@ impl Plan {
         if cats.is_empty() {
             return Err(AppError::Conflict("请先载入演示县（事项类别来自演示县）".into()));
         }
+        if cats.len() > usize::from(u16::MAX) {
+            return Err(AppError::Conflict("事项类别过多，无法生成规模数据".into()));
+        }
         // Units were inserted by one statement, so their ids are consecutive on both engines.
         let r = sqlx::query("SELECT MIN(id) AS lo, COUNT(*) AS n, MAX(id) AS hi FROM units WHERE code LIKE 'BJ%'")
             .fetch_one(&db.pool)
@@ -116,7 +128,10 @@ impl Plan {
             return Err(AppError::Conflict("规模数据的单位编号不连续".into()));
         }
         let span = 365 * 86_400_000 / total.max(1) as i64;
-        Ok(Plan { grids: g, cats, terms, unit0: lo, units: n, first_id, span, now })
+        // Sorted here, in the order of `terms` above (bytes), whatever the engine's collation.
+        let mut old: Vec<(String, i64)> = sqlx::query_as("SELECT term, case_id FROM case_terms").fetch_all(&db.pool).await?;
+        old.sort_unstable();
+        Ok(Plan { grids: g, cats, terms, old, unit0: lo, units: n, first_id, span, now })
     }
 
     /// The rows of cases `lo..hi` (0-based), appended to `out`.
@@ -124,21 +139,62 @@ impl Plan {
         for i in lo..hi {
             self.case(i as i64, out);
         }
-        // Postings in their key's order: each lands beside the one before it in the term's
-        // B-tree instead of in another term's page.
-        out.postings.sort_unstable();
-        for &(t, id) in &out.postings {
-            out.terms.extend([Val::S(self.terms[t as usize].clone()), Val::I(id)]);
-        }
     }
 
-    /// One case, its history and its postings.
+    /// The place in `cats` of case `i`'s category.
+    fn category(&self, i: i64) -> usize {
+        ((i * 40_503 + 7) % 65_521 % self.cats.len() as i64) as usize
+    }
+
+    /// Every case's category (as [`Plan::category`]) and how many postings the load writes in
+    /// all: the cases' and the ones in the database before.
+    pub(super) fn categories(&self, total: u64) -> (Vec<u16>, u64) {
+        let cats: Vec<u16> = (0..total as i64).map(|i| self.category(i) as u16).collect();
+        let postings: u64 = cats.iter().map(|&c| self.cats[usize::from(c)].terms.len() as u64).sum();
+        (cats, postings + self.old.len() as u64)
+    }
+
+    /// Appends the next `max` search postings (fewer at the end) to `out.terms`, from where
+    /// `at` stands, in their key's order: term, then case; the ones in the database before
+    /// in their places. `cats` is [`Plan::categories`].
+    pub(super) fn postings(&self, cats: &[u16], at: &mut Cursor, max: usize, out: &mut Rows) {
+        let mut n = 0;
+        while at.term < self.terms.len() && n < max {
+            let has: Vec<bool> = self.cats.iter().map(|c| c.terms.contains(&at.term)).collect();
+            let term = &self.terms[at.term];
+            n += self.old_postings(Some(term), at, max - n, out);
+            while at.case < cats.len() && n < max {
+                if has[usize::from(cats[at.case])] {
+                    out.terms.extend([Val::S(term.clone()), Val::I(self.first_id + at.case as i64)]);
+                    n += 1;
+                }
+                at.case += 1;
+            }
+            if at.case == cats.len() {
+                (at.term, at.case) = (at.term + 1, 0);
+            }
+        }
+        self.old_postings(None, at, max - n, out);
+    }
+
+    /// Appends up to `max` of the postings there before, from where `at` stands, up to those
+    /// of term `upto` (all of them when `None`); returns how many.
+    fn old_postings(&self, upto: Option<&String>, at: &mut Cursor, max: usize, out: &mut Rows) -> usize {
+        let rest = &self.old[at.old..];
+        // Within a term the older cases come first: their ids are below `first_id`.
+        let n = rest.iter().take(max).take_while(|(t, _)| upto.is_none_or(|u| t <= u)).count();
+        out.terms.extend(rest[..n].iter().flat_map(|(t, id)| [Val::S(t.clone()), Val::I(*id)]));
+        at.old += n;
+        n
+    }
+
+    /// One case and its history.
     fn case(&self, i: i64, out: &mut Rows) {
         const HOUR: i64 = 3_600_000;
         const DAY: i64 = 86_400_000;
         let created = self.now - i * self.span - (i * 7919 + 13) % HOUR;
         let g = &self.grids[((i * 2_654_435_761) % 1_000_003 % self.grids.len() as i64) as usize];
-        let c = &self.cats[((i * 40_503 + 7) % 65_521 % self.cats.len() as i64) as usize];
+        let c = &self.cats[self.category(i)];
         let unit = self.unit0 + (i * 69_069 + 1) % 65_537 % self.units;
         let roll = (i * 48_271) % 2_147_483_647 % 100;
         let late = i64::from((i * 16_807 + 3) % 100_003 % 100 < 8);
@@ -197,7 +253,6 @@ impl Plan {
             let at = created + seq as i64 * 6 * HOUR;
             out.history.extend([Val::I(id), Val::T(action), Val::T(from), Val::T(to), Val::T("system:scale"), Val::I(at)]);
         }
-        out.postings.extend(c.terms.iter().map(|&t| (t, id)));
     }
 }
 
@@ -210,8 +265,15 @@ pub(super) struct Rows {
     pub history: Vec<Val>,
     /// Search postings, two values each.
     pub terms: Vec<Val>,
-    /// The postings as (place in [`Plan::terms`], case), before they are sorted into `terms`.
-    postings: Vec<(u32, i64)>,
+}
+
+/// Where the postings written so far end: the term (a place in [`Plan::terms`]), the next
+/// case (0-based) to look at for it, and the next of the postings there before.
+#[derive(Default)]
+pub(super) struct Cursor {
+    term: usize,
+    case: usize,
+    old: usize,
 }
 
 impl Rows {
@@ -228,6 +290,11 @@ impl Rows {
         (self.cases.len() / CASE_COLS.len()) as u64
     }
 
+    /// Search postings in the batch.
+    pub(super) fn postings_in(&self) -> u64 {
+        (self.terms.len() / TERM_COLS.len()) as u64
+    }
+
     /// History steps in the batch.
     pub(super) fn history_in(&self) -> u64 {
         (self.history.len() / HISTORY_COLS.len()) as u64
@@ -239,6 +306,5 @@ impl Rows {
         self.cases.clear();
         self.history.clear();
         self.terms.clear();
-        self.postings.clear();
     }
 }
