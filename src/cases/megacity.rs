@@ -246,7 +246,8 @@ pub enum Stage {
     Postings,
 }
 
-/// Builds everything; `progress(stage, done, total)` is called after every transaction.
+/// Builds everything; `progress(stage, done, total)` is called after every transaction of
+/// cases and every batch of postings.
 ///
 /// The load takes the state's database for itself ([`crate::db::bulk::Loader`]): the state's
 /// handle is closed by the time this returns (on SQLite at once), so open the database again
