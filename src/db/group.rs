@@ -223,10 +223,11 @@ async fn prepare(b: &mut Batch, after_deferred: bool) -> Result<(), sqlx::Error>
     if after_deferred {
         write_deferred(b).await?;
     }
-    if !b.link.is_open() {
-        b.link.open().await?;
+    if b.link.is_open() {
+        b.link.exec("SAVEPOINT linli_op").await?;
+    } else {
+        b.link.open("SAVEPOINT linli_op").await?;
     }
-    b.link.exec("SAVEPOINT linli_op").await?;
     b.open = true;
     b.used = false;
     Ok(())

@@ -46,10 +46,12 @@ impl Link {
         }
     }
 
-    /// Opens the physical transaction. On SQLite `BEGIN IMMEDIATE` takes the write lock at
-    /// once, so a transaction that reads before it writes cannot fail half-way with a stale
-    /// snapshot (it may wait for another process's writer: off the async workers).
-    pub(super) async fn open(&mut self) -> Result<(), sqlx::Error> {
+    /// Opens the physical transaction and runs `then` (a statement without arguments) in it,
+    /// in one message: on PostgreSQL one round trip for both. On SQLite `BEGIN IMMEDIATE`
+    /// takes the write lock at once, so a transaction that reads before it writes cannot fail
+    /// half-way with a stale snapshot (it may wait for another process's writer: off the async
+    /// workers). If either fails, no transaction is left open.
+    pub(super) async fn open(&mut self, then: &'static str) -> Result<(), sqlx::Error> {
         match self {
             Link::Pg { pool, conn, open, named } => {
                 if conn.is_none() {
@@ -57,7 +59,8 @@ impl Link {
                     *conn = Some(pool.acquire().await?.detach());
                 }
                 let c = conn.as_mut().expect("just connected");
-                if let Err(e) = c.execute("BEGIN").await {
+                // Dropping the connection ends whatever part of it the server ran.
+                if let Err(e) = c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!("BEGIN; {then}")))).await {
                     *conn = None;
                     return Err(e);
                 }
@@ -66,6 +69,10 @@ impl Link {
             Link::Lite { conn, open } => {
                 let c = lite::live(conn)?;
                 blocking(|| lite::batch(c, "BEGIN IMMEDIATE"))?;
+                if let Err(e) = lite::batch(c, then) {
+                    let _ = lite::batch(c, "ROLLBACK");
+                    return Err(e);
+                }
                 *open = true;
             }
         }
