@@ -50,13 +50,12 @@ impl Loader {
             Backend::Sqlite => {
                 db.close().await;
                 let path = super::sqlite_path(&url).to_owned();
-                let conn = tokio::task::spawn_blocking({
-                    let path = path.clone();
-                    move || lite::open_alone(&path)
+                let (conn, file) = tokio::task::spawn_blocking(move || {
+                    Ok::<_, sqlx::Error>((lite::open_alone(&path)?, std::fs::File::open(&path)?))
                 })
                 .await
                 .map_err(join)??;
-                Inner::Lite(conn, std::fs::File::open(&path)?)
+                Inner::Lite(conn, file)
             }
             Backend::Postgres => {
                 let opts: sqlx::postgres::PgConnectOptions = url.parse()?;
@@ -111,19 +110,12 @@ impl Loader {
     /// Deletes every row of `table`, in the open transaction (one begins if none is).
     pub async fn clear(&mut self, table: &str) -> Result<(), sqlx::Error> {
         self.begin().await?;
-        let sql = format!("DELETE FROM {table}");
-        match &mut self.inner {
-            Inner::Lite(c, _) => lite::batch(c, &sql),
-            Inner::Copy(c) => c.execute(sqlx::AssertSqlSafe(sql)).await.map(|_| ()),
-        }
+        self.inner.exec(&format!("DELETE FROM {table}")).await
     }
 
     async fn begin(&mut self) -> Result<(), sqlx::Error> {
         if !self.open {
-            match &mut self.inner {
-                Inner::Lite(c, _) => lite::batch(c, "BEGIN")?,
-                Inner::Copy(c) => c.execute("BEGIN").await.map(|_| ())?,
-            }
+            self.inner.exec("BEGIN").await?;
             self.open = true;
         }
         Ok(())
@@ -132,14 +124,11 @@ impl Loader {
     /// Commits what was appended since the last commit.
     pub async fn commit(&mut self) -> Result<(), sqlx::Error> {
         if std::mem::take(&mut self.open) {
-            match &mut self.inner {
-                // In place: a commit of the load waits for its own fsyncs, and nothing else
-                // runs in this process meanwhile.
-                Inner::Lite(c, file) => {
-                    lite::batch(c, "COMMIT")?;
-                    forget_cached(file);
-                }
-                Inner::Copy(c) => c.execute("COMMIT").await.map(|_| ())?,
+            // On SQLite in place: a commit of the load waits for its own fsyncs, and nothing
+            // else runs in this process meanwhile.
+            self.inner.exec("COMMIT").await?;
+            if let Inner::Lite(_, file) = &self.inner {
+                forget_cached(file);
             }
         }
         Ok(())
@@ -153,6 +142,16 @@ impl Loader {
             Inner::Copy(c) => c.close().await?,
         }
         Db::connect(&self.url).await
+    }
+}
+
+impl Inner {
+    /// Runs a statement without arguments on the load's connection.
+    async fn exec(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        match self {
+            Inner::Lite(c, _) => lite::batch(c, sql),
+            Inner::Copy(c) => c.execute(sqlx::AssertSqlSafe(sql.to_owned())).await.map(|_| ()),
+        }
     }
 }
 

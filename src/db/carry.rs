@@ -118,7 +118,7 @@ async fn message(b: &mut Batch, text: String, new: Option<(String, u32)>) -> Vec
         named.insert(key, n);
     }
     if done < 2 {
-        lose(b, "an owed release");
+        lose(b, "an owed release", out.iter().find_map(|s| s.as_ref().err()));
         if !out.iter().any(Result::is_err) {
             out.push(Err(sqlx::Error::Protocol(WRITE_FAILED.into())));
         }
@@ -134,8 +134,7 @@ async fn pay(b: &mut Batch) -> Result<(), sqlx::Error> {
             Ok(())
         }
         Err(e) => {
-            tracing::error!(error = %e, "group commit: an owed release");
-            lose(b, "an owed release");
+            lose(b, "an owed release", Some(&e));
             Err(e)
         }
     }

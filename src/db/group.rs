@@ -267,8 +267,10 @@ async fn settle(b: &mut Batch) {
         // Nothing of its holder's ran under the open savepoint, if it has one: it is empty or
         // holds released work only, which is kept.
         b.open = false;
-        if b.link.is_open() && b.link.exec("RELEASE SAVEPOINT linli_op").await.is_err() {
-            lose(b, "releasing a savepoint");
+        if b.link.is_open()
+            && let Err(e) = b.link.exec("RELEASE SAVEPOINT linli_op").await
+        {
+            lose(b, "releasing a savepoint", Some(&e));
         }
         return;
     }
@@ -279,16 +281,22 @@ async fn settle(b: &mut Batch) {
     if !b.link.is_open() {
         return;
     }
-    let ok =
-        b.link.exec("ROLLBACK TO SAVEPOINT linli_op").await.is_ok() && b.link.exec("RELEASE SAVEPOINT linli_op").await.is_ok();
-    if !ok {
-        lose(b, "a savepoint rollback");
+    let res = match b.link.exec("ROLLBACK TO SAVEPOINT linli_op").await {
+        Ok(()) => b.link.exec("RELEASE SAVEPOINT linli_op").await,
+        failed => failed,
+    };
+    if let Err(e) = res {
+        lose(b, "a savepoint rollback", Some(&e));
     }
 }
 
-/// Rolls the physical transaction back after `what` failed, and tells every parked request.
-pub(super) fn lose(b: &mut Batch, what: &str) {
-    tracing::error!("group commit: {what} failed, abandoning the batch");
+/// Rolls the physical transaction back after `what` failed (with `cause`, when known), logs
+/// it once, and tells every parked request.
+pub(super) fn lose(b: &mut Batch, what: &str, cause: Option<&sqlx::Error>) {
+    match cause {
+        Some(e) => tracing::error!(error = %e, "group commit: {what} failed, abandoning the batch"),
+        None => tracing::error!("group commit: {what} failed, abandoning the batch"),
+    }
     b.link.abandon();
     b.ops = 0;
     b.pending = Pending::default();
@@ -334,8 +342,7 @@ async fn write_deferred(b: &mut Batch) -> Result<(), sqlx::Error> {
     }
     let pending = std::mem::take(&mut b.pending);
     if let Err(e) = pending.write(&mut b.link).await {
-        tracing::error!(error = %e, "group commit: the batch's deferred work");
-        lose(b, "writing the batch's deferred work");
+        lose(b, "writing the batch's deferred work", Some(&e));
         return Err(e);
     }
     Ok(())

@@ -70,7 +70,7 @@ impl Link {
                 let c = lite::live(conn)?;
                 blocking(|| lite::batch(c, "BEGIN IMMEDIATE"))?;
                 if let Err(e) = lite::batch(c, then) {
-                    let _ = lite::batch(c, "ROLLBACK");
+                    roll_back(c);
                     return Err(e);
                 }
                 *open = true;
@@ -116,8 +116,8 @@ impl Link {
                 // creations/s). Only when the background checkpoints fall behind does a commit
                 // checkpoint in place (`wal_autocheckpoint`), holding this worker meanwhile.
                 let res = lite::batch(c, "COMMIT");
-                if res.is_err() && !c.is_autocommit() {
-                    let _ = lite::batch(c, "ROLLBACK");
+                if res.is_err() {
+                    roll_back(c);
                 }
                 res
             }
@@ -137,9 +137,8 @@ impl Link {
             Link::Lite { conn, open } => {
                 if std::mem::take(open)
                     && let Some(c) = conn
-                    && !c.is_autocommit()
                 {
-                    let _ = lite::batch(c, "ROLLBACK");
+                    roll_back(c);
                 }
             }
         }
@@ -163,6 +162,13 @@ impl Link {
             }
             Link::Lite { conn, .. } => drop(conn.take()),
         }
+    }
+}
+
+/// Rolls back SQLite's transaction, if it still has one (a hard failure may have ended it).
+fn roll_back(c: &rusqlite::Connection) {
+    if !c.is_autocommit() {
+        let _ = lite::batch(c, "ROLLBACK");
     }
 }
 
