@@ -134,7 +134,18 @@ impl crate::db::Deferred for Chain {
         .fetch_one(&mut *at)
         .await?;
         let last: i64 = get(&head, "seq")?;
-        let mut prev: String = get::<Option<String>>(&head, "prev")?.unwrap_or_else(|| GENESIS.to_string());
+        let mut prev = match get::<Option<String>>(&head, "prev")? {
+            Some(hash) => hash,
+            // On PostgreSQL an update that waited for another node's lock on the head sees the
+            // head as that node left it, but its subquery reads with the snapshot the statement
+            // began with, which predates that node's entries: a new statement sees them.
+            None if last > n => {
+                let r = sqlx::query("SELECT hash FROM audit_log WHERE seq = $1").bind(last - n).fetch_optional(&mut *at).await?;
+                // Still missing only if the entry was removed, which verify reports.
+                r.map(|r| get::<String>(&r, "hash")).transpose()?.unwrap_or_else(|| GENESIS.to_string())
+            }
+            None => GENESIS.to_string(),
+        };
         for (i, e) in self.entries.iter_mut().enumerate() {
             e.seq = last - n + 1 + i as i64;
             e.hash = chain_hash(&key, &prev, e.seq, e.at, e);

@@ -73,3 +73,47 @@ async fn chain_verify_and_tamper(app: TestApp) {
 }
 
 both!(chain_verify_and_tamper);
+
+/// Two nodes' writers append to the one chain at once. On PostgreSQL a batch whose head
+/// update waited for the other node's lock must still link to the entries that node wrote
+/// (its statement's snapshot predates them); on SQLite the file lock serialises the two.
+async fn two_writers_one_chain(app: TestApp) {
+    let other = linli::app::AppState::open((*app.st.cfg).clone()).await.expect("a second node");
+    let node = |st: linli::app::AppState, name: &'static str| {
+        tokio::spawn(async move {
+            let appends: Vec<_> = (0..120)
+                .map(|i| {
+                    let st = st.clone();
+                    tokio::spawn(async move {
+                        let actor = linli::audit::Actor { name: name.into(), ip: "127.0.0.1".into() };
+                        let id = format!("{name}-{i}");
+                        let ev = linli::audit::Event {
+                            action: "test.append",
+                            entity: "test",
+                            entity_id: &id,
+                            node_path: "/520627/",
+                            summary: "两个节点同时追加",
+                        };
+                        linli::audit::record(&st.db, &st.chain, &actor, ev).await.unwrap();
+                    })
+                })
+                .collect();
+            for a in appends {
+                a.await.unwrap();
+            }
+        })
+    };
+    let (a, b) = (node(app.st.clone(), "node-a"), node(other.clone(), "node-b"));
+    a.await.unwrap();
+    b.await.unwrap();
+    let v = linli::audit::verify(&app.st.db, &app.st.chain).await.unwrap();
+    assert!(v.ok, "{v:?}");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'test.append'")
+        .fetch_one(&app.st.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 240);
+    other.db.close().await;
+}
+
+both!(two_writers_one_chain);

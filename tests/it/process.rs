@@ -527,6 +527,11 @@ async fn two_nodes_on_one_postgres() {
     }
     seqs.sort();
     assert_eq!(seqs, (seqs[0]..seqs[0] + 40).collect::<Vec<_>>(), "case numbers of two nodes collide or skip");
+    // Their audit entries, appended by both nodes' batches at once, make one unbroken chain
+    // (a batch that waited for the other node's lock on the chain's head still links to the
+    // entry that node wrote).
+    let (s, v) = b.call("GET", "/api/v1/audit/verify", Some(&tok), None).await.unwrap();
+    assert_eq!((s, &v["ok"]), (200, &json!(true)), "{v}");
     drop((a, b));
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut c).await.unwrap();
 }
