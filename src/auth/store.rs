@@ -30,7 +30,8 @@ pub struct User {
     pub must_change_password: bool,
 }
 
-pub(super) const USER_COLS: &str = "id, username, display_name, password_hash, role, scope, scope_path, unit_id, must_change_password, failed_logins, locked_until, disabled";
+pub(super) const USER_COLS: &str =
+    "id, username, display_name, password_hash, role, scope, scope_path, unit_id, must_change_password, locked_until, disabled";
 
 pub(super) struct UserRow {
     id: i64,
@@ -42,7 +43,6 @@ pub(super) struct UserRow {
     scope_path: String,
     unit_id: Option<i64>,
     must_change: bool,
-    failed: i64,
     pub(super) locked_until: Option<i64>,
     pub(super) disabled: bool,
 }
@@ -59,7 +59,6 @@ pub(super) fn user_row(r: &crate::db::Row) -> AppResult<UserRow> {
         scope_path: get(r, "scope_path")?,
         unit_id: get(r, "unit_id")?,
         must_change: get::<i64>(r, "must_change_password")? != 0,
-        failed: get(r, "failed_logins")?,
         locked_until: get(r, "locked_until")?,
         disabled: get::<i64>(r, "disabled")? != 0,
     })
@@ -387,15 +386,22 @@ pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResu
     }
     if !password::verify(pw, &u.password_hash).await {
         note_ip_failure(st, ip).await?;
-        let failed = u.failed + 1;
-        let lock = (failed >= st.cfg.lockout_threshold).then_some(now + st.cfg.lockout_secs * 1000);
         let mut tx = st.db.begin().await?;
-        sqlx::query("UPDATE users SET failed_logins = $1, locked_until = $2 WHERE id = $3")
-            .bind(if lock.is_some() { 0 } else { failed })
-            .bind(lock)
+        // Counted in the row, not on from the count read before the password check: guesses
+        // sent together would each have written the same count and never locked the account.
+        let r = sqlx::query("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins")
             .bind(u.id)
-            .execute(&mut tx)
+            .fetch_one(&mut tx)
             .await?;
+        let failed: i64 = get(&r, "failed_logins")?;
+        let lock = (failed >= st.cfg.lockout_threshold).then_some(now + st.cfg.lockout_secs * 1000);
+        if let Some(until) = lock {
+            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = $1 WHERE id = $2")
+                .bind(until)
+                .bind(u.id)
+                .execute(&mut tx)
+                .await?;
+        }
         let summary = if lock.is_some() {
             format!("密码错误（第 {failed} 次），账号已锁定")
         } else {

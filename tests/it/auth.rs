@@ -143,6 +143,21 @@ async fn lockout_and_throttle(app: TestApp) {
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
 }
 
+async fn guesses_at_once_still_lock(app: TestApp) {
+    // Twenty wrong passwords sent together: each is counted, so the account locks as it does
+    // after five sent one by one (counted by reading the count first, they all wrote 1).
+    let guesses =
+        (0..20).map(|_| app.post("/api/v1/auth/login").json(json!({"username": "heping", "password": "wrong-Password1"})).send());
+    for r in futures_util::future::join_all(guesses).await {
+        assert!([StatusCode::UNAUTHORIZED, StatusCode::LOCKED].contains(&r.status), "{}", r.status);
+    }
+    let r = app.post("/api/v1/auth/login").json(json!({"username": "heping", "password": PW})).send().await;
+    assert_eq!(r.status, StatusCode::LOCKED, "{}", r.text());
+    let admin = app.login("admin").await;
+    let log = app.get("/api/v1/audit?action=login.failed&actor=heping").bearer(&admin).send().await.json();
+    assert!(log["items"].as_array().unwrap().iter().any(|e| e["summary"].as_str().unwrap().contains("已锁定")), "{log}");
+}
+
 async fn csrf_and_forms(app: TestApp) {
     // The login form needs the double-submit token from the login page.
     let page = app.get("/login").send().await;
@@ -294,6 +309,7 @@ both!(
     scope_isolation_every_role,
     account_list_pages_and_filters,
     lockout_and_throttle,
+    guesses_at_once_still_lock,
     csrf_and_forms,
     forced_password_change_and_tokens
 );
