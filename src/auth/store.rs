@@ -396,11 +396,15 @@ pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResu
         let failed: i64 = get(&r, "failed_logins")?;
         let lock = (failed >= st.cfg.lockout_threshold).then_some(now + st.cfg.lockout_secs * 1000);
         if let Some(until) = lock {
-            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = $1 WHERE id = $2")
-                .bind(until)
-                .bind(u.id)
-                .execute(&mut tx)
-                .await?;
+            // A lock set meanwhile by an administrator (indefinite) is not shortened.
+            sqlx::query(
+                "UPDATE users SET failed_logins = 0, \
+                 locked_until = CASE WHEN locked_until > $1 THEN locked_until ELSE $1 END WHERE id = $2",
+            )
+            .bind(until)
+            .bind(u.id)
+            .execute(&mut tx)
+            .await?;
         }
         let summary = if lock.is_some() {
             format!("密码错误（第 {failed} 次），账号已锁定")
@@ -419,7 +423,26 @@ pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResu
     let csrf = random_hex(16);
     let th = token_hash(&token);
     let mut tx = st.db.begin().await?;
-    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1").bind(u.id).execute(&mut tx).await?;
+    // Only if the account is still as it was checked: a lock, a reset or a disabling committed
+    // while the password was being verified wins over this login (which would otherwise lift
+    // the lock).
+    let still = sqlx::query(
+        "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 AND password_hash = $2 AND disabled = 0 \
+         AND (locked_until IS NULL OR locked_until <= $3)",
+    )
+    .bind(u.id)
+    .bind(&u.password_hash)
+    .bind(now)
+    .execute(&mut tx)
+    .await?;
+    if still.rows_affected() == 0 {
+        drop(tx);
+        return Err(match find_user(st, username).await? {
+            Some(u) if u.disabled => AppError::Locked("账号已停用，请联系管理员".into()),
+            Some(u) if u.locked_until.is_some_and(|t| t > now) => AppError::Locked(locked_msg(u.locked_until.unwrap_or(now))),
+            _ => AppError::BadCredentials,
+        });
+    }
     sqlx::query("INSERT INTO sessions (token_hash, user_id, csrf, ip, created_at, last_seen) VALUES ($1,$2,$3,$4,$5,$5)")
         .bind(&th)
         .bind(u.id)

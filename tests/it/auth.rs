@@ -158,6 +158,27 @@ async fn guesses_at_once_still_lock(app: TestApp) {
     assert!(log["items"].as_array().unwrap().iter().any(|e| e["summary"].as_str().unwrap().contains("已锁定")), "{log}");
 }
 
+async fn lock_during_a_login_holds(app: TestApp) {
+    // An administrator locks the account while a login with the right password is having its
+    // password verified: whichever commits first, the account ends up locked (the login used
+    // to clear the lock as it succeeded).
+    let admin = app.login("admin").await;
+    let login = app.post("/api/v1/auth/login").json(json!({"username": "heping", "password": PW})).send();
+    let lock = async {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        app.post("/api/v1/users/heping/lock").bearer(&admin).send().await
+    };
+    let (first, locked) = tokio::join!(login, lock);
+    assert_eq!(locked.status, StatusCode::NO_CONTENT);
+    assert!([StatusCode::OK, StatusCode::LOCKED].contains(&first.status), "{}", first.status);
+    let r = app.post("/api/v1/auth/login").json(json!({"username": "heping", "password": PW})).send().await;
+    assert_eq!(r.status, StatusCode::LOCKED, "the lock was lifted by the login: {}", r.text());
+    if first.status == StatusCode::OK {
+        let t = first.json()["token"].as_str().unwrap().to_string();
+        assert_eq!(app.get("/api/v1/me").bearer(&t).send().await.status, StatusCode::UNAUTHORIZED);
+    }
+}
+
 async fn csrf_and_forms(app: TestApp) {
     // The login form needs the double-submit token from the login page.
     let page = app.get("/login").send().await;
@@ -310,6 +331,7 @@ both!(
     account_list_pages_and_filters,
     lockout_and_throttle,
     guesses_at_once_still_lock,
+    lock_during_a_login_holds,
     csrf_and_forms,
     forced_password_change_and_tokens
 );
