@@ -1,6 +1,7 @@
 //! Creating cases and reading them: routing to a grid, numbering, reporter privacy, history,
 //! search and the lists behind every queue. Transitions live in [`super::flow`].
 
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -203,8 +204,23 @@ impl Appendable for NewCases {
     const COLS: usize = 21;
 }
 
+/// Work done in the transaction that creates a case, given its number (the register row that
+/// becomes the case records it): an error rolls the creation back with it.
+pub type Also = Box<dyn for<'t> FnOnce(&'t mut Tx, &'t str) -> BoxFuture<'t, AppResult<()>> + Send>;
+
 /// Validates and records a new case (status 待受理), notifies the community, queues webhooks.
 pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: Vec<photos::Photo>) -> AppResult<Created> {
+    create_also(st, who, i, photos, None).await
+}
+
+/// [`create`], with `also` done in the same transaction.
+pub async fn create_also(
+    st: &AppState,
+    who: Reporter<'_>,
+    i: &CreateInput,
+    photos: Vec<photos::Photo>,
+    also: Option<Also>,
+) -> AppResult<Created> {
     let mut errs = FieldErrors::default();
     let cat = categories::by_code(st, &i.category).await?.filter(|c| c.active);
     if cat.is_none() {
@@ -320,6 +336,9 @@ pub async fn create(st: &AppState, who: Reporter<'_>, i: &CreateInput, photos: V
     let summary = format!("受理 {number}（{}，{}）", cat.name, channel_label(channel));
     let ev = Event { action: "case.create", entity: "case", entity_id: &number, node_path: &place.path, summary: &summary };
     audit::append(&mut tx, &st.chain, &crate::audit::Actor { name: actor, ip }, ev);
+    if let Some(also) = also {
+        also(&mut tx, &number).await?;
+    }
     tx.commit().await?;
     Ok(Created { number, status: Status::Submitted, grid_code: place.grid_code, community_code: place.community_code })
 }

@@ -430,27 +430,40 @@ pub async fn to_case(
         channel: Some(tc.channel.to_string()),
         ..Default::default()
     };
-    let created = crate::cases::store::create(st, crate::cases::store::Reporter::User(p), &input, Vec::new()).await?;
-    let mut data = row.data.clone();
-    data.insert("case_number".into(), Value::String(created.number.clone()));
-    let mut tx = st.db.begin().await?;
-    sqlx::query("UPDATE register_rows SET data = $1, version = version + 1, updated_at = $2 WHERE id = $3")
-        .bind(Value::Object(data).to_string())
-        .bind(now_ms())
-        .bind(id)
-        .execute(&mut tx)
-        .await?;
-    let summary = format!("{}「{}」转为事项 {}", reg.title, row.name, created.number);
-    let ev = Event {
-        action: "register.to_case",
-        entity: &format!("register:{}", reg.name),
-        entity_id: &id.to_string(),
-        node_path: &row.node_path,
-        summary: &summary,
-    };
-    audit::append(&mut tx, &st.chain, &p.actor(), ev);
-    tx.commit().await?;
-    Ok(created)
+    // The row records the case in the transaction that creates it, if it is still as read:
+    // a second request for the same row (a double click) or an edit meanwhile rolls this
+    // creation back instead of making a second case or losing the edit.
+    let (actor, chain, title, register) = (p.actor(), st.chain.clone(), reg.title, reg.name);
+    let also: crate::cases::store::Also = Box::new(move |tx, number| {
+        Box::pin(async move {
+            let mut data = row.data;
+            data.insert("case_number".into(), Value::String(number.to_string()));
+            let n = sqlx::query(
+                "UPDATE register_rows SET data = $1, version = version + 1, updated_at = $2 WHERE id = $3 AND version = $4",
+            )
+            .bind(Value::Object(data).to_string())
+            .bind(now_ms())
+            .bind(id)
+            .bind(row.version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(AppError::Conflict("该记录刚被修改或已转为事项，请刷新后再试".into()));
+            }
+            let summary = format!("{title}「{}」转为事项 {number}", row.name);
+            let ev = Event {
+                action: "register.to_case",
+                entity: &format!("register:{register}"),
+                entity_id: &id.to_string(),
+                node_path: &row.node_path,
+                summary: &summary,
+            };
+            audit::append(tx, &chain, &actor, ev);
+            Ok(())
+        })
+    });
+    crate::cases::store::create_also(st, crate::cases::store::Reporter::User(p), &input, Vec::new(), Some(also)).await
 }
 
 /// The status of the case a row follows, if any.

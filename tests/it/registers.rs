@@ -382,6 +382,26 @@ async fn problem_becomes_a_case(app: TestApp) {
     assert_eq!(r.json()["grid_code"].as_str().unwrap().len(), 15);
     // Registers without the action refuse it.
     assert_eq!(app.post("/api/v1/registers/units/1/to-case").bearer(&staff).send().await.status, StatusCode::NOT_FOUND);
+    // A double click: two requests for one row at once make one case, and the other is told.
+    let r = app
+        .post("/api/v1/registers/problems")
+        .bearer(&staff)
+        .json(json!({"problem": "小区门口路灯不亮", "community": "520627001001", "responsible": "县住房和城乡建设局", "status": "推进中"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let pid = r.json()["id"].as_i64().unwrap();
+    let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases").fetch_one(&app.st.db.pool).await.unwrap();
+    let path = format!("/api/v1/registers/problems/{pid}/to-case");
+    let (a, b) = tokio::join!(app.post(&path).bearer(&staff).send(), app.post(&path).bearer(&staff).send());
+    let mut codes = [a.status, b.status];
+    codes.sort();
+    assert_eq!(codes, [StatusCode::CREATED, StatusCode::CONFLICT], "{} / {}", a.text(), b.text());
+    let after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases").fetch_one(&app.st.db.pool).await.unwrap();
+    assert_eq!(after, before + 1, "one case for the row");
+    let made = if a.status == StatusCode::CREATED { &a } else { &b };
+    let row = app.get(&format!("/api/v1/registers/problems/{pid}")).bearer(&staff).send().await.json();
+    assert_eq!(row["case_number"], made.json()["number"]);
 }
 
 both!(mechanism, excel_round_trip, register_rules, article_figures, problem_becomes_a_case);
