@@ -343,17 +343,22 @@ async fn article_figures(app: TestApp) {
     assert!(list.contains("县委办公室"));
 }
 
-/// A problem of the 四张清单 becomes a case and the problem follows it.
-async fn problem_becomes_a_case(app: TestApp) {
-    let staff = app.login("huahuaqiao").await;
+/// A new problem of the 四张清单 in 花花桥社区; its id.
+async fn new_problem(app: &TestApp, staff: &str, problem: &str) -> i64 {
     let r = app
         .post("/api/v1/registers/problems")
-        .bearer(&staff)
-        .json(json!({"problem": "老旧小区楼道照明不足", "community": "520627001001", "responsible": "县住房和城乡建设局", "status": "推进中"}))
+        .bearer(staff)
+        .json(json!({"problem": problem, "community": "520627001001", "responsible": "县住房和城乡建设局", "status": "推进中"}))
         .send()
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let id = r.json()["id"].as_i64().unwrap();
+    r.json()["id"].as_i64().unwrap()
+}
+
+/// A problem of the 四张清单 becomes a case and the problem follows it.
+async fn problem_becomes_a_case(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let id = new_problem(&app, &staff, "老旧小区楼道照明不足").await;
     let r = app
         .post(&format!("/api/v1/registers/problems/{id}/to-case"))
         .bearer(&staff)
@@ -383,14 +388,7 @@ async fn problem_becomes_a_case(app: TestApp) {
     // Registers without the action refuse it.
     assert_eq!(app.post("/api/v1/registers/units/1/to-case").bearer(&staff).send().await.status, StatusCode::NOT_FOUND);
     // A double click: two requests for one row at once make one case, and the other is told.
-    let r = app
-        .post("/api/v1/registers/problems")
-        .bearer(&staff)
-        .json(json!({"problem": "小区门口路灯不亮", "community": "520627001001", "responsible": "县住房和城乡建设局", "status": "推进中"}))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let pid = r.json()["id"].as_i64().unwrap();
+    let pid = new_problem(&app, &staff, "小区门口路灯不亮").await;
     let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases").fetch_one(&app.st.db.pool).await.unwrap();
     let path = format!("/api/v1/registers/problems/{pid}/to-case");
     let (a, b) = tokio::join!(app.post(&path).bearer(&staff).send(), app.post(&path).bearer(&staff).send());
