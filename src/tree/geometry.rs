@@ -119,12 +119,16 @@ pub async fn polygon_of(db: &Db, code: &str) -> AppResult<Option<Polygon>> {
 }
 
 /// The active grids of a community with polygons, except `skip`.
-async fn sibling_grids(db: &Db, community_path: &str, skip: &[String]) -> AppResult<Vec<(String, Polygon)>> {
+async fn sibling_grids<'e>(
+    on: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    community_path: &str,
+    skip: &[String],
+) -> AppResult<Vec<(String, Polygon)>> {
     let rows = sqlx::query(
         "SELECT code, geometry FROM nodes WHERE kind = 'grid' AND path LIKE $1 ESCAPE '\\' AND retired_at IS NULL AND geometry IS NOT NULL",
     )
     .bind(format!("{}%", like_escape(community_path)))
-    .fetch_all(db.read())
+    .fetch_all(on)
     .await?;
     let mut out = Vec::new();
     for r in &rows {
@@ -141,6 +145,24 @@ async fn sibling_grids(db: &Db, community_path: &str, skip: &[String]) -> AppRes
         }
     }
     Ok(out)
+}
+
+/// Adds an error for each imported polygon that overlaps a sibling grid or an earlier one of
+/// the import.
+fn overlaps(parsed: &[(String, String, Polygon)], siblings: &[(String, Polygon)], errors: &mut Vec<ImportError>) {
+    for (i, (c, _, poly)) in parsed.iter().enumerate() {
+        let others = siblings.iter().map(|(a, b)| (a, b)).chain(parsed.iter().take(i).map(|(a, _, b)| (a, b)));
+        for (oc, op) in others {
+            if geo::overlaps(poly, op) {
+                errors.push(ImportError {
+                    feature: i,
+                    code: Some(c.clone()),
+                    message: GeoError::Overlaps(oc.clone()).to_string(),
+                });
+                break;
+            }
+        }
+    }
 }
 
 /// One problem found in an import, by feature.
@@ -234,26 +256,21 @@ pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value,
         }
     }
     let codes: Vec<String> = parsed.iter().map(|x| x.0.clone()).collect();
-    let siblings = sibling_grids(&st.db, &comm.path, &codes).await?;
-    for (i, (c, _, poly)) in parsed.iter().enumerate() {
-        let others = siblings.iter().map(|(a, b)| (a, b)).chain(parsed.iter().take(i).map(|(a, _, b)| (a, b)));
-        for (oc, op) in others {
-            if geo::overlaps(poly, op) {
-                errors.push(ImportError {
-                    feature: i,
-                    code: Some(c.clone()),
-                    message: GeoError::Overlaps(oc.clone()).to_string(),
-                });
-                break;
-            }
-        }
-    }
+    overlaps(&parsed, &sibling_grids(st.db.read(), &comm.path, &codes).await?, &mut errors);
     if !errors.is_empty() {
         return Ok(ImportReport { ok: false, created: 0, updated: 0, errors });
     }
     let (mut created, mut updated) = (0, 0);
     let now = now_ms();
     let mut tx = st.db.begin().await?;
+    // Checked again against the grids as they are now, with the community's row locked (on
+    // PostgreSQL; the one writer serialises SQLite): a change to a sibling committed since the
+    // check above, here or on another node, is seen, and none can commit until this one has.
+    sqlx::query("UPDATE nodes SET version = version WHERE id = $1").bind(comm.id).execute(&mut tx).await?;
+    overlaps(&parsed, &sibling_grids(&mut tx, &comm.path, &codes).await?, &mut errors);
+    if !errors.is_empty() {
+        return Ok(ImportReport { ok: false, created: 0, updated: 0, errors });
+    }
     for (code, name, poly) in &parsed {
         let geom = geo::polygon_to_geojson(poly).to_string();
         let existing = sqlx::query("SELECT id, kind, path FROM nodes WHERE code = $1").bind(code).fetch_optional(&mut tx).await?;

@@ -171,4 +171,31 @@ async fn other_node_sees_grid_changes(app: TestApp) {
     node_b.db.close().await;
 }
 
-both!(import_errors_and_export, locate_wgs84_and_gcj02, grid_contract, other_node_sees_grid_changes);
+/// Two grids of one community given the same free area at once: one gets it, the other is
+/// told it overlaps (both used to pass the check and overlap, each checked before the other
+/// committed).
+async fn grid_edits_at_once_do_not_overlap(app: TestApp) {
+    let t = app.login("admin").await;
+    let (x0, y0, x1, y1) = grid_bbox(&app, &t, "520627001001001").await;
+    let mid = (x0 + x1) / 2.0;
+    let left = poly(&[(x0, y0), (mid - 0.0001, y0), (mid - 0.0001, y1), (x0, y1), (x0, y0)]);
+    let r = app.req(Method::PUT, "/api/v1/nodes/520627001001001/geometry").bearer(&t).json(left).send().await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    let (e, dx, dy) = (0.0001, x1 - 0.0001, y1 - 0.0001);
+    let freed = poly(&[(mid + e, y0 + e), (dx, y0 + e), (dx, dy), (mid + e, dy), (mid + e, y0 + e)]);
+    let put = |code: &str| app.req(Method::PUT, &format!("/api/v1/nodes/{code}/geometry")).bearer(&t).json(freed.clone()).send();
+    let (a, b) = tokio::join!(put("520627001001002"), put("520627001001003"));
+    let mut codes = [a.status, b.status];
+    codes.sort();
+    assert_eq!(codes, [StatusCode::NO_CONTENT, StatusCode::UNPROCESSABLE_ENTITY], "{} / {}", a.text(), b.text());
+    let refused = if a.status == StatusCode::NO_CONTENT { &b } else { &a };
+    assert!(refused.text().contains("重叠"), "{}", refused.text());
+}
+
+both!(
+    import_errors_and_export,
+    locate_wgs84_and_gcj02,
+    grid_contract,
+    other_node_sees_grid_changes,
+    grid_edits_at_once_do_not_overlap
+);
