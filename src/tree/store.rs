@@ -162,6 +162,14 @@ pub async fn create(st: &AppState, p: &Principal, input: &NodeInput, is_demo: bo
     if sqlx::query("SELECT id FROM nodes WHERE code = $1").bind(&code).fetch_optional(&mut tx).await?.is_some() {
         return Err(AppError::field("code", "该编码已存在"));
     }
+    if let Some(par) = &parent {
+        // The parent locked and still active: it may have been retired since it was read
+        // (retiring locks the node before it counts the active children).
+        let q = sqlx::query("UPDATE nodes SET version = version WHERE id = $1 AND retired_at IS NULL").bind(par.id);
+        if q.execute(&mut tx).await?.rows_affected() == 0 {
+            return Err(AppError::field("parent", "上级节点已停用"));
+        }
+    }
     sqlx::query(
         "INSERT INTO nodes (code, kind, name, parent_id, path, address, note, is_demo, created_at, updated_at) \
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$9)",
@@ -219,6 +227,14 @@ pub async fn set_retired(st: &AppState, p: &Principal, code: &str, retired: bool
         return Err(AppError::Conflict("县级节点不能停用".into()));
     }
     let mut tx = st.db.begin().await?;
+    // The node first (which locks it), then its children counted: a child being created under
+    // it either committed before, and is counted, or finds its parent retired.
+    sqlx::query("UPDATE nodes SET retired_at = $1, version = version + 1, updated_at = $2 WHERE id = $3")
+        .bind(retired.then(now_ms))
+        .bind(now_ms())
+        .bind(n.id)
+        .execute(&mut tx)
+        .await?;
     if retired {
         let active = sqlx::query("SELECT COUNT(*) AS c FROM nodes WHERE parent_id = $1 AND retired_at IS NULL")
             .bind(n.id)
@@ -228,12 +244,6 @@ pub async fn set_retired(st: &AppState, p: &Principal, code: &str, retired: bool
             return Err(AppError::Conflict("请先停用其下级节点".into()));
         }
     }
-    sqlx::query("UPDATE nodes SET retired_at = $1, version = version + 1, updated_at = $2 WHERE id = $3")
-        .bind(retired.then(now_ms))
-        .bind(now_ms())
-        .bind(n.id)
-        .execute(&mut tx)
-        .await?;
     let (act, verb) = if retired { ("node.retire", "停用") } else { ("node.restore", "恢复") };
     let summary = format!("{verb}{}「{}」", n.kind.label(), n.name);
     let ev = Event { action: act, entity: "node", entity_id: code, node_path: &n.path, summary: &summary };

@@ -138,4 +138,32 @@ async fn html_tree_pages(app: TestApp) {
     assert!(r.text().contains("/tree?node=520627001001001"));
 }
 
-both!(crud_and_validation, html_tree_pages);
+/// A child created while its parent is being retired: either the child exists under an active
+/// parent, or the parent is retired and the child was refused — never both.
+async fn create_under_a_parent_being_retired(app: TestApp) {
+    let t = app.login("admin").await;
+    for i in 0..6 {
+        let compound = format!("520627001001002-6{i}");
+        let r = app
+            .post("/api/v1/nodes")
+            .bearer(&t)
+            .json(json!({"kind": "compound", "code": compound, "parent": "520627001001002", "name": format!("小区{i}")}))
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let child = json!({"kind": "building", "code": format!("{compound}-01"), "parent": compound, "name": "1栋"});
+        let (made, retired) = tokio::join!(
+            app.post("/api/v1/nodes").bearer(&t).json(child).send(),
+            app.post(&format!("/api/v1/nodes/{compound}/retire")).bearer(&t).send()
+        );
+        match (made.status, retired.status) {
+            (StatusCode::CREATED, StatusCode::CONFLICT) => assert!(retired.text().contains("下级")),
+            (StatusCode::UNPROCESSABLE_ENTITY, StatusCode::OK) => {
+                assert!(made.text().contains("上级节点已停用"), "{}", made.text())
+            }
+            other => panic!("{other:?}: {} / {}", made.text(), retired.text()),
+        }
+    }
+}
+
+both!(crud_and_validation, html_tree_pages, create_under_a_parent_being_retired);
