@@ -95,6 +95,16 @@ impl Tx {
         Ok(id)
     }
 
+    /// Makes the transactions that call this with the same `name` run one after another, on
+    /// every node, from here to their batch's commit: for a rule checked by a read (one active
+    /// record per ID number), whose read must then see what another node's writer has just
+    /// committed. On PostgreSQL the counter row `name` stays locked until the commit (each
+    /// later statement reads a new snapshot); on SQLite the one writer serialises them anyway.
+    pub async fn serialise(&mut self, name: &str) -> Result<(), sqlx::Error> {
+        let sql = "INSERT INTO counters (name, value) VALUES ($1, 0) ON CONFLICT (name) DO UPDATE SET value = counters.value";
+        sqlx::query(sql).bind(name).execute(&mut *self).await.map(drop)
+    }
+
     /// The next value of counter `name` (1 for a new one), gapless across transactions,
     /// batches and nodes.
     pub async fn next_in(&mut self, name: &str) -> Result<i64, sqlx::Error> {

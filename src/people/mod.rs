@@ -191,18 +191,27 @@ pub async fn insert(tx: &mut Tx, keys: &Keyring, v: &ValidPerson, is_demo: bool)
     Ok(get(&row, "id")?)
 }
 
+/// Refuses an ID number another active person (other than `except`) already has. Checked
+/// after taking the one lock of all ID-number checks, so two nodes cannot both find it free.
+async fn unique_id(st: &AppState, tx: &mut Tx, idn: &IdNumber, except: Option<i64>) -> AppResult<()> {
+    tx.serialise("lock:person_id").await?;
+    let dup = sqlx::query("SELECT id FROM persons WHERE id_bidx = $1 AND retired_at IS NULL AND id <> $2")
+        .bind(st.keyring.blind_index("id_number", idn.as_str()))
+        .bind(except.unwrap_or(0))
+        .fetch_optional(&mut *tx)
+        .await?;
+    match dup {
+        Some(_) => Err(AppError::field("id_number", "该身份证号已登记")),
+        None => Ok(()),
+    }
+}
+
 /// Registers a person (audited).
 pub async fn create(st: &AppState, p: &Principal, input: &PersonInput) -> AppResult<Person> {
     let v = validate(st, Some(p), input).await?;
     let mut tx = st.db.begin().await?;
-    if let Some(id) = &v.id {
-        let dup = sqlx::query("SELECT id FROM persons WHERE id_bidx = $1 AND retired_at IS NULL")
-            .bind(st.keyring.blind_index("id_number", id.as_str()))
-            .fetch_optional(&mut tx)
-            .await?;
-        if dup.is_some() {
-            return Err(AppError::field("id_number", "该身份证号已登记"));
-        }
+    if let Some(idn) = &v.id {
+        unique_id(st, &mut tx, idn, None).await?;
     }
     let id = insert(&mut tx, &st.keyring, &v, false).await?;
     let summary = format!("登记居民 {}（身份证 {}）", mask_name(&v.name), v.id.as_ref().map(|i| i.masked()).unwrap_or_default());
@@ -220,14 +229,7 @@ pub async fn update(st: &AppState, p: &Principal, id: i64, input: &PersonInput) 
     let v = validate(st, Some(p), input).await?;
     let mut tx = st.db.begin().await?;
     if let Some(idn) = &v.id {
-        let dup = sqlx::query("SELECT id FROM persons WHERE id_bidx = $1 AND retired_at IS NULL AND id <> $2")
-            .bind(st.keyring.blind_index("id_number", idn.as_str()))
-            .bind(id)
-            .fetch_optional(&mut tx)
-            .await?;
-        if dup.is_some() {
-            return Err(AppError::field("id_number", "该身份证号已登记"));
-        }
+        unique_id(st, &mut tx, idn, Some(id)).await?;
     }
     let f = encrypted_fields(&st.keyring, &v);
     sqlx::query(

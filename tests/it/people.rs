@@ -167,4 +167,31 @@ async fn edit_move_out_and_export(app: TestApp) {
     assert!(x.body.starts_with(b"PK"));
 }
 
-both!(masking_and_audited_reveal, edit_move_out_and_export);
+/// The same ID number registered on two nodes at once: one person, the other told it is
+/// registered (each node checked before the other committed).
+async fn one_id_number_on_two_nodes(app: TestApp) {
+    let other = linli::app::AppState::open((*app.st.cfg).clone()).await.expect("a second node");
+    let who = linli::auth::Principal::system("test");
+    for (i, seq) in (21..26).enumerate() {
+        let id = linli::ident::IdNumber::compose("520627", "19900101", seq).unwrap();
+        let input = |name: &str| linli::people::PersonInput {
+            name: name.into(),
+            id_number: id.as_str().into(),
+            node: "520627001001003".into(),
+            ..Default::default()
+        };
+        let (a, b) = (input("甲"), input("乙"));
+        let (a, b) = tokio::join!(linli::people::create(&app.st, &who, &a), linli::people::create(&other, &who, &b));
+        assert!(
+            a.is_ok() != b.is_ok(),
+            "round {i}: exactly one registers it: {:?} / {:?}",
+            a.as_ref().map(|p| p.id),
+            b.as_ref().map(|p| p.id)
+        );
+        let refused = a.err().or(b.err()).unwrap();
+        assert!(format!("{refused:?}").contains("该身份证号已登记"), "{refused:?}");
+    }
+    other.db.close().await;
+}
+
+both!(masking_and_audited_reveal, edit_move_out_and_export, one_id_number_on_two_nodes);
