@@ -1,6 +1,7 @@
 //! The in-app inbox and live updates. Notifications are rows written in the same transaction
 //! as the change; the server-sent event stream polls them, so any node can serve any user.
 
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -94,20 +95,39 @@ fn note_row(r: &Row) -> AppResult<Note> {
 
 /// The caller's notifications newer than `after`, newest first.
 pub async fn list(st: &AppState, p: &Principal, after: i64, limit: i64) -> AppResult<Vec<Note>> {
+    select(st, p, &format!("n.id > {after}"), "n.id DESC", limit).await
+}
+
+/// The caller's notifications matching `cond`, in `order`, at most `limit`.
+async fn select(st: &AppState, p: &Principal, cond: &str, order: &str, limit: i64) -> AppResult<Vec<Note>> {
     let mut w = Where::new();
     mine(&mut w, p);
-    w.raw(&format!("n.id > {after}"));
+    w.raw(cond);
     let page = w
         .page(
             &st.db,
             "n.id, n.kind, n.text, n.created_at, n.read_at, c.number",
             "FROM notifications n LEFT JOIN cases c ON c.id = n.case_id",
-            "n.id DESC",
+            order,
             (1, limit.clamp(1, 500)),
             note_row,
         )
         .await?;
     Ok(page.items)
+}
+
+/// How long after it was made a notification is still looked for by a live stream: on
+/// PostgreSQL with several nodes a row can become visible after one with a larger id (its
+/// batch committed later), so ids alone would skip it.
+const LATE_MS: i64 = 10_000;
+
+/// Notifications a live stream has not sent yet: newer than `last`, or made in the last
+/// [`LATE_MS`] and not in `sent`; oldest first, so that a burst larger than one poll is sent
+/// whole over the next polls.
+async fn unsent(st: &AppState, p: &Principal, last: i64, sent: &HashMap<i64, i64>) -> AppResult<VecDeque<Note>> {
+    let since = now_ms() - LATE_MS;
+    let rows = select(st, p, &format!("(n.id > {last} OR n.created_at > {since})"), "n.id ASC", 200).await?;
+    Ok(rows.into_iter().filter(|n| !sent.contains_key(&n.id)).collect())
 }
 
 /// Marks the caller's notifications read up to `upto`.
@@ -129,21 +149,34 @@ pub async fn latest(st: &AppState, p: &Principal) -> AppResult<i64> {
     Ok(list(st, p, 0, 1).await?.first().map(|n| n.id).unwrap_or(0))
 }
 
-/// Server-sent events: one `notification` event per new row, polled every second.
+/// Server-sent events: one `notification` event per new row (after `from`), polled every
+/// second.
 pub fn stream(st: AppState, p: Principal, from: i64) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let s = stream::unfold((st, p, from, Vec::<Note>::new()), |(st, p, mut last, mut pending)| async move {
+    let start = (st, p, from, None::<VecDeque<Note>>, HashMap::<i64, i64>::new());
+    let s = stream::unfold(start, |(st, p, mut last, pending, mut sent)| async move {
+        let mut pending = match pending {
+            Some(p) => p,
+            None => {
+                // Recent rows up to where the stream starts were there before it: not sent again.
+                let seen = unsent(&st, &p, i64::MAX, &sent).await.unwrap_or_default();
+                sent.extend(seen.iter().filter(|n| n.id <= last).map(|n| (n.id, n.at)));
+                VecDeque::new()
+            }
+        };
         loop {
-            if let Some(n) = pending.pop() {
+            if let Some(n) = pending.pop_front() {
                 last = last.max(n.id);
+                sent.insert(n.id, n.at);
                 let ev = Event::default()
                     .id(n.id.to_string())
                     .event("notification")
                     .data(serde_json::to_string(&n).unwrap_or_default());
-                return Some((Ok(ev), (st, p, last, pending)));
+                return Some((Ok(ev), (st, p, last, Some(pending), sent)));
             }
             tokio::time::sleep(Duration::from_millis(1000)).await;
-            // Oldest last so that pop() sends in order.
-            pending = list(&st, &p, last, 50).await.unwrap_or_default();
+            let forget = now_ms() - 2 * LATE_MS;
+            sent.retain(|_, at| *at > forget);
+            pending = unsent(&st, &p, last, &sent).await.unwrap_or_default();
         }
     });
     Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive"))

@@ -161,43 +161,66 @@ async fn webhook_signed_and_retried(app: TestApp) {
     assert_eq!(id(&reqs[0].0), id(&reqs[1].0), "one delivery id across retries");
 }
 
-async fn live_notification_stream(app: TestApp) {
-    let staff = app.login("huahuaqiao").await;
-    let resp = {
-        use tower::ServiceExt;
-        let req = axum::http::Request::builder()
-            .uri("/api/v1/events")
-            .header("authorization", format!("Bearer {staff}"))
-            .body(axum::body::Body::empty())
-            .unwrap();
-        app.router.clone().oneshot(req).await.unwrap()
-    };
+/// The caller's live event stream (`/api/v1/events`).
+async fn events(app: &TestApp, token: &str) -> axum::body::Body {
+    use tower::ServiceExt;
+    let req = axum::http::Request::builder()
+        .uri("/api/v1/events")
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = app.router.clone().oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-    let mut body = resp.into_body();
-    let resident = app.login("jumin").await;
-    let r = app
-        .post("/api/v1/cases")
-        .bearer(&resident)
-        .json(json!({"category": "ldd", "description": "楼道灯坏了", "grid": "520627001001002"}))
-        .send()
-        .await;
-    let number = r.json()["number"].as_str().unwrap().to_string();
-    let got = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        let mut text = String::new();
+    resp.into_body()
+}
+
+/// What the stream sends until `done` holds of it (or `secs` pass).
+async fn read_until(body: &mut axum::body::Body, secs: u64, done: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(secs), async {
         while let Some(Ok(frame)) = body.frame().await {
             if let Some(d) = frame.data_ref() {
                 text.push_str(&String::from_utf8_lossy(d));
-                if text.contains(&number) {
-                    return text;
+                if done(&text) {
+                    return;
                 }
             }
         }
-        text
     })
-    .await
-    .expect("a notification arrives within seconds");
+    .await;
+    text
+}
+
+/// A new case in 花花桥社区 by the demo resident; its number.
+async fn resident_case(app: &TestApp, resident: &str, what: &str) -> String {
+    let r = app
+        .post("/api/v1/cases")
+        .bearer(resident)
+        .json(json!({"category": "ldd", "description": what, "grid": "520627001001002"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    r.json()["number"].as_str().unwrap().to_string()
+}
+
+async fn live_notification_stream(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let mut body = events(&app, &staff).await;
+    let resident = app.login("jumin").await;
+    let number = resident_case(&app, &resident, "楼道灯坏了").await;
+    let got = read_until(&mut body, 10, |t| t.contains(&number)).await;
+    assert!(got.contains(&number), "a notification arrives within seconds: {got}");
     assert!(got.contains("event: notification") && got.contains("case.new"), "{got}");
+    // A burst larger than one poll's worth comes whole, each once (the oldest used to be
+    // skipped: each poll took the newest 50).
+    let texts: Vec<String> = (0..70).map(|i| format!("楼道灯坏了 {i}")).collect();
+    let burst: Vec<_> = texts.iter().map(|t| resident_case(&app, &resident, t)).collect();
+    let numbers = futures_util::future::join_all(burst).await;
+    let got = read_until(&mut body, 20, |t| numbers.iter().all(|n| t.contains(n.as_str()))).await;
+    for n in &numbers {
+        assert_eq!(got.matches(&format!("（{n}）")).count(), 1, "{n} sent once: {got}");
+    }
 }
 
 both!(sla_timers_run_once, superseded_timers_do_nothing, webhook_signed_and_retried, live_notification_stream);
