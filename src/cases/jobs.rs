@@ -94,11 +94,42 @@ async fn finish(tx: &mut Tx, id: i64, note: &str) -> AppResult<bool> {
     Ok(n == 1)
 }
 
-/// Runs every due job once; returns how many were processed. `now` is injectable for tests.
+/// How long a worker holds the jobs it claims, and the longest one job may run.
+#[derive(Clone, Copy, Debug)]
+pub struct Lease {
+    /// The claim's lease: after it, another worker (another node) may claim the jobs again.
+    pub ms: i64,
+    /// The longest a job takes (a webhook's request gives up after 10 s), with a margin: no
+    /// job is started later than this before the lease runs out, so none is still running
+    /// when another worker may claim it (and deliver it a second time).
+    pub longest_job_ms: i64,
+}
+
+impl Lease {
+    /// A minute, and 15 s for one job.
+    pub const DEFAULT: Lease = Lease { ms: 60_000, longest_job_ms: 15_000 };
+}
+
+/// Runs due jobs once each; returns how many were processed. `now` is injectable for tests.
 pub async fn run_due(st: &AppState, worker: &str, now: i64) -> AppResult<usize> {
-    let jobs = claim(st, worker, now, 50, 60_000).await?;
-    let n = jobs.len();
-    for job in jobs {
+    run_due_within(st, worker, now, Lease::DEFAULT).await
+}
+
+/// [`run_due`] under `lease`: the jobs claimed that cannot start in time are handed back
+/// (unlocked, their attempt not counted) for the next round, here or on another node.
+pub async fn run_due_within(st: &AppState, worker: &str, now: i64, lease: Lease) -> AppResult<usize> {
+    let jobs = claim(st, worker, now, 50, lease.ms).await?;
+    let started = std::time::Instant::now();
+    let last_start = Duration::from_millis((lease.ms - lease.longest_job_ms).max(0) as u64);
+    let mut n = 0;
+    let mut jobs = jobs.into_iter();
+    while let Some(job) = jobs.next() {
+        if n > 0 && started.elapsed() > last_start {
+            let back: Vec<String> = std::iter::once(job.id).chain(jobs.map(|j| j.id)).map(|id| id.to_string()).collect();
+            hand_back(st, worker, &back).await?;
+            break;
+        }
+        n += 1;
         let res = match job.kind.as_str() {
             "sla" => sla(st, &job, now).await,
             "webhook" => webhook(st, &job).await,
@@ -114,6 +145,18 @@ pub async fn run_due(st: &AppState, worker: &str, now: i64) -> AppResult<usize> 
         }
     }
     Ok(n)
+}
+
+/// Unlocks jobs `ids` that `worker` claimed and did not start, and uncounts their attempt.
+async fn hand_back(st: &AppState, worker: &str, ids: &[String]) -> AppResult<()> {
+    let sql = format!(
+        "UPDATE jobs SET locked_until = NULL, attempts = attempts - 1 WHERE locked_by = $1 AND done_at IS NULL AND id IN ({})",
+        ids.join(",")
+    );
+    let mut tx = st.db.begin().await?;
+    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(worker).execute(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The worker loop of `linli serve`.

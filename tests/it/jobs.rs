@@ -95,6 +95,12 @@ type Seen = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
 /// A one-connection-at-a-time HTTP server that answers 500 first, then 200, recording requests.
 async fn flaky_server() -> (u16, Seen) {
+    webhook_server(true, 0).await
+}
+
+/// A webhook receiver for ten requests, answering each after `delay_ms` (the first with 500
+/// if `fail_first`).
+async fn webhook_server(fail_first: bool, delay_ms: u64) -> (u16, Seen) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen: Seen = Arc::default();
@@ -122,7 +128,8 @@ async fn flaky_server() -> (u16, Seen) {
                     break;
                 }
             }
-            let status = if i == 0 { "500 Internal Server Error" } else { "200 OK" };
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+            let status = if i == 0 && fail_first { "500 Internal Server Error" } else { "200 OK" };
             let _ = s.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes()).await;
         }
     });
@@ -159,6 +166,33 @@ async fn webhook_signed_and_retried(app: TestApp) {
     }
     let id = |h: &str| h.lines().find_map(|l| l.strip_prefix("X-Linli-Delivery: ")).unwrap().to_string();
     assert_eq!(id(&reqs[0].0), id(&reqs[1].0), "one delivery id across retries");
+}
+
+/// A slow receiver: the deliveries a worker could not start within its lease go back to the
+/// queue, uncounted, instead of running after another node may have claimed them again.
+async fn slow_webhooks_stay_within_the_lease(app: TestApp) {
+    let (port, seen) = webhook_server(false, 700).await;
+    let admin = app.login("admin").await;
+    let r =
+        app.post("/api/v1/webhooks").bearer(&admin).json(json!({"url": format!("http://127.0.0.1:{port}/slow")})).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let staff = app.login("huahuaqiao").await;
+    for what in ["垃圾桶满了", "路灯不亮", "井盖松动"] {
+        new_case(&app, &staff, "laji", what).await;
+    }
+    let lease = jobs::Lease { ms: 1_500, longest_job_ms: 1_000 };
+    let now = linli::db::now_ms();
+    assert_eq!(jobs::run_due_within(&app.st, "w", now, lease).await.unwrap(), 1, "one delivery fits in the lease");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let back = "SELECT COUNT(*) FROM jobs WHERE kind = 'webhook' AND done_at IS NULL AND locked_until IS NULL AND attempts = 0";
+    assert_eq!(scalar(&app, back).await, 2, "the other two handed back, their attempt uncounted");
+    while jobs::run_due_within(&app.st, "w", now, lease).await.unwrap() > 0 {}
+    let id = |h: &str| h.lines().find_map(|l| l.strip_prefix("X-Linli-Delivery: ")).unwrap().to_string();
+    let mut ids: Vec<String> = seen.lock().unwrap().iter().map(|(h, _)| id(h)).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((ids.len(), seen.lock().unwrap().len()), (3, 3), "each delivered once");
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind = 'webhook' AND done_at IS NULL").await, 0);
 }
 
 /// The caller's live event stream (`/api/v1/events`).
@@ -223,4 +257,10 @@ async fn live_notification_stream(app: TestApp) {
     }
 }
 
-both!(sla_timers_run_once, superseded_timers_do_nothing, webhook_signed_and_retried, live_notification_stream);
+both!(
+    sla_timers_run_once,
+    superseded_timers_do_nothing,
+    webhook_signed_and_retried,
+    slow_webhooks_stay_within_the_lease,
+    live_notification_stream
+);
