@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/0005_rollup_cube.sql")),
     (6, include_str!("../../migrations/0006_overdue_counter.sql")),
     (7, include_str!("../../migrations/0007_leaner_writes.sql")),
+    (8, include_str!("../../migrations/0008_person_version.sql")),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

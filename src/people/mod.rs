@@ -43,6 +43,8 @@ pub struct Person {
     pub room: String,
     /// Tags, comma separated.
     pub tags: String,
+    /// Version: an edit names the one it was made from.
+    pub version: i64,
     #[serde(skip)]
     path: String,
 }
@@ -77,6 +79,9 @@ pub struct PersonInput {
     /// Tags.
     #[serde(default)]
     pub tags: String,
+    /// The version an edit was made from (edits only; the current one if absent).
+    #[serde(default)]
+    pub version: Option<i64>,
 }
 
 /// Parsed, valid input: nothing invalid passes this point.
@@ -232,9 +237,9 @@ pub async fn update(st: &AppState, p: &Principal, id: i64, input: &PersonInput) 
         unique_id(st, &mut tx, idn, Some(id)).await?;
     }
     let f = encrypted_fields(&st.keyring, &v);
-    sqlx::query(
+    let changed = sqlx::query(
         "UPDATE persons SET name = $1, id_enc = $2, id_bidx = $3, phone_enc = $4, phone_bidx = $5, gender = $6, birth_year = $7, \
-         node_id = $8, room = $9, tags = $10, updated_at = $11 WHERE id = $12",
+         node_id = $8, room = $9, tags = $10, updated_at = $11, version = version + 1 WHERE id = $12 AND version = $13",
     )
     .bind(&v.name)
     .bind(f.id_enc)
@@ -248,8 +253,12 @@ pub async fn update(st: &AppState, p: &Principal, id: i64, input: &PersonInput) 
     .bind(&v.tags)
     .bind(now_ms())
     .bind(id)
+    .bind(input.version.unwrap_or(old.version))
     .execute(&mut tx)
     .await?;
+    if changed.rows_affected() == 0 {
+        return Err(AppError::Conflict("该记录已被他人修改，请刷新后重试".into()));
+    }
     let summary = format!("修改居民 {} 的信息（住址 {} → {}）", mask_name(&v.name), old.node_code, input.node.trim());
     let ev =
         Event { action: "person.update", entity: "person", entity_id: &id.to_string(), node_path: &v.path, summary: &summary };
@@ -263,11 +272,13 @@ pub async fn retire(st: &AppState, p: &Principal, id: i64, reason: &str) -> AppR
     let old = get_person(st, p, id).await?;
     p.check(Perm::PersonWrite, &old.path)?;
     let mut tx = st.db.begin().await?;
-    sqlx::query("UPDATE persons SET retired_at = $1, updated_at = $1 WHERE id = $2 AND retired_at IS NULL")
-        .bind(now_ms())
-        .bind(id)
-        .execute(&mut tx)
-        .await?;
+    sqlx::query(
+        "UPDATE persons SET retired_at = $1, updated_at = $1, version = version + 1 WHERE id = $2 AND retired_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .execute(&mut tx)
+    .await?;
     let summary =
         format!("居民 {} 迁出；原因：{}", mask_name(&old.name), if reason.trim().is_empty() { "未填写" } else { reason.trim() });
     let ev =
@@ -303,7 +314,7 @@ pub async fn export(st: &AppState, p: &Principal, f: &PersonFilter) -> AppResult
     workbook("居民", &["姓名", "性别", "出生年", "身份证号（脱敏）", "手机号（脱敏）", "住址编码", "住址", "房号", "标签"], rows)
 }
 
-const COLS: &str = "pe.id, pe.name, pe.id_enc, pe.phone_enc, pe.gender, pe.birth_year, pe.room, pe.tags, n.code AS node_code, n.name AS node_name, n.path";
+const COLS: &str = "pe.id, pe.name, pe.id_enc, pe.phone_enc, pe.gender, pe.birth_year, pe.room, pe.tags, pe.version, n.code AS node_code, n.name AS node_name, n.path";
 
 fn masked(keys: &Keyring, r: &Row) -> AppResult<Person> {
     let id_enc: Option<Vec<u8>> = get(r, "id_enc")?;
@@ -328,6 +339,7 @@ fn masked(keys: &Keyring, r: &Row) -> AppResult<Person> {
         node_name: get(r, "node_name")?,
         room: get(r, "room")?,
         tags: get(r, "tags")?,
+        version: get(r, "version")?,
         path: get(r, "path")?,
     })
 }

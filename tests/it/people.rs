@@ -142,6 +142,21 @@ async fn edit_move_out_and_export(app: TestApp) {
     assert_eq!(r.json()["mobile"], "139****5678");
     assert_eq!(r.json()["room"], "9-901");
     assert_eq!(app.get("/api/v1/persons?q=13912345678").bearer(&staff).send().await.json()["total"], 1);
+    // Two edits made from one version: the second is refused instead of undoing the first.
+    let v = r.json()["version"].as_i64().unwrap();
+    let edit =
+        |room: &str| json!({"name": "改名后", "mobile": "13912345678", "node": "520627001001003", "room": room, "version": v});
+    let put = |body| app.req(axum::http::Method::PUT, &format!("/api/v1/persons/{pid}")).bearer(&staff).json(body).send();
+    let first = put(edit("9-902")).await;
+    assert_eq!((first.status, first.json()["version"].as_i64()), (StatusCode::OK, Some(v + 1)), "{}", first.text());
+    let second = put(edit("9-903")).await;
+    assert_eq!(second.status, StatusCode::CONFLICT, "{}", second.text());
+    let now = app.get(&format!("/api/v1/persons/{pid}")).bearer(&staff).send().await.json();
+    assert_eq!(now["room"], "9-902");
+    // The edit form carries the version it was made from.
+    let cookie = format!("linli_session={staff}");
+    let page = app.get(&format!("/people/{pid}")).cookie(&cookie).send().await.text();
+    assert!(page.contains(&format!(r#"name="version" value="{}""#, v + 1)), "{page}");
     // Export: masked, audited, a real xlsx.
     let x = app.get("/api/v1/persons/export.xlsx?node=520627001001003").bearer(&staff).send().await;
     assert_eq!(x.status, StatusCode::OK);
