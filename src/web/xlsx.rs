@@ -32,6 +32,20 @@ impl From<i64> for Cell {
     }
 }
 
+/// Characters Excel holds in one cell.
+const CELL_MAX: usize = 32_767;
+
+/// `s` cut to what one cell holds, marked where it was cut (a longer text would make the whole
+/// export fail).
+fn fit(s: String) -> String {
+    const CUT: &str = "…（超出 Excel 单元格上限，已截断）";
+    if s.chars().count() <= CELL_MAX {
+        return s;
+    }
+    let keep = CELL_MAX - CUT.chars().count();
+    s.chars().take(keep).chain(CUT.chars()).collect()
+}
+
 fn x(e: XlsxError) -> AppError {
     AppError::Internal(format!("xlsx: {e}"))
 }
@@ -54,7 +68,7 @@ pub fn workbook(sheet: &str, headers: &[&str], rows: impl IntoIterator<Item = Ve
                     if let Some(w) = widths.get_mut(c) {
                         *w = (*w).max(s.chars().map(|ch| if ch.is_ascii() { 1 } else { 2 }).sum::<usize>() + 2).min(60);
                     }
-                    ws.write_string(r, c as u16, s).map_err(x)?
+                    ws.write_string(r, c as u16, fit(s)).map_err(x)?
                 }
                 Cell::Num(n) => ws.write_number(r, c as u16, n).map_err(x)?,
             };
@@ -78,4 +92,20 @@ pub fn download(filename: &str, bytes: Vec<u8>) -> Response {
         bytes,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlong_text_is_cut_to_one_cell() {
+        let long = "长".repeat(40_000);
+        let cut = fit(long.clone());
+        assert_eq!(cut.chars().count(), CELL_MAX);
+        assert!(cut.ends_with("已截断）"));
+        assert_eq!(fit("短".into()), "短");
+        let book = workbook("表", &["内容"], [vec![Cell::Text(long)]]).expect("an export with an overlong cell");
+        assert!(book.starts_with(b"PK"));
+    }
 }
