@@ -141,6 +141,50 @@ fn cell_value(d: &Data) -> Value {
     }
 }
 
+/// Rows, columns and filled cells an import reads at most. The sheet is read cell by cell:
+/// as one grid, a single cell placed far away (`XFD1048576`) in a small file would make it
+/// billions of cells.
+const MAX_ROWS: u32 = 100_000;
+const MAX_COLS: u32 = 200;
+const MAX_CELLS: usize = 2_000_000;
+
+/// The first sheet's header titles and its rows after the header (with their numbers as
+/// Excel shows them, counted from the header), from its first filled row and column on.
+fn first_sheet(bytes: &[u8]) -> AppResult<(Vec<String>, Vec<(usize, Vec<Data>)>)> {
+    let bad = |m: &str| AppError::field("file", m.to_string());
+    let too_big = || bad(&format!("表格过大：最多 {MAX_ROWS} 行、{MAX_COLS} 列"));
+    let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes.to_vec())).map_err(|_| bad("不是有效的 xlsx 文件"))?;
+    let name = wb.sheet_names().first().cloned().ok_or_else(|| bad("文件中没有工作表"))?;
+    let mut reader = wb.worksheet_cells_reader(&name).map_err(|_| bad("无法读取第一个工作表"))?;
+    let mut cells: Vec<(u32, u32, Data)> = Vec::new();
+    while let Some(cell) = reader.next_cell().map_err(|_| bad("无法读取第一个工作表"))? {
+        let (r, c) = cell.get_position();
+        let value = Data::from(cell.get_value().clone());
+        if matches!(value, Data::Empty) {
+            continue;
+        }
+        if r >= MAX_ROWS || c >= MAX_COLS || cells.len() >= MAX_CELLS {
+            return Err(too_big());
+        }
+        cells.push((r, c, value));
+    }
+    let (Some(top), Some(left)) = (cells.iter().map(|x| x.0).min(), cells.iter().map(|x| x.1).min()) else {
+        return Err(bad("文件为空"));
+    };
+    let bottom = cells.iter().map(|x| x.0).max().unwrap_or(top);
+    let width = cells.iter().map(|x| x.1).max().unwrap_or(left) - left + 1;
+    if (bottom - top + 1) as usize * width as usize > MAX_CELLS {
+        return Err(too_big());
+    }
+    let mut rows = vec![vec![Data::Empty; width as usize]; (bottom - top + 1) as usize];
+    for (r, c, v) in cells {
+        rows[(r - top) as usize][(c - left) as usize] = v;
+    }
+    let mut rows = rows.into_iter();
+    let head = rows.next().unwrap_or_default().iter().map(|c| c.to_string().trim().trim_end_matches('*').to_string()).collect();
+    Ok((head, rows.enumerate().map(|(i, r)| (i + 2, r)).collect()))
+}
+
 /// Imports an xlsx (first sheet; header row of titles, an optional 说明 row): validates every
 /// cell, and writes all rows in one transaction only if none failed and it is not a dry run.
 pub async fn import(
@@ -152,20 +196,8 @@ pub async fn import(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> AppResult<ImportReport> {
     p.require(Perm::TreeWrite)?;
-    let bad = |m: &str| AppError::field("file", m.to_string());
     // Read everything first: the workbook need not live across the validation below.
-    let (head, data): (Vec<String>, Vec<(usize, Vec<Data>)>) = {
-        let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes.to_vec())).map_err(|_| bad("不是有效的 xlsx 文件"))?;
-        let range = wb.worksheet_range_at(0).ok_or_else(|| bad("文件中没有工作表"))?.map_err(|_| bad("无法读取第一个工作表"))?;
-        let mut rows = range.rows();
-        let head = rows
-            .next()
-            .ok_or_else(|| bad("文件为空"))?
-            .iter()
-            .map(|c| c.to_string().trim().trim_end_matches('*').to_string())
-            .collect();
-        (head, rows.enumerate().map(|(i, r)| (i + 2, r.to_vec())).collect())
-    };
+    let (head, data) = first_sheet(bytes)?;
     // Map each field to its column by title.
     let mut cols = Vec::new();
     let mut errors = Vec::new();

@@ -241,6 +241,20 @@ async fn excel_round_trip(app: TestApp) {
         .await
         .json();
     assert_eq!(r["errors"][0]["row"], 1);
+    // A small file with one cell in the sheet's last row and column: refused at once, instead
+    // of reading a grid of 17 billion cells (it took the server's memory).
+    let far = {
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        ws.write_string(0, 0, "超市").unwrap();
+        ws.write_string(1_048_575, 16_383, "远处").unwrap();
+        wb.save_to_buffer().unwrap()
+    };
+    assert!(far.len() < 10_000);
+    let r =
+        app.post("/api/v1/registers/sales/import?dry_run=true").bearer(&admin).raw("application/octet-stream", far).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.text().contains("表格过大"), "{}", r.text());
 }
 
 async fn register_rules(app: TestApp) {
