@@ -148,9 +148,12 @@ const MAX_ROWS: u32 = 100_000;
 const MAX_COLS: u32 = 200;
 const MAX_CELLS: usize = 2_000_000;
 
+/// A row of the sheet with its number as Excel shows it.
+type Numbered = (usize, Vec<Data>);
+
 /// The first sheet's header titles and its rows after the header (with their numbers as
 /// Excel shows them, counted from the header), from its first filled row and column on.
-fn first_sheet(bytes: &[u8]) -> AppResult<(Vec<String>, Vec<(usize, Vec<Data>)>)> {
+fn first_sheet(bytes: &[u8]) -> AppResult<(Vec<String>, Vec<Numbered>)> {
     let bad = |m: &str| AppError::field("file", m.to_string());
     let too_big = || bad(&format!("表格过大：最多 {MAX_ROWS} 行、{MAX_COLS} 列"));
     let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes.to_vec())).map_err(|_| bad("不是有效的 xlsx 文件"))?;
