@@ -61,6 +61,23 @@ fn polygon_geometry(obj: &Map<String, Value>) -> Result<Polygon, GeoError> {
     Ok(Polygon { exterior: ring(first)?, holes: rest.iter().map(ring).collect::<Result<_, _>>()? })
 }
 
+/// Positions a submitted polygon may have, all rings together: far more than a drawn grid or
+/// community boundary needs, and few enough that checking it (simple, inside its community,
+/// apart from its neighbours; work that grows with the square of the positions) takes
+/// milliseconds. Polygons already stored are read whatever their size.
+pub const MAX_POINTS: usize = 2_000;
+
+/// [`polygon_from_geojson`] for a submitted boundary: refused unread past [`MAX_POINTS`].
+pub fn polygon_from_input(v: &Value) -> Result<Polygon, GeoError> {
+    let geometry = if v.get("type").and_then(Value::as_str) == Some("Feature") { v.get("geometry") } else { Some(v) };
+    let rings = geometry.and_then(|g| g.get("coordinates")).and_then(Value::as_array);
+    let positions: usize = rings.map_or(0, |rs| rs.iter().map(|r| r.as_array().map_or(0, Vec::len)).sum());
+    if positions > MAX_POINTS {
+        return Err(GeoError::TooManyPoints(MAX_POINTS));
+    }
+    polygon_from_geojson(v)
+}
+
 /// Parses a Polygon geometry, or a Feature whose geometry is a Polygon.
 /// Positions are `[lng, lat]`; altitude and other extras are ignored.
 pub fn polygon_from_geojson(v: &Value) -> Result<Polygon, GeoError> {
@@ -124,7 +141,7 @@ pub fn features_from_collection(v: &Value) -> Result<Vec<ParsedFeature>, GeoErro
             .filter(|_| f.get("type").and_then(Value::as_str) == Some("Feature"))
             .cloned()
             .unwrap_or(Value::Null);
-        (props, polygon_from_geojson(f))
+        (props, polygon_from_input(f))
     };
     match t {
         "FeatureCollection" => Ok(obj
@@ -183,7 +200,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_input() {
-        let err = |v: Value| polygon_from_geojson(&v).unwrap_err();
+        let err = |v: Value| polygon_from_input(&v).unwrap_err();
         assert_eq!(err(json!([1, 2])), bad("不是 JSON 对象"));
         assert_eq!(err(json!("Polygon")), bad("不是 JSON 对象"));
         assert_eq!(err(json!({"type": "Polygon"})), bad("缺少 coordinates 字段"));
@@ -200,6 +217,15 @@ mod tests {
         assert_eq!(err(json!({"type": "Feature", "geometry": null})), bad("要素缺少 geometry"));
         assert_eq!(err(json!({"type": "Circle"})), bad("未知的几何类型 Circle"));
         assert_eq!(err(json!({"type": "Polygon", "coordinates": []})).to_string(), "GeoJSON 格式错误：coordinates 不能为空");
+        // A boundary of 40,000 positions (its checks took 11 s of a worker) is refused unread.
+        let circle: Vec<Value> = (0..=40_000)
+            .map(|i| {
+                let a = std::f64::consts::TAU * (i % 40_000) as f64 / 40_000.0;
+                json!([108.47 + 0.01 * a.cos(), 28.54 + 0.01 * a.sin()])
+            })
+            .collect();
+        assert_eq!(err(json!({"type": "Polygon", "coordinates": [circle]})), GeoError::TooManyPoints(MAX_POINTS));
+        assert!(GeoError::TooManyPoints(MAX_POINTS).to_string().contains("最多 2000 个"));
     }
 
     #[test]

@@ -21,7 +21,8 @@ mod validate;
 
 pub use gcj02::{Crs, gcj02_to_wgs84, wgs84_to_gcj02};
 pub use geojson::{
-    ParsedFeature, feature, feature_collection, features_from_collection, polygon_from_geojson, polygon_to_geojson,
+    ParsedFeature, feature, feature_collection, features_from_collection, polygon_from_geojson, polygon_from_input,
+    polygon_to_geojson,
 };
 pub use index::GridIndex;
 pub use polygon::Polygon;
@@ -84,6 +85,9 @@ pub enum GeoError {
     /// A hole lies (partly) outside the exterior ring or overlaps another hole.
     #[error("内环（洞）必须位于外环内部且互不重叠")]
     BadHole,
+    /// More positions than a boundary may have (its checks grow with the square of them).
+    #[error("多边形的坐标点过多：最多 {0} 个，请简化边界后再提交")]
+    TooManyPoints(usize),
     /// The grid overlaps the named sibling grid.
     #[error("与相邻网格 {0} 重叠")]
     Overlaps(String),

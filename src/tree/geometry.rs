@@ -331,7 +331,7 @@ pub async fn set_geometry(st: &AppState, p: &Principal, code: &str, body: &Value
             Ok(())
         }
         Kind::Community => {
-            let poly = geo::polygon_from_geojson(body)
+            let poly = geo::polygon_from_input(body)
                 .map(|p| to_wgs84(p, crs))
                 .map_err(|e| AppError::field("geometry", e.to_string()))?;
             geo::validate(&poly).map_err(|e| AppError::field("geometry", e.to_string()))?;
