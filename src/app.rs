@@ -171,6 +171,7 @@ pub fn router(st: AppState) -> Router {
         .merge(crate::cases::h5::routes())
         .merge(crate::cases::h5::qr_routes())
         .merge(crate::registers::routes::pages())
+        .layer(from_fn(crate::web::framework_errors))
         .layer(from_fn(crate::web::html_errors));
     let api = crate::auth::routes::api()
         .merge(crate::tree::routes::api())
@@ -178,7 +179,8 @@ pub fn router(st: AppState) -> Router {
         .merge(crate::audit::routes::api())
         .merge(crate::cases::routes::api())
         .merge(crate::registers::routes::api())
-        .merge(crate::web::pages::api());
+        .merge(crate::web::pages::api())
+        .layer(from_fn(crate::web::framework_errors));
     Router::new()
         .merge(pages)
         .nest("/api/v1", api)

@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -64,7 +64,7 @@ async fn login_post(State(st): State<AppState>, Caller(_, ip): Caller, FormBody(
         Ok(ok) => {
             let cookie = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax", ok.token);
             let to = if ok.principal.must_change_password { "/password".to_string() } else { safe_next(&f.next) };
-            ([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response()
+            ([(header::SET_COOKIE, cookie)], crate::web::see_other(&to)).into_response()
         }
         Err(e @ AppError::Internal(_)) => e.into_response(),
         Err(e) => login_page(random_hex(16), f.next, f.username, e.to_string(), e.status()),
@@ -74,7 +74,7 @@ async fn login_post(State(st): State<AppState>, Caller(_, ip): Caller, FormBody(
 async fn logout_post(State(st): State<AppState>, p: Principal) -> AppResult<Response> {
     store::logout(&st, &p).await?;
     let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; Max-Age=0");
-    Ok(([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response())
+    Ok(([(header::SET_COOKIE, clear)], crate::web::see_other("/login")).into_response())
 }
 
 #[derive(Template)]
@@ -273,7 +273,7 @@ async fn tokens_post(State(st): State<AppState>, p: Principal, FormBody(f): Form
 
 async fn token_revoke_page(State(st): State<AppState>, p: Principal, Path(id): Path<i64>) -> AppResult<Response> {
     store::revoke_token(&st, &p, id).await?;
-    Ok(Redirect::to("/tokens").into_response())
+    Ok(crate::web::see_other("/tokens").into_response())
 }
 
 /// Page routes.

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
@@ -159,7 +159,7 @@ async fn admin_post(
         _ => Err(AppError::NotFound),
     };
     match result {
-        Ok(secret) if secret.is_empty() => Ok(Redirect::to("/admin").into_response()),
+        Ok(secret) if secret.is_empty() => Ok(crate::web::see_other("/admin").into_response()),
         Ok(secret) => admin_page(&st, &p, FieldErrors::default(), secret).await,
         Err(AppError::Validation(v)) => admin_page(&st, &p, FieldErrors(v), String::new()).await,
         Err(e) => Err(e),

@@ -6,7 +6,7 @@
 use askama::Template;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get as route_get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
@@ -203,7 +203,7 @@ async fn report_post(State(st): State<AppState>, Caller(_, ip): Caller, mut mp: 
         ..Default::default()
     };
     match store::create(&st, Reporter::Public { channel: "resident_h5", ip: &ip }, &input, pics).await {
-        Ok(c) => Ok(Redirect::to(&format!("/m/done?number={}", c.number)).into_response()),
+        Ok(c) => Ok(crate::web::see_other(&format!("/m/done?number={}", c.number)).into_response()),
         Err(AppError::Validation(v)) => report_page(&st, f, FieldErrors(v)).await,
         Err(e) => Err(e),
     }
@@ -281,7 +281,7 @@ struct RateForm {
 
 async fn rate(State(st): State<AppState>, Caller(_, ip): Caller, Form(f): Form<RateForm>) -> AppResult<Response> {
     super::flow::rate_public(&st, &f.number, &f.phone, &f.satisfaction, &f.comment, &ip).await?;
-    Ok(Redirect::to(&format!("/m/track?number={}&phone={}", f.number, crate::web::urlencode(&f.phone))).into_response())
+    Ok(crate::web::see_other(&format!("/m/track?number={}&phone={}", f.number, crate::web::urlencode(&f.phone))).into_response())
 }
 
 #[derive(Template)]

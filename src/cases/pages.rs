@@ -6,7 +6,7 @@ use askama::Template;
 use axum::Router;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
@@ -212,7 +212,7 @@ async fn case_act(State(st): State<AppState>, p: Principal, Path(number): Path<S
         return case_page(&st, &p, &number, FieldErrors(vec![FieldError { field: "photos".into(), message: m }])).await;
     }
     match flow::act(&st, &p, &number, &i, pics).await {
-        Ok(_) => Ok(Redirect::to(&format!("/cases/{number}")).into_response()),
+        Ok(_) => Ok(crate::web::see_other(&format!("/cases/{number}")).into_response()),
         Err(AppError::Validation(v)) => case_page(&st, &p, &number, FieldErrors(v)).await,
         Err(e) => Err(e),
     }
@@ -275,7 +275,7 @@ async fn bulk(State(st): State<AppState>, p: Principal, body: axum::body::Bytes)
     );
     let back = if f.back.starts_with("/cases") { f.back } else { "/cases".into() };
     let sep = if back.contains('?') { '&' } else { '?' };
-    Ok(Redirect::to(&format!("{back}{sep}notice={}", crate::web::urlencode(&notice))).into_response())
+    Ok(crate::web::see_other(&format!("{back}{sep}notice={}", crate::web::urlencode(&notice))).into_response())
 }
 
 #[derive(Template)]
@@ -334,7 +334,7 @@ async fn new_post(State(st): State<AppState>, p: Principal, FormBody(f): FormBod
         ..Default::default()
     };
     match store::create(&st, Reporter::User(&p), &i, Vec::new()).await {
-        Ok(c) => Ok(Redirect::to(&format!("/cases/{}", c.number)).into_response()),
+        Ok(c) => Ok(crate::web::see_other(&format!("/cases/{}", c.number)).into_response()),
         Err(AppError::Validation(v)) => new_page(&st, &p, f, FieldErrors(v)).await,
         Err(e) => Err(e),
     }
@@ -369,7 +369,7 @@ async fn notes(State(st): State<AppState>, p: Principal) -> AppResult<Response> 
 
 async fn notes_read(State(st): State<AppState>, p: Principal) -> AppResult<Response> {
     notify::mark_read(&st, &p, i64::MAX).await?;
-    Ok(Redirect::to("/notifications").into_response())
+    Ok(crate::web::see_other("/notifications").into_response())
 }
 
 /// Page routes.

@@ -3,7 +3,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -110,7 +110,7 @@ async fn people_get(State(st): State<AppState>, p: Principal, Q(f): Q<PersonFilt
 
 async fn people_post(State(st): State<AppState>, p: Principal, FormBody(f): FormBody<PersonInput>) -> AppResult<Response> {
     match super::create(&st, &p, &f).await {
-        Ok(person) => Ok(Redirect::to(&format!("/people/{}", person.id)).into_response()),
+        Ok(person) => Ok(crate::web::see_other(&format!("/people/{}", person.id)).into_response()),
         Err(AppError::Validation(v)) => people_page(&st, &p, PersonFilter::default(), FieldErrors(v), f).await,
         Err(e) => Err(e),
     }
@@ -162,7 +162,7 @@ async fn person_edit(
     FormBody(f): FormBody<PersonInput>,
 ) -> AppResult<Response> {
     match super::update(&st, &p, id, &f).await {
-        Ok(_) => Ok(Redirect::to(&format!("/people/{id}")).into_response()),
+        Ok(_) => Ok(crate::web::see_other(&format!("/people/{id}")).into_response()),
         Err(AppError::Validation(v)) => person_page(&st, &p, id, None, FieldErrors(v)).await,
         Err(e) => Err(e),
     }
@@ -175,7 +175,7 @@ async fn person_retire(
     FormBody(f): FormBody<RevealForm>,
 ) -> AppResult<Response> {
     super::retire(&st, &p, id, &f.reason).await?;
-    Ok(Redirect::to("/people").into_response())
+    Ok(crate::web::see_other("/people").into_response())
 }
 
 /// Page routes.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -262,7 +262,9 @@ async fn create_post(
     let r = reg(&name)?;
     let form: Map<String, Value> = form_map(&body);
     match store::create(&st, &p, r, &form).await {
-        Ok(_) => Ok(Redirect::to(&format!("/registers/{name}?notice={}", crate::web::urlencode("已新建"))).into_response()),
+        Ok(_) => {
+            Ok(crate::web::see_other(&format!("/registers/{name}?notice={}", crate::web::urlencode("已新建"))).into_response())
+        }
         Err(AppError::Validation(v)) => {
             list_page(&st, &p, r, HashMap::new(), Extras { errors: FieldErrors(v), form, report: None, notice: String::new() })
                 .await
@@ -345,18 +347,18 @@ async fn detail_post(
                 }
             }
             match store::update(&st, &p, r, id, &form).await {
-                Ok(_) => Ok(Redirect::to(&format!("/registers/{name}/{id}")).into_response()),
+                Ok(_) => Ok(crate::web::see_other(&format!("/registers/{name}/{id}")).into_response()),
                 Err(AppError::Validation(v)) => detail(&st, &p, r, id, FieldErrors(v)).await,
                 Err(e) => Err(e),
             }
         }
         "retire" | "restore" => {
             store::set_retired(&st, &p, r, id, act == "retire").await?;
-            Ok(Redirect::to(&format!("/registers/{name}")).into_response())
+            Ok(crate::web::see_other(&format!("/registers/{name}")).into_response())
         }
         "to-case" => {
             let c = store::to_case(&st, &p, r, id, None).await?;
-            Ok(Redirect::to(&format!("/cases/{}", c.number)).into_response())
+            Ok(crate::web::see_other(&format!("/cases/{}", c.number)).into_response())
         }
         _ => Err(AppError::NotFound),
     }

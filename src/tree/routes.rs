@@ -3,7 +3,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -277,7 +277,7 @@ async fn tree_get(State(st): State<AppState>, p: Principal, Q(q): Q<TreeQ>) -> A
 
 async fn tree_create(State(st): State<AppState>, p: Principal, FormBody(f): FormBody<NodeInput>) -> AppResult<Response> {
     match store::create(&st, &p, &f, false).await {
-        Ok(n) => Ok(Redirect::to(&format!("/tree?node={}", n.code)).into_response()),
+        Ok(n) => Ok(crate::web::see_other(&format!("/tree?node={}", n.code)).into_response()),
         Err(AppError::Validation(v)) => {
             let parent = f.parent.clone();
             tree_page(&st, &p, &parent, NodeFilter::default(), Extras { errors: FieldErrors(v), form: f, ..Extras::default() })
@@ -301,8 +301,9 @@ async fn tree_action(
     Path((code, act)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> AppResult<Response> {
-    let back =
-        |notice: &str| Redirect::to(&format!("/tree?node={code}&notice={}", crate::web::urlencode(notice))).into_response();
+    let back = |notice: &str| {
+        crate::web::see_other(&format!("/tree?node={code}&notice={}", crate::web::urlencode(notice))).into_response()
+    };
     match act.as_str() {
         "edit" => {
             let f: NodeInput = serde_urlencoded_body(&body)?;
@@ -328,7 +329,7 @@ async fn tree_action(
         "delete" => {
             let parent = store::get_node(&st, &p, &code).await?.parent_code.unwrap_or_default();
             store::delete(&st, &p, &code).await?;
-            Ok(Redirect::to(&format!("/tree?node={parent}")).into_response())
+            Ok(crate::web::see_other(&format!("/tree?node={parent}")).into_response())
         }
         "geometry" => {
             let f: GeoForm = serde_urlencoded_body(&body)?;

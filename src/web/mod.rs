@@ -104,6 +104,39 @@ fn zh_serde(msg: &str) -> String {
     }
 }
 
+/// Middleware: an error answer made by the framework rather than by linli (a path, form,
+/// multipart or JSON body it could not read, a wrong content type, a body over the limit)
+/// carries English text (or none) and no [`ErrorInfo`]; it becomes linli's own zh-CN error with the same
+/// status, in JSON or, under [`html_errors`], as a page.
+pub async fn framework_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    // linli's own error answers carry ErrorInfo or are pages (a form shown again with its
+    // message); the framework's are plain text, or empty.
+    let plain = resp.headers().get(header::CONTENT_TYPE).is_none_or(|t| t.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || resp.extensions().get::<ErrorInfo>().is_some() || !plain {
+        return resp;
+    }
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "提交的内容过大",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "提交的内容类型不受支持，请按页面表单或接口说明提交",
+        StatusCode::METHOD_NOT_ALLOWED => "不支持该请求方式",
+        s if s.is_server_error() => return AppError::Internal(format!("framework answered {status}")).into_response(),
+        _ => "请求格式错误，请检查链接或提交的内容",
+    };
+    let mut r = AppError::BadRequest(message.into()).into_response();
+    *r.status_mut() = status;
+    r
+}
+
+/// A 303 redirect to `to`, its control characters (which a header cannot hold: a request
+/// could put them in a path or a "back" parameter) percent-encoded, so the redirect after a
+/// saved action cannot fail.
+pub fn see_other(to: &str) -> Redirect {
+    let clean: String = to.chars().map(|c| if c.is_control() { urlencode(&c.to_string()) } else { c.to_string() }).collect();
+    Redirect::to(&clean)
+}
+
 /// Middleware for page routes: an error response becomes a zh-CN HTML page; 401 becomes a
 /// redirect to the login page and a pending password change a redirect to the form.
 pub async fn html_errors(req: Request, next: Next) -> Response {
@@ -114,7 +147,7 @@ pub async fn html_errors(req: Request, next: Next) -> Response {
     };
     let status = resp.status();
     if status == StatusCode::UNAUTHORIZED && path != "/login" {
-        return Redirect::to(&format!("/login?next={}", urlencode(&path))).into_response();
+        return see_other(&format!("/login?next={}", urlencode(&path))).into_response();
     }
     if status == StatusCode::FORBIDDEN && info.message.contains("初始密码") {
         return Redirect::to("/password").into_response();

@@ -222,6 +222,26 @@ async fn csrf_and_forms(app: TestApp) {
     assert!(r.text().contains("lpat_"));
     let r = app.post("/api/v1/tokens").cookie(&cookie).header("x-csrf-token", &csrf).json(json!({"name": "y"})).send().await;
     assert_eq!(r.status, StatusCode::CREATED);
+    // A "next" holding a line break still redirects (the login is already made; the redirect
+    // used to fail with a 500), the break percent-encoded.
+    let r = app
+        .post("/login")
+        .form(&[("username", "admin"), ("password", PW), ("_csrf", &pre), ("next", "/cases\n")])
+        .cookie(&format!("linli_pre={pre}"))
+        .send()
+        .await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, "/cases%0A".to_string()), "{}", r.text());
+    // What the framework refuses is answered in zh-CN too: a path, a body, a content type.
+    let bearer = app.login("admin").await;
+    let r = app.get("/api/v1/persons/abc").bearer(&bearer).send().await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["error"], "请求格式错误，请检查链接或提交的内容");
+    let r = app.get("/people/abc").cookie(&cookie).send().await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("请求格式错误") && !r.text().contains("Cannot parse"), "{}", r.text());
+    let r = app.post("/m/rate").json(json!({"number": "x"})).send().await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(r.text().contains("内容类型") && !r.text().contains("Content-Type"), "{}", r.text());
     // Unauthenticated pages redirect to login; the API answers 401 JSON.
     let r = app.get("/people").send().await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
