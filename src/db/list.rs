@@ -138,6 +138,17 @@ impl Where {
         self
     }
 
+    /// `col` equals one of `values` (bound, one argument each).
+    pub fn any_of(&mut self, col: &str, values: &[String]) -> &mut Self {
+        let mut marks = Vec::with_capacity(values.len());
+        for v in values {
+            self.args.push(v.clone());
+            marks.push(format!("${}", self.args.len()));
+        }
+        self.clauses.push(format!("{col} IN ({})", marks.join(", ")));
+        self
+    }
+
     /// `col` starts with `prefix` — the scope test on materialised paths — as a range an index
     /// serves on both engines (see [`super::prefix_end`]).
     /// Two nested ranges on one column keep only the narrower (a community filter inside the

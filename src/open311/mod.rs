@@ -56,7 +56,7 @@ async fn check_jurisdiction(st: &AppState, p: &HashMap<String, String>) -> Resul
         None => Ok(()),
         Some(j) => match crate::tree::store::find_by_code(&st.db, j).await {
             Ok(Some(n)) if n.kind == crate::tree::Kind::County => Ok(()),
-            _ => Err(format!("jurisdiction_id {j} not found")),
+            _ => Err(format!("未找到 jurisdiction_id {j}")),
         },
     }
 }
@@ -135,7 +135,7 @@ async fn definition(State(st): State<AppState>, Path(file): Path<String>) -> Res
                 format::service_definition(f, &format::ServiceDefinition { service_code: c.code, attributes: attrs }),
             )
         }
-        Ok(_) => err(f, 404, format!("service_code {code} not found")),
+        Ok(_) => err(f, 404, format!("未找到 service_code {code}")),
         Err(e) => app_err(f, e),
     }
 }
@@ -253,15 +253,21 @@ fn request_row(r: &crate::db::Row) -> Result<format::Request, AppError> {
 async fn list_requests(st: &AppState, f: Format, p: &HashMap<String, String>) -> Result<Response, Response> {
     let mut w = Where::new();
     w.raw("c.private = 0");
+    if p.values().any(|v| v.chars().any(char::is_control)) {
+        return Err(err(f, 400, "参数中含有控制字符"));
+    }
     let list =
         |k: &str| p.get(k).map(|v| v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect::<Vec<_>>());
-    if let Some(ids) = list("service_request_id") {
-        let ph: Vec<String> = ids.iter().map(|i| format!("'{}'", i.replace('\'', "''"))).collect();
-        w.raw(&format!("c.number IN ({})", ph.join(",")));
+    for k in ["service_request_id", "service_code"] {
+        if list(k).is_some_and(|l| l.len() > 200) {
+            return Err(err(f, 400, format!("{k} 一次最多 200 个")));
+        }
     }
-    if let Some(codes) = list("service_code") {
-        let ph: Vec<String> = codes.iter().map(|i| format!("'{}'", i.replace('\'', "''"))).collect();
-        w.raw(&format!("cat.code IN ({})", ph.join(",")));
+    if let Some(ids) = list("service_request_id").filter(|l| !l.is_empty()) {
+        w.any_of("c.number", &ids);
+    }
+    if let Some(codes) = list("service_code").filter(|l| !l.is_empty()) {
+        w.any_of("cat.code", &codes);
     }
     let date = |k: &str| -> Result<Option<i64>, String> {
         match p.get(k) {
@@ -308,7 +314,7 @@ async fn one_request(State(st): State<AppState>, Path(file): Path<String>) -> Re
             if text.contains(number) {
                 reply(f, StatusCode::OK, text)
             } else {
-                err(f, 404, format!("service_request_id {number} not found"))
+                err(f, 404, format!("未找到 service_request_id {number}"))
             }
         }
         Ok(r) | Err(r) => r,
@@ -324,7 +330,7 @@ async fn token(State(st): State<AppState>, Path(file): Path<String>) -> Response
             StatusCode::OK,
             format::tokens(f, &[format::TokenAnswer { token: token.into(), service_request_id: Some(c.number) }]),
         ),
-        Err(_) => err(f, 404, format!("token {token} not found")),
+        Err(_) => err(f, 404, format!("未找到 token {token}")),
     }
 }
 

@@ -76,6 +76,20 @@ async fn georeport_v2(app: TestApp) {
     // GET requests with filters; one request; tokens.
     let one = app.get(&format!("/open311/v2/requests.json?service_request_id={id}")).send().await.json();
     assert_eq!(one.as_array().unwrap().len(), 1);
+    // Several ids, with a quote among them (bound, not written into the SQL); a NUL is refused
+    // (it was a 500 on PostgreSQL).
+    let two = app.get(&format!("/open311/v2/requests.json?service_request_id={id},x%27y")).send().await;
+    assert_eq!((two.status, two.json().as_array().unwrap().len()), (StatusCode::OK, 1));
+    for q in ["service_code=%00", "service_request_id=x%00"] {
+        let r = app.get(&format!("/open311/v2/requests.json?{q}")).send().await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}: {}", r.text());
+        assert!(r.text().contains("控制字符"), "{}", r.text());
+    }
+    let r = app.get("/open311/v2/requests/a%00b.json").send().await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let r = app.get("/open311/v2/requests/YH-1900-000001.json").send().await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.text().contains("未找到"), "{}", r.text());
     let req = &one[0];
     assert_eq!(req["status"], "open");
     assert_eq!(req["service_code"], "ldd");
