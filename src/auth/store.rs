@@ -482,6 +482,9 @@ async fn commit_auth_change(st: &AppState, mut tx: Tx) -> AppResult<()> {
 
 /// Issues a personal access token for `username`; returns the token (shown once).
 pub async fn issue_token(st: &AppState, actor: &Actor, username: &str, name: &str) -> AppResult<String> {
+    if name.chars().count() > 64 {
+        return Err(AppError::field("name", "令牌名称不能超过 64 个字"));
+    }
     let u = find_user(st, username).await?.ok_or(AppError::NotFound)?;
     let token = format!("lpat_{}", random_hex(24));
     let mut tx = st.db.begin().await?;

@@ -233,6 +233,9 @@ pub async fn create_also(
     if i.title.chars().count() > 60 {
         errs.add("title", "标题不能超过 60 个字");
     }
+    if i.address.trim().chars().count() > 200 {
+        errs.add("address", "地址不能超过 200 个字");
+    }
     let place = route(st, i, &mut errs).await?;
     let (default_channel, user) = match &who {
         Reporter::User(p) => (if p.role == Role::Resident { "resident_h5" } else { "staff" }, Some(*p)),

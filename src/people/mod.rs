@@ -392,6 +392,9 @@ pub async fn list(st: &AppState, p: &Principal, f: &PersonFilter) -> AppResult<P
 
 /// Reveals a person's full ID number and mobile: a separate permission, always audited.
 pub async fn reveal(st: &AppState, p: &Principal, id: i64, reason: &str) -> AppResult<Revealed> {
+    if reason.trim().chars().count() > 200 {
+        return Err(AppError::field("reason", "事由不能超过 200 个字"));
+    }
     let r = sqlx::query(
         "SELECT pe.name, pe.id_enc, pe.phone_enc, n.path FROM persons pe JOIN nodes n ON n.id = pe.node_id WHERE pe.id = $1",
     )

@@ -216,6 +216,7 @@ pub fn parse_value(f: &Field, raw: &Value, keys: &Keyring) -> Result<Value, Stri
         Ty::IdNumber => {
             IdNumber::parse(&text).map(|i| Value::String(hex_enc(keys, i.as_str(), f.key))).map_err(|e| e.to_string())
         }
+        Ty::Secret if text.chars().count() > 5000 => Err("不能超过 5000 个字".into()),
         Ty::Secret => Ok(Value::String(hex_enc(keys, &text, f.key))),
         Ty::Node | Ty::Unit => Ok(Value::String(text.to_uppercase())),
     }

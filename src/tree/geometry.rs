@@ -230,6 +230,10 @@ pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value,
         };
         let name = props.get("name").and_then(Value::as_str).unwrap_or_default().trim().to_string();
         let mut err = |m: String| errors.push(ImportError { feature: i, code: code.clone(), message: m });
+        if name.chars().count() > 64 {
+            err("网格名称不能超过 64 个字".into());
+            continue;
+        }
         let Some(c) = code.clone() else {
             err("要素缺少 code（15 位网格编码）或 seq（序号）属性".into());
             continue;

@@ -102,4 +102,24 @@ async fn demo_county_figures(app: TestApp) {
     assert!((c.lng - 108.50).abs() < 0.1 && (c.lat - 28.56).abs() < 0.1, "{c:?}");
 }
 
-both!(openapi_covers_every_route, errors_health_metrics, demo_county_figures);
+/// Free-text inputs that once had no length limit (and so could break every Excel export of
+/// the audit log or the tree) are field errors past their limit.
+async fn overlong_text_is_a_field_error(app: TestApp) {
+    let admin = app.login("admin").await;
+    let long = "长".repeat(5_001);
+    let field = |r: &crate::harness::Resp| r.json()["fields"][0]["field"].as_str().unwrap_or_default().to_string();
+    let r = app.post("/api/v1/tokens").bearer(&admin).json(serde_json::json!({"name": long})).send().await;
+    assert_eq!((r.status, field(&r)), (StatusCode::UNPROCESSABLE_ENTITY, "name".into()), "{}", r.text());
+    let staff = app.login("huahuaqiao").await;
+    let case = serde_json::json!({"category": "ldd", "description": "楼道灯坏了", "grid": "520627001001002", "address": long});
+    let r = app.post("/api/v1/cases").bearer(&staff).json(case).send().await;
+    assert_eq!((r.status, field(&r)), (StatusCode::UNPROCESSABLE_ENTITY, "address".into()), "{}", r.text());
+    let pid = app.get("/api/v1/persons?per_page=1").bearer(&staff).send().await.json()["items"][0]["id"].as_i64().unwrap();
+    let r =
+        app.post(&format!("/api/v1/persons/{pid}/reveal")).bearer(&staff).json(serde_json::json!({"reason": long})).send().await;
+    assert_eq!((r.status, field(&r)), (StatusCode::UNPROCESSABLE_ENTITY, "reason".into()), "{}", r.text());
+    let export = app.get("/api/v1/audit/export.xlsx").bearer(&admin).send().await;
+    assert_eq!(export.status, StatusCode::OK);
+}
+
+both!(openapi_covers_every_route, errors_health_metrics, demo_county_figures, overlong_text_is_a_field_error);
