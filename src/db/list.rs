@@ -105,7 +105,8 @@ pub fn paging(page: Option<i64>, per_page: Option<i64>) -> (i64, i64) {
         Some(EXPORT_MAX) => EXPORT_MAX,
         other => other.unwrap_or(20).clamp(1, 500),
     };
-    (page.unwrap_or(1).max(1), per)
+    // Far past any data (an empty page), and small enough that its offset cannot overflow.
+    (page.unwrap_or(1).clamp(1, 1_000_000_000), per)
 }
 
 /// Conditions of a WHERE clause with their bound (text) arguments.
@@ -401,7 +402,7 @@ fn page_sql(
     // A walk's offset is out of the planner's sight: PostgreSQL, seeing one of 1,180 with a
     // hidden range it guesses at 0.5 % of the table, scanned and sorted the whole table
     // (30 ms at 114,000 cases) instead of walking 1,200 entries (0.2 ms).
-    let offset = (page - 1) * per;
+    let offset = (page - 1).saturating_mul(per);
     let offset = if walk { format!("(SELECT {offset})") } else { offset.to_string() };
     let window = |order: &str| format!("ORDER BY {order} LIMIT {per} OFFSET {offset}");
     match keyed {
@@ -536,5 +537,9 @@ mod tests {
         assert_eq!(paging(None, None), (1, 20));
         assert_eq!(paging(Some(0), Some(10_000)), (1, 500));
         assert_eq!(paging(Some(3), Some(EXPORT_MAX)), (3, EXPORT_MAX));
+        // The last i64 page used to overflow its offset (a panic in a debug build, page 1 in a
+        // release build); it is an empty page far past the data.
+        let (page, per) = paging(Some(i64::MAX), Some(500));
+        assert!((page - 1).checked_mul(per).is_some() && page > 1_000_000);
     }
 }

@@ -18,10 +18,13 @@ use crate::error::{AppError, AppResult, FieldErrors};
 use crate::geo::{self, Crs};
 use crate::web::{FormBody, JsonBody, JsonValue, Layout, Q, render};
 
+/// Message for a coordinate system we do not take.
+const BAD_CRS: &str = "坐标系应为 wgs84 或 gcj02";
+
 fn crs_of(s: Option<&str>) -> AppResult<Crs> {
     match s.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(Crs::Wgs84),
-        Some(s) => Crs::parse(s).ok_or_else(|| AppError::field("crs", "坐标系应为 wgs84 或 gcj02")),
+        Some(s) => Crs::parse(s).ok_or_else(|| AppError::field("crs", BAD_CRS)),
     }
 }
 
@@ -177,7 +180,10 @@ fn parse_point(q: &LocateQ) -> AppResult<(f64, f64, Crs)> {
     if lat.is_none() {
         errs.add("lat", "纬度必须是 -90～90 之间的数字");
     }
-    let crs = errs.check("crs", crs_of(q.crs.as_deref()));
+    let crs = crs_of(q.crs.as_deref()).ok();
+    if crs.is_none() {
+        errs.add("crs", BAD_CRS);
+    }
     errs.finish()?;
     Ok((lng.unwrap_or_default(), lat.unwrap_or_default(), crs.unwrap_or(Crs::Wgs84)))
 }

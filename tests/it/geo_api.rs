@@ -122,6 +122,7 @@ async fn locate_wgs84_and_gcj02(app: TestApp) {
     let fields: Vec<String> =
         r.json()["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap().into()).collect();
     assert_eq!(fields, vec!["lng", "crs"]);
+    assert_eq!(r.json()["fields"][1]["message"], "坐标系应为 wgs84 或 gcj02", "the field's own message");
     // Retiring a grid removes it from the index.
     let r = app.post("/api/v1/nodes/520627002003003/retire").bearer(&t).send().await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
