@@ -25,10 +25,58 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|_| AppError::BadRequest("请求内容过大或读取失败".into()))?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            AppError::BadRequest(format!("请求体不是有效的 JSON 或字段类型不对（第 {} 行第 {} 列）", e.line(), e.column()))
-        })
+        parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// A JSON body as `T`: a value of the wrong type is a field error naming the field (`lng`,
+/// `attrs.floor`), anything else that is not JSON a 400 with where it broke.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let syntax =
+        |e: &serde_json::Error| AppError::BadRequest(format!("请求体不是有效的 JSON（第 {} 行第 {} 列）", e.line(), e.column()));
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = inner.to_string();
+        if inner.classify() != serde_json::error::Category::Data {
+            return syntax(&inner);
+        }
+        if let Some(name) = msg.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+            let field = if path == "." { name.to_string() } else { format!("{path}.{name}") };
+            return AppError::field(&field, "为必填项");
+        }
+        if path == "." || path.starts_with('[') {
+            // The body as a whole is of the wrong kind (an array, a number…).
+            return syntax(&inner);
+        }
+        AppError::field(&path, json_expectation(&msg))
+    })?;
+    de.end().map_err(|e| syntax(&e))?;
+    Ok(value)
+}
+
+/// What a JSON value of the wrong type should have been, from serde's message.
+fn json_expectation(msg: &str) -> String {
+    if msg.starts_with("unknown variant") {
+        return "取值无效".into();
+    }
+    let want = msg.rsplit("expected ").next().unwrap_or_default();
+    let kind =
+        if ["f64", "f32", "i64", "i32", "u64", "u32", "i16", "u16", "u8", "number", "integer"].iter().any(|k| want.contains(k)) {
+            "数字"
+        } else if want.contains("bool") {
+            "true 或 false"
+        } else if want.contains("string") || want.contains("char") {
+            "文本"
+        } else if want.contains("sequence") {
+            "数组"
+        } else if want.contains("map") || want.contains("struct") {
+            "对象"
+        } else {
+            return "值的类型不对".into();
+        };
+    format!("类型不对，应为{kind}")
 }
 
 /// JSON body that may be absent (an empty body gives `T::default()`).
@@ -43,9 +91,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptJson<T
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(OptJson(T::default()));
         }
-        serde_json::from_slice(&bytes).map(OptJson).map_err(|e| {
-            AppError::BadRequest(format!("请求体不是有效的 JSON 或字段类型不对（第 {} 行第 {} 列）", e.line(), e.column()))
-        })
+        parse_json(&bytes).map(OptJson)
     }
 }
 

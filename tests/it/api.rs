@@ -36,10 +36,24 @@ async fn openapi_covers_every_route(app: TestApp) {
 async fn errors_health_metrics(app: TestApp) {
     let t = app.login("admin").await;
     let r = app.post("/api/v1/nodes").bearer(&t).raw("application/json", "[1,2").send().await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
     assert!(r.json()["error"].as_str().unwrap().contains("JSON"));
+    // A value of the wrong type names its field.
     let r = app.post("/api/v1/nodes").bearer(&t).raw("application/json", r#"{"name": 5}"#).send().await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert_eq!(
+        (r.json()["fields"][0]["field"].as_str(), r.json()["fields"][0]["message"].as_str()),
+        (Some("name"), Some("类型不对，应为文本"))
+    );
+    let case = r#"{"category": "ldd", "description": "楼道灯坏了", "lng": "东经108度", "lat": 28.5}"#;
+    let r = app.post("/api/v1/cases").bearer(&t).raw("application/json", case).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert_eq!(
+        (r.json()["fields"][0]["field"].as_str(), r.json()["fields"][0]["message"].as_str()),
+        (Some("lng"), Some("类型不对，应为数字"))
+    );
+    let r = app.post("/api/v1/nodes").bearer(&t).raw("application/json", r#"{"name": "x"} trailing"#).send().await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
     let r = app.get("/api/v1/nodes/nope").bearer(&t).send().await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json()["error"], "未找到该记录，或不在您的管辖范围内");
