@@ -253,6 +253,9 @@ async fn bulk(State(st): State<AppState>, p: Principal, body: axum::body::Bytes)
     if numbers.is_empty() {
         return Err(AppError::field("n", "请先勾选案件"));
     }
+    if numbers.len() > BULK_MAX {
+        return Err(AppError::field("n", format!("一次最多批量处理 {BULK_MAX} 件")));
+    }
     let (mut ok, mut failed) = (0, Vec::new());
     for n in &numbers {
         let i =
@@ -269,14 +272,23 @@ async fn bulk(State(st): State<AppState>, p: Principal, body: axum::body::Bytes)
             )),
         }
     }
+    // The notice travels in the redirect's URL: the first few failures, then how many more.
+    let shown: Vec<&str> = failed.iter().take(NOTICE_FAILURES).map(String::as_str).collect();
+    let more = failed.len().saturating_sub(NOTICE_FAILURES);
+    let listed = if more > 0 { format!("{}；另有 {more} 件", shown.join("；")) } else { shown.join("；") };
     let notice = format!(
         "成功 {ok} 件{}",
-        if failed.is_empty() { String::new() } else { format!("，失败 {} 件（{}）", failed.len(), failed.join("；")) }
+        if failed.is_empty() { String::new() } else { format!("，失败 {} 件（{listed}）", failed.len()) }
     );
     let back = if f.back.starts_with("/cases") { f.back } else { "/cases".into() };
     let sep = if back.contains('?') { '&' } else { '?' };
     Ok(crate::web::see_other(&format!("{back}{sep}notice={}", crate::web::urlencode(&notice))).into_response())
 }
+
+/// Cases one bulk action may take (each is a step of its own).
+const BULK_MAX: usize = 500;
+/// Failures a bulk action's notice names one by one.
+const NOTICE_FAILURES: usize = 10;
 
 #[derive(Template)]
 #[template(path = "cases/new.html")]

@@ -489,3 +489,32 @@ async fn new_cases_take_ids_in_order(app: TestApp) {
 }
 
 both!(new_cases_take_ids_in_order);
+
+/// A bulk action on the list page: each case steps on its own, and the notice names the first
+/// failures and counts the rest (it travels in the redirect's URL); too many at once is a
+/// field error.
+async fn bulk_action_notice_stays_short(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let cookie = format!("linli_session={staff}");
+    let page = app.get("/cases").cookie(&cookie).send().await.text();
+    let csrf = page.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let numbers: Vec<String> = (0..15).map(|i| format!("NOPE-{i}")).collect();
+    let mut form: Vec<(&str, &str)> = vec![("_csrf", &csrf), ("action", "register"), ("back", "/cases\n")];
+    form.extend(numbers.iter().map(|n| ("n", n.as_str())));
+    let r = app.post("/cases/bulk").cookie(&cookie).form(&form).send().await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let to = r.header("location");
+    assert!(to.starts_with("/cases%0A?notice="), "{to}");
+    let notice = to.split("notice=").nth(1).unwrap();
+    assert!(notice.len() < 4_000, "{} bytes", notice.len());
+    let text = linli::auth::middleware::percent_decode(notice);
+    assert!(text.contains("失败 15 件") && text.contains("另有 5 件"), "{text}");
+    let many: Vec<String> = (0..501).map(|i| format!("NOPE-{i}")).collect();
+    let mut form: Vec<(&str, &str)> = vec![("_csrf", &csrf), ("action", "register")];
+    form.extend(many.iter().map(|n| ("n", n.as_str())));
+    let r = app.post("/cases/bulk").cookie(&cookie).form(&form).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("一次最多批量处理 500 件"), "{}", r.text());
+}
+
+both!(bulk_action_notice_stays_short);
