@@ -351,6 +351,14 @@ pub struct LoginOk {
     pub principal: Principal,
 }
 
+/// Why an account may not log in at `now` (disabled, or locked), if it may not.
+fn refusal(u: &UserRow, now: i64) -> Option<AppError> {
+    if u.disabled {
+        return Some(AppError::Locked("账号已停用，请联系管理员".into()));
+    }
+    u.locked_until.filter(|t| *t > now).map(|until| AppError::Locked(locked_msg(until)))
+}
+
 fn locked_msg(until: i64) -> String {
     let mins = ((until - now_ms()) as f64 / 60000.0).ceil().max(1.0) as i64;
     if mins > 60 * 24 * 365 {
@@ -377,12 +385,11 @@ pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResu
         return Err(AppError::BadCredentials);
     };
     let now = now_ms();
-    if u.disabled {
-        return Err(AppError::Locked("账号已停用，请联系管理员".into()));
-    }
-    if let Some(until) = u.locked_until.filter(|t| *t > now) {
-        audit::record(&st.db, &st.chain, &actor, fail(username, "账号锁定期间尝试登录")).await?;
-        return Err(AppError::Locked(locked_msg(until)));
+    if let Some(refused) = refusal(&u, now) {
+        if !u.disabled {
+            audit::record(&st.db, &st.chain, &actor, fail(username, "账号锁定期间尝试登录")).await?;
+        }
+        return Err(refused);
     }
     if !password::verify(pw, &u.password_hash).await {
         note_ip_failure(st, ip).await?;
@@ -437,11 +444,8 @@ pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResu
     .await?;
     if still.rows_affected() == 0 {
         drop(tx);
-        return Err(match find_user(st, username).await? {
-            Some(u) if u.disabled => AppError::Locked("账号已停用，请联系管理员".into()),
-            Some(u) if u.locked_until.is_some_and(|t| t > now) => AppError::Locked(locked_msg(u.locked_until.unwrap_or(now))),
-            _ => AppError::BadCredentials,
-        });
+        let now_as = find_user(st, username).await?;
+        return Err(now_as.and_then(|u| refusal(&u, now)).unwrap_or(AppError::BadCredentials));
     }
     sqlx::query("INSERT INTO sessions (token_hash, user_id, csrf, ip, created_at, last_seen) VALUES ($1,$2,$3,$4,$5,$5)")
         .bind(&th)

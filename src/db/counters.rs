@@ -33,6 +33,11 @@ impl Deferred for Counters {
     }
 }
 
+/// Creates counter `$1` if missing and locks its row (on PostgreSQL, to the commit) without
+/// changing it: an upsert that sets the value to itself.
+const LOCK_COUNTER: &str =
+    "INSERT INTO counters (name, value) VALUES ($1, 0) ON CONFLICT (name) DO UPDATE SET value = counters.value";
+
 /// Ids reserved at once by [`Tx::next_id`], at most.
 pub const ID_BLOCK: usize = 64;
 
@@ -101,8 +106,7 @@ impl Tx {
     /// committed. On PostgreSQL the counter row `name` stays locked until the commit (each
     /// later statement reads a new snapshot); on SQLite the one writer serialises them anyway.
     pub async fn serialise(&mut self, name: &str) -> Result<(), sqlx::Error> {
-        let sql = "INSERT INTO counters (name, value) VALUES ($1, 0) ON CONFLICT (name) DO UPDATE SET value = counters.value";
-        sqlx::query(sql).bind(name).execute(&mut *self).await.map(drop)
+        sqlx::query(LOCK_COUNTER).bind(name).execute(&mut *self).await.map(drop)
     }
 
     /// The next value of counter `name` (1 for a new one), gapless across transactions,
@@ -115,9 +119,8 @@ impl Tx {
         let last = match known {
             Some(v) => v,
             None => {
-                let sql = "INSERT INTO counters (name, value) VALUES ($1, 0) \
-                           ON CONFLICT (name) DO UPDATE SET value = counters.value RETURNING value";
-                get(&sqlx::query(sql).bind(name).fetch_one(&mut *self).await?, "value")?
+                let sql = format!("{LOCK_COUNTER} RETURNING value");
+                get(&sqlx::query(sqlx::AssertSqlSafe(sql)).bind(name).fetch_one(&mut *self).await?, "value")?
             }
         };
         self.defer::<Counters>().0.insert(name.to_string(), last + 1);

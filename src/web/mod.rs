@@ -152,8 +152,8 @@ fn zh_serde(msg: &str) -> String {
 
 /// Middleware: an error answer made by the framework rather than by linli (a path, form,
 /// multipart or JSON body it could not read, a wrong content type, a body over the limit)
-/// carries English text (or none) and no [`ErrorInfo`]; it becomes linli's own zh-CN error with the same
-/// status, in JSON or, under [`html_errors`], as a page.
+/// carries English text (or none) and no [`ErrorInfo`]; it becomes linli's own zh-CN error
+/// with the same status, in JSON or, under [`html_errors`], as a page.
 pub async fn framework_errors(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
