@@ -51,6 +51,9 @@ pub enum Perm {
     UserManage,
     /// Read and export the audit log.
     AuditRead,
+    /// See the registers of the five systems (staff only: they hold household visits, mailbox
+    /// messages and staff records; residents, Party members and unit contacts see their figures).
+    RegisterRead,
 }
 
 impl Role {
@@ -111,8 +114,10 @@ impl Role {
         match self {
             Role::CountyAdmin => true,
             Role::StreetAdmin => true,
-            Role::CommunityStaff => matches!(p, TreeRead | TreeWrite | PersonRead | PersonWrite | PersonReveal | UserManage),
-            Role::GridWorker => matches!(p, TreeRead | PersonRead | PersonWrite),
+            Role::CommunityStaff => {
+                matches!(p, TreeRead | TreeWrite | PersonRead | PersonWrite | PersonReveal | UserManage | RegisterRead)
+            }
+            Role::GridWorker => matches!(p, TreeRead | PersonRead | PersonWrite | RegisterRead),
             Role::UnitContact | Role::PartyMember | Role::Resident => matches!(p, TreeRead),
         }
     }

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::store::{Rec, rows};
+use super::store::{Rec, scoped_rows};
 use super::{System, catalog};
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -11,7 +11,7 @@ use crate::error::AppResult;
 
 async fn reg_rows(st: &AppState, p: &Principal, name: &str) -> AppResult<Vec<Rec>> {
     match catalog::find(name) {
-        Some(r) => rows(st, p, r, false).await,
+        Some(r) => scoped_rows(st, p, r, false).await,
         None => Ok(Vec::new()),
     }
 }

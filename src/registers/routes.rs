@@ -56,7 +56,7 @@ async fn api_one(State(st): State<AppState>, p: Principal, Path((name, id)): Pat
     let r = reg(&name)?;
     let mut item = store::item(&st, r, &store::one(&st, &p, r, id).await?);
     item["history"] = serde_json::to_value(store::history(&st, r, id).await?).unwrap_or_default();
-    if let Some(c) = store::linked_case(&st, &item).await? {
+    if let Some(c) = store::linked_case(&st, &p, &item).await? {
         item["case"] = c;
     }
     Ok(Json(item))
@@ -97,7 +97,7 @@ async fn api_retire(
 
 async fn template(p: Principal, Path(name): Path<String>) -> AppResult<Response> {
     let r = reg(&name)?;
-    p.require(crate::auth::Perm::TreeRead)?;
+    p.require(crate::auth::Perm::RegisterRead)?;
     Ok(download(&format!("{}导入模板.xlsx", r.title), xlsx::template(r)?))
 }
 
@@ -314,7 +314,7 @@ async fn detail(st: &AppState, p: &Principal, r: &'static Register, id: i64, err
     let item = store::item(st, r, &rec);
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let layout = Layout::new(p, &format!("{} · {}", r.title, rec.name), &format!("/systems/{}", r.system.slug()));
-    let case = store::linked_case(st, &item).await?;
+    let case = store::linked_case(st, p, &item).await?;
     Ok((status, render(&Detail { layout, reg: r, item, case, history: store::history(st, r, id).await?, errors })?)
         .into_response())
 }
@@ -375,6 +375,7 @@ struct SystemPage {
 
 async fn system_page(State(st): State<AppState>, p: Principal, Path(slug): Path<String>) -> AppResult<Response> {
     let sys = System::ALL.into_iter().find(|s| s.slug() == slug).ok_or(AppError::NotFound)?;
+    p.require(crate::auth::Perm::RegisterRead)?;
     let mut registers = Vec::new();
     for r in catalog::REGISTERS.iter().filter(|r| r.system == sys) {
         registers.push((r.name, r.title, store::rows(&st, &p, r, false).await?.len()));

@@ -47,9 +47,15 @@ pub fn readable(p: &Principal, path: &str) -> bool {
     p.in_scope(path) || p.scope_path.starts_with(path)
 }
 
-/// Every row of a register the caller may read (the unit of work for filters and figures).
+/// Every row of a register the caller may read (the unit of work for filters and lists).
 pub async fn rows(st: &AppState, p: &Principal, reg: &Register, retired: bool) -> AppResult<Vec<Rec>> {
-    p.require(Perm::TreeRead)?;
+    p.require(Perm::RegisterRead)?;
+    scoped_rows(st, p, reg, retired).await
+}
+
+/// The rows inside the caller's scope, whatever its role: for the figures counted from them,
+/// which every role sees, never for the rows themselves.
+pub(super) async fn scoped_rows(st: &AppState, p: &Principal, reg: &Register, retired: bool) -> AppResult<Vec<Rec>> {
     let county = p.county_path();
     let sql = format!(
         "SELECT id, node_path, name, data, retired_at, version FROM register_rows WHERE register = $1 AND node_path LIKE $2 ESCAPE '\\' {} ORDER BY id",
@@ -76,7 +82,7 @@ pub async fn one(st: &AppState, p: &Principal, reg: &Register, id: i64) -> AppRe
     if !readable(p, &r.node_path) {
         return Err(AppError::NotFound);
     }
-    p.require(Perm::TreeRead)?;
+    p.require(Perm::RegisterRead)?;
     Ok(r)
 }
 
@@ -467,12 +473,13 @@ pub async fn to_case(
 }
 
 /// The status of the case a row follows, if any.
-pub async fn linked_case(st: &AppState, row: &Value) -> AppResult<Option<Value>> {
+/// The case a row follows (its `case_number`), if `p` may see that case: the field is
+/// ordinary text, so any number can be typed into it.
+pub async fn linked_case(st: &AppState, p: &Principal, row: &Value) -> AppResult<Option<Value>> {
     let Some(n) = row.get("case_number").and_then(Value::as_str).filter(|s| !s.is_empty()) else { return Ok(None) };
-    let r = sqlx::query("SELECT status FROM cases WHERE number = $1").bind(n).fetch_optional(st.db.read()).await?;
-    Ok(r.map(|r| {
-        let s: String = get(&r, "status").unwrap_or_default();
-        let label = crate::cases::Status::parse(&s).map(|x| x.label()).unwrap_or("");
-        serde_json::json!({"number": n, "status": s, "status_label": label})
-    }))
+    match crate::cases::store::load_visible(st, p, n).await {
+        Ok((c, _)) => Ok(Some(serde_json::json!({"number": n, "status": c.status.as_str(), "status_label": c.status.label()}))),
+        Err(AppError::NotFound | AppError::Forbidden) => Ok(None),
+        Err(e) => Err(e),
+    }
 }

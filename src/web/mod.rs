@@ -262,13 +262,14 @@ impl Layout {
     /// Builds the layout for a principal.
     pub fn new(p: &Principal, title: &str, active: &str) -> Layout {
         let mut menu = vec![MenuItem { href: "/", label: "工作台", section: "", heading: false }];
-        for (href, label) in [
+        let systems = [
             ("/systems/organization", "组织体系"),
             ("/systems/service", "服务体系"),
             ("/systems/development", "发展体系"),
             ("/systems/governance", "治理体系"),
             ("/systems/assurance", "保障体系"),
-        ] {
+        ];
+        for (href, label) in systems.into_iter().filter(|_| p.role.can(Perm::RegisterRead)) {
             menu.push(MenuItem { href, label, section: "五大体系", heading: false });
         }
         menu.push(MenuItem { href: "/cases", label: "事项办理", section: "服务体系", heading: false });

@@ -19,4 +19,5 @@ mod process;
 mod registers;
 mod rollups;
 mod scale;
+mod scopes;
 mod tree;

@@ -1,0 +1,72 @@
+//! What a role may not reach: each test here is a hole found by probing a running server as
+//! one role and reaching another's data or powers.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::harness::TestApp;
+
+/// The `_csrf` value of an HTML page.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string()
+}
+
+/// Household visits, mailbox messages and staff records are for staff: residents, Party
+/// members and unit contacts (whose scope is the whole county) get 403, and see the figures only.
+async fn registers_are_for_staff(app: TestApp) {
+    for user in ["jumin", "dangyuan", "danwei"] {
+        let t = app.login(user).await;
+        for path in [
+            "/api/v1/registers/visits",
+            "/api/v1/registers/community_workers?per_page=5",
+            "/api/v1/registers/visits?node=520627004006001",
+            "/registers/visits",
+            "/registers/visits/export.xlsx",
+            "/registers/visits/template.xlsx",
+            "/systems/governance",
+        ] {
+            let r = app.get(path).bearer(&t).send().await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{user} {path}: {}", r.text());
+            assert!(r.text().contains("权限"), "{user} {path}: {}", r.text());
+        }
+        let one = app.get("/api/v1/registers/visits/1").bearer(&t).send().await;
+        assert!(matches!(one.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND), "{user}: {}", one.text());
+        // The overview's figures (counts, no rows) stay, and the menu has no register pages.
+        let o = app.get("/api/v1/overview").bearer(&t).send().await;
+        assert_eq!(o.status, StatusCode::OK, "{user}: {}", o.text());
+        assert!(o.json()["party_service_centers"].is_number());
+        let home = app.get("/").cookie(&format!("linli_session={t}")).send().await.text();
+        assert!(!home.contains("/systems/governance"), "{user} sees the register menu");
+    }
+    let staff = app.login("huahuaqiao").await;
+    let r = app.get("/api/v1/registers/visits").bearer(&staff).send().await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.json()["total"].as_i64().unwrap() > 0);
+    let gw = app.login("wanggeyuan").await;
+    assert_eq!(app.get("/systems/governance").bearer(&gw).send().await.status, StatusCode::OK);
+}
+
+/// A register row's case number is ordinary text: the row shows that case's status only to
+/// whoever may see the case.
+async fn linked_case_only_when_visible(app: TestApp) {
+    let admin = app.login("admin").await;
+    let all = app.get("/api/v1/cases?per_page=100").bearer(&admin).send().await.json();
+    let far = all["items"].as_array().unwrap().iter().find(|c| !c["community_code"].as_str().unwrap().starts_with("520627001"));
+    let far = far.expect("a case in another street")["number"].as_str().unwrap().to_string();
+    let staff = app.login("huahuaqiao").await;
+    let body = json!({"title": "新建", "description": "楼道灯", "grid": "520627001001002", "category": "ldd"});
+    let near = app.post("/api/v1/cases").bearer(&staff).json(body).send().await.json()["number"].as_str().unwrap().to_string();
+    for (number, shown) in [(&far, false), (&near, true)] {
+        let row = json!({"problem": "探查", "community": "520627001001", "responsible": "x", "status": "推进中", "case_number": number});
+        let r = app.post("/api/v1/registers/problems").bearer(&staff).json(row).send().await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let id = r.json()["id"].as_i64().unwrap();
+        let got = app.get(&format!("/api/v1/registers/problems/{id}")).bearer(&staff).send().await.json();
+        assert_eq!(got.get("case").is_some(), shown, "{number}: {got}");
+        let page = app.get(&format!("/registers/problems/{id}")).cookie(&format!("linli_session={staff}")).send().await.text();
+        assert_eq!(page.contains(&format!("href=\"/cases/{number}\"")), shown, "{number}");
+    }
+}
+
+both!(registers_are_for_staff, linked_case_only_when_visible);
