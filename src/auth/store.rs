@@ -229,10 +229,16 @@ pub enum UserAction {
     Unlock,
 }
 
+/// The account `by` may lock, unlock or give a new password: inside its scope and of a lower
+/// rank (the county admin, the top, also its peers). Otherwise a community worker could set a
+/// password on a street admin in its community and log in with that account's powers.
 async fn target(st: &AppState, by: Option<&Principal>, username: &str) -> AppResult<UserRow> {
     let u = find_user(st, username).await?.ok_or(AppError::NotFound)?;
     if let Some(by) = by {
         by.check(super::Perm::UserManage, &u.scope_path)?;
+        if u.role.rank() <= by.role.rank() && by.role != Role::CountyAdmin && u.id != by.user_id {
+            return Err(AppError::Forbidden);
+        }
     }
     Ok(u)
 }

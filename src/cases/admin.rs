@@ -30,10 +30,13 @@ struct Admin {
     open311_anonymous: bool,
 }
 
+/// The county admin's settings page and its forms are for the county admin only.
+fn county_admin(p: &Principal) -> AppResult<()> {
+    if p.role == Role::CountyAdmin { Ok(()) } else { Err(AppError::Forbidden) }
+}
+
 async fn admin_page(st: &AppState, p: &Principal, errors: FieldErrors, new_secret: String) -> AppResult<Response> {
-    if p.role != Role::CountyAdmin {
-        return Err(AppError::Forbidden);
-    }
+    county_admin(p)?;
     let units = units::list(st, p, &UnitFilter { per_page: Some(500), ..Default::default() }).await?.items;
     let rows = sqlx::query(
         "SELECT w.id, w.url, w.active, u.name AS unit FROM webhooks w LEFT JOIN units u ON u.id = w.unit_id ORDER BY w.id",
@@ -105,6 +108,9 @@ async fn admin_post(
     Path(what): Path<String>,
     body: axum::body::Bytes,
 ) -> AppResult<Response> {
+    // Each action checks its own permission too; set_open311 did not (any account could switch
+    // anonymous posting on), so the page's rule now guards every form of it.
+    county_admin(&p)?;
     let pairs = crate::auth::middleware::form_pairs(&body);
     let q = |k: &str| pairs.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let result: AppResult<String> = match what.as_str() {
@@ -168,6 +174,7 @@ async fn admin_post(
 
 /// Turns anonymous Open311 posting on or off (a county option, audited).
 async fn set_open311(st: &AppState, p: &Principal, on: bool) -> AppResult<()> {
+    county_admin(p)?;
     let mut tx = st.db.begin().await?;
     sqlx::query("INSERT INTO settings (key, value) VALUES ('open311_anonymous', $1) ON CONFLICT (key) DO UPDATE SET value = $1")
         .bind(if on { "1" } else { "0" })

@@ -47,6 +47,57 @@ async fn registers_are_for_staff(app: TestApp) {
     assert_eq!(app.get("/systems/governance").bearer(&gw).send().await.status, StatusCode::OK);
 }
 
+/// The county admin's settings forms are the county admin's: a resident with a valid session
+/// and CSRF token cannot switch anonymous Open311 posting on.
+async fn admin_forms_are_county_admins(app: TestApp) {
+    for user in ["jumin", "huahuaqiao", "heping"] {
+        let t = app.login(user).await;
+        let cookie = format!("linli_session={t}");
+        let csrf = csrf_of(&app.get("/").cookie(&cookie).send().await.text());
+        let r = app.post("/admin/open311").cookie(&cookie).form(&[("_csrf", &csrf), ("anonymous", "1")]).send().await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{user}: {}", r.text());
+        let r = app.post("/admin/calendar").cookie(&cookie).form(&[("_csrf", &csrf), ("calendar", "")]).send().await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{user}: {}", r.text());
+    }
+    let anon = app.post("/open311/v2/requests.json").form(&[("service_code", "ldd"), ("lat", "28.5415"), ("long", "108.4770")]);
+    assert_eq!(anon.send().await.status, StatusCode::FORBIDDEN, "anonymous posting stays off");
+    let admin = app.login("admin").await;
+    let log = app.get("/api/v1/audit?action=settings").bearer(&admin).send().await.json();
+    assert_eq!(log["total"], 0, "{log}");
+}
+
+/// A community worker manages the accounts below it: it may not give a new password to, lock
+/// or unlock a street admin inside its community (and then log in as one).
+async fn no_takeover_of_a_higher_account(app: TestApp) {
+    let admin = app.login("admin").await;
+    for (name, role) in [("sa_hhq", "street_admin"), ("cs_hhq", "community_staff"), ("gw_hhq", "grid_worker")] {
+        let body = json!({"username": name, "role": role, "scope": "520627001001", "password": crate::harness::PW});
+        let r = app.post("/api/v1/users").bearer(&admin).json(body).send().await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    }
+    let cs = app.login("huahuaqiao").await;
+    let pw = json!({"password": "Taken-0ver-Passw0rd"});
+    for name in ["sa_hhq", "cs_hhq"] {
+        let r = app.post(&format!("/api/v1/users/{name}/reset-password")).bearer(&cs).json(pw.clone()).send().await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{name}: {}", r.text());
+        for act in ["lock", "unlock"] {
+            let r = app.post(&format!("/api/v1/users/{name}/{act}")).bearer(&cs).send().await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{name} {act}: {}", r.text());
+        }
+    }
+    let r = app.post("/api/v1/auth/login").json(json!({"username": "sa_hhq", "password": "Taken-0ver-Passw0rd"})).send().await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Below it: allowed.
+    let r = app.post("/api/v1/users/gw_hhq/reset-password").bearer(&cs).json(pw.clone()).send().await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    assert_eq!(app.post("/api/v1/users/gw_hhq/lock").bearer(&cs).send().await.status, StatusCode::NO_CONTENT);
+    // The street admin above both, and the county admin above all.
+    let sa = app.login("heping").await;
+    assert_eq!(app.post("/api/v1/users/cs_hhq/lock").bearer(&sa).send().await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.post("/api/v1/users/sa_hhq/lock").bearer(&sa).send().await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.post("/api/v1/users/sa_hhq/lock").bearer(&admin).send().await.status, StatusCode::NO_CONTENT);
+}
+
 /// A register row's case number is ordinary text: the row shows that case's status only to
 /// whoever may see the case.
 async fn linked_case_only_when_visible(app: TestApp) {
@@ -69,4 +120,4 @@ async fn linked_case_only_when_visible(app: TestApp) {
     }
 }
 
-both!(registers_are_for_staff, linked_case_only_when_visible);
+both!(registers_are_for_staff, admin_forms_are_county_admins, no_takeover_of_a_higher_account, linked_case_only_when_visible);
