@@ -9,6 +9,7 @@ pub mod middleware;
 pub mod password;
 pub mod routes;
 pub mod store;
+pub mod throttle;
 
 use serde::Serialize;
 

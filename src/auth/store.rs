@@ -320,33 +320,11 @@ pub async fn check_current_password(st: &AppState, username: &str, pw: &str) -> 
 const IP_WINDOW_MS: i64 = 15 * 60 * 1000;
 
 async fn note_ip_failure(st: &AppState, ip: &str) -> AppResult<()> {
-    let now = now_ms();
-    let mut tx = st.db.begin().await?;
-    sqlx::query(
-        "INSERT INTO ip_throttle (ip, window_start, failures) VALUES ($1, $2, 1) \
-         ON CONFLICT (ip) DO UPDATE SET \
-           failures = CASE WHEN ip_throttle.window_start < $3 THEN 1 ELSE ip_throttle.failures + 1 END, \
-           window_start = CASE WHEN ip_throttle.window_start < $3 THEN $2 ELSE ip_throttle.window_start END",
-    )
-    .bind(ip)
-    .bind(now)
-    .bind(now - IP_WINDOW_MS)
-    .execute(&mut tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    super::throttle::note(st, ip, IP_WINDOW_MS).await
 }
 
 async fn ip_blocked(st: &AppState, ip: &str) -> AppResult<bool> {
-    let row = sqlx::query("SELECT failures FROM ip_throttle WHERE ip = $1 AND window_start >= $2")
-        .bind(ip)
-        .bind(now_ms() - IP_WINDOW_MS)
-        .fetch_optional(st.db.read())
-        .await?;
-    Ok(match row {
-        Some(r) => get::<i64>(&r, "failures")? >= st.cfg.lockout_threshold.max(st.cfg.ip_throttle),
-        None => false,
-    })
+    super::throttle::blocked(st, ip, st.cfg.lockout_threshold.max(st.cfg.ip_throttle), IP_WINDOW_MS).await
 }
 
 /// A successful login.

@@ -401,7 +401,7 @@ fn tell(tx: &mut Tx, c: &CaseRow, a: Action, note: &str, new: Option<(Option<i64
 /// A resident rates a finished case from the H5 site, proving ownership with the phone
 /// number given at reporting. Unsatisfied sends it back to the unit (返工).
 pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction: &str, comment: &str, ip: &str) -> AppResult<()> {
-    let (c, _) = super::h5::owned(st, number, phone).await?;
+    let (c, _) = super::h5::owned(st, number, phone, ip).await?;
     if !SATISFACTION.iter().any(|(k, _)| *k == satisfaction) {
         return Err(AppError::field("satisfaction", "请选择满意、基本满意或不满意"));
     }

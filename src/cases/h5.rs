@@ -22,20 +22,43 @@ use crate::error::{AppError, AppResult, FieldErrors};
 use crate::ident::Mobile;
 use crate::web::{Q, fmt_time, render};
 
-/// A case the phone number proves to be the caller's (404 otherwise, whatever was wrong).
-pub async fn owned(st: &AppState, number: &str, phone: &str) -> AppResult<(CaseRow, String)> {
-    let m = Mobile::parse(phone).map_err(|_| AppError::NotFound)?;
-    let sql = format!("SELECT {ROW_COLS}, c.reporter_phone_bidx FROM cases c WHERE c.number = $1");
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(number.trim())
-        .fetch_optional(st.db.read())
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let bidx: Option<String> = get(&r, "reporter_phone_bidx")?;
-    if bidx.as_deref() != Some(st.keyring.blind_index("case_phone", m.as_str()).as_str()) {
-        return Err(AppError::NotFound);
+/// Wrong guesses of a case's phone allowed per client address and per case in a window: the
+/// phone shown masked to staff (`188****4791`) leaves 10,000 candidates, which an unlimited
+/// lookup tries in about a minute.
+const GUESSES_PER_ADDRESS: i64 = 30;
+const GUESSES_PER_CASE: i64 = 10;
+const GUESS_WINDOW_MS: i64 = 60 * 60 * 1000;
+
+/// A case the phone number proves to be the caller's (404 otherwise, whatever was wrong; 429
+/// once the address or the case has had too many wrong guesses this hour).
+pub async fn owned(st: &AppState, number: &str, phone: &str, ip: &str) -> AppResult<(CaseRow, String)> {
+    use crate::auth::throttle;
+    let number = number.trim();
+    let (by_ip, by_case) = (format!("track:{ip}"), format!("track#{}", number.chars().take(40).collect::<String>()));
+    if throttle::blocked(st, &by_ip, GUESSES_PER_ADDRESS, GUESS_WINDOW_MS).await?
+        || throttle::blocked(st, &by_case, GUESSES_PER_CASE, GUESS_WINDOW_MS).await?
+    {
+        return Err(AppError::TooMany("查询失败次数过多，请 1 小时后再试，或拨打热线查询".into()));
     }
-    Ok((CaseRow::from_row(&r)?, m.as_str().to_string()))
+    let sql = format!("SELECT {ROW_COLS}, c.reporter_phone_bidx FROM cases c WHERE c.number = $1");
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_optional(st.db.read()).await?;
+    let phone = Mobile::parse(phone).ok();
+    let proven = match (&r, &phone) {
+        (Some(r), Some(m)) => {
+            let bidx: Option<String> = get(r, "reporter_phone_bidx")?;
+            bidx.as_deref() == Some(st.keyring.blind_index("case_phone", m.as_str()).as_str())
+        }
+        _ => false,
+    };
+    let (Some(r), Some(m), true) = (r.as_ref(), phone, proven) else {
+        throttle::note(st, &by_ip, GUESS_WINDOW_MS).await?;
+        if r.is_some() {
+            // Only a case that exists gets a counter: unknown numbers would fill the table.
+            throttle::note(st, &by_case, GUESS_WINDOW_MS).await?;
+        }
+        return Err(AppError::NotFound);
+    };
+    Ok((CaseRow::from_row(r)?, m.as_str().to_string()))
 }
 
 fn with_pre_cookie(html: axum::response::Html<String>, pre: &str, status: StatusCode) -> Response {
@@ -243,12 +266,13 @@ struct TrackView {
     steps: Vec<Step>,
 }
 
-async fn track(State(st): State<AppState>, Q(q): Q<NumberQ>) -> AppResult<Response> {
+async fn track(State(st): State<AppState>, Caller(_, ip): Caller, Q(q): Q<NumberQ>) -> AppResult<Response> {
     let (number, phone) = (q.number.unwrap_or_default(), q.phone.unwrap_or_default());
     let mut error = String::new();
     let mut found = None;
+    let mut status = StatusCode::OK;
     if !number.is_empty() {
-        match owned(&st, &number, &phone).await {
+        match owned(&st, &number, &phone, &ip).await {
             Ok((c, _)) => {
                 let v = store::view_by_id(&st, c.id).await?;
                 found = Some(TrackView {
@@ -260,11 +284,15 @@ async fn track(State(st): State<AppState>, Q(q): Q<NumberQ>) -> AppResult<Respon
                 });
             }
             Err(AppError::NotFound) => error = "没有找到：请核对编号和报事时留的手机号".into(),
+            Err(AppError::TooMany(m)) => {
+                error = m;
+                status = StatusCode::TOO_MANY_REQUESTS;
+            }
             Err(e) => return Err(e),
         }
     }
     let pre = random_hex(16);
-    Ok(with_pre_cookie(render(&Track { csrf: pre.clone(), number, phone, found, error })?, &pre, StatusCode::OK))
+    Ok(with_pre_cookie(render(&Track { csrf: pre.clone(), number, phone, found, error })?, &pre, status))
 }
 
 #[derive(Deserialize, Default)]

@@ -98,6 +98,41 @@ async fn no_takeover_of_a_higher_account(app: TestApp) {
     assert_eq!(app.post("/api/v1/users/sa_hhq/lock").bearer(&admin).send().await.status, StatusCode::NO_CONTENT);
 }
 
+/// The public tracking page proves ownership by the reporter's phone, which staff see masked
+/// (4 digits hidden): wrong guesses are limited per case and per address.
+async fn track_guesses_are_limited(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let mut numbers = Vec::new();
+    for i in 0..4 {
+        let body = json!({"category": "ldd", "description": format!("楼道灯坏了 {i}"), "grid": "520627001001002", "reporter_phone": "13800001111"});
+        let r = app.post("/api/v1/cases").bearer(&staff).json(body).send().await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        numbers.push(r.json()["number"].as_str().unwrap().to_string());
+    }
+    let track = |n: &str, phone: &str| app.get(&format!("/m/track?number={n}&phone={phone}")).send();
+    for g in 0..10 {
+        let r = track(&numbers[0], &format!("1380000{g:04}")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.text().contains("没有找到"));
+    }
+    // The case has had its ten wrong guesses: even the right phone waits.
+    let r = track(&numbers[0], "13800001111").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.text().contains("查询失败次数过多") && !r.text().contains("待受理"));
+    // Another case still answers, until the address has had 30 wrong guesses in all.
+    assert!(track(&numbers[1], "13800001111").await.text().contains("待受理"));
+    for g in 0..20 {
+        let n = &numbers[1 + g % 3];
+        assert_eq!(track(n, &format!("1390000{g:04}")).await.status, StatusCode::OK);
+    }
+    assert_eq!(track(&numbers[3], "13800001111").await.status, StatusCode::TOO_MANY_REQUESTS);
+    // Rating goes through the same check.
+    let pre = track(&numbers[3], "13800001111").await.set_cookie("linli_pre").unwrap();
+    let form = [("_csrf", pre.as_str()), ("number", &numbers[3]), ("phone", "13800001111"), ("satisfaction", "satisfied")];
+    let r = app.post("/m/rate").cookie(&format!("linli_pre={pre}")).form(&form).send().await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+}
+
 /// A register row's case number is ordinary text: the row shows that case's status only to
 /// whoever may see the case.
 async fn linked_case_only_when_visible(app: TestApp) {
@@ -120,4 +155,10 @@ async fn linked_case_only_when_visible(app: TestApp) {
     }
 }
 
-both!(registers_are_for_staff, admin_forms_are_county_admins, no_takeover_of_a_higher_account, linked_case_only_when_visible);
+both!(
+    registers_are_for_staff,
+    admin_forms_are_county_admins,
+    no_takeover_of_a_higher_account,
+    track_guesses_are_limited,
+    linked_case_only_when_visible
+);

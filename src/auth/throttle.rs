@@ -1,0 +1,39 @@
+//! Failure counters per key in a window (table `ip_throttle`): a login's client address, a
+//! public case lookup's address and case. Kept in the database so every node counts the same
+//! failures.
+
+use crate::app::AppState;
+use crate::db::{get, now_ms};
+use crate::error::AppResult;
+
+/// Counts one failure of `key` in a window of `window_ms` (a new window once the last ran out).
+pub async fn note(st: &AppState, key: &str, window_ms: i64) -> AppResult<()> {
+    let now = now_ms();
+    let mut tx = st.db.begin().await?;
+    sqlx::query(
+        "INSERT INTO ip_throttle (ip, window_start, failures) VALUES ($1, $2, 1) \
+         ON CONFLICT (ip) DO UPDATE SET \
+           failures = CASE WHEN ip_throttle.window_start < $3 THEN 1 ELSE ip_throttle.failures + 1 END, \
+           window_start = CASE WHEN ip_throttle.window_start < $3 THEN $2 ELSE ip_throttle.window_start END",
+    )
+    .bind(key)
+    .bind(now)
+    .bind(now - window_ms)
+    .execute(&mut tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// True when `key` has failed `limit` times or more in its current window of `window_ms`.
+pub async fn blocked(st: &AppState, key: &str, limit: i64, window_ms: i64) -> AppResult<bool> {
+    let row = sqlx::query("SELECT failures FROM ip_throttle WHERE ip = $1 AND window_start >= $2")
+        .bind(key)
+        .bind(now_ms() - window_ms)
+        .fetch_optional(st.db.read())
+        .await?;
+    Ok(match row {
+        Some(r) => get::<i64>(&r, "failures")? >= limit,
+        None => false,
+    })
+}
