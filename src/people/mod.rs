@@ -405,6 +405,10 @@ pub async fn reveal(st: &AppState, p: &Principal, id: i64, reason: &str) -> AppR
     let path: String = get(&r, "path")?;
     p.check(Perm::PersonRead, &path)?;
     p.require(Perm::PersonReveal)?;
+    // Checked after the scope, so that a number outside it stays a 404 either way.
+    if reason.trim().is_empty() {
+        return Err(AppError::field("reason", "请填写查看事由（将记入审计日志）"));
+    }
     let dec = |col: &str, aad: &[u8]| -> AppResult<String> {
         match get::<Option<Vec<u8>>>(&r, col)? {
             Some(b) => Ok(st.keyring.decrypt(&b, aad)?),
@@ -414,8 +418,7 @@ pub async fn reveal(st: &AppState, p: &Principal, id: i64, reason: &str) -> AppR
     let out = Revealed { id_number: dec("id_enc", AAD_ID)?, mobile: dec("phone_enc", AAD_PHONE)? };
     let name: String = get(&r, "name")?;
     let reason = reason.trim();
-    let summary =
-        format!("查看 {} 的完整身份证号和手机号；事由：{}", mask_name(&name), if reason.is_empty() { "未填写" } else { reason });
+    let summary = format!("查看 {} 的完整身份证号和手机号；事由：{reason}", mask_name(&name));
     let ev = Event { action: "person.reveal", entity: "person", entity_id: &id.to_string(), node_path: &path, summary: &summary };
     audit::record(&st.db, &st.chain, &p.actor(), ev).await?;
     Ok(out)

@@ -151,8 +151,11 @@ async fn person_reveal(
     Path(id): Path<i64>,
     FormBody(f): FormBody<RevealForm>,
 ) -> AppResult<Response> {
-    let revealed = super::reveal(&st, &p, id, &f.reason).await?;
-    person_page(&st, &p, id, Some(revealed), FieldErrors::default()).await
+    match super::reveal(&st, &p, id, &f.reason).await {
+        Ok(revealed) => person_page(&st, &p, id, Some(revealed), FieldErrors::default()).await,
+        Err(AppError::Validation(v)) => person_page(&st, &p, id, None, FieldErrors(v)).await,
+        Err(e) => Err(e),
+    }
 }
 
 async fn person_edit(

@@ -98,6 +98,40 @@ async fn no_takeover_of_a_higher_account(app: TestApp) {
     assert_eq!(app.post("/api/v1/users/sa_hhq/lock").bearer(&admin).send().await.status, StatusCode::NO_CONTENT);
 }
 
+/// Revealing a resident's full ID number and phone needs a reason (it goes into the audit log);
+/// outside the scope it stays a 404 with or without one.
+async fn reveal_needs_a_reason(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let list = app.get("/api/v1/persons?per_page=1").bearer(&staff).send().await.json();
+    let pid = list["items"][0]["id"].as_i64().unwrap();
+    for body in [json!({}), json!({"reason": "  "})] {
+        let r = app.post(&format!("/api/v1/persons/{pid}/reveal")).bearer(&staff).json(body).send().await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        let f = &r.json()["fields"][0];
+        assert_eq!(f["field"], "reason", "{}", r.text());
+        assert!(f["message"].as_str().unwrap_or_default().contains("事由"), "{}", r.text());
+    }
+    let cookie = format!("linli_session={staff}");
+    let page = app.get(&format!("/people/{pid}")).cookie(&cookie).send().await.text();
+    let r = app
+        .post(&format!("/people/{pid}/reveal"))
+        .cookie(&cookie)
+        .form(&[("_csrf", &csrf_of(&page)), ("reason", "")])
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("请填写查看事由") && !r.text().contains("本次查看已记入审计日志"));
+    let admin = app.login("admin").await;
+    assert_eq!(app.get("/api/v1/audit?action=person.reveal").bearer(&admin).send().await.json()["total"], 0);
+    let r = app.post(&format!("/api/v1/persons/{pid}/reveal")).bearer(&staff).json(json!({"reason": "入户核实"})).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let other = app.login("heping").await;
+    let far = app.get("/api/v1/persons?per_page=1&node=520627004").bearer(&admin).send().await.json();
+    let far = far["items"][0]["id"].as_i64().unwrap();
+    let r = app.post(&format!("/api/v1/persons/{far}/reveal")).bearer(&other).send().await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+}
+
 /// The public tracking page proves ownership by the reporter's phone, which staff see masked
 /// (4 digits hidden): wrong guesses are limited per case and per address.
 async fn track_guesses_are_limited(app: TestApp) {
@@ -159,6 +193,7 @@ both!(
     registers_are_for_staff,
     admin_forms_are_county_admins,
     no_takeover_of_a_higher_account,
+    reveal_needs_a_reason,
     track_guesses_are_limited,
     linked_case_only_when_visible
 );
