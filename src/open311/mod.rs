@@ -227,8 +227,22 @@ async fn post_request(
 const REQ_COLS: &str = "c.number, c.status, c.description, c.address, c.grid_code, c.lng, c.lat, c.created_at, c.updated_at, c.resolve_due, \
      cat.code AS cat_code, cat.name AS cat_name, u.name AS unit_name";
 
+/// Statuses whose text the public does not see: not yet vetted (待受理), or turned away (不予受理,
+/// 作废) — the resident site's public list leaves them out for the same reason.
+const UNVETTED: &str = "('submitted','rejected','voided')";
+
 fn request_row(r: &crate::db::Row) -> Result<format::Request, AppError> {
     let status = Status::parse(&col::<String>(r, "status")?).unwrap_or(Status::Submitted);
+    let shown = !matches!(status, Status::Submitted | Status::Rejected | Status::Voided);
+    let mut req = request_fields(r, status)?;
+    if !shown {
+        // Looked up by its id (a poster following its own request): the status only.
+        (req.description, req.address, req.lat, req.long) = (String::new(), String::new(), None, None);
+    }
+    Ok(req)
+}
+
+fn request_fields(r: &crate::db::Row, status: Status) -> Result<format::Request, AppError> {
     Ok(format::Request {
         service_request_id: col(r, "number")?,
         status: status.open311().into(),
@@ -280,6 +294,8 @@ async fn list_requests(st: &AppState, f: Format, p: &HashMap<String, String>) ->
         (Err(m), _) | (_, Err(m)) => return Err(err(f, 400, m)),
     };
     if p.get("service_request_id").is_none() {
+        // Lists show vetted requests only; one looked up by its id shows its status.
+        w.raw(&format!("c.status NOT IN {UNVETTED}"));
         // The spec's default window: the last 90 days.
         let end_ms = end.unwrap_or_else(crate::db::now_ms);
         w.raw(&format!("c.created_at >= {}", start.unwrap_or(end_ms - 90 * 86_400_000)));
@@ -325,12 +341,12 @@ async fn token(State(st): State<AppState>, Path(file): Path<String>) -> Response
     let Some((f, token)) = Format::from_path_suffix(&file) else { return err(Format::Xml, 404, "格式应为 .xml 或 .json") };
     // Requests are created synchronously, so the token is the request id itself.
     match store::load(&st, token).await {
-        Ok((c, _)) => reply(
+        Ok((c, _)) if !c.private => reply(
             f,
             StatusCode::OK,
             format::tokens(f, &[format::TokenAnswer { token: token.into(), service_request_id: Some(c.number) }]),
         ),
-        Err(_) => err(f, 404, format!("未找到 token {token}")),
+        Ok(_) | Err(_) => err(f, 404, format!("未找到 token {token}")),
     }
 }
 

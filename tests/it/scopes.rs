@@ -167,6 +167,35 @@ async fn track_guesses_are_limited(app: TestApp) {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
 }
 
+/// Open311 lists only vetted requests (not 待受理, 不予受理 or 作废, as the resident site);
+/// one looked up by its id shows its status without its text; a private case's token is 404.
+async fn open311_shows_vetted_requests(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let body = json!({"category": "ldd", "description": "张三 13800001111 家门口的灯坏了", "grid": "520627001001002"});
+    let r = app.post("/api/v1/cases").bearer(&staff).json(body.clone()).send().await;
+    let number = r.json()["number"].as_str().unwrap().to_string();
+    let all = "/open311/v2/requests.json?start_date=2000-01-01T00:00:00Z&end_date=2100-01-01T00:00:00Z";
+    let list = app.get(all).send().await.json();
+    let items = list.as_array().unwrap();
+    assert!(!items.is_empty());
+    assert!(items.iter().all(|r| r["service_request_id"] != number.as_str()));
+    assert!(items.iter().all(|r| !["待受理", "不予受理", "已作废"].contains(&r["status_notes"].as_str().unwrap())), "{list}");
+    let one = app.get(&format!("/open311/v2/requests/{number}.json")).send().await.json();
+    assert_eq!(one[0]["status"], "open");
+    assert!(one[0]["description"].as_str().unwrap_or_default().is_empty(), "{one}");
+    assert!(one[0]["lat"].is_null(), "{one}");
+    crate::cases::act(&app, &staff, &number, json!({"action": "register"})).await;
+    let one = app.get(&format!("/open311/v2/requests/{number}.json")).send().await.json();
+    assert_eq!(one[0]["description"], body["description"]);
+    assert!(app.get(all).send().await.json().as_array().unwrap().iter().any(|r| r["service_request_id"] == number.as_str()));
+    let mut private = body.clone();
+    private["private"] = Value::Bool(true);
+    let r = app.post("/api/v1/cases").bearer(&staff).json(private).send().await;
+    let secret = r.json()["number"].as_str().unwrap().to_string();
+    assert_eq!(app.get(&format!("/open311/v2/tokens/{secret}.json")).send().await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&format!("/open311/v2/tokens/{number}.json")).send().await.status, StatusCode::OK);
+}
+
 /// A register row's case number is ordinary text: the row shows that case's status only to
 /// whoever may see the case.
 async fn linked_case_only_when_visible(app: TestApp) {
@@ -195,5 +224,6 @@ both!(
     no_takeover_of_a_higher_account,
     reveal_needs_a_reason,
     track_guesses_are_limited,
+    open311_shows_vetted_requests,
     linked_case_only_when_visible
 );
