@@ -54,11 +54,15 @@ end
 LUA
 
 busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; } # machine-wide busy jiffies
+# Jiffies used by linli, and by all PostgreSQL server processes (its backends live as long as
+# the pool's connections, so the sum over a run is theirs).
+own() { awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0; }
+pgs() { local t=0 p; for p in $(pgrep -u postgres 2>/dev/null); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
 
 run() { # name path script [seconds]
-  local b0; b0=$(busy)
+  local b0 l0 g0; b0=$(busy); l0=$(own); g0=$(pgs)
   local out; out=$(TOKEN=$TOKEN wrk -t2 -c32 -d"${4:-$DUR}s" --latency -s "$work/$3" "http://127.0.0.1:$PORT$2")
-  local b1; b1=$(busy)
+  local b1 l1 g1; b1=$(busy); l1=$(own); g1=$(pgs)
   local rps p50 p99 non2xx
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
@@ -67,8 +71,9 @@ run() { # name path script [seconds]
   local total; total=$(echo "$out" | awk '/requests in/ {print $1}')
   # CPU time of the whole machine (server, database, wrk) per request: steadier than req/s
   # on a machine whose speed drifts, and what an A/B of two builds should compare.
-  local cpu; cpu=$(( (b1 - b0) * 1000000 / $(getconf CLK_TCK) / (total > 0 ? total : 1) ))
-  printf '| %-10s | %-34s | %10s | %8s | %8s | %6s | %10s |\n' "$BACKEND" "$1" "$rps" "$p50" "$p99" "${non2xx:-0}" "$cpu"
+  local per=$((1000000 / $(getconf CLK_TCK))) n=$((total > 0 ? total : 1))
+  local cpu=$(( (b1 - b0) * per / n )) lcpu=$(( (l1 - l0) * per / n )) gcpu=$(( (g1 - g0) * per / n ))
+  printf '| %-10s | %-34s | %10s | %8s | %8s | %6s | %10s | %5s | %5s |\n' "$BACKEND" "$1" "$rps" "$p50" "$p99" "${non2xx:-0}" "$cpu" "$lcpu" "$gcpu"
   [ -z "$non2xx" ] || { echo "errors during $1" >&2; exit 1; }
   LAST_TOTAL=$total
 }
@@ -100,8 +105,8 @@ step() { # action status-before status-after extra-json
   [ $((after - before)) -gt 0 ] || { echo "no case reached $3" >&2; exit 1; }
 }
 
-echo "| backend    | request                            |      req/s |      p50 |      p99 | errors | CPU µs/req |"
-echo "|------------|------------------------------------|------------|----------|----------|--------|------------|"
+echo "| backend    | request                            |      req/s |      p50 |      p99 | errors | CPU µs/req | linli |    pg |"
+echo "|------------|------------------------------------|------------|----------|----------|--------|------------|-------|-------|"
 for BACKEND in ${BACKENDS:-sqlite postgres}; do
   url=""
   if [ "$BACKEND" = postgres ]; then
