@@ -11,6 +11,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod geo;
+pub mod housekeeping;
 pub mod ident;
 pub mod logging;
 pub mod open311;

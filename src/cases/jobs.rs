@@ -1,5 +1,5 @@
 //! Background work as rows of the `jobs` table: SLA timers (yellow card, red card, automatic
-//! escalation) and webhook deliveries.
+//! escalation), webhook deliveries and housekeeping ([`crate::housekeeping`]).
 //!
 //! - Enqueueing is idempotent: every job has a unique `dedup_key`, so scheduling twice is a no-op.
 //! - Claiming is exclusive: on PostgreSQL `FOR UPDATE SKIP LOCKED`, on SQLite the single writer.
@@ -133,6 +133,7 @@ pub async fn run_due_within(st: &AppState, worker: &str, now: i64, lease: Lease)
         let res = match job.kind.as_str() {
             "sla" => sla(st, &job, now).await,
             "webhook" => webhook(st, &job).await,
+            "housekeeping" => housekeeping(st, &job, now).await,
             other => {
                 let mut tx = st.db.begin().await?;
                 finish(&mut tx, job.id, &format!("未知任务类型 {other}")).await?;
@@ -159,10 +160,29 @@ async fn hand_back(st: &AppState, worker: &str, ids: &[String]) -> AppResult<()>
     Ok(())
 }
 
+/// One housekeeping run; its deletions and its done mark commit together.
+async fn housekeeping(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
+    let mut tx = st.db.begin().await?;
+    let swept = crate::housekeeping::sweep(st, &mut tx, now).await?;
+    if finish(&mut tx, job.id, "").await? {
+        tx.commit().await?;
+        tracing::info!(sessions = swept.sessions, counters = swept.counters, jobs = swept.jobs, "清理过期数据");
+    }
+    Ok(())
+}
+
 /// The worker loop of `linli serve`.
 pub async fn worker(st: AppState) {
     let name = format!("node-{}", crate::auth::random_hex(4));
+    let mut slot = -1;
     loop {
+        let now = now_ms();
+        if now / crate::housekeeping::SLOT_MS != slot {
+            match crate::housekeeping::schedule(&st, now).await {
+                Ok(()) => slot = now / crate::housekeeping::SLOT_MS,
+                Err(e) => tracing::warn!(error = %e, "安排清理任务出错"),
+            }
+        }
         match run_due(&st, &name, now_ms()).await {
             Ok(n) if n > 0 => continue,
             Ok(_) => {}

@@ -257,7 +257,46 @@ async fn live_notification_stream(app: TestApp) {
     }
 }
 
+/// Housekeeping removes what nothing reads any more — expired sessions, counters of ended
+/// windows, jobs done over 30 days ago — and keeps the rest; a slot's run is scheduled once
+/// however often (however many nodes) ask.
+async fn housekeeping_sweeps_what_nothing_reads(app: TestApp) {
+    let stale = app.login("admin").await;
+    let fresh = app.login("admin").await;
+    let now = linli::db::now_ms();
+    let day = 86_400_000;
+    let idle = app.st.cfg.idle_timeout_secs * 1000;
+    let hash = linli::auth::token_hash(&stale);
+    app.sql(&format!("UPDATE sessions SET last_seen = {} WHERE token_hash = '{hash}'", now - idle - 1000)).await;
+    let sessions_before = scalar(&app, "SELECT COUNT(*) FROM sessions").await;
+    app.sql(&format!(
+        "INSERT INTO ip_throttle (ip, window_start, failures) VALUES ('old', {}, 3), ('new', {now}, 3); \
+         INSERT INTO jobs (kind, dedup_key, payload, run_at, created_at, done_at) VALUES \
+           ('sla', 't:old', '{{}}', 0, 0, {}), ('sla', 't:recent', '{{}}', 0, 0, {}), ('sla', 't:later', '{{}}', {}, 0, NULL)",
+        now - 2 * day,
+        now - 31 * day,
+        now - day,
+        now + 365 * day
+    ))
+    .await;
+    for _ in 0..3 {
+        linli::housekeeping::schedule(&app.st, now).await.unwrap();
+    }
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind = 'housekeeping'").await, 1);
+    while jobs::run_due(&app.st, "w0", now + 1).await.unwrap() > 0 {}
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind = 'housekeeping' AND done_at IS NOT NULL").await, 1);
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM sessions").await, sessions_before - 1);
+    let left = |t: &str| format!("SELECT COUNT(*) FROM sessions WHERE token_hash = '{}'", linli::auth::token_hash(t));
+    assert_eq!((scalar(&app, &left(&stale)).await, scalar(&app, &left(&fresh)).await), (0, 1));
+    assert_eq!(app.get("/api/v1/overview").bearer(&fresh).send().await.status, StatusCode::OK);
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM ip_throttle WHERE ip IN ('old', 'new')").await, 1);
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM ip_throttle WHERE ip = 'new'").await, 1);
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE dedup_key LIKE 't:%'").await, 2);
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE dedup_key = 't:old'").await, 0);
+}
+
 both!(
+    housekeeping_sweeps_what_nothing_reads,
     sla_timers_run_once,
     superseded_timers_do_nothing,
     webhook_signed_and_retried,
