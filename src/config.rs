@@ -40,6 +40,10 @@ pub struct Config {
     /// 内网瓦片地图服务地址（XYZ，如天地图内网服务：http://主机/{z}/{x}/{y}.png），默认不启用
     #[arg(long, env = "LINLI_MAP_TILE_URL", global = true)]
     pub map_tile_url: Option<String>,
+
+    /// 允许推送地址指向本机（网关与 linli 装在同一台机器时）；默认不允许
+    #[arg(long, env = "LINLI_WEBHOOK_ALLOW_LOOPBACK", default_value_t = false, global = true)]
+    pub webhook_allow_loopback: bool,
 }
 
 impl Config {
@@ -93,6 +97,7 @@ impl Default for Config {
             lockout_secs: 900,
             ip_throttle: 50,
             map_tile_url: None,
+            webhook_allow_loopback: false,
         }
     }
 }

@@ -347,7 +347,7 @@ async fn webhook(st: &AppState, job: &Job) -> AppResult<()> {
                 ("X-Linli-Delivery", job.id.to_string()),
                 ("X-Linli-Signature", signature(&secret, body.as_bytes())),
             ];
-            crate::web::http::post(&url, &headers, body.as_bytes(), Duration::from_secs(10)).await
+            crate::web::http::post(&url, &headers, body.as_bytes(), Duration::from_secs(10), st.cfg.webhook_allow_loopback).await
         }
         _ => Err("webhook 已停用或删除".into()),
     };

@@ -1,6 +1,14 @@
 //! A minimal outbound HTTP/1.1 client for webhooks to intranet gateways (SMS, WeChat). Plain
 //! `http://` only: the air-gapped deployments this serves terminate TLS at their own gateway.
+//!
+//! A webhook's address is typed by a unit contact, so it must not reach what only the server
+//! can: the machine itself (its database, its own admin pages), link-local addresses (a cloud's
+//! metadata service), unspecified, multicast or broadcast ones. The address is checked when it
+//! is registered and, after resolving the name, again at every delivery (a name may resolve
+//! elsewhere later); the URL holds no space, control or non-ASCII character, so nothing can be
+//! smuggled into the request line.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -8,6 +16,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Splits `http://host[:port]/path` into (host, port, path).
 pub fn parse_url(url: &str) -> Result<(String, u16, String), String> {
     let rest = url.strip_prefix("http://").ok_or_else(|| "仅支持 http:// 地址（内网网关）".to_string())?;
+    if !rest.chars().all(|c| c.is_ascii_graphic()) {
+        return Err("地址中不能有空格、换行或中文等字符（请先进行 URL 编码）".into());
+    }
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -16,17 +27,51 @@ pub fn parse_url(url: &str) -> Result<(String, u16, String), String> {
         Some((h, p)) => (h, p.parse::<u16>().map_err(|_| "端口无效".to_string())?),
         None => (hostport, 80),
     };
-    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '@') {
+    if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
         return Err("主机名无效".into());
     }
     Ok((host.to_string(), port, path.to_string()))
 }
 
+/// Whether a webhook may be delivered to `ip` (see the module's doc); `loopback` allows the
+/// machine itself, for a gateway installed beside linli.
+pub fn reachable(ip: IpAddr, loopback: bool) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    if ip.is_loopback() {
+        return loopback;
+    }
+    match ip {
+        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_link_local() || v4.is_multicast() || v4.is_broadcast()),
+        // fe80::/10 is link-local.
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast() || (v6.segments()[0] & 0xffc0) == 0xfe80),
+    }
+}
+
+/// Checks a webhook URL when it is registered: its form, and a host written as an address
+/// (or `localhost`) against [`reachable`]. A name is resolved at delivery.
+pub fn check_url(url: &str, loopback: bool) -> Result<(), String> {
+    let (host, _, _) = parse_url(url)?;
+    let refused = match host.parse::<IpAddr>() {
+        Ok(ip) => !reachable(ip, loopback),
+        Err(_) => !loopback && host.eq_ignore_ascii_case("localhost"),
+    };
+    if refused { Err(REFUSED.into()) } else { Ok(()) }
+}
+
+const REFUSED: &str = "不能推送到本机、链路本地、组播或未指定地址";
+
 /// POSTs `body` and returns the response status code.
-pub async fn post(url: &str, headers: &[(&str, String)], body: &[u8], timeout: Duration) -> Result<u16, String> {
+pub async fn post(url: &str, headers: &[(&str, String)], body: &[u8], timeout: Duration, loopback: bool) -> Result<u16, String> {
     let (host, port, path) = parse_url(url)?;
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("连接失败：{e}"))?;
+        let addrs: Vec<SocketAddr> =
+            tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| format!("解析主机名失败：{e}"))?.collect();
+        // Connected to an address checked here, not to the name again (it could resolve anew).
+        let to = addrs.into_iter().find(|a| reachable(a.ip(), loopback)).ok_or_else(|| REFUSED.to_string())?;
+        let mut s = tokio::net::TcpStream::connect(to).await.map_err(|e| format!("连接失败：{e}"))?;
         let mut req = format!(
             "POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: linli\r\n",
             body.len()
@@ -56,7 +101,39 @@ mod tests {
     fn urls() {
         assert_eq!(parse_url("http://10.1.2.3:8081/sms/send").unwrap(), ("10.1.2.3".into(), 8081, "/sms/send".into()));
         assert_eq!(parse_url("http://gw.intranet").unwrap(), ("gw.intranet".into(), 80, "/".into()));
+        assert_eq!(parse_url("http://gw/a%20b?x=1").unwrap().2, "/a%20b?x=1");
         assert!(parse_url("https://x").is_err());
         assert!(parse_url("http://u@evil/").is_err());
+        assert!(parse_url("http://gw/hook HTTP/1.1\r\nHost: internal\r\n\r\nFLUSHALL").is_err());
+        assert!(parse_url("http://gw/短信").is_err());
+        assert!(parse_url("http://gw\t/").is_err());
+    }
+
+    #[test]
+    fn addresses() {
+        for ok in ["10.1.2.3", "192.168.0.9", "172.16.5.5", "59.1.2.3", "fd00::1"] {
+            assert!(reachable(ok.parse().unwrap(), false), "{ok}");
+        }
+        for bad in [
+            "127.0.0.1",
+            "127.8.9.1",
+            "0.0.0.0",
+            "169.254.169.254",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(!reachable(bad.parse().unwrap(), false), "{bad}");
+        }
+        assert!(reachable("127.0.0.1".parse().unwrap(), true));
+        assert!(!reachable("169.254.169.254".parse().unwrap(), true));
+        assert!(check_url("http://localhost:5432/", false).is_err());
+        assert!(check_url("http://127.0.0.1:19999/hook", false).is_err());
+        assert!(check_url("http://127.0.0.1:19999/hook", true).is_ok());
+        assert!(check_url("http://sms.gov.intranet/send", false).is_ok());
     }
 }

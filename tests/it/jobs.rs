@@ -295,7 +295,46 @@ async fn housekeeping_sweeps_what_nothing_reads(app: TestApp) {
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE dedup_key = 't:old'").await, 0);
 }
 
+/// A webhook's address is a unit contact's text: it may not reach the machine itself or a
+/// link-local address (registered or at delivery, after resolving a name), nor carry a line
+/// break into the request.
+async fn webhooks_stay_off_the_machine(app: TestApp) {
+    let app = TestApp::with(app.backend, |c| c.webhook_allow_loopback = false).await;
+    let unit = app.login("danwei").await;
+    for url in [
+        "http://127.0.0.1:5432/",
+        "http://localhost:8080/admin",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://0.0.0.0:6379/",
+        "http://127.0.0.1:19999/hook HTTP/1.1\r\nHost: internal\r\n\r\nFLUSHALL\r\n",
+        "http://gw.intranet/a b",
+    ] {
+        let r = app.post("/api/v1/webhooks").bearer(&unit).json(json!({"url": url})).send().await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {}", r.text());
+        assert_eq!(r.json()["fields"][0]["field"], "url");
+    }
+    // A name that resolves to the machine is refused when delivering, after resolving it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // `127.1` is not an address as written, but a resolver makes it 127.0.0.1.
+    let r = app.post("/api/v1/webhooks").bearer(&unit).json(json!({"url": format!("http://127.1:{port}/x")})).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let staff = app.login("huahuaqiao").await;
+    let n = new_case(&app, &staff, "ldd", "楼道灯不亮").await;
+    act(&app, &staff, &n, json!({"action": "register"})).await;
+    act(&app, &staff, &n, json!({"action": "dispatch", "assignee": "DW001"})).await;
+    while jobs::run_due(&app.st, "w0", linli::db::now_ms()).await.unwrap() > 0 {}
+    let accepted = tokio::time::timeout(std::time::Duration::from_millis(300), listener.accept()).await;
+    assert!(accepted.is_err(), "the webhook reached the machine itself");
+    let err: String = sqlx::query_scalar("SELECT last_error FROM jobs WHERE kind = 'webhook' ORDER BY id DESC LIMIT 1")
+        .fetch_one(&app.st.db.pool)
+        .await
+        .unwrap();
+    assert!(err.contains("不能推送到本机"), "{err}");
+}
+
 both!(
+    webhooks_stay_off_the_machine,
     housekeeping_sweeps_what_nothing_reads,
     sla_timers_run_once,
     superseded_timers_do_nothing,
