@@ -74,6 +74,15 @@ fn chain_hash(key: &ChainKey, prev: &str, seq: i64, at: i64, e: &StoredEntry) ->
     hex(&mac.finalize().into_bytes())
 }
 
+/// At most `max` characters of text typed by anyone (a login name), with control and
+/// direction-changing characters shown as `?`: an entry must not fake a line break or reorder
+/// what is shown around it.
+pub fn printable(s: &str, max: usize) -> String {
+    let hidden =
+        |c: char| c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    s.chars().take(max).map(|c| if hidden(c) { '?' } else { c }).collect()
+}
+
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -266,7 +266,7 @@ async fn tokens_get(State(st): State<AppState>, p: Principal) -> AppResult<Respo
 
 async fn tokens_post(State(st): State<AppState>, p: Principal, FormBody(f): FormBody<TokenForm>) -> AppResult<Response> {
     let name = if f.name.trim().is_empty() { "未命名".to_string() } else { f.name.trim().chars().take(40).collect() };
-    let new_token = store::issue_token(&st, &p.actor(), &p.username, &name).await?;
+    let new_token = store::issue_token(&st, Some(&p), &p.actor(), &p.username, &name).await?;
     let tokens = store::list_tokens(&st, &p).await?;
     Ok(render(&TokensPage { layout: Layout::new(&p, "访问令牌", "/tokens"), tokens, new_token })?.into_response())
 }
@@ -355,7 +355,7 @@ async fn api_token_create(
     OptJson(body): OptJson<TokenForm>,
 ) -> AppResult<(StatusCode, Json<serde_json::Value>)> {
     let name = Some(body.name).filter(|n| !n.trim().is_empty()).unwrap_or_else(|| "api".into());
-    let token = store::issue_token(&st, &p.actor(), &p.username, &name).await?;
+    let token = store::issue_token(&st, Some(&p), &p.actor(), &p.username, &name).await?;
     Ok((StatusCode::CREATED, Json(json!({"token": token, "name": name}))))
 }
 

@@ -270,8 +270,10 @@ pub async fn set_lock(st: &AppState, by: Option<&Principal>, actor: &Actor, user
     Ok(())
 }
 
-/// Sets a new password. An admin reset forces a change at next login; a user's own change
-/// (with the old password checked by the caller) clears that flag.
+/// Sets a new password. An admin reset forces a change at next login and ends the account's
+/// sessions and personal access tokens (a reset is how a taken-over account is recovered); a
+/// user's own change (with the old password checked by the caller) clears that flag and ends
+/// the account's other sessions.
 pub async fn set_password(
     st: &AppState,
     by: Option<&Principal>,
@@ -294,8 +296,23 @@ pub async fn set_password(
         .bind(u.id)
         .execute(&mut tx)
         .await?;
-    if !own {
+    if own {
+        let current = match by.map(|p| &p.via) {
+            Some(Via::Session { token_hash, .. }) => token_hash.as_str(),
+            _ => "",
+        };
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+            .bind(u.id)
+            .bind(current)
+            .execute(&mut tx)
+            .await?;
+    } else {
         sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(u.id).execute(&mut tx).await?;
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(u.id)
+            .execute(&mut tx)
+            .await?;
     }
     let (act, summary) = if own {
         ("user.password_change", "修改本人密码".to_string())
@@ -319,12 +336,17 @@ pub async fn check_current_password(st: &AppState, username: &str, pw: &str) -> 
 /// Throttle window for login failures per client address.
 const IP_WINDOW_MS: i64 = 15 * 60 * 1000;
 
-async fn note_ip_failure(st: &AppState, ip: &str) -> AppResult<()> {
+/// Counts a failed login from `ip`; returns the window's count.
+async fn note_ip_failure(st: &AppState, ip: &str) -> AppResult<i64> {
     super::throttle::note(st, ip, IP_WINDOW_MS).await
 }
 
+fn ip_limit(st: &AppState) -> i64 {
+    st.cfg.lockout_threshold.max(st.cfg.ip_throttle)
+}
+
 async fn ip_blocked(st: &AppState, ip: &str) -> AppResult<bool> {
-    super::throttle::blocked(st, ip, st.cfg.lockout_threshold.max(st.cfg.ip_throttle), IP_WINDOW_MS).await
+    super::throttle::blocked(st, ip, ip_limit(st), IP_WINDOW_MS).await
 }
 
 /// A successful login.
@@ -354,24 +376,31 @@ fn locked_msg(until: i64) -> String {
 
 /// The login flow: address throttle, lockout, argon2 verify, session creation, login log.
 pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResult<LoginOk> {
-    let actor = Actor { name: username.chars().take(64).collect(), ip: ip.into() };
+    // Whatever was typed goes into the audit log as at most 64 visible characters: a login
+    // needs no account, so a megabyte name or a line break would land there as it is.
+    let typed = audit::printable(username, 64);
+    let actor = Actor { name: typed.clone(), ip: ip.into() };
     fn fail<'a>(username: &'a str, summary: &'a str) -> Event<'a> {
         Event { action: "login.failed", entity: "user", entity_id: username, node_path: "/", summary }
     }
     if ip_blocked(st, ip).await? {
-        audit::record(&st.db, &st.chain, &actor, fail(username, "来源地址登录失败次数过多，已限流")).await?;
+        // Logged once per window: past the limit every attempt would add an entry, unbounded.
+        if note_ip_failure(st, ip).await? == ip_limit(st) + 1 {
+            let why = "来源地址登录失败次数过多，已限流（本时段内此后的尝试不再逐条记录）";
+            audit::record(&st.db, &st.chain, &actor, fail(&typed, why)).await?;
+        }
         return Err(AppError::TooMany("该地址登录失败次数过多，请 15 分钟后再试".into()));
     }
     let Some(u) = find_user(st, username).await? else {
         password::verify(pw, password::dummy_hash()).await;
         note_ip_failure(st, ip).await?;
-        audit::record(&st.db, &st.chain, &actor, fail(username, "用户名不存在")).await?;
+        audit::record(&st.db, &st.chain, &actor, fail(&typed, "用户名不存在")).await?;
         return Err(AppError::BadCredentials);
     };
     let now = now_ms();
     if let Some(refused) = refusal(&u, now) {
         if !u.disabled {
-            audit::record(&st.db, &st.chain, &actor, fail(username, "账号锁定期间尝试登录")).await?;
+            audit::record(&st.db, &st.chain, &actor, fail(&typed, "账号锁定期间尝试登录")).await?;
         }
         return Err(refused);
     }
@@ -402,7 +431,7 @@ pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResu
         } else {
             format!("密码错误（第 {failed} 次）")
         };
-        audit::append(&mut tx, &st.chain, &actor, Event { node_path: &u.scope_path, ..fail(username, &summary) });
+        audit::append(&mut tx, &st.chain, &actor, Event { node_path: &u.scope_path, ..fail(&typed, &summary) });
         if lock.is_some() {
             commit_auth_change(st, tx).await?;
         } else {
@@ -469,7 +498,12 @@ async fn commit_auth_change(st: &AppState, mut tx: Tx) -> AppResult<()> {
 }
 
 /// Issues a personal access token for `username`; returns the token (shown once).
-pub async fn issue_token(st: &AppState, actor: &Actor, username: &str, name: &str) -> AppResult<String> {
+/// Issues a personal access token for `username`; `by` (the caller, None for the CLI) may not
+/// while its initial password is unchanged — a token would skip that change.
+pub async fn issue_token(st: &AppState, by: Option<&Principal>, actor: &Actor, username: &str, name: &str) -> AppResult<String> {
+    if by.is_some_and(|p| p.must_change_password) {
+        return Err(AppError::PasswordChangeRequired);
+    }
     if name.chars().count() > 64 {
         return Err(AppError::field("name", "令牌名称不能超过 64 个字"));
     }

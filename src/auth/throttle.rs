@@ -6,23 +6,25 @@ use crate::app::AppState;
 use crate::db::{get, now_ms};
 use crate::error::AppResult;
 
-/// Counts one failure of `key` in a window of `window_ms` (a new window once the last ran out).
-pub async fn note(st: &AppState, key: &str, window_ms: i64) -> AppResult<()> {
+/// Counts one failure of `key` in a window of `window_ms` (a new window once the last ran out);
+/// returns the window's count.
+pub async fn note(st: &AppState, key: &str, window_ms: i64) -> AppResult<i64> {
     let now = now_ms();
     let mut tx = st.db.begin().await?;
-    sqlx::query(
+    let row = sqlx::query(
         "INSERT INTO ip_throttle (ip, window_start, failures) VALUES ($1, $2, 1) \
          ON CONFLICT (ip) DO UPDATE SET \
            failures = CASE WHEN ip_throttle.window_start < $3 THEN 1 ELSE ip_throttle.failures + 1 END, \
-           window_start = CASE WHEN ip_throttle.window_start < $3 THEN $2 ELSE ip_throttle.window_start END",
+           window_start = CASE WHEN ip_throttle.window_start < $3 THEN $2 ELSE ip_throttle.window_start END \
+         RETURNING failures",
     )
     .bind(key)
     .bind(now)
     .bind(now - window_ms)
-    .execute(&mut tx)
+    .fetch_one(&mut tx)
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(get(&row, "failures")?)
 }
 
 /// True when `key` has failed `limit` times or more in its current window of `window_ms`.

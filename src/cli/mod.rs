@@ -424,7 +424,7 @@ async fn user(st: &AppState, cmd: UserCmd) -> Result<ExitCode, crate::error::App
             println!("已解锁 {name}");
         }
         UserCmd::Token { name, label } => {
-            println!("{}", store::issue_token(st, &actor, &name, &label).await?);
+            println!("{}", store::issue_token(st, None, &actor, &name, &label).await?);
         }
     }
     Ok(ExitCode::SUCCESS)

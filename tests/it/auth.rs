@@ -326,6 +326,76 @@ async fn forced_password_change_and_tokens(app: TestApp) {
     assert_eq!(app.get("/api/v1/overview").bearer(&pat).send().await.status, StatusCode::UNAUTHORIZED);
 }
 
+/// Tokens and sessions follow the password: no personal access token while the initial
+/// password is unchanged (it would skip the change); an admin reset ends the account's
+/// sessions and tokens; one's own change ends one's other sessions.
+async fn tokens_and_sessions_follow_the_password(app: TestApp) {
+    let admin = app.login("admin").await;
+    let body = json!({"username": "newstaff", "role": "grid_worker", "scope": "520627001003", "password": "Init-Pass123"});
+    assert_eq!(app.post("/api/v1/users").bearer(&admin).json(body).send().await.status, StatusCode::CREATED);
+    let r = app.post("/api/v1/auth/login").json(json!({"username": "newstaff", "password": "Init-Pass123"})).send().await;
+    let fresh = r.json()["token"].as_str().unwrap().to_string();
+    let r = app.post("/api/v1/tokens").bearer(&fresh).json(json!({"name": "x"})).send().await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert_eq!(r.json()["error"], "请先修改初始密码");
+    let cookie = format!("linli_session={fresh}");
+    let page = app.get("/tokens").cookie(&cookie).send().await;
+    if page.status == StatusCode::OK {
+        let csrf = page.text().split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+        let r = app.post("/tokens").cookie(&cookie).form(&[("name", "x"), ("_csrf", &csrf)]).send().await;
+        assert!(!r.text().contains("lpat_"), "a token was issued on the page");
+    }
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE u.username = 'newstaff'")
+            .fetch_one(&app.st.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(n, 0);
+    // Own change: the other session ends, this one goes on.
+    let (a, b) = (app.login("heping").await, app.login("heping").await);
+    let pat = app.post("/api/v1/tokens").bearer(&a).json(json!({"name": "对接"})).send().await.json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let change = json!({"current": PW, "password": "New-Pass-456", "confirm": "New-Pass-456"});
+    assert_eq!(app.post("/api/v1/auth/password").bearer(&a).json(change).send().await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get("/api/v1/me").bearer(&a).send().await.status, StatusCode::OK);
+    assert_eq!(app.get("/api/v1/me").bearer(&b).send().await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/api/v1/me").bearer(&pat).send().await.status, StatusCode::OK, "one's own tokens stay");
+    // Admin reset: sessions and tokens end.
+    let r =
+        app.post("/api/v1/users/heping/reset-password").bearer(&admin).json(json!({"password": "Reset-Pass-789"})).send().await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    assert_eq!(app.get("/api/v1/me").bearer(&a).send().await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/api/v1/me").bearer(&pat).send().await.status, StatusCode::UNAUTHORIZED);
+}
+
+/// Logging in needs no account, so what is typed must not swell or forge the audit log: names
+/// go in as at most 64 visible characters, and a throttled address is logged once per window.
+async fn failed_logins_keep_the_log_small(app: TestApp) {
+    let forged = format!("=HYPERLINK(1)\r\n[2026-11-29] admin 登录成功\u{202e}{}", "B".repeat(100_000));
+    let r = app.post("/api/v1/auth/login").json(json!({"username": forged, "password": "x"})).send().await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let mut last = StatusCode::OK;
+    for i in 0..80 {
+        last =
+            app.post("/api/v1/auth/login").json(json!({"username": format!("nobody{i}"), "password": "x"})).send().await.status;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT actor, entity_id, summary FROM audit_log WHERE action = 'login.failed' ORDER BY seq")
+            .fetch_all(&app.st.db.pool)
+            .await
+            .unwrap();
+    let first = &rows[0];
+    assert_eq!(first.1.chars().count(), 64, "{}", first.1);
+    assert!(!first.0.contains(['\r', '\n', '\u{202e}']) && !first.1.contains(['\r', '\n', '\u{202e}']), "{first:?}");
+    assert!(first.1.starts_with("=HYPERLINK(1)??[2026-11-29]"), "{}", first.1);
+    let throttled = rows.iter().filter(|r| r.2.contains("限流")).count();
+    assert_eq!(throttled, 1, "a throttled address is logged once per window");
+    assert!(rows.len() < 60, "{} entries for 81 attempts", rows.len());
+}
+
 async fn idle_timeout(backend: Backend) {
     let app = TestApp::with(backend, |c| c.idle_timeout_secs = 1).await;
     let t = app.login("admin").await;
@@ -353,5 +423,7 @@ both!(
     guesses_at_once_still_lock,
     lock_during_a_login_holds,
     csrf_and_forms,
-    forced_password_change_and_tokens
+    forced_password_change_and_tokens,
+    tokens_and_sessions_follow_the_password,
+    failed_logins_keep_the_log_small
 );
