@@ -2,11 +2,11 @@
 //! change; entries are chained with a keyed hash (HMAC-SHA256, key derived from the key file,
 //! which lives outside the database), so someone who can edit the database but not read the
 //! key file cannot rewrite history unnoticed. `audit_head` holds the last sequence number:
-//! bumping it serialises appends on both backends and detects a removed tail. Entries take
-//! their numbers at the end of the write batch ([`Chain`], a [`crate::db::Deferred`] kind),
-//! so the head row is bumped once per batch and locked only for its commit. (Its
-//! `hash` column is no longer kept: the previous hash is read from the log in the same
-//! statement, and it guarded nothing the sequence number does not.)
+//! bumping it serialises appends on both backends. Its `hash` column seals the head — an HMAC
+//! of the last sequence number and the last entry's hash — so that a removed tail with the
+//! head's number lowered to match is detected too (the number alone could be edited). Entries
+//! take their numbers at the end of the write batch ([`Chain`], a [`crate::db::Deferred`]
+//! kind), so the head row is bumped and sealed once per batch and locked only for its commit.
 
 pub mod routes;
 
@@ -81,6 +81,17 @@ pub fn printable(s: &str, max: usize) -> String {
     let hidden =
         |c: char| c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
     s.chars().take(max).map(|c| if hidden(c) { '?' } else { c }).collect()
+}
+
+/// The head's seal: the last sequence number and the last entry's hash, under the key. An empty
+/// log's head (`0`, `genesis`) is the migration's and needs none.
+fn head_seal(key: &ChainKey, seq: i64, last_hash: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("hmac takes any key length");
+    for part in ["audit_head", &seq.to_string(), last_hash] {
+        mac.update(&(part.len() as u64).to_le_bytes());
+        mac.update(part.as_bytes());
+    }
+    hex(&mac.finalize().into_bytes())
 }
 
 /// Lower-case hex of bytes.
@@ -160,6 +171,7 @@ impl crate::db::Deferred for Chain {
             e.hash = chain_hash(&key, &prev, e.seq, e.at, e);
             e.prev_hash = std::mem::replace(&mut prev, e.hash.clone());
         }
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(head_seal(&key, last, &prev)).execute(&mut *at).await?;
         let rows: Vec<Vec<Val>> = self
             .entries
             .into_iter()
@@ -281,9 +293,15 @@ pub async fn verify(db: &Db, key: &ChainKey) -> AppResult<Verdict> {
         checked += 1;
     }
     drop(rows);
-    let hseq: i64 = get(&sqlx::query("SELECT seq FROM audit_head WHERE id = 1").fetch_one(db.read()).await?, "seq")?;
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(db.read()).await?;
+    let (hseq, seal): (i64, String) = (get(&head, "seq")?, get(&head, "hash")?);
     if hseq != expected_seq - 1 {
         return Ok(bad(expected_seq, checked, format!("日志末尾缺失：应有 {hseq} 条，实有 {checked} 条")));
+    }
+    let empty = hseq == 0 && seal == GENESIS;
+    if !empty && seal != head_seal(key, hseq, &prev) {
+        let why = format!("审计头的签名不符：第 {hseq} 条之后的记录可能被删除（或审计头被改动）");
+        return Ok(bad(expected_seq, checked, why));
     }
     Ok(Verdict { ok: true, checked, first_bad: None, reason: None })
 }

@@ -65,6 +65,22 @@ async fn chain_verify_and_tamper(app: TestApp) {
     fourth.sql("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)").await;
     let v = linli::audit::verify(&fourth.st.db, &fourth.st.chain).await.unwrap();
     assert!(!v.ok, "{v:?}");
+    // And with the head's number lowered to match: caught by the head's seal.
+    let fifth = TestApp::new(app.backend).await;
+    for i in 0..3 {
+        let ev =
+            linli::audit::Event { action: "test", entity: "test", entity_id: &i.to_string(), node_path: "/", summary: "尾部" };
+        linli::audit::record(&fifth.st.db, &fifth.st.chain, &linli::audit::Actor::system("test"), ev).await.unwrap();
+    }
+    let v = linli::audit::verify(&fifth.st.db, &fifth.st.chain).await.unwrap();
+    assert!(v.ok, "{v:?}");
+    let head: i64 = sqlx::query_scalar("SELECT seq FROM audit_head WHERE id = 1").fetch_one(&fifth.st.db.pool).await.unwrap();
+    fifth
+        .sql(&format!("DELETE FROM audit_log WHERE seq > {}; UPDATE audit_head SET seq = {} WHERE id = 1", head - 3, head - 3))
+        .await;
+    let v = linli::audit::verify(&fifth.st.db, &fifth.st.chain).await.unwrap();
+    assert!(!v.ok, "{v:?}");
+    assert!(v.reason.as_deref().unwrap().contains("审计头的签名不符"), "{v:?}");
 
     // The page shows the verdict.
     let cookie = format!("linli_session={t}");
