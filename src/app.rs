@@ -140,6 +140,23 @@ async fn count_and_harden(State(st): State<AppState>, req: Request, next: Next) 
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::CONTENT_SECURITY_POLICY, st.csp.clone());
+    // Pages and answers hold personal data: a shared office PC's browser must not keep them
+    // after logout. What may be kept (assets) says so itself.
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if st.cfg.secure_cookies() {
+        let cookies: Vec<HeaderValue> = h.get_all(header::SET_COOKIE).iter().cloned().collect();
+        if !cookies.is_empty() {
+            h.remove(header::SET_COOKIE);
+            for c in cookies {
+                let s = c.to_str().unwrap_or_default();
+                let secure =
+                    if s.contains("; Secure") { c.clone() } else { HeaderValue::from_str(&format!("{s}; Secure")).unwrap_or(c) };
+                h.append(header::SET_COOKIE, secure);
+            }
+        }
+    }
     resp
 }
 

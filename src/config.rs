@@ -41,12 +41,29 @@ pub struct Config {
     #[arg(long, env = "LINLI_MAP_TILE_URL", global = true)]
     pub map_tile_url: Option<String>,
 
+    /// 对外访问地址（如 https://linli.example.gov.cn）：网格二维码与海报用它；以 https:// 开头时
+    /// Cookie 带 Secure（TLS 在前置代理终止时）。不设置时用请求的 Host
+    #[arg(long, env = "LINLI_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
     /// 允许推送地址指向本机（网关与 linli 装在同一台机器时）；默认不允许
     #[arg(long, env = "LINLI_WEBHOOK_ALLOW_LOOPBACK", default_value_t = false, global = true)]
     pub webhook_allow_loopback: bool,
 }
 
 impl Config {
+    /// The configured public address, without a trailing slash, if it is an http(s) URL.
+    pub fn public_url(&self) -> Option<&str> {
+        let u = self.public_url.as_deref()?.trim().trim_end_matches('/');
+        let ok = (u.starts_with("http://") || u.starts_with("https://")) && u.chars().all(|c| c.is_ascii_graphic());
+        ok.then_some(u)
+    }
+
+    /// Whether cookies carry `Secure`: the public address is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url().is_some_and(|u| u.starts_with("https://"))
+    }
+
     /// The database URL, defaulting to an SQLite file in the data dir.
     pub fn database_url(&self) -> String {
         match &self.database_url {
@@ -97,6 +114,7 @@ impl Default for Config {
             lockout_secs: 900,
             ip_throttle: 50,
             map_tile_url: None,
+            public_url: None,
             webhook_allow_loopback: false,
         }
     }

@@ -382,9 +382,15 @@ pub fn routes() -> Router<AppState> {
         .route("/m/pick", route_get(pick))
 }
 
-fn base_url(headers: &axum::http::HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1:8080");
-    format!("http://{host}")
+/// Where residents reach this site: the configured public address, else the request's host
+/// (a host name and port only: a printed QR code must not carry whatever a client sent).
+fn base_url(st: &AppState, headers: &axum::http::HeaderMap) -> String {
+    if let Some(u) = st.cfg.public_url() {
+        return u.to_string();
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let host = host.filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)));
+    format!("http://{}", host.unwrap_or("127.0.0.1:8080"))
 }
 
 async fn grid_for_qr(st: &AppState, p: &Principal, code: &str) -> AppResult<crate::tree::Node> {
@@ -403,7 +409,7 @@ async fn qr(
     headers: axum::http::HeaderMap,
 ) -> AppResult<Response> {
     let n = grid_for_qr(&st, &p, &code).await?;
-    let url = format!("{}/m/report?grid={}", base_url(&headers), n.code);
+    let url = format!("{}/m/report?grid={}", base_url(&st, &headers), n.code);
     match fmt.as_str() {
         "qr.svg" => Ok(([(header::CONTENT_TYPE, "image/svg+xml")], crate::web::qr::svg(&url, 8).map_err(AppError::BadRequest)?)
             .into_response()),

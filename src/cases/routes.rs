@@ -108,7 +108,7 @@ pub async fn case_photo(
         .await?
         .ok_or(AppError::NotFound)?;
     let bytes = super::photos::read(&st.cfg.data_dir, &col::<String>(&r, "path")?).await?;
-    Ok(([(header::CONTENT_TYPE, col::<String>(&r, "mime")?), (header::CACHE_CONTROL, "private, max-age=3600".into())], bytes)
+    Ok(([(header::CONTENT_TYPE, col::<String>(&r, "mime")?), (header::CACHE_CONTROL, "private, no-store".into())], bytes)
         .into_response())
 }
 

@@ -150,4 +150,40 @@ async fn grid_qr_and_poster(app: TestApp) {
     assert!(pick.contains("/m/report?grid=520627004006005"));
 }
 
-both!(resident_reports_tracks_and_rates, unsatisfied_rating_sends_it_back, grid_qr_and_poster);
+/// Behind a TLS proxy with a public address: posters print that address whatever Host a client
+/// sent, cookies are `Secure`; pages are never kept by the browser's cache, assets are.
+async fn public_address_cookies_and_caching(app: TestApp) {
+    let t = app.login("huahuaqiao").await;
+    let cookie = format!("linli_session={t}");
+    let forged =
+        app.get("/grids/520627001001001/poster").cookie(&cookie).header("host", "evil.example/\"><x").send().await.text();
+    assert!(forged.contains("http://127.0.0.1:8080/m/report?grid=520627001001001"), "a malformed Host is not printed");
+    for path in ["/people", "/api/v1/overview", "/m/track?number=x&phone=y"] {
+        let r = app.get(path).cookie(&cookie).send().await;
+        assert_eq!(r.header("cache-control"), "no-store", "{path}");
+    }
+    assert_eq!(app.get("/assets/app.css").send().await.header("cache-control"), "public, max-age=3600");
+    let app = TestApp::with(app.backend, |c| c.public_url = Some("https://linli.example.gov.cn/".into())).await;
+    let t = app.login("huahuaqiao").await;
+    let cookie = format!("linli_session={t}");
+    let poster = app.get("/grids/520627001001001/poster").cookie(&cookie).header("host", "evil.example").send().await.text();
+    assert!(poster.contains("https://linli.example.gov.cn/m/report?grid=520627001001001") && !poster.contains("evil"));
+    let login = app.get("/login").send().await;
+    assert!(login.header("set-cookie").ends_with("; Secure"), "{}", login.header("set-cookie"));
+    let pre = login.set_cookie("linli_pre").unwrap();
+    let r = app
+        .post("/login")
+        .cookie(&format!("linli_pre={pre}"))
+        .form(&[("username", "huahuaqiao"), ("password", crate::harness::PW), ("_csrf", &pre)])
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.header("set-cookie").contains("HttpOnly; SameSite=Lax; Secure"), "{}", r.header("set-cookie"));
+}
+
+both!(
+    resident_reports_tracks_and_rates,
+    unsatisfied_rating_sends_it_back,
+    grid_qr_and_poster,
+    public_address_cookies_and_caching
+);
