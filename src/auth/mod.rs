@@ -205,10 +205,13 @@ impl Principal {
 
     /// The role must hold `perm` (for lists, which are filtered by scope in SQL).
     pub fn require(&self, perm: Perm) -> AppResult<()> {
-        if self.must_change_password {
-            return Err(AppError::PasswordChangeRequired);
-        }
+        self.ready()?;
         if self.role.can(perm) { Ok(()) } else { Err(AppError::Forbidden) }
+    }
+
+    /// The initial password must have been changed (for what any role may read of its own).
+    pub fn ready(&self) -> AppResult<()> {
+        if self.must_change_password { Err(AppError::PasswordChangeRequired) } else { Ok(()) }
     }
 
     /// The actor for audit entries.

@@ -100,6 +100,8 @@ pub async fn list(st: &AppState, p: &Principal, after: i64, limit: i64) -> AppRe
 
 /// The caller's notifications matching `cond`, in `order`, at most `limit`.
 async fn select(st: &AppState, p: &Principal, cond: &str, order: &str, limit: i64) -> AppResult<Vec<Note>> {
+    // Notifications carry case numbers and notes: not before the initial password is changed.
+    p.ready()?;
     let mut w = Where::new();
     mine(&mut w, p);
     w.raw(cond);

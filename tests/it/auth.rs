@@ -338,6 +338,9 @@ async fn tokens_and_sessions_follow_the_password(app: TestApp) {
     let r = app.post("/api/v1/tokens").bearer(&fresh).json(json!({"name": "x"})).send().await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     assert_eq!(r.json()["error"], "请先修改初始密码");
+    for path in ["/api/v1/notifications", "/api/v1/events"] {
+        assert_eq!(app.get(path).bearer(&fresh).send_head().await.status, StatusCode::FORBIDDEN, "{path}");
+    }
     let cookie = format!("linli_session={fresh}");
     let page = app.get("/tokens").cookie(&cookie).send().await;
     if page.status == StatusCode::OK {
