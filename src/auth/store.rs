@@ -349,6 +349,31 @@ async fn ip_blocked(st: &AppState, ip: &str) -> AppResult<bool> {
     super::throttle::blocked(st, ip, ip_limit(st), IP_WINDOW_MS).await
 }
 
+/// A login to a name no account has: answered as an account would be — 401, and after as many
+/// failures as lock an account, 423 with the same message for as long — so that the answers
+/// do not tell which names exist.
+async fn unknown_user(
+    st: &AppState,
+    actor: &Actor,
+    pw: &str,
+    fail: for<'a> fn(&'a str, &'a str) -> Event<'a>,
+) -> AppResult<AppError> {
+    use super::throttle;
+    let lock_ms = st.cfg.lockout_secs * 1000;
+    let (count_key, lock_key) = (format!("login#{}", actor.name), format!("locked#{}", actor.name));
+    password::verify(pw, password::dummy_hash()).await;
+    if let Some(since) = throttle::since(st, &lock_key, lock_ms).await? {
+        audit::record(&st.db, &st.chain, actor, fail(&actor.name, "用户名不存在（按锁定答复）")).await?;
+        return Ok(AppError::Locked(locked_msg(since + lock_ms)));
+    }
+    note_ip_failure(st, &actor.ip).await?;
+    if throttle::note(st, &count_key, lock_ms).await? >= st.cfg.lockout_threshold {
+        throttle::note(st, &lock_key, lock_ms).await?;
+    }
+    audit::record(&st.db, &st.chain, actor, fail(&actor.name, "用户名不存在")).await?;
+    Ok(AppError::BadCredentials)
+}
+
 /// A successful login.
 pub struct LoginOk {
     /// The session token (cookie value or Bearer token).
@@ -392,13 +417,12 @@ pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResu
         return Err(AppError::TooMany("该地址登录失败次数过多，请 15 分钟后再试".into()));
     }
     let Some(u) = find_user(st, username).await? else {
-        password::verify(pw, password::dummy_hash()).await;
-        note_ip_failure(st, ip).await?;
-        audit::record(&st.db, &st.chain, &actor, fail(&typed, "用户名不存在")).await?;
-        return Err(AppError::BadCredentials);
+        return Err(unknown_user(st, &actor, pw, fail).await?);
     };
     let now = now_ms();
     if let Some(refused) = refusal(&u, now) {
+        // As long as a password check: a quick refusal would tell that the account exists.
+        password::verify(pw, password::dummy_hash()).await;
         if !u.disabled {
             audit::record(&st.db, &st.chain, &actor, fail(&typed, "账号锁定期间尝试登录")).await?;
         }

@@ -39,3 +39,13 @@ pub async fn blocked(st: &AppState, key: &str, limit: i64, window_ms: i64) -> Ap
         None => false,
     })
 }
+
+/// When `key`'s current window of `window_ms` began, if it has one.
+pub async fn since(st: &AppState, key: &str, window_ms: i64) -> AppResult<Option<i64>> {
+    let row = sqlx::query("SELECT window_start FROM ip_throttle WHERE ip = $1 AND window_start >= $2")
+        .bind(key)
+        .bind(now_ms() - window_ms)
+        .fetch_optional(st.db.read())
+        .await?;
+    Ok(row.map(|r| get::<i64>(&r, "window_start")).transpose()?)
+}

@@ -399,6 +399,28 @@ async fn failed_logins_keep_the_log_small(app: TestApp) {
     assert!(rows.len() < 60, "{} entries for 81 attempts", rows.len());
 }
 
+/// A name no account has is answered as an account would be: 401 five times, then 423 with the
+/// same message, so the answers do not tell which names exist.
+async fn unknown_names_answer_like_accounts(app: TestApp) {
+    let answers = |user: &'static str| {
+        let app = &app;
+        async move {
+            let mut out = Vec::new();
+            for _ in 0..7 {
+                let r =
+                    app.post("/api/v1/auth/login").json(json!({"username": user, "password": "wrong-Password1"})).send().await;
+                out.push((r.status, r.json()["error"].as_str().unwrap_or_default().to_string()));
+            }
+            out
+        }
+    };
+    let real = answers("heping").await;
+    let ghost = answers("no_such_user").await;
+    assert_eq!(real, ghost);
+    assert_eq!(ghost[5].0, StatusCode::LOCKED, "{ghost:?}");
+    assert!(ghost[5].1.contains("账号已锁定"), "{ghost:?}");
+}
+
 async fn idle_timeout(backend: Backend) {
     let app = TestApp::with(backend, |c| c.idle_timeout_secs = 1).await;
     let t = app.login("admin").await;
@@ -428,5 +450,6 @@ both!(
     csrf_and_forms,
     forced_password_change_and_tokens,
     tokens_and_sessions_follow_the_password,
-    failed_logins_keep_the_log_small
+    failed_logins_keep_the_log_small,
+    unknown_names_answer_like_accounts
 );
