@@ -266,15 +266,24 @@ struct TrackView {
     steps: Vec<Step>,
 }
 
+/// The lookup page; a link may carry the number. The phone goes in a POST: in a URL it would
+/// stay in the browser's history and in proxies' logs.
 async fn track(State(st): State<AppState>, Caller(_, ip): Caller, Q(q): Q<NumberQ>) -> AppResult<Response> {
-    let (number, phone) = (q.number.unwrap_or_default(), q.phone.unwrap_or_default());
+    track_page(&st, &ip, q.number.unwrap_or_default(), q.phone.unwrap_or_default()).await
+}
+
+async fn track_post(State(st): State<AppState>, Caller(_, ip): Caller, Form(q): Form<NumberQ>) -> AppResult<Response> {
+    track_page(&st, &ip, q.number.unwrap_or_default(), q.phone.unwrap_or_default()).await
+}
+
+async fn track_page(st: &AppState, ip: &str, number: String, phone: String) -> AppResult<Response> {
     let mut error = String::new();
     let mut found = None;
     let mut status = StatusCode::OK;
     if !number.is_empty() {
-        match owned(&st, &number, &phone, &ip).await {
+        match owned(st, &number, &phone, ip).await {
             Ok((c, _)) => {
-                let v = store::view_by_id(&st, c.id).await?;
+                let v = store::view_by_id(st, c.id).await?;
                 found = Some(TrackView {
                     category: v.category_name,
                     status: v.status_label,
@@ -309,7 +318,8 @@ struct RateForm {
 
 async fn rate(State(st): State<AppState>, Caller(_, ip): Caller, Form(f): Form<RateForm>) -> AppResult<Response> {
     super::flow::rate_public(&st, &f.number, &f.phone, &f.satisfaction, &f.comment, &ip).await?;
-    Ok(crate::web::see_other(&format!("/m/track?number={}&phone={}", f.number, crate::web::urlencode(&f.phone))).into_response())
+    // The case as it is now, answered in place: a redirect would put the phone in a URL.
+    track_page(&st, &ip, f.number, f.phone).await
 }
 
 #[derive(Template)]
@@ -375,7 +385,7 @@ pub fn routes() -> Router<AppState> {
         .route("/m", route_get(home))
         .route("/m/report", route_get(report_get).post(report_post))
         .route("/m/done", route_get(done))
-        .route("/m/track", route_get(track))
+        .route("/m/track", route_get(track).post(track_post))
         .route("/m/rate", post(rate))
         .route("/m/public", route_get(public_list))
         .route("/m/public/{number}", route_get(public_one))

@@ -62,7 +62,9 @@ try {
   await act(unit, 'finish', async (f) => { await f.locator('input[name=note]').fill('已更换灯泡'); });
 
   // The resident tracks and rates.
-  await resident.goto(`${base}/m/track?number=${number}&phone=13812345678`);
+  await resident.goto(`${base}/m/track?number=${number}`);
+  await resident.fill('input[name=phone]', '13812345678');
+  await Promise.all([resident.waitForNavigation(), resident.click('form[action="/m/track"] button')]);
   await resident.check('input[value=satisfied]');
   await Promise.all([resident.waitForNavigation(), resident.click('form#rate button')]);
   const st = (await resident.textContent('#status')).trim();
