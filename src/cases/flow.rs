@@ -12,7 +12,7 @@ use super::notify::{self, Target};
 use super::rates::Counts;
 use super::store::{CaseView, Step, load_visible, read_visible, view_by_id};
 use super::view::{returned_cols, view_row};
-use super::{Assignee, CaseRow, categories, jobs, photos, rollups, staff_level, units};
+use super::{Assignee, CaseRow, jobs, photos, rollups, staff_level, units};
 use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::auth::{Principal, Role};
@@ -140,14 +140,19 @@ pub async fn suggestions(st: &AppState, p: &Principal, number: &str) -> AppResul
     Ok(out)
 }
 
-fn who_may(a: Action, c: &CaseRow, p: &Principal, claimable: bool) -> AppResult<()> {
-    let ok = match a.actor() {
+/// Whether `p` is the one who takes `a` on `c` (its category `claimable`): the case's staff,
+/// its assignee, a Party member claiming a 微心愿 the community still holds, or its reporter.
+pub(super) fn may(a: Action, c: &CaseRow, p: &Principal, claimable: bool) -> bool {
+    match a.actor() {
         Actor::Staff => c.is_staff(p),
         Actor::Assignee => c.is_assignee(p),
-        Actor::Claimer => p.role == Role::PartyMember && claimable && p.in_scope(&c.node_path),
+        Actor::Claimer => p.role == Role::PartyMember && claimable && c.level == 0 && p.in_scope(&c.node_path),
         Actor::Reporter => c.reporter_user_id == Some(p.user_id),
-    };
-    if ok {
+    }
+}
+
+fn who_may(a: Action, c: &CaseRow, p: &Principal, claimable: bool) -> AppResult<()> {
+    if may(a, c, p, claimable) {
         Ok(())
     } else if staff_level(p.role).is_some_and(|l| l < c.level) && a.actor() == Actor::Staff {
         Err(AppError::Conflict(format!("该案件已上报至{}，由上级处理", super::level_label(c.level))))
@@ -164,6 +169,12 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     // A stale version is reported as such, whatever else changed since.
     if i.version.is_some_and(|v| v != c.version) {
         return Err(AppError::Conflict("该案件刚被他人处理过，请刷新后再操作".into()));
+    }
+    if action == Action::Rate {
+        let sat = i.satisfaction.as_deref().unwrap_or_default();
+        let rater = super::rating::Rater { actor: p.actor(), username: &p.username, label: "居民" };
+        super::rating::rate(st, &c, &rater, sat, &i.note).await?;
+        return view_by_id(st, c.id).await;
     }
     let mut errs = FieldErrors::default();
     if action.needs_note() && i.note.trim().is_empty() {
@@ -182,6 +193,9 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         None
     };
     let sat = i.satisfaction.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    if sat.is_some_and(|s| !SATISFACTION.iter().any(|(k, _)| *k == s)) {
+        errs.add("satisfaction", "满意度应为 satisfied、basically_satisfied 或 unsatisfied");
+    }
     if action == Action::FollowUp {
         if i.contacted.is_none() {
             errs.add("contacted", "请填写是否联系上");
@@ -202,8 +216,11 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     errs.finish()?;
     let illegal = || AppError::Conflict(format!("案件当前为「{}」，不能执行「{}」", c.status.label(), action.label()));
     let to = action.next(c.status).ok_or_else(illegal)?;
-    if action == Action::ApproveExtension && c.extension_hours.is_none() {
+    if matches!(action, Action::ApproveExtension | Action::RejectExtension) && c.extension_hours.is_none() {
         return Err(AppError::Conflict("没有待批准的延期申请".into()));
+    }
+    if action == Action::RequestExtension && c.extension_hours.is_some() {
+        return Err(AppError::Conflict("已有待批准的延期申请，请等待批准或驳回".into()));
     }
     if action == Action::Escalate && c.level >= 2 {
         return Err(AppError::Conflict("已上报至县级，不能再上报".into()));
@@ -265,7 +282,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
             }
         }
         Action::Accept => set.push("accepted_at = $3".into()),
-        Action::Return => set.push("return_count = return_count + 1, assignee_kind = '', assignee_ref = '', assignee_name = '', unit_id = NULL, assignee_user_id = NULL, accepted_at = NULL".into()),
+        Action::Return => set.push("return_count = return_count + 1, assignee_kind = '', assignee_ref = '', assignee_name = '', unit_id = NULL, assignee_user_id = NULL, accepted_at = NULL, sign_due = NULL, extension_hours = NULL".into()),
         Action::RequestExtension => set.push(format!("extension_hours = {}", i.hours.unwrap_or(0.0))),
         Action::ApproveExtension => {
             let start = c.clock_start.unwrap_or(now);
@@ -279,18 +296,19 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
             set.push(part);
             timers = Some((yellow, due));
         }
-        Action::Finish => set.push("finished_at = $3".into()),
+        // A pending extension request ends with the work it was for.
+        Action::Finish => set.push("finished_at = $3, extension_hours = NULL".into()),
+        Action::RejectExtension => set.push("extension_hours = NULL".into()),
         Action::FollowUp => {
+            // Not reached: nothing was answered, whatever the form's defaults said.
             let contacted = i.contacted.unwrap_or(false);
-            let part = format!("contacted = {}, solved = {}", set.arg(contacted as i64), set.arg(i.solved.map(|b| b as i64)));
+            let solved = i.solved.filter(|_| contacted).map(|b| b as i64);
+            let sat = sat.filter(|_| contacted).map(str::to_string);
+            let part = format!("contacted = {}, solved = {}, satisfaction = {}", set.arg(contacted as i64), set.arg(solved), set.arg(sat));
             set.push(part);
-            if let Some(s) = sat {
-                let part = format!("satisfaction = {}", set.arg(s.to_string()));
-                set.push(part);
-            }
         }
         Action::Rework => {
-            set.push("rework_count = rework_count + 1, finished_at = NULL, contacted = NULL, solved = NULL, satisfaction = NULL".into());
+            set.push("rework_count = rework_count + 1, finished_at = NULL, contacted = NULL, solved = NULL, satisfaction = NULL, extension_hours = NULL".into());
             restart(&mut set, now);
         }
         Action::Close | Action::Reject | Action::Void => set.push("closed_at = $3".into()),
@@ -298,7 +316,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     }
     if let Some(t) = &target {
         let part = format!(
-            "assignee_kind = {}, assignee_ref = {}, assignee_name = {}, unit_id = {}, assignee_user_id = {}",
+            "assignee_kind = {}, assignee_ref = {}, assignee_name = {}, unit_id = {}, assignee_user_id = {}, extension_hours = NULL",
             set.arg(t.kind.to_string()),
             set.arg(t.id_ref.clone()),
             set.arg(t.name.clone()),
@@ -363,9 +381,10 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     Ok(v)
 }
 
-/// Who hears about a step.
-fn tell(tx: &mut Tx, c: &CaseRow, a: Action, note: &str, new: Option<(Option<i64>, Option<i64>)>) {
-    let community = crate::tree::ancestor(&c.node_path, 3);
+/// Who hears about a step. What the staff must act on goes to the level holding the case (an
+/// escalated case's community cannot act on it).
+pub(super) fn tell(tx: &mut Tx, c: &CaseRow, a: Action, note: &str, new: Option<(Option<i64>, Option<i64>)>) {
+    let holder = Target::holder(&c.node_path, c.level);
     let text = format!("{} {}{}", c.number, a.label(), if note.is_empty() { String::new() } else { format!("：{note}") });
     let kind = format!("case.{}", a.as_str());
     match a {
@@ -380,9 +399,9 @@ fn tell(tx: &mut Tx, c: &CaseRow, a: Action, note: &str, new: Option<(Option<i64
             }
         }
         Action::Return | Action::RequestExtension | Action::Finish | Action::Claim | Action::Rate => {
-            notify::push(tx, Target::Staff(Role::CommunityStaff, community), c.id, &kind, &text);
+            notify::push(tx, holder, c.id, &kind, &text);
         }
-        Action::ApproveExtension | Action::Rework => {
+        Action::ApproveExtension | Action::RejectExtension | Action::Rework => {
             if let Some(u) = c.unit_id {
                 notify::push(tx, Target::Unit(u), c.id, &kind, &text);
             }
@@ -398,101 +417,31 @@ fn tell(tx: &mut Tx, c: &CaseRow, a: Action, note: &str, new: Option<(Option<i64
     }
 }
 
-/// A resident rates a finished case from the H5 site, proving ownership with the phone
-/// number given at reporting. Unsatisfied sends it back to the unit (返工).
-pub async fn rate_public(st: &AppState, number: &str, phone: &str, satisfaction: &str, comment: &str, ip: &str) -> AppResult<()> {
-    let (c, _) = super::h5::owned(st, number, phone, ip).await?;
-    if !SATISFACTION.iter().any(|(k, _)| *k == satisfaction) {
-        return Err(AppError::field("satisfaction", "请选择满意、基本满意或不满意"));
-    }
-    if comment.chars().count() > 500 {
-        return Err(AppError::field("comment", "评价不能超过 500 字"));
-    }
-    let to = Action::Rate
-        .next(c.status)
-        .ok_or_else(|| AppError::Conflict(format!("案件当前为「{}」，暂不能评价", c.status.label())))?;
-    let unsatisfied = satisfaction == "unsatisfied";
-    let to = if unsatisfied { Status::Accepted } else { to };
-    let cat = categories::by_id(st, c.category_id).await?;
-    let cal = st.cats.calendar(&st.db).await?;
-    let now = now_ms();
-    let mut tx = st.db.begin().await?;
-    let before = c.counted.clone();
-    let mut set = Sets::new(vec![Val::I(c.id), Val::I(c.version), Val::I(now)]);
-    let part = format!(
-        "status = '{}', contacted = 1, solved = {}, satisfaction = {}, rating_comment = {}",
-        to.as_str(),
-        (!unsatisfied) as i64,
-        set.arg(satisfaction.to_string()),
-        set.arg(comment.trim().to_string())
-    );
-    set.push(part);
-    if unsatisfied {
-        let (due, yellow) = cal.clock(now, cat.resolve_hours);
-        jobs::schedule_sla(&mut tx, &cal, c.id, yellow, due);
-        let part = format!(
-            "rework_count = rework_count + 1, finished_at = NULL, clock_start = $3, resolve_due = {}, yellow_at = {}, warn_level = 0",
-            set.arg(due),
-            set.arg(yellow)
-        );
-        set.push(part);
-    }
-    set.apply(&mut tx, before, "该案件刚被处理过，请刷新后再评价").await?;
-    let note = format!(
-        "{}{}",
-        super::machine::satisfaction_label(satisfaction),
-        if comment.trim().is_empty() { String::new() } else { format!("：{}", comment.trim()) }
-    );
-    let step = |action, from, actor, label, note| Entry {
-        case_id: c.id,
-        action,
-        from,
-        to: to.as_str(),
-        actor,
-        label,
-        note,
-        public: true,
-        at: now,
-    };
-    history::record(&mut tx, step("rate", c.status.as_str(), "public", "居民", &note), Vec::new());
-    if unsatisfied {
-        history::record(&mut tx, step("rework", to.as_str(), "system", "系统", "居民不满意，退回承办方返工"), Vec::new());
-    }
-    tell(&mut tx, &c, if unsatisfied { Action::Rework } else { Action::Rate }, &note, None);
-    let body = json!({"event": "case.rate", "number": c.number, "status": to.as_str(), "satisfaction": satisfaction});
-    jobs::enqueue_webhooks(&mut tx, c.id, c.unit_id, c.version + 1, &body);
-    let summary = format!("居民评价 {}：{note}", c.number);
-    let ev = Event { action: "case.rate", entity: "case", entity_id: &c.number, node_path: &c.node_path, summary: &summary };
-    audit::append(&mut tx, &st.chain, &crate::audit::Actor { name: "public".into(), ip: ip.into() }, ev);
-    tx.commit().await?;
-    Ok(())
-}
-
 /// The SET list of a step and its bound values (`$1` the case id, `$2` the expected version,
 /// `$3` now; the rest numbered as they are added).
-struct Sets {
+pub(super) struct Sets {
     parts: Vec<String>,
     args: Vec<Val>,
 }
 
 impl Sets {
-    fn new(args: Vec<Val>) -> Sets {
+    pub(super) fn new(args: Vec<Val>) -> Sets {
         Sets { parts: Vec::new(), args }
     }
 
-    fn push(&mut self, part: String) {
+    pub(super) fn push(&mut self, part: String) {
         self.parts.push(part);
     }
 
     /// Binds a value; returns its placeholder.
-    fn arg(&mut self, v: impl Into<Val>) -> String {
+    pub(super) fn arg(&mut self, v: impl Into<Val>) -> String {
         self.args.push(v.into());
         format!("${}", self.args.len())
     }
 
     /// Changes the case in one statement that also returns what the rollups count, and
     /// records the rollup change from `before`; `conflict` when the version moved on.
-    async fn apply(self, tx: &mut Tx, before: Option<(rollups::Key, Counts)>, conflict: &str) -> AppResult<()> {
+    pub(super) async fn apply(self, tx: &mut Tx, before: Option<(rollups::Key, Counts)>, conflict: &str) -> AppResult<()> {
         self.run(tx, before, conflict, "").await.map(drop)
     }
 

@@ -317,7 +317,7 @@ struct RateForm {
 }
 
 async fn rate(State(st): State<AppState>, Caller(_, ip): Caller, Form(f): Form<RateForm>) -> AppResult<Response> {
-    super::flow::rate_public(&st, &f.number, &f.phone, &f.satisfaction, &f.comment, &ip).await?;
+    super::rating::rate_public(&st, &f.number, &f.phone, &f.satisfaction, &f.comment, &ip).await?;
     // The case as it is now, answered in place: a redirect would put the phone in a URL.
     track_page(&st, &ip, f.number, f.phone).await
 }

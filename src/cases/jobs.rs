@@ -18,7 +18,6 @@ use sha2::Sha256;
 
 use super::notify::{self, Target};
 use crate::app::AppState;
-use crate::auth::Role;
 use crate::db::rows::{Appendable, Appended, Val, insert_rows};
 use crate::db::{Backend, Deferred, Finish, Tx, get, now_ms};
 use crate::error::{AppError, AppResult};
@@ -221,7 +220,6 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
         tx.commit().await?;
         return Ok(());
     }
-    let community_path = crate::tree::ancestor(&c.node_path, 3);
     let (level, warn, action, note) = match step.as_str() {
         "yellow" if c.warn_level < 1 => (c.level, 1, "yellow_card", "已用时限 80%，黄牌预警"),
         "red" if c.warn_level < 2 => (c.level, 2, "red_card", "已超过办理时限，红牌督办"),
@@ -259,7 +257,8 @@ async fn sla(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
     };
     super::history::record(&mut tx, step, Vec::new());
     let text = format!("{} {}", c.number, label);
-    notify::push(&mut tx, Target::Staff(Role::CommunityStaff, community_path), case_id, action, &text);
+    // Cards go to whoever holds the case; an escalation also tells the community it left.
+    notify::push(&mut tx, Target::holder(&c.node_path, c.level), case_id, action, &text);
     if let Some(u) = c.unit_id {
         notify::push(&mut tx, Target::Unit(u), case_id, action, &text);
     }

@@ -118,6 +118,8 @@ pub enum Action {
     RequestExtension,
     /// 批准延期
     ApproveExtension,
+    /// 驳回延期
+    RejectExtension,
     /// 办结
     Finish,
     /// 回访
@@ -140,7 +142,7 @@ pub enum Action {
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 17] = [
         Action::Register,
         Action::Dispatch,
         Action::Accept,
@@ -148,6 +150,7 @@ impl Action {
         Action::Reassign,
         Action::RequestExtension,
         Action::ApproveExtension,
+        Action::RejectExtension,
         Action::Finish,
         Action::FollowUp,
         Action::Rework,
@@ -169,6 +172,7 @@ impl Action {
             Action::Reassign => "reassign",
             Action::RequestExtension => "request_extension",
             Action::ApproveExtension => "approve_extension",
+            Action::RejectExtension => "reject_extension",
             Action::Finish => "finish",
             Action::FollowUp => "follow_up",
             Action::Rework => "rework",
@@ -191,6 +195,7 @@ impl Action {
             Action::Reassign => "转派",
             Action::RequestExtension => "申请延期",
             Action::ApproveExtension => "批准延期",
+            Action::RejectExtension => "驳回延期",
             Action::Finish => "办结",
             Action::FollowUp => "回访",
             Action::Rework => "返工",
@@ -221,7 +226,10 @@ impl Action {
 
     /// Must come with a note (a reason).
     pub fn needs_note(self) -> bool {
-        matches!(self, Action::Return | Action::Reject | Action::Void | Action::Rework | Action::RequestExtension)
+        matches!(
+            self,
+            Action::Return | Action::Reject | Action::Void | Action::Rework | Action::RequestExtension | Action::RejectExtension
+        )
     }
 
     /// The status after this action from `from`, or None when the step is illegal.
@@ -235,14 +243,16 @@ impl Action {
             (Action::Return, Dispatched | Accepted) => Registered,
             (Action::Reassign, Dispatched | Accepted) => Dispatched,
             (Action::RequestExtension, Accepted) => Accepted,
-            (Action::ApproveExtension, Accepted) => Accepted,
+            (Action::ApproveExtension | Action::RejectExtension, Accepted) => Accepted,
             (Action::Finish, Accepted) => Finished,
             (Action::FollowUp, Finished) => FollowedUp,
             (Action::Rework, Finished | FollowedUp) => Accepted,
             (Action::Escalate, Submitted | Registered) => Registered,
             (Action::Close, FollowedUp) => Closed,
             (Action::Reject, Submitted | Registered) => Rejected,
-            (Action::Void, s) if !s.is_terminal() => Voided,
+            // Before dispatch only: voiding a handled case would take it out of every rate (a
+            // dispatched one is returned first, which the history shows).
+            (Action::Void, Submitted | Registered) => Voided,
             (Action::Claim, Registered) => Accepted,
             (Action::Rate, Finished | FollowedUp) => FollowedUp,
             _ => return None,
@@ -305,6 +315,9 @@ mod tests {
         assert_eq!(Action::Close.next(Status::Finished), None, "a follow-up comes first");
         assert_eq!(Action::Dispatch.next(Status::Submitted), None, "register first");
         assert_eq!(Action::Finish.next(Status::Dispatched), None, "accept first");
+        for s in [Status::Dispatched, Status::Accepted, Status::Finished, Status::FollowedUp] {
+            assert_eq!(Action::Void.next(s), None, "no voiding a handled case ({s:?})");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod notify;
 pub mod pages;
 pub mod photos;
 pub mod rates;
+pub mod rating;
 pub mod rollups;
 pub mod routes;
 pub mod search;
@@ -86,6 +87,8 @@ pub struct CaseRow {
     pub version: i64,
     /// Pending extension request, in working hours.
     pub extension_hours: Option<f64>,
+    /// The follow-up's or rating's satisfaction code, once there is one.
+    pub satisfaction: Option<String>,
     /// Current deadline.
     pub resolve_due: Option<i64>,
     /// When the current clock started.
@@ -125,6 +128,7 @@ impl CaseRow {
             private: get::<i64>(r, "private")? != 0,
             version: get(r, "version")?,
             extension_hours: get(r, "extension_hours")?,
+            satisfaction: get(r, "satisfaction")?,
             resolve_due: get(r, "resolve_due")?,
             clock_start: get(r, "clock_start")?,
             warn_level: get(r, "warn_level")?,

@@ -27,6 +27,20 @@ pub enum Target {
     User(i64),
 }
 
+impl Target {
+    /// The staff holding a case at its level: its community's, or after an escalation the
+    /// street's or the county's (the community can no longer act on it).
+    pub fn holder(node_path: &str, level: i64) -> Target {
+        match level {
+            0 => Target::Staff(Role::CommunityStaff, crate::tree::ancestor(node_path, 3)),
+            level => {
+                let (role, path) = super::escalation_target(node_path, level);
+                Target::Staff(role, path)
+            }
+        }
+    }
+}
+
 /// Notification rows, appended at the end of the write batch (see [`crate::db::Deferred`]).
 pub struct Notifications;
 

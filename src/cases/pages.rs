@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::categories::{self, Category};
 use super::flow::{self, ActionInput};
-use super::machine::{Action, Actor, CHANNELS, SATISFACTION};
+use super::machine::{Action, CHANNELS, SATISFACTION};
 use super::rates::{self, RateRow, RatesQuery};
 use super::store::{self, CaseFilter, CaseView, CreateInput, Reporter};
 use super::{Assignee, Status, notify, photos};
@@ -133,13 +133,9 @@ async fn allowed(st: &AppState, p: &Principal, number: &str) -> AppResult<Vec<Ac
     Ok(Action::ALL
         .into_iter()
         .filter(|a| *a != Action::Rate && a.next(c.status).is_some())
-        .filter(|a| match a.actor() {
-            Actor::Staff => c.is_staff(p),
-            Actor::Assignee => c.is_assignee(p),
-            Actor::Claimer => p.role == Role::PartyMember && cat.claimable,
-            Actor::Reporter => false,
-        })
-        .filter(|a| *a != Action::ApproveExtension || c.extension_hours.is_some())
+        .filter(|a| super::flow::may(*a, &c, p, cat.claimable))
+        .filter(|a| !matches!(a, Action::ApproveExtension | Action::RejectExtension) || c.extension_hours.is_some())
+        .filter(|a| *a != Action::RequestExtension || c.extension_hours.is_none())
         .filter(|a| *a != Action::Escalate || c.level < 2)
         .collect())
 }

@@ -37,6 +37,12 @@ impl From<String> for Val {
     }
 }
 
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Val {
+        v.map_or(Val::N, Val::S)
+    }
+}
+
 /// A query with its arguments.
 pub type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 

@@ -124,10 +124,10 @@ async fn unsatisfied_rating_sends_it_back(app: TestApp) {
     let u = app.login("dw028").await;
     act(&app, &u, &number, json!({"action": "accept"})).await;
     act(&app, &u, &number, json!({"action": "finish"})).await;
-    linli::cases::flow::rate_public(&app.st, &number, "13700004444", "unsatisfied", "还是堵", "127.0.0.1").await.unwrap();
+    linli::cases::rating::rate_public(&app.st, &number, "13700004444", "unsatisfied", "还是堵", "127.0.0.1").await.unwrap();
     let c = app.get(&format!("/api/v1/cases/{number}")).bearer(&staff).send().await.json();
     assert_eq!((c["status"].as_str(), c["rework_count"].as_i64()), (Some("accepted"), Some(1)), "back to the unit");
-    let wrong = linli::cases::flow::rate_public(&app.st, &number, "13700009999", "satisfied", "", "127.0.0.1").await;
+    let wrong = linli::cases::rating::rate_public(&app.st, &number, "13700009999", "satisfied", "", "127.0.0.1").await;
     assert!(matches!(wrong, Err(linli::error::AppError::NotFound)));
     // Private cases never appear publicly.
     let r = app

@@ -21,3 +21,4 @@ mod rollups;
 mod scale;
 mod scopes;
 mod tree;
+mod workflow;

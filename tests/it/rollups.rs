@@ -72,7 +72,7 @@ async fn rollups_equal_a_recount(app: TestApp) {
             while linli::cases::jobs::run_due(&app.st, "walk", later).await.unwrap() > 0 {}
         }
         if next(10) == 0 {
-            let _ = linli::cases::flow::rate_public(&app.st, n, "13800001111", sats[next(3) as usize], "", "127.0.0.1").await;
+            let _ = linli::cases::rating::rate_public(&app.st, n, "13800001111", sats[next(3) as usize], "", "127.0.0.1").await;
         }
     }
     let list = numbers.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(",");

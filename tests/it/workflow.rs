@@ -1,0 +1,160 @@
+//! Rules of the loop found by probing a running server: one rating per finish, a follow-up
+//! that did not reach the resident records no answer, no voiding of handled cases, extension
+//! requests that end, and steps of an escalated case heard by the level holding it.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::cases::{act, new_case};
+use crate::harness::TestApp;
+
+/// A resident's own case, registered, dispatched to DW001 and accepted by its contact.
+async fn accepted_case_of_jumin(app: &TestApp) -> (String, String, String, String) {
+    let jumin = app.login("jumin").await;
+    let body = json!({"category": "laji", "description": "垃圾桶满了没人清运", "grid": "520627001001001"});
+    let r = app.post("/api/v1/cases").bearer(&jumin).json(body).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let n = r.json()["number"].as_str().unwrap().to_string();
+    let staff = app.login("huahuaqiao").await;
+    act(app, &staff, &n, json!({"action": "register"})).await;
+    act(app, &staff, &n, json!({"action": "dispatch", "assignee": "DW001"})).await;
+    let unit = app.login("danwei").await;
+    act(app, &unit, &n, json!({"action": "accept"})).await;
+    (n, jumin, staff, unit)
+}
+
+/// The reporter rates through the API as on the H5 site: the rating is recorded, 不满意 sends
+/// the case back (返工), and a case is rated once per finish.
+async fn a_rating_counts_once(app: TestApp) {
+    let (n, jumin, staff, unit) = accepted_case_of_jumin(&app).await;
+    act(&app, &unit, &n, json!({"action": "finish", "note": "已清运"})).await;
+    let (s, v) = act(&app, &jumin, &n, json!({"action": "rate", "satisfaction": "so-so"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = act(&app, &jumin, &n, json!({"action": "rate", "satisfaction": "unsatisfied", "note": "没清干净"})).await;
+    assert_eq!((s, v["status"].as_str(), v["rework_count"].as_i64()), (StatusCode::OK, Some("accepted"), Some(1)), "{v}");
+    let steps: Vec<&str> = v["history"].as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
+    assert!(steps.ends_with(&["rate", "rework"]), "{steps:?}");
+    act(&app, &unit, &n, json!({"action": "finish", "note": "再次清运"})).await;
+    let (s, v) = act(&app, &jumin, &n, json!({"action": "rate", "satisfaction": "satisfied"})).await;
+    assert_eq!(
+        (s, v["status"].as_str(), v["satisfaction"].as_str()),
+        (StatusCode::OK, Some("followed_up"), Some("satisfied")),
+        "{v}"
+    );
+    let (s, v) = act(&app, &jumin, &n, json!({"action": "rate", "satisfaction": "unsatisfied"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "a second rating: {v}");
+    let (s, v) = act(&app, &staff, &n, json!({"action": "close"})).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("closed")));
+    // A staff follow-up that reached the resident is the rating: the resident cannot overwrite it.
+    let (m, jumin, staff, unit) = accepted_case_of_jumin(&app).await;
+    act(&app, &unit, &m, json!({"action": "finish"})).await;
+    let answer = json!({"action": "follow_up", "contacted": true, "solved": true, "satisfaction": "satisfied"});
+    assert_eq!(act(&app, &staff, &m, answer).await.0, StatusCode::OK);
+    assert_eq!(act(&app, &jumin, &m, json!({"action": "rate", "satisfaction": "unsatisfied"})).await.0, StatusCode::CONFLICT);
+}
+
+/// A follow-up that did not reach the resident records no answer, whatever the form sent;
+/// a satisfaction code is checked whenever one is sent.
+async fn follow_up_not_reached_answers_nothing(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let unit = app.login("danwei").await;
+    let n = new_case(&app, &staff, "laji", "垃圾桶满了").await;
+    for (who, step) in [(&staff, json!({"action": "register"})), (&staff, json!({"action": "dispatch", "assignee": "DW001"}))] {
+        act(&app, who, &n, step).await;
+    }
+    act(&app, &unit, &n, json!({"action": "accept"})).await;
+    act(&app, &unit, &n, json!({"action": "finish"})).await;
+    let bad = json!({"action": "follow_up", "contacted": false, "satisfaction": "garbage"});
+    assert_eq!(act(&app, &staff, &n, bad).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let form_defaults = json!({"action": "follow_up", "contacted": false, "solved": true, "satisfaction": "satisfied"});
+    let (s, v) = act(&app, &staff, &n, form_defaults).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!((&v["contacted"], &v["solved"], &v["satisfaction"]), (&json!(false), &Value::Null, &Value::Null), "{v}");
+}
+
+/// 作废 only before dispatch: voiding a handled case would take it out of every rate.
+async fn void_only_before_dispatch(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let n = new_case(&app, &staff, "ldd", "楼道灯坏了").await;
+    act(&app, &staff, &n, json!({"action": "register"})).await;
+    act(&app, &staff, &n, json!({"action": "dispatch", "assignee": "DW001"})).await;
+    let (s, v) = act(&app, &staff, &n, json!({"action": "void", "note": "重复"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    act(&app, &app.login("danwei").await, &n, json!({"action": "return", "note": "重复提交"})).await;
+    let (s, v) = act(&app, &staff, &n, json!({"action": "void", "note": "重复"})).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("voided")), "after a return it may be voided: {v}");
+}
+
+/// An extension request is answered once (approved or rejected with a reason), a second one
+/// waits for it, and one left pending ends with the work it was for.
+async fn extension_requests_end(app: TestApp) {
+    let (n, _, staff, unit) = accepted_case_of_jumin(&app).await;
+    let ask = |h: i64| json!({"action": "request_extension", "hours": h, "note": "需协调"});
+    assert_eq!(act(&app, &unit, &n, ask(7)).await.0, StatusCode::OK);
+    let (s, v) = act(&app, &unit, &n, ask(400)).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(
+        act(&app, &staff, &n, json!({"action": "reject_extension"})).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a reason"
+    );
+    let (s, v) = act(&app, &staff, &n, json!({"action": "reject_extension", "note": "时限内可完成"})).await;
+    assert_eq!((s, &v["extension_hours"], &v["extension_count"]), (StatusCode::OK, &Value::Null, &json!(0)), "{v}");
+    assert_eq!(act(&app, &staff, &n, json!({"action": "approve_extension"})).await.0, StatusCode::CONFLICT);
+    assert_eq!(act(&app, &unit, &n, ask(14)).await.0, StatusCode::OK);
+    let page = app.get(&format!("/cases/{n}")).cookie(&format!("linli_session={staff}")).send().await.text();
+    assert!(page.contains(r#"value="approve_extension""#) && page.contains(r#"value="reject_extension""#));
+    let (s, v) = act(&app, &unit, &n, json!({"action": "finish"})).await;
+    assert_eq!((s, &v["extension_hours"]), (StatusCode::OK, &Value::Null), "{v}");
+    act(&app, &staff, &n, json!({"action": "rework", "note": "未清理干净"})).await;
+    assert_eq!(
+        act(&app, &staff, &n, json!({"action": "approve_extension"})).await.0,
+        StatusCode::CONFLICT,
+        "the old request is gone"
+    );
+    // The page offers only what applies now.
+    let page = app.get(&format!("/cases/{n}")).cookie(&format!("linli_session={staff}")).send().await.text();
+    assert!(!page.contains(r#"value="approve_extension""#) && !page.contains(r#"value="reject_extension""#));
+}
+
+/// What the staff must act on reaches the level holding the case: an escalated case's
+/// extension request and finish go to the street, not to the community that handed it up.
+async fn escalated_steps_reach_the_street(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let n = new_case(&app, &staff, "daolu", "小区门口道路破损").await;
+    act(&app, &staff, &n, json!({"action": "escalate", "note": "涉及市政道路"})).await;
+    let street = app.login("heping").await;
+    act(&app, &street, &n, json!({"action": "dispatch", "assignee": "DW001"})).await;
+    let unit = app.login("danwei").await;
+    act(&app, &unit, &n, json!({"action": "accept"})).await;
+    act(&app, &unit, &n, json!({"action": "request_extension", "hours": 14, "note": "需协调"})).await;
+    let kinds = |t: String| {
+        let app = &app;
+        let n = n.clone();
+        async move {
+            let inbox = app.get("/api/v1/notifications").bearer(&t).send().await.json();
+            let items = inbox["items"].as_array().unwrap().clone();
+            items
+                .iter()
+                .filter(|x| x["number"] == n.as_str())
+                .map(|x| x["kind"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(kinds(street.clone()).await.contains(&"case.request_extension".to_string()));
+    assert!(!kinds(staff.clone()).await.contains(&"case.request_extension".to_string()));
+    // A Party member cannot claim a 微心愿 the community has handed up.
+    let wish = new_case(&app, &staff, "zhucan", "独居老人希望每天送午餐").await;
+    act(&app, &staff, &wish, json!({"action": "escalate", "note": "需街道统筹"})).await;
+    let (s, _) = act(&app, &app.login("dangyuan").await, &wish, json!({"action": "claim"})).await;
+    assert!(matches!(s, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND), "{s}");
+}
+
+both!(
+    a_rating_counts_once,
+    follow_up_not_reached_answers_nothing,
+    void_only_before_dispatch,
+    extension_requests_end,
+    escalated_steps_reach_the_street
+);
