@@ -301,9 +301,16 @@ pub async fn save(st: &AppState, p: &Principal, i: &CategoryInput) -> AppResult<
 /// The working-day calendar with the configured exceptions, from the database (requests use
 /// the cached one: [`CategoryCache::calendar`]).
 pub async fn calendar(db: &Db) -> AppResult<Calendar> {
-    let rows = sqlx::query("SELECT day, kind FROM calendar_days").fetch_all(db.read()).await?;
+    calendar_of(&sqlx::query(CALENDAR_SQL).fetch_all(db.read()).await?)
+}
+
+/// The exceptions' statement, for [`calendar_of`].
+pub const CALENDAR_SQL: &str = "SELECT day, kind FROM calendar_days";
+
+/// The calendar of [`CALENDAR_SQL`]'s rows.
+pub fn calendar_of(rows: &[crate::db::Row]) -> AppResult<Calendar> {
     let mut ex = Vec::with_capacity(rows.len());
-    for r in &rows {
+    for r in rows {
         let day: String = get(r, "day")?;
         let kind: String = get(r, "kind")?;
         if let Ok(d) = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d") {

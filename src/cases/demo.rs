@@ -235,7 +235,9 @@ struct Ctx<'a> {
 /// A year of cases (`n` of them) ending now.
 pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult<()> {
     let mut rng = Rng::new(12345);
-    let ctx = Ctx { cal: Calendar::default(), keys };
+    // The calendar `setup` wrote: deadlines skip its holidays and count its make-up workdays.
+    let cal = super::categories::calendar_of(&sqlx::query(super::categories::CALENDAR_SQL).fetch_all(&mut *tx).await?)?;
+    let ctx = Ctx { cal, keys };
     let cats = sqlx::query("SELECT id, code, sign_hours, resolve_hours, default_unit_id FROM categories ORDER BY sort")
         .fetch_all(&mut *tx)
         .await?;
@@ -304,7 +306,8 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         let reworked = matches!(status, "closed" | "followed_up" | "finished" | "accepted") && rng.below(100) < 7;
         let extended = matches!(status, "closed" | "finished" | "followed_up" | "accepted") && rng.below(100) < 8;
         let mut t = created;
-        let mut steps: Vec<(&str, &str, &str, String)> = vec![("submit", "", "submitted", String::new())];
+        // Each step with its time: the history shows when each was taken, as the columns do.
+        let mut steps: Vec<(&str, &str, &str, String, i64)> = vec![("submit", "", "submitted", String::new(), created)];
         let step = |t: &mut i64, rng: &mut Rng, hours: u64| *t += (1 + rng.below(hours * 3_600)) as i64 * 1000;
         let mut reg = None;
         let (mut disp, mut acc, mut fin, mut clo) = (None, None, None, None);
@@ -312,12 +315,12 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
             (None::<i64>, String::new(), String::new(), "", None::<i64>);
         if status == "rejected" {
             step(&mut t, &mut rng, 4);
-            steps.push(("reject", "submitted", "rejected", "不属于受理范围，已告知居民".into()));
+            steps.push(("reject", "submitted", "rejected", "不属于受理范围，已告知居民".into(), t));
             clo = Some(t);
         } else if status != "submitted" {
             step(&mut t, &mut rng, 3);
             reg = Some(t);
-            steps.push(("register", "submitted", "registered", String::new()));
+            steps.push(("register", "submitted", "registered", String::new(), t));
         }
         // (unit id, assignee ref, name, kind, user id)
         type Assigned = (Option<i64>, String, String, &'static str, Option<i64>);
@@ -346,42 +349,42 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         if status != "rejected" && status != "voided" && past("dispatched", &order) {
             if returned {
                 step(&mut t, &mut rng, 4);
-                steps.push(("dispatch", "registered", "dispatched", "派给 县城市建设投资公司".into()));
+                steps.push(("dispatch", "registered", "dispatched", "派给 县城市建设投资公司".into(), t));
                 step(&mut t, &mut rng, 6);
-                steps.push(("return", "dispatched", "registered", "不属于本单位职责".into()));
+                steps.push(("return", "dispatched", "registered", "不属于本单位职责".into(), t));
             }
             step(&mut t, &mut rng, 4);
             (unit_id, unit_ref, unit_name, kind, user_id) = target(&mut rng)?;
             disp = Some(t);
-            steps.push(("dispatch", "registered", "dispatched", format!("派给 {unit_name}")));
+            steps.push(("dispatch", "registered", "dispatched", format!("派给 {unit_name}"), t));
         }
         if status == "voided" {
             step(&mut t, &mut rng, 8);
-            steps.push(("void", "registered", "voided", "重复提交，作废".into()));
+            steps.push(("void", "registered", "voided", "重复提交，作废".into(), t));
             clo = Some(t);
         }
         let late = rng.below(100) < 12;
         if !matches!(status, "rejected" | "voided") && past("accepted", &order) {
             step(&mut t, &mut rng, if late { 12 } else { 3 });
             acc = Some(t);
-            steps.push(("accept", "dispatched", "accepted", String::new()));
+            steps.push(("accept", "dispatched", "accepted", String::new(), t));
             if extended {
                 step(&mut t, &mut rng, 4);
-                steps.push(("request_extension", "accepted", "accepted", "申请延期 14 个工作小时：需协调多个部门".into()));
-                steps.push(("approve_extension", "accepted", "accepted", String::new()));
+                steps.push(("request_extension", "accepted", "accepted", "申请延期 14 个工作小时：需协调多个部门".into(), t));
+                steps.push(("approve_extension", "accepted", "accepted", String::new(), t));
             }
         }
         if !matches!(status, "rejected" | "voided") && past("finished", &order) {
             if reworked {
                 step(&mut t, &mut rng, 20);
-                steps.push(("finish", "accepted", "finished", "已处理".into()));
+                steps.push(("finish", "accepted", "finished", "已处理".into(), t));
                 step(&mut t, &mut rng, 8);
-                steps.push(("follow_up", "finished", "followed_up", "居民反映未解决".into()));
-                steps.push(("rework", "followed_up", "accepted", "回访不满意，返工".into()));
+                steps.push(("follow_up", "finished", "followed_up", "居民反映未解决".into(), t));
+                steps.push(("rework", "followed_up", "accepted", "回访不满意，返工".into(), t));
             }
             step(&mut t, &mut rng, if late { 60 } else { 16 });
             fin = Some(t);
-            steps.push(("finish", "accepted", "finished", "已办结".into()));
+            steps.push(("finish", "accepted", "finished", "已办结".into(), t));
         }
         let mut follow = None;
         if !matches!(status, "rejected" | "voided") && past("followed_up", &order) {
@@ -402,14 +405,23 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
                 "finished",
                 "followed_up",
                 sat.map(super::machine::satisfaction_label).unwrap_or("未联系上").to_string(),
+                t,
             ));
         }
         if status == "closed" {
             step(&mut t, &mut rng, 4);
             clo = Some(t);
-            steps.push(("close", "followed_up", "closed", String::new()));
+            steps.push(("close", "followed_up", "closed", String::new(), t));
         }
         let last_change = t.min(now);
+        // A recent case's later steps may come out past now: they happened just now.
+        let (reg, disp, acc, fin, clo) = (
+            reg.map(|x| x.min(now)),
+            disp.map(|x| x.min(now)),
+            acc.map(|x| x.min(now)),
+            fin.map(|x| x.min(now)),
+            clo.map(|x| x.min(now)),
+        );
         let clock = reg.map(|r| if reworked { fin.unwrap_or(r) - 86_400_000 } else { r });
         let due = clock.map(|c| ctx.cal.add_working_hours(c, resolve_hours + if extended { 14.0 } else { 0.0 }));
         let yellow = clock.zip(due).map(|(c, d)| ctx.cal.yellow_at(c, d));
@@ -481,14 +493,16 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        if running && let (Some(y), Some(d)) = (yellow, due) {
+            // The yellow and red cards and the escalation come due as for any running case.
+            super::jobs::schedule_sla(tx, &ctx.cal, id, y, d);
+        }
         // One statement per case for its history and its search terms keeps PostgreSQL loading fast.
-        let mut at = created;
-        let span = ((last_change - created).max(steps.len() as i64)) / steps.len() as i64;
         let mut sql = String::from(
             "INSERT INTO case_history (case_id, action, from_status, to_status, actor, actor_label, at, note, public) VALUES ",
         );
         let mut vals = Vec::new();
-        for (k, (action, from, to, note)) in steps.iter().enumerate() {
+        for (k, (action, from, to, note, at)) in steps.iter().enumerate() {
             let actor = match *action {
                 "submit" => "public".to_string(),
                 "accept" | "finish" | "return" | "request_extension" => unit_ref.to_lowercase(),
@@ -506,8 +520,7 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
                 k * 8 + 7,
                 k * 8 + 8
             ));
-            vals.push((*action, *from, *to, actor, note.clone(), at));
-            at += span;
+            vals.push((*action, *from, *to, actor, note.clone(), (*at).min(now)));
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (action, from, to, actor, note, at) in vals {

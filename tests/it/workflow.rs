@@ -151,7 +151,29 @@ async fn escalated_steps_reach_the_street(app: TestApp) {
     assert!(matches!(s, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND), "{s}");
 }
 
+/// The demo county's cases run as live ones would: deadlines in the configured working-day
+/// calendar (no 国庆 holiday), each running case with its card and escalation timers, and each
+/// step's time in the history the same as in the case's columns.
+async fn demo_cases_run_like_live_ones(app: TestApp) {
+    let db = &app.st.db;
+    let count = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&db.pool).await.unwrap() };
+    let no_timers = "SELECT COUNT(*) FROM cases c WHERE c.status IN ('registered', 'dispatched', 'accepted') \
+         AND c.resolve_due IS NOT NULL AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'sla' AND j.payload LIKE '%\"case_id\":' || c.id || ',%')";
+    assert!(count("SELECT COUNT(*) FROM cases WHERE status IN ('registered', 'dispatched', 'accepted')").await > 50);
+    assert_eq!(count(no_timers).await, 0, "running demo cases without timers");
+    let moved = "SELECT COUNT(*) FROM cases c WHERE c.finished_at IS NOT NULL \
+         AND c.finished_at <> (SELECT MAX(h.at) FROM case_history h WHERE h.case_id = c.id AND h.action = 'finish')";
+    assert_eq!(count(moved).await, 0, "history times differ from finished_at");
+    let cal = linli::cases::categories::calendar(db).await.unwrap();
+    let dues: Vec<i64> =
+        sqlx::query_scalar("SELECT resolve_due FROM cases WHERE resolve_due IS NOT NULL").fetch_all(&db.pool).await.unwrap();
+    assert!(dues.len() > 1000);
+    let off = dues.iter().filter(|d| !cal.is_workday(linli::cases::calendar::local_date(**d))).count();
+    assert_eq!(off, 0, "deadlines on days off");
+}
+
 both!(
+    demo_cases_run_like_live_ones,
     a_rating_counts_once,
     follow_up_not_reached_answers_nothing,
     void_only_before_dispatch,
