@@ -53,6 +53,7 @@ pub const OPS: &[(&str, &str, &str, &str)] = &[
         "事项列表与全文搜索 ?q&status&category&channel&grid&community&unit&overdue&level&mine&from&to&page",
         "事项",
     ),
+    ("get", "/api/v1/cases/export.xlsx", "导出事项清单 Excel（同列表的筛选参数，报事人脱敏，记入审计）", "事项"),
     ("get", "/api/v1/cases/{number}", "事项详情（含 history、version）", "事项"),
     (
         "post",

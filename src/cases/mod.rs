@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod categories;
 pub mod cube;
 pub mod demo;
+pub mod export;
 pub mod flow;
 pub mod h5;
 pub mod history;

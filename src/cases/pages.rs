@@ -384,6 +384,7 @@ async fn notes_read(State(st): State<AppState>, p: Principal) -> AppResult<Respo
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/cases", get(inbox))
+        .route("/cases/export.xlsx", get(super::export::download_xlsx))
         .route("/cases/new", get(new_get).post(new_post))
         .route("/cases/bulk", post(bulk))
         .route("/cases/{number}", get(case_get))

@@ -289,6 +289,7 @@ pub fn api() -> Router<AppState> {
         .route("/calendar", get(calendar_get).put(calendar_put))
         .route("/units", get(units_list).post(unit_create))
         .route("/cases", get(case_list).post(case_create))
+        .route("/cases/export.xlsx", get(super::export::download_xlsx))
         .route("/cases/{number}", get(case_get))
         .route("/cases/{number}/actions", post(case_act))
         .route("/cases/{number}/assignees", get(case_assignees))

@@ -172,7 +172,34 @@ async fn demo_cases_run_like_live_ones(app: TestApp) {
     assert_eq!(off, 0, "deadlines on days off");
 }
 
+/// The case list exports to Excel with the list's filters and scope, reporters masked, and
+/// the export audited.
+async fn case_list_exports(app: TestApp) {
+    use calamine::{Reader, Xlsx, open_workbook_from_rs};
+    let staff = app.login("huahuaqiao").await;
+    let n = new_case(&app, &staff, "ldd", "楼道灯坏了").await;
+    let list = app.get("/api/v1/cases?status=submitted&per_page=500").bearer(&staff).send().await.json();
+    let x = app.get("/api/v1/cases/export.xlsx?status=submitted").bearer(&staff).send().await;
+    assert_eq!(x.status, StatusCode::OK);
+    assert!(x.header("content-disposition").contains("attachment"));
+    let mut wb: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(x.body.clone())).unwrap();
+    let sheet = wb.worksheet_range_at(0).unwrap().unwrap();
+    let rows: Vec<Vec<String>> = sheet.rows().map(|r| r.iter().map(|c| c.to_string()).collect()).collect();
+    assert_eq!(rows[0][0], "事项编号");
+    assert_eq!(rows.len() as i64 - 1, list["total"].as_i64().unwrap(), "one row per listed case");
+    assert!(rows[1..].iter().all(|r| r[3] == "待受理"));
+    let mine = rows.iter().find(|r| r[0] == n).expect("the new case");
+    assert_eq!(mine[11], "138****1111", "the phone masked as on screen");
+    assert!(rows.iter().all(|r| r[5].is_empty() || r[5] == "520627001001" || r[0] == "事项编号"), "the caller's community only");
+    let page = app.get("/cases?status=submitted").cookie(&format!("linli_session={staff}")).send().await.text();
+    assert!(page.contains("/cases/export.xlsx?status=submitted"));
+    let admin = app.login("admin").await;
+    let log = app.get("/api/v1/audit?action=case.export").bearer(&admin).send().await.json();
+    assert_eq!(log["total"], 1, "{log}");
+}
+
 both!(
+    case_list_exports,
     demo_cases_run_like_live_ones,
     a_rating_counts_once,
     follow_up_not_reached_answers_nothing,
