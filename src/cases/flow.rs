@@ -171,6 +171,9 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         return Err(AppError::Conflict("该案件刚被他人处理过，请刷新后再操作".into()));
     }
     if action == Action::Rate {
+        if i.note.chars().count() > 500 {
+            return Err(AppError::field("note", "评价不能超过 500 字"));
+        }
         let sat = i.satisfaction.as_deref().unwrap_or_default();
         let rater = super::rating::Rater { actor: p.actor(), username: &p.username, label: "居民" };
         super::rating::rate(st, &c, &rater, sat, &i.note).await?;
@@ -312,6 +315,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
             restart(&mut set, now);
         }
         Action::Close | Action::Reject | Action::Void => set.push("closed_at = $3".into()),
+        // Taken by cases::rating before this point.
         Action::Rate => {}
     }
     if let Some(t) = &target {

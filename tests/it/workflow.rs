@@ -31,6 +31,8 @@ async fn a_rating_counts_once(app: TestApp) {
     act(&app, &unit, &n, json!({"action": "finish", "note": "已清运"})).await;
     let (s, v) = act(&app, &jumin, &n, json!({"action": "rate", "satisfaction": "so-so"})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = act(&app, &jumin, &n, json!({"action": "rate", "satisfaction": "satisfied", "note": "好".repeat(501)})).await;
+    assert_eq!((s, v["fields"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("note")), "{v}");
     let (s, v) = act(&app, &jumin, &n, json!({"action": "rate", "satisfaction": "unsatisfied", "note": "没清干净"})).await;
     assert_eq!((s, v["status"].as_str(), v["rework_count"].as_i64()), (StatusCode::OK, Some("accepted"), Some(1)), "{v}");
     let steps: Vec<&str> = v["history"].as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
