@@ -207,9 +207,15 @@ pub fn router(st: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/assets/{name}", get(crate::web::asset))
-        .fallback(|| async {
+        .fallback(|uri: axum::http::Uri| async move {
+            // A person's browser gets the page, a program the JSON.
+            let path = uri.path();
+            let mut r = if path.starts_with("/api/") || path.starts_with("/open311/") {
+                crate::error::AppError::NotFound.into_response()
+            } else {
+                crate::web::not_found_page(path)
+            };
             // Marked so tests can tell "no such route" from "no such record".
-            let mut r = crate::error::AppError::NotFound.into_response();
             r.headers_mut().insert("x-linli-no-route", HeaderValue::from_static("1"));
             r
         })

@@ -260,7 +260,8 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
         "open311",
         "staff",
     ];
-    for i in 0..n {
+    // Oldest first, as live cases come: ids (the lists' order, newest first) then follow time.
+    for i in (0..n).rev() {
         let ci = rng.below(cats.len() as u64) as usize;
         let cat = &cats[ci];
         let g = &grids[rng.below(grids.len() as u64) as usize];
@@ -433,7 +434,7 @@ pub async fn cases(tx: &mut Tx, keys: &Keyring, n: usize, now: i64) -> AppResult
             _ => 0,
         };
         // Demo numbers start at 900000 so they never meet the live counter.
-        let number = format!("YH-{}-{:06}", chrono::Datelike::year(&super::calendar::local_date(created)), 900_000 + i);
+        let number = format!("YH-{}-{:06}", chrono::Datelike::year(&super::calendar::local_date(created)), 900_000 + (n - 1 - i));
         let phone = format!("1{}{:09}", [3, 5, 8][rng.below(3) as usize], rng.below(1_000_000_000));
         let name = format!(
             "{}{}",

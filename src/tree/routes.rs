@@ -266,7 +266,10 @@ async fn tree_page(st: &AppState, p: &Principal, code: &str, mut filter: NodeFil
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let layout = Layout::new(p, &format!("{}{}", node.name, node.kind.label()), "/tree");
+    // "花花桥社区" is already a community: its kind is not said twice.
+    let title =
+        if node.name.ends_with(node.kind.label()) { node.name.clone() } else { format!("{}{}", node.name, node.kind.label()) };
+    let layout = Layout::new(p, &title, "/tree");
     let can_write = p.role.can(Perm::TreeWrite);
     Ok((
         status,
@@ -374,7 +377,7 @@ struct MapPage {
     layout: Layout,
     node: Node,
     svg: String,
-    legend: Vec<(String, String, &'static str)>,
+    legend: Vec<(String, String, &'static str, bool)>,
     count: usize,
 }
 
@@ -408,7 +411,10 @@ async fn map_get(State(st): State<AppState>, p: Principal, Q(q): Q<MapQ>) -> App
         })
         .collect();
     let svg = geo::render_svg_with_tiles(&items, 1000, st.cfg.tile_url());
-    let legend = communities.iter().map(|(c, n)| (c.clone(), n.clone(), colour(c))).collect();
+    // A community links to its own map only for a caller scoped at or above it (codes nest by
+    // length: street 9, community 12, grid 15 digits).
+    let linked = p.scope.len() <= 12;
+    let legend = communities.iter().map(|(c, n)| (c.clone(), n.clone(), colour(c), linked)).collect();
     let layout = Layout::new(&p, &format!("网格地图 · {}", node.name), "/map");
     Ok(render(&MapPage { layout, node, svg, legend, count: grids.len() })?.into_response())
 }

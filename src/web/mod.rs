@@ -198,8 +198,82 @@ pub async fn html_errors(req: Request, next: Next) -> Response {
     if status == StatusCode::FORBIDDEN && info.message.contains("初始密码") {
         return Redirect::to("/password").into_response();
     }
-    let page = pages::ErrorPage { status: status.as_u16(), message: info.message, fields: info.fields };
+    let mobile = path == "/m" || path.starts_with("/m/");
+    let message =
+        if mobile && status == StatusCode::NOT_FOUND { "未找到该页面或事项".to_string() } else { info.message };
+    let page = pages::ErrorPage { status: status.as_u16(), message, fields: info.fields, mobile };
     (status, page.html()).into_response()
+}
+
+/// The 404 page of a path no route serves.
+pub fn not_found_page(path: &str) -> Response {
+    let mobile = path == "/m" || path.starts_with("/m/");
+    let message = if mobile { "未找到该页面或事项" } else { "未找到该页面" };
+    let page = pages::ErrorPage { status: 404, message: message.into(), fields: Vec::new(), mobile };
+    (StatusCode::NOT_FOUND, page.html()).into_response()
+}
+
+/// The zh-CN name of a form or query field, for error lists that show messages away from their
+/// fields (an unknown key shows no name: the message alone).
+pub fn field_label(key: &str) -> &'static str {
+    const LABELS: &[(&str, &str)] = &[
+        ("status", "状态"),
+        ("sort", "排序"),
+        ("page", "页码"),
+        ("per_page", "每页条数"),
+        ("from", "开始日期"),
+        ("to", "结束日期"),
+        ("file", "文件"),
+        ("geometry", "网格范围"),
+        ("level", "层级"),
+        ("code", "编码"),
+        ("name", "名称"),
+        ("group", "分组"),
+        ("sign_hours", "签收时限"),
+        ("resolve_hours", "办理时限"),
+        ("unit_kind", "承办单位类型"),
+        ("calendar", "节假日安排"),
+        ("url", "推送地址"),
+        ("unit", "单位"),
+        ("kind", "类型"),
+        ("contact_name", "联系人"),
+        ("contact_phone", "联系电话"),
+        ("communities", "服务社区"),
+        ("username", "用户名"),
+        ("password", "密码"),
+        ("role", "角色"),
+        ("scope", "管辖范围"),
+        ("category", "类别"),
+        ("description", "描述"),
+        ("grid", "网格"),
+        ("address", "地址"),
+        ("lng", "经度"),
+        ("lat", "纬度"),
+        ("crs", "坐标系"),
+        ("reporter_phone", "联系电话"),
+        ("reporter_name", "报事人"),
+        ("note", "说明"),
+        ("assignee", "承办对象"),
+        ("satisfaction", "满意度"),
+        ("hours", "延期时长"),
+        ("contacted", "是否联系上"),
+        ("solved", "是否解决"),
+        ("photos", "照片"),
+        ("reason", "事由"),
+        ("id_number", "身份证号"),
+        ("mobile", "手机号"),
+        ("node", "住址"),
+        ("parent", "上级"),
+        ("q", "搜索词"),
+        ("community", "社区"),
+        ("action", "操作"),
+        ("comment", "评价"),
+        ("title", "标题"),
+        ("current", "当前密码"),
+        ("confirm", "确认密码"),
+        ("body", "请求内容"),
+    ];
+    LABELS.iter().find(|(k, _)| *k == key).map(|(_, l)| *l).unwrap_or("")
 }
 
 /// Percent-encodes a query value.
@@ -269,32 +343,38 @@ impl Layout {
             ("/systems/governance", "治理体系"),
             ("/systems/assurance", "保障体系"),
         ];
+        let mut add = |href, label, section| menu.push(MenuItem { href, label, section, heading: false });
         for (href, label) in systems.into_iter().filter(|_| p.role.can(Perm::RegisterRead)) {
-            menu.push(MenuItem { href, label, section: "五大体系", heading: false });
+            add(href, label, "五大体系");
         }
-        menu.push(MenuItem { href: "/cases", label: "事项办理", section: "服务体系", heading: false });
-        menu.push(MenuItem { href: "/notifications", label: "消息", section: "服务体系", heading: false });
+        // Each section once, in this order (a heading is shown where the section changes).
+        add("/cases", "事项办理", "事项");
+        add("/notifications", "消息", "事项");
         if crate::cases::staff_level(p.role).is_some() {
-            menu.push(MenuItem { href: "/rates", label: "办理情况排名", section: "服务体系", heading: false });
+            add("/rates", "办理情况排名", "事项");
         }
-        if p.role == crate::auth::Role::CountyAdmin {
-            menu.push(MenuItem { href: "/admin", label: "事项配置", section: "系统管理", heading: false });
-        }
-        if p.role.can(Perm::TreeRead) {
-            menu.push(MenuItem { href: "/tree", label: "区域与网格", section: "组织与网格", heading: false });
-            menu.push(MenuItem { href: "/map", label: "网格地图", section: "组织与网格", heading: false });
+        // The tree and the map for staff; a unit contact's or a resident's scope is no place in it.
+        if p.role.can(Perm::RegisterRead) {
+            add("/tree", "区域与网格", "基础信息");
+            add("/map", "网格地图", "基础信息");
         }
         if p.role.can(Perm::PersonRead) {
-            menu.push(MenuItem { href: "/people", label: "居民信息", section: "治理体系", heading: false });
+            add("/people", "居民信息", "基础信息");
+        }
+        if p.role == crate::auth::Role::CountyAdmin {
+            add("/admin", "事项配置", "系统管理");
         }
         if p.role.can(Perm::UserManage) {
-            menu.push(MenuItem { href: "/users", label: "账号与角色", section: "系统管理", heading: false });
+            add("/users", "账号与角色", "系统管理");
         }
         if p.role.can(Perm::AuditRead) {
-            menu.push(MenuItem { href: "/audit", label: "审计日志", section: "系统管理", heading: false });
+            add("/audit", "审计日志", "系统管理");
         }
-        menu.push(MenuItem { href: "/tokens", label: "访问令牌", section: "系统管理", heading: false });
-        menu.push(MenuItem { href: "/api/docs", label: "接口文档", section: "系统管理", heading: false });
+        // Integrations are set up by staff and member units, not by residents or Party members.
+        if !matches!(p.role, crate::auth::Role::Resident | crate::auth::Role::PartyMember) {
+            add("/tokens", "访问令牌", "系统管理");
+            add("/api/docs", "接口文档", "系统管理");
+        }
         let mut last = "";
         for m in &mut menu {
             m.heading = m.section != last && !m.section.is_empty();

@@ -22,6 +22,8 @@ pub struct ErrorPage {
     pub message: String,
     /// Field errors.
     pub fields: Vec<FieldError>,
+    /// On the residents' site: its home, not the staff's console, is the way back.
+    pub mobile: bool,
 }
 
 impl ErrorPage {
@@ -101,22 +103,28 @@ async fn api_overview(State(st): State<AppState>, p: Principal) -> AppResult<Jso
 struct Dashboard {
     layout: Layout,
     cards: Vec<(&'static str, i64, String)>,
+    systems: bool,
 }
 
 async fn dashboard(State(st): State<AppState>, p: Principal) -> AppResult<Response> {
     let m = overview(&st, &p).await?;
     let n = |k: &str| m.get(k).and_then(Value::as_i64).unwrap_or(0);
-    let tree = format!("/tree?node={}", p.scope);
+    // Links only where the role may follow them (a unit contact's scope is a unit, not a node).
+    let tree = if p.role.can(Perm::RegisterRead) { format!("/tree?node={}", p.scope) } else { String::new() };
+    let to = |suffix: &str| if tree.is_empty() { String::new() } else { format!("{tree}{suffix}") };
+    let map = if tree.is_empty() { String::new() } else { format!("/map?node={}", p.scope) };
+    let people = if p.role.can(Perm::PersonRead) { "/people".to_string() } else { String::new() };
     let cards = vec![
-        ("街道", n("streets"), format!("{tree}&kind=street")),
-        ("社区", n("communities"), format!("{tree}&kind=community")),
-        ("网格", n("grids"), format!("/map?node={}", p.scope)),
-        ("小区", n("compounds"), tree.clone()),
-        ("楼栋", n("buildings"), tree.clone()),
-        ("安置点", n("relocation_sites"), tree.clone()),
-        ("居民", n("residents"), "/people".into()),
+        ("街道", n("streets"), to("&kind=street")),
+        ("社区", n("communities"), to("&kind=community")),
+        ("网格", n("grids"), map),
+        ("小区", n("compounds"), to("")),
+        ("楼栋", n("buildings"), to("")),
+        ("安置点", n("relocation_sites"), to("")),
+        ("居民", n("residents"), people),
     ];
-    Ok(render(&Dashboard { layout: Layout::new(&p, "工作台", "/"), cards })?.into_response())
+    let systems = p.role.can(Perm::RegisterRead);
+    Ok(render(&Dashboard { layout: Layout::new(&p, "工作台", "/"), cards, systems })?.into_response())
 }
 
 #[derive(Template)]

@@ -14,6 +14,7 @@ mod group;
 mod h5;
 mod jobs;
 mod open311;
+mod pages;
 mod people;
 mod process;
 mod registers;

@@ -1,0 +1,73 @@
+//! What each role's pages offer and say, found by crawling them in a browser: no menu item or
+//! dashboard card that leads to an error, zh-CN field names in error lists, newest cases first.
+
+use axum::http::StatusCode;
+
+use crate::both;
+use crate::harness::TestApp;
+
+/// Every `href="/…"` of a page (same origin, no downloads).
+fn links(html: &str) -> Vec<String> {
+    html.split("href=\"/")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .map(|s| format!("/{}", s.replace("&amp;", "&")))
+        .filter(|s| !s.contains("export.xlsx") && !s.starts_with("/assets/") && s != "/logout")
+        .collect()
+}
+
+/// The menu and the dashboard of every role lead to pages that open.
+async fn every_link_of_the_console_opens(app: TestApp) {
+    for user in ["admin", "heping", "huahuaqiao", "wanggeyuan", "danwei", "dangyuan", "jumin"] {
+        let t = app.login(user).await;
+        let cookie = format!("linli_session={t}");
+        let home = app.get("/").cookie(&cookie).send().await;
+        assert_eq!(home.status, StatusCode::OK, "{user}");
+        for href in links(&home.text()) {
+            let r = app.get(&href).cookie(&cookie).send().await;
+            assert_eq!(r.status, StatusCode::OK, "{user}: {href} → {}", r.status);
+        }
+        // Each menu heading once.
+        let text = home.text();
+        for heading in ["事项", "基础信息", "系统管理"] {
+            assert!(text.matches(&format!(">{heading}<")).count() <= 1, "{user}: {heading} twice");
+        }
+    }
+    let jumin = app.login("jumin").await;
+    let home = app.get("/").cookie(&format!("linli_session={jumin}")).send().await.text();
+    assert!(!home.contains("/tokens") && !home.contains("/api/docs"), "a resident's console has no integration pages");
+}
+
+/// Error lists name fields in Chinese; a path no route serves is a page for a browser (the
+/// residents' site's own), JSON under /api.
+async fn errors_read_as_chinese_pages(app: TestApp) {
+    let t = app.login("huahuaqiao").await;
+    let cookie = format!("linli_session={t}");
+    let r = app.get("/cases?from=yesterday").cookie(&cookie).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("<b>开始日期</b>") && !r.text().contains("<b>from</b>"), "{}", r.text());
+    let r = app.get("/no-such-page").send().await;
+    assert_eq!((r.status, r.header("content-type").starts_with("text/html")), (StatusCode::NOT_FOUND, true));
+    assert!(r.text().contains("未找到该页面"));
+    let r = app.get("/m/public/NOPE").send().await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.text().contains("回到首页") && !r.text().contains("管辖范围"), "{}", r.text());
+    let r = app.get("/api/v1/no-such-thing").send().await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.json()["error"].is_string());
+    let tree = app.get("/tree?node=520627001001").cookie(&cookie).send().await.text();
+    assert!(tree.contains("花花桥社区") && !tree.contains("社区社区"));
+}
+
+/// Lists show the newest cases first, the demo county's too.
+async fn newest_cases_first(app: TestApp) {
+    let admin = app.login("admin").await;
+    let page = app.get("/api/v1/cases?per_page=50").bearer(&admin).send().await.json();
+    let created: Vec<&str> = page["items"].as_array().unwrap().iter().map(|c| c["created_at"].as_str().unwrap()).collect();
+    let last_page = app.get("/api/v1/cases?per_page=50&page=30").bearer(&admin).send().await.json();
+    let older = last_page["items"][0]["created_at"].as_str().unwrap();
+    assert!(created[0] > older, "page 1 starts {} but page 30 has {older}", created[0]);
+    assert!(created[0][..7] >= created[49][..7], "{created:?}");
+}
+
+both!(every_link_of_the_console_opens, errors_read_as_chinese_pages, newest_cases_first);
