@@ -8,6 +8,7 @@
 //! take their numbers at the end of the write batch ([`Chain`], a [`crate::db::Deferred`]
 //! kind), so the head row is bumped and sealed once per batch and locked only for its commit.
 
+pub mod labels;
 pub mod routes;
 
 /// What the first entry chains to.

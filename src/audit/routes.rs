@@ -70,7 +70,7 @@ pub async fn search(st: &AppState, p: &Principal, f: &AuditFilter, all: bool) ->
 
 /// Builds the xlsx export of a filtered log.
 pub fn to_xlsx(rows: &[StoredEntry]) -> AppResult<Vec<u8>> {
-    let headers = ["序号", "时间", "操作人", "来源地址", "操作", "对象类型", "对象", "摘要", "哈希"];
+    let headers = ["序号", "时间", "操作人", "来源地址", "操作", "操作代码", "对象类型", "对象", "摘要", "哈希"];
     crate::web::xlsx::workbook(
         "审计日志",
         &headers,
@@ -80,6 +80,7 @@ pub fn to_xlsx(rows: &[StoredEntry]) -> AppResult<Vec<u8>> {
                 fmt_time(e.at).into(),
                 e.actor.as_str().into(),
                 e.ip.as_str().into(),
+                super::labels::action(&e.action).into(),
                 e.action.as_str().into(),
                 e.entity.as_str().into(),
                 e.entity_id.as_str().into(),
@@ -117,6 +118,7 @@ struct AuditPage {
     filter: AuditFilter,
     verdict: Option<Verdict>,
     export_query: String,
+    groups: &'static [(&'static str, &'static str)],
 }
 
 async fn page(st: &AppState, p: &Principal, f: AuditFilter, verdict: Option<Verdict>) -> AppResult<Response> {
@@ -125,8 +127,15 @@ async fn page(st: &AppState, p: &Principal, f: AuditFilter, verdict: Option<Verd
         |k: &str, v: &Option<String>| v.as_deref().map(|v| format!("{k}={}&", crate::web::urlencode(v))).unwrap_or_default();
     let export_query =
         [enc("action", &f.action), enc("actor", &f.actor), enc("from", &f.from), enc("to", &f.to), enc("q", &f.q)].concat();
-    Ok(render(&AuditPage { layout: Layout::new(p, "审计日志", "/audit"), page, filter: f, verdict, export_query })?
-        .into_response())
+    Ok(render(&AuditPage {
+        layout: Layout::new(p, "审计日志", "/audit"),
+        page,
+        filter: f,
+        verdict,
+        export_query,
+        groups: super::labels::GROUPS,
+    })?
+    .into_response())
 }
 
 async fn audit_get(State(st): State<AppState>, p: Principal, Q(f): Q<AuditFilter>) -> AppResult<Response> {
