@@ -80,4 +80,23 @@ async fn audit_log_reads_in_chinese(app: TestApp) {
     assert!(!page.contains("如 login"));
 }
 
-both!(every_link_of_the_console_opens, errors_read_as_chinese_pages, newest_cases_first, audit_log_reads_in_chinese);
+/// A register's forms offer its lists as choices and its dates as dates, mark what is
+/// required, and show each field's help (it was only in the Excel template).
+async fn register_forms_guide_the_input(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let cookie = format!("linli_session={staff}");
+    let page = app.get("/registers/units").cookie(&cookie).send().await.text();
+    assert!(page.contains(r#"<select name="kind" required><option value="">请选择</option><option >机关</option>"#), "{page}");
+    assert!(page.contains(r#"<input name="name" value="" maxlength="200" required>"#));
+    assert!(page.contains("18 位，按 GB 32100 校验"));
+    let page = app.get("/registers/meetings").cookie(&cookie).send().await.text();
+    assert!(page.contains(r#"type="date""#), "a date field as a date");
+}
+
+both!(
+    every_link_of_the_console_opens,
+    errors_read_as_chinese_pages,
+    newest_cases_first,
+    audit_log_reads_in_chinese,
+    register_forms_guide_the_input
+);
