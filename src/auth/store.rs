@@ -128,7 +128,10 @@ pub async fn create_user(st: &AppState, by: Option<&Principal>, actor: &Actor, n
     errs.check("username", check_username(&nu.username));
     errs.check("password", password::check_policy(&nu.password));
     // A unit contact's scope is a unit (code or id); everyone else's is a tree node.
-    let (scope_path, unit_id) = if nu.role == Role::UnitContact {
+    let (scope_path, unit_id) = if nu.scope.trim().is_empty() {
+        errs.add("scope", "请填写管辖范围（区域编码；单位联络员填单位编码）");
+        (None, None)
+    } else if nu.role == Role::UnitContact {
         match crate::cases::units::find(&st.db, &nu.scope).await? {
             Some(u) => (Some(u.node_path), Some(u.id)),
             None => {

@@ -150,6 +150,12 @@ pub async fn create(st: &AppState, p: &Principal, i: &UnitInput, is_demo: bool) 
     if !KINDS.contains(&i.kind.trim()) {
         errs.add("kind", format!("单位类型应为：{}", KINDS.join("、")));
     }
+    let phone = i.contact_phone.trim();
+    if !phone.is_empty()
+        && let Err(e) = crate::ident::WorkPhone::parse(phone)
+    {
+        errs.add("contact_phone", e.to_string());
+    }
     for c in i.communities.split(',').map(str::trim).filter(|c| !c.is_empty()) {
         if crate::ident::CommunityCode::parse(c).is_err() {
             errs.add("communities", format!("社区代码 {c} 无效"));

@@ -77,7 +77,7 @@ mod person;
 mod region;
 
 pub use credit::CreditCode;
-pub use person::{IdNumber, Mobile};
+pub use person::{IdNumber, Mobile, WorkPhone};
 pub use region::{CommunityCode, CountyCode, GridCode, StreetCode};
 
 /// Why an identifier was rejected; the message is shown to users verbatim.
@@ -116,6 +116,9 @@ pub enum IdentError {
     /// Not a mainland mobile number.
     #[error("手机号应为以 1 开头的 11 位数字")]
     Mobile,
+    /// Neither a mobile nor a landline with its area code.
+    #[error("联系电话应为手机号，或带区号的固定电话（如 0856-1234567，可加分机号 -123）")]
+    WorkPhone,
     /// Not a 6-digit county-level division code.
     #[error("区划代码应为 6 位数字")]
     County,

@@ -146,6 +146,42 @@ impl Mobile {
     }
 }
 
+/// A work contact number: a mobile, or a landline with its area code (`0856-1234567`,
+/// `(0856)1234567`, an extension after `-` or `转`), kept as written apart from spaces.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct WorkPhone(String);
+
+ident_newtype!(WorkPhone);
+
+impl WorkPhone {
+    /// Parses a mobile or a landline.
+    pub fn parse(input: &str) -> Result<Self, IdentError> {
+        if let Ok(m) = Mobile::parse(input) {
+            return Ok(Self(m.0));
+        }
+        let s: String = normalise(input, false).chars().filter(|c| !c.is_whitespace()).collect();
+        let (main, ext) = match s.split_once('转') {
+            Some((m, e)) => (m.to_string(), Some(e.to_string())),
+            None => (s.clone(), None),
+        };
+        let main = main.replace(['(', ')', '（', '）'], "");
+        let parts: Vec<&str> = main.split('-').collect();
+        let (area, number, ext) = match (parts.as_slice(), ext) {
+            ([a, n], e) => (*a, *n, e),
+            ([a, n, x], None) => (*a, *n, Some(x.to_string())),
+            // Written without a hyphen: 0 and a 2- or 3-digit code, then 7 or 8 digits.
+            ([all], e) if all.starts_with('0') && (10..=12).contains(&all.len()) => {
+                (&all[..all.len() - 8], &all[all.len() - 8..], e)
+            }
+            _ => return Err(IdentError::WorkPhone),
+        };
+        let digits = |x: &str, lo: usize, hi: usize| (lo..=hi).contains(&x.len()) && x.chars().all(|c| c.is_ascii_digit());
+        let ok =
+            area.starts_with('0') && digits(area, 3, 4) && digits(number, 7, 8) && ext.as_deref().is_none_or(|e| digits(e, 1, 6));
+        if ok { Ok(Self(s)) } else { Err(IdentError::WorkPhone) }
+    }
+}
+
 impl fmt::Debug for Mobile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Mobile").field(&self.masked()).finish()
@@ -154,6 +190,25 @@ impl fmt::Debug for Mobile {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn work_phones() {
+        for ok in [
+            "13800138000",
+            "0856-1234567",
+            "010-12345678",
+            "(0856)1234567",
+            "0856-1234567-123",
+            "0856-1234567转88",
+            "08561234567",
+            "0856 123 4567",
+        ] {
+            assert!(WorkPhone::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["abc", "1234567", "856-1234567", "0856-123", "0856-1234567-", "0856-12345678901", "", "23456789012"] {
+            assert_eq!(WorkPhone::parse(bad), Err(IdentError::WorkPhone), "{bad}");
+        }
+    }
     use super::*;
     use chrono::Days;
 

@@ -93,7 +93,25 @@ async fn register_forms_guide_the_input(app: TestApp) {
     assert!(page.contains(r#"type="date""#), "a date field as a date");
 }
 
+/// Small fields say what is wrong: a unit's contact phone is a mobile or a landline with its
+/// area code; an account's empty scope asks for one.
+async fn small_fields_say_what_is_wrong(app: TestApp) {
+    let admin = app.login("admin").await;
+    let unit = |code: &str, phone: &str| serde_json::json!({"code": code, "name": "县测试局", "kind": "机关", "contact_name": "李", "contact_phone": phone});
+    let r = app.post("/api/v1/units").bearer(&admin).json(unit("DWT1", "abc")).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert_eq!(r.json()["fields"][0]["field"], "contact_phone");
+    for (code, phone) in [("DWT2", "0856-1234567"), ("DWT3", "13800138000")] {
+        assert_eq!(app.post("/api/v1/units").bearer(&admin).json(unit(code, phone)).send().await.status, StatusCode::CREATED);
+    }
+    let body = serde_json::json!({"username": "no_scope", "role": "grid_worker", "scope": "", "password": "Init-Pass123"});
+    let r = app.post("/api/v1/users").bearer(&admin).json(body).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.json()["fields"][0]["message"].as_str().unwrap().starts_with("请填写管辖范围"), "{}", r.text());
+}
+
 both!(
+    small_fields_say_what_is_wrong,
     every_link_of_the_console_opens,
     errors_read_as_chinese_pages,
     newest_cases_first,
