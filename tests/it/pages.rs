@@ -49,6 +49,8 @@ async fn errors_read_as_chinese_pages(app: TestApp) {
     let r = app.get("/no-such-page").send().await;
     assert_eq!((r.status, r.header("content-type").starts_with("text/html")), (StatusCode::NOT_FOUND, true));
     assert!(r.text().contains("未找到该页面"));
+    // Each page of the residents' site says what it is.
+    assert!(app.get("/m/track").send().await.text().contains("<title>查询办理进度 · 邻里</title>"));
     let r = app.get("/m/public/NOPE").send().await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.text().contains("回到首页") && !r.text().contains("管辖范围"), "{}", r.text());
