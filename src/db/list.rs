@@ -97,6 +97,11 @@ impl<T> Page<T> {
     pub fn pages(&self) -> i64 {
         ((self.total + self.per_page - 1) / self.per_page).max(1)
     }
+
+    /// The page before this one; from past the end (a stale link), the last page.
+    pub fn prev(&self) -> i64 {
+        (self.page - 1).min(self.pages())
+    }
 }
 
 /// Normalises paging parameters (page size 1–500; exports ask for [`EXPORT_MAX`]).

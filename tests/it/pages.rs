@@ -70,6 +70,11 @@ async fn newest_cases_first(app: TestApp) {
     let older = last_page["items"][0]["created_at"].as_str().unwrap();
     assert!(created[0] > older, "page 1 starts {} but page 30 has {older}", created[0]);
     assert!(created[0][..7] >= created[49][..7], "{created:?}");
+    // A stale link past the end offers the way back to the last page.
+    let html = app.get("/cases?status=submitted&page=99999").cookie(&format!("linli_session={admin}")).send().await.text();
+    let pages: i64 =
+        html.split("第 99999 / ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).expect("a pager");
+    assert!(html.contains(&format!("&page={pages}\">上一页")), "{html}");
 }
 
 /// The audit log names its actions in Chinese (codes stay, in a tooltip and the export), and
