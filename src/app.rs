@@ -172,7 +172,13 @@ async fn readyz(State(st): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(st): State<AppState>) -> Response {
+async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(want) = st.cfg.metrics_token.as_deref().filter(|t| !t.is_empty()) {
+        let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if !sent.is_some_and(|s| crate::auth::middleware::constant_eq(s.trim(), want)) {
+            return crate::error::AppError::Unauthorized.into_response();
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render(st.grids.index().len(), &st.db)).into_response()
 }
 

@@ -46,6 +46,10 @@ pub struct Config {
     #[arg(long, env = "LINLI_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
 
+    /// 访问 /metrics 需携带的令牌（Authorization: Bearer …）；不设置时 /metrics 公开（仅限内网时）
+    #[arg(long, env = "LINLI_METRICS_TOKEN", global = true)]
+    pub metrics_token: Option<String>,
+
     /// 允许推送地址指向本机（网关与 linli 装在同一台机器时）；默认不允许
     #[arg(long, env = "LINLI_WEBHOOK_ALLOW_LOOPBACK", default_value_t = false, global = true)]
     pub webhook_allow_loopback: bool,
@@ -115,6 +119,7 @@ impl Default for Config {
             ip_throttle: 50,
             map_tile_url: None,
             public_url: None,
+            metrics_token: None,
             webhook_allow_loopback: false,
         }
     }

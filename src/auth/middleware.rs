@@ -102,7 +102,8 @@ fn is_form(req: &Request) -> bool {
         .unwrap_or(false)
 }
 
-fn constant_eq(a: &str, b: &str) -> bool {
+/// Compares two secrets in time independent of where they differ.
+pub fn constant_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

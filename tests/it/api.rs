@@ -136,4 +136,20 @@ async fn overlong_text_is_a_field_error(app: TestApp) {
     assert_eq!(export.status, StatusCode::OK);
 }
 
-both!(openapi_covers_every_route, errors_health_metrics, demo_county_figures, overlong_text_is_a_field_error);
+/// With LINLI_METRICS_TOKEN set, /metrics answers only a scraper that sends it.
+async fn metrics_behind_a_token(app: TestApp) {
+    let app = TestApp::with(app.backend, |c| c.metrics_token = Some("scrape-Secret-1".into())).await;
+    assert_eq!(app.get("/metrics").send().await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/metrics").bearer("wrong").send().await.status, StatusCode::UNAUTHORIZED);
+    let r = app.get("/metrics").bearer("scrape-Secret-1").send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.text().contains("linli_db_commits_total"));
+}
+
+both!(
+    openapi_covers_every_route,
+    errors_health_metrics,
+    demo_county_figures,
+    overlong_text_is_a_field_error,
+    metrics_behind_a_token
+);
