@@ -228,6 +228,7 @@ struct TreePage {
     form: NodeInput,
     notice: String,
     geo_report: Option<ImportReport>,
+    geojson: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -247,6 +248,8 @@ struct Extras {
     form: NodeInput,
     notice: String,
     geo_report: Option<ImportReport>,
+    /// The GeoJSON pasted, shown again beside its errors.
+    geojson: String,
 }
 
 async fn tree_page(st: &AppState, p: &Principal, code: &str, mut filter: NodeFilter, x: Extras) -> AppResult<Response> {
@@ -260,7 +263,7 @@ async fn tree_page(st: &AppState, p: &Principal, code: &str, mut filter: NodeFil
     filter.parent = Some(node.code.clone());
     let children = store::list(st, p, &filter).await?;
     let child_kinds = node.kind.child_kinds().into_iter().map(|k| (k.as_str(), k.label())).collect();
-    let Extras { errors, form, notice, geo_report } = x;
+    let Extras { errors, form, notice, geo_report, geojson } = x;
     let status = if errors.0.is_empty() && geo_report.as_ref().is_none_or(|r| r.ok) {
         StatusCode::OK
     } else {
@@ -273,7 +276,20 @@ async fn tree_page(st: &AppState, p: &Principal, code: &str, mut filter: NodeFil
     let can_write = p.role.can(Perm::TreeWrite);
     Ok((
         status,
-        render(&TreePage { layout, node, crumbs, children, filter, child_kinds, can_write, errors, form, notice, geo_report })?,
+        render(&TreePage {
+            layout,
+            node,
+            crumbs,
+            children,
+            filter,
+            child_kinds,
+            can_write,
+            errors,
+            form,
+            notice,
+            geo_report,
+            geojson,
+        })?,
     )
         .into_response())
 }
@@ -342,24 +358,33 @@ async fn tree_action(
         }
         "geometry" => {
             let f: GeoForm = serde_urlencoded_body(&body)?;
-            let crs = crs_of(Some(&f.crs))?;
-            let v: Value = serde_json::from_str(&f.geojson).map_err(|_| AppError::field("geojson", "不是有效的 GeoJSON 文本"))?;
-            let node = store::get_node(&st, &p, &code).await?;
-            let rep = match node.kind {
-                Kind::Community if v.get("type").and_then(Value::as_str) == Some("FeatureCollection") => {
-                    geometry::import(&st, &p, &code, &v, crs).await?
-                }
-                _ => {
-                    geometry::set_geometry(&st, &p, &code, &v, crs).await?;
-                    ImportReport { ok: true, created: 0, updated: 1, errors: vec![] }
+            let imported = async {
+                let crs = crs_of(Some(&f.crs))?;
+                let v: Value =
+                    serde_json::from_str(&f.geojson).map_err(|_| AppError::field("geojson", "不是有效的 GeoJSON 文本"))?;
+                let node = store::get_node(&st, &p, &code).await?;
+                match node.kind {
+                    Kind::Community if v.get("type").and_then(Value::as_str) == Some("FeatureCollection") => {
+                        geometry::import(&st, &p, &code, &v, crs).await
+                    }
+                    _ => {
+                        geometry::set_geometry(&st, &p, &code, &v, crs).await?;
+                        Ok(ImportReport { ok: true, created: 0, updated: 1, errors: vec![] })
+                    }
                 }
             };
-            let notice = if rep.ok {
-                format!("已导入：新建 {} 个，更新 {} 个", rep.created, rep.updated)
-            } else {
-                String::new()
+            let x = match imported.await {
+                Ok(rep) if rep.ok => Extras {
+                    notice: format!("已导入：新建 {} 个，更新 {} 个", rep.created, rep.updated),
+                    geo_report: Some(rep),
+                    ..Extras::default()
+                },
+                Ok(rep) => Extras { geo_report: Some(rep), geojson: f.geojson, ..Extras::default() },
+                // What was pasted stays, beside what is wrong with it.
+                Err(AppError::Validation(v)) => Extras { errors: FieldErrors(v), geojson: f.geojson, ..Extras::default() },
+                Err(e) => return Err(e),
             };
-            tree_page(&st, &p, &code, NodeFilter::default(), Extras { notice, geo_report: Some(rep), ..Extras::default() }).await
+            tree_page(&st, &p, &code, NodeFilter::default(), x).await
         }
         _ => Err(AppError::NotFound),
     }

@@ -117,7 +117,23 @@ async fn small_fields_say_what_is_wrong(app: TestApp) {
     assert!(r.json()["fields"][0]["message"].as_str().unwrap().starts_with("请填写管辖范围"), "{}", r.text());
 }
 
+/// A GeoJSON import that is refused keeps what was pasted, beside what is wrong with it.
+async fn a_refused_import_keeps_the_paste(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let cookie = format!("linli_session={staff}");
+    let page = app.get("/tree?node=520627001001002").cookie(&cookie).send().await.text();
+    let csrf = page.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let pasted = r#"{"type": "Polygon", "coordinates": [[[108.47, 28.54], [108.48"#;
+    let form = [("_csrf", csrf.as_str()), ("geojson", pasted), ("crs", "wgs84")];
+    let r = app.post("/tree/520627001001002/geometry").cookie(&cookie).form(&form).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    let text = r.text();
+    assert!(text.contains("不是有效的 GeoJSON 文本"), "{text}");
+    assert!(text.contains("[[[108.47, 28.54], [108.48</textarea>"), "the paste is kept");
+}
+
 both!(
+    a_refused_import_keeps_the_paste,
     small_fields_say_what_is_wrong,
     every_link_of_the_console_opens,
     errors_read_as_chinese_pages,
