@@ -231,6 +231,18 @@ pub async fn create(st: &AppState, p: &Principal, input: &PersonInput) -> AppRes
 pub async fn update(st: &AppState, p: &Principal, id: i64, input: &PersonInput) -> AppResult<Person> {
     let old = get_person(st, p, id).await?;
     p.check(Perm::PersonWrite, &old.path)?;
+    // Left empty, or sent back as shown (masked): the stored number stays. An edit by someone
+    // who may not reveal it (a grid worker) must not wipe it.
+    let kept = |s: &str| s.trim().is_empty() || s.contains('*');
+    let (keep_id, keep_phone) = (kept(&input.id_number), kept(&input.mobile));
+    let mut input = input.clone();
+    if keep_id {
+        input.id_number.clear();
+    }
+    if keep_phone {
+        input.mobile.clear();
+    }
+    let input = &input;
     let v = validate(st, Some(p), input).await?;
     let mut tx = st.db.begin().await?;
     if let Some(idn) = &v.id {
@@ -238,7 +250,10 @@ pub async fn update(st: &AppState, p: &Principal, id: i64, input: &PersonInput) 
     }
     let f = encrypted_fields(&st.keyring, &v);
     let changed = sqlx::query(
-        "UPDATE persons SET name = $1, id_enc = $2, id_bidx = $3, phone_enc = $4, phone_bidx = $5, gender = $6, birth_year = $7, \
+        "UPDATE persons SET name = $1, \
+         id_enc = CASE WHEN $14 = 1 THEN id_enc ELSE $2 END, id_bidx = CASE WHEN $14 = 1 THEN id_bidx ELSE $3 END, \
+         phone_enc = CASE WHEN $15 = 1 THEN phone_enc ELSE $4 END, phone_bidx = CASE WHEN $15 = 1 THEN phone_bidx ELSE $5 END, \
+         gender = CASE WHEN $14 = 1 THEN gender ELSE $6 END, birth_year = CASE WHEN $14 = 1 THEN birth_year ELSE $7 END, \
          node_id = $8, room = $9, tags = $10, updated_at = $11, version = version + 1 WHERE id = $12 AND version = $13",
     )
     .bind(&v.name)
@@ -254,6 +269,8 @@ pub async fn update(st: &AppState, p: &Principal, id: i64, input: &PersonInput) 
     .bind(now_ms())
     .bind(id)
     .bind(input.version.unwrap_or(old.version))
+    .bind(keep_id as i64)
+    .bind(keep_phone as i64)
     .execute(&mut tx)
     .await?;
     if changed.rows_affected() == 0 {

@@ -209,4 +209,30 @@ async fn one_id_number_on_two_nodes(app: TestApp) {
     other.db.close().await;
 }
 
-both!(masking_and_audited_reveal, edit_move_out_and_export, one_id_number_on_two_nodes);
+/// An edit keeps the ID number and phone it does not send, or sends back masked as shown: a
+/// grid worker, who may edit but not reveal, must not wipe them.
+async fn an_edit_keeps_what_it_does_not_send(app: TestApp) {
+    let gw = app.login("wanggeyuan").await;
+    let list = app.get("/api/v1/persons?per_page=1").bearer(&gw).send().await.json();
+    let before = list["items"][0].clone();
+    let pid = before["id"].as_i64().unwrap();
+    assert!(before["id_number"].as_str().unwrap().contains('*'), "{before}");
+    let put = |body: serde_json::Value| {
+        app.req(axum::http::Method::PUT, &format!("/api/v1/persons/{pid}")).bearer(&gw).json(body).send()
+    };
+    let moved = json!({"name": before["name"], "node": before["node_code"], "room": "2-1504", "version": before["version"]});
+    let r = put(moved).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let after = r.json();
+    assert_eq!(
+        (&after["id_number"], &after["mobile"], &after["gender"]),
+        (&before["id_number"], &before["mobile"], &before["gender"]),
+        "{after}"
+    );
+    let shown = json!({"name": before["name"], "node": before["node_code"], "room": "2-1505", "id_number": before["id_number"], "mobile": before["mobile"], "version": after["version"]});
+    let r = put(shown).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["id_number"], before["id_number"]);
+}
+
+both!(masking_and_audited_reveal, edit_move_out_and_export, one_id_number_on_two_nodes, an_edit_keeps_what_it_does_not_send);
