@@ -336,16 +336,7 @@ async fn detail_post(
             if let Some(v) = form.get("version").and_then(Value::as_str).and_then(|s| s.parse::<i64>().ok()) {
                 form.insert("version".into(), Value::from(v));
             }
-            // Encrypted fields left empty keep their stored value.
-            let old = store::one(&st, &p, r, id).await?;
-            for f in r.fields.iter().filter(|f| matches!(f.ty, Ty::Secret | Ty::IdNumber)) {
-                if form.get(f.key).and_then(Value::as_str).is_none_or(str::is_empty)
-                    && let Some(v) =
-                        old.data.get(f.key).and_then(Value::as_str).and_then(|s| super::decrypt(&st.keyring, s, f.key))
-                {
-                    form.insert(f.key.into(), Value::String(v));
-                }
-            }
+            // Personal fields left empty or masked keep their stored value (store::update).
             match store::update(&st, &p, r, id, &form).await {
                 Ok(_) => Ok(crate::web::see_other(&format!("/registers/{name}/{id}")).into_response()),
                 Err(AppError::Validation(v)) => detail(&st, &p, r, id, FieldErrors(v)).await,

@@ -307,6 +307,24 @@ pub async fn create(st: &AppState, p: &Principal, reg: &Register, raw: &Map<Stri
 pub async fn update(st: &AppState, p: &Principal, reg: &Register, id: i64, raw: &Map<String, Value>) -> AppResult<Value> {
     let old = one(st, p, reg, id).await?;
     p.check(Perm::TreeWrite, &old.node_path)?;
+    // Personal fields left out, empty, or sent back as shown (masked) keep their stored value:
+    // the page and the API show them masked, and re-sending that must not wipe them.
+    let mut raw = raw.clone();
+    for f in reg.fields.iter().filter(|f| matches!(f.ty, Ty::Secret | Ty::IdNumber | Ty::Mobile)) {
+        let sent = raw.get(f.key).and_then(Value::as_str).unwrap_or_default();
+        if sent.trim().is_empty() || (f.ty != Ty::Secret && sent.contains('*')) {
+            let stored = old.data.get(f.key).and_then(Value::as_str);
+            let plain = match f.ty {
+                Ty::Mobile => stored.map(str::to_string),
+                _ => stored.and_then(|s| super::decrypt(&st.keyring, s, f.key)),
+            };
+            match plain {
+                Some(v) => raw.insert(f.key.into(), Value::String(v)),
+                None => raw.remove(f.key),
+            };
+        }
+    }
+    let raw = &raw;
     let v = validate(st, p, reg, raw).await.map_err(AppError::Validation)?;
     let version = raw.get("version").and_then(Value::as_i64).unwrap_or(old.version);
     let mut tx = st.db.begin().await?;

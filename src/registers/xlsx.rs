@@ -87,6 +87,8 @@ pub async fn export(st: &AppState, p: &Principal, reg: &Register, q: &ListQuery)
                 (Ty::Int | Ty::Number | Ty::Money, Some(Value::Number(n))) => {
                     crate::web::xlsx::Cell::Num(n.as_f64().unwrap_or(0.0))
                 }
+                // Already shown (masked) by the list: decoding it again gave an empty cell.
+                (Ty::IdNumber | Ty::Mobile, Some(Value::String(s))) => s.as_str().into(),
                 (_, Some(v)) => crate::web::xlsx::Cell::Text(display(f, v, &st.keyring)),
                 (_, None) => "".into(),
             })
@@ -222,7 +224,9 @@ pub async fn import(
     for (n, (excel_row, cells)) in data.into_iter().enumerate() {
         progress(n, total);
         let first = cells.first().map(|c| c.to_string()).unwrap_or_default();
-        if first.starts_with("说明") || cells.iter().all(|c| matches!(c, Data::Empty)) {
+        // Only the template's own help row (its first, each cell 说明：…): a row whose text
+        // begins with 说明 (说明书归档制度) is data.
+        if (n == 0 && first.starts_with("说明：")) || cells.iter().all(|c| matches!(c, Data::Empty)) {
             continue;
         }
         let mut raw = Map::new();

@@ -416,4 +416,52 @@ async fn problem_becomes_a_case(app: TestApp) {
     assert_eq!(row["case_number"], made.json()["number"]);
 }
 
-both!(mechanism, excel_round_trip, register_rules, article_figures, problem_becomes_a_case);
+/// Personal fields of a register (an ID number, a phone) export as shown (masked) and survive
+/// an edit that leaves them out or sends them back masked; an import keeps a data row whose
+/// text begins with 说明 (only the template's help row is skipped).
+async fn personal_fields_survive_export_and_edit(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let row = json!({"name": "田强", "community": "520627001001", "date": "2026-11-01", "mobile": "13812341234"});
+    let r = app.post("/api/v1/registers/member_reports").bearer(&staff).json(row).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.json()["id"].as_i64().unwrap();
+    let x = app.get("/api/v1/registers/member_reports/export.xlsx").bearer(&staff).send().await;
+    let rows = sheet(&x.body);
+    let col = rows[0].iter().position(|h| h == "手机号").unwrap();
+    assert!(rows.iter().any(|r| r[0] == "田强" && r[col] == "138****1234"), "the export shows the phone masked");
+    let put =
+        |body: Value| app.req(Method::PUT, &format!("/api/v1/registers/member_reports/{id}")).bearer(&staff).json(body).send();
+    for mobile in [Value::Null, json!(""), json!("138****1234")] {
+        let mut body = json!({"name": "田强", "community": "520627001001", "date": "2026-11-02"});
+        if !mobile.is_null() {
+            body["mobile"] = mobile.clone();
+        }
+        let r = put(body).await;
+        assert_eq!(r.status, StatusCode::OK, "{mobile}: {}", r.text());
+        let got = app.get(&format!("/api/v1/registers/member_reports/{id}")).bearer(&staff).send().await.json();
+        assert_eq!(got["mobile"], "138****1234", "{mobile}: {got}");
+    }
+    let admin = app.login("admin").await;
+    let file = xlsx(&[
+        &["超市*", "日期*", "“六进”渠道*", "销售额（元）*", "成本（元）*"],
+        &["说明书超市", "2026-03-01", "社区", "100", "80"],
+        &["和平联动超市", "2026-03-02", "校园", "200", "150"],
+    ]);
+    let r = app
+        .post("/api/v1/registers/sales/import?dry_run=true")
+        .bearer(&admin)
+        .raw("application/octet-stream", file)
+        .send()
+        .await
+        .json();
+    assert_eq!((r["ok"].as_bool(), r["valid_rows"].as_i64()), (Some(true), Some(2)), "{r}");
+}
+
+both!(
+    mechanism,
+    excel_round_trip,
+    register_rules,
+    article_figures,
+    problem_becomes_a_case,
+    personal_fields_survive_export_and_edit
+);
