@@ -413,7 +413,8 @@ pub async fn reveal(st: &AppState, p: &Principal, id: i64, reason: &str) -> AppR
         return Err(AppError::field("reason", "事由不能超过 200 个字"));
     }
     let r = sqlx::query(
-        "SELECT pe.name, pe.id_enc, pe.phone_enc, n.path FROM persons pe JOIN nodes n ON n.id = pe.node_id WHERE pe.id = $1",
+        // A moved-out resident is not found here either, as on their page.
+        "SELECT pe.name, pe.id_enc, pe.phone_enc, n.path FROM persons pe JOIN nodes n ON n.id = pe.node_id WHERE pe.id = $1 AND pe.retired_at IS NULL",
     )
     .bind(id)
     .fetch_optional(st.db.read())

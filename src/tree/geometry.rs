@@ -215,6 +215,9 @@ pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value,
     if comm.kind != Kind::Community {
         return Err(AppError::field("community", "请指定一个社区编码"));
     }
+    if comm.retired {
+        return Err(AppError::field("community", "该社区已停用，不能导入网格"));
+    }
     let feats = parse_features(body, crs).map_err(|e| AppError::field("geojson", e.to_string()))?;
     if feats.is_empty() {
         return Err(AppError::field("geojson", "没有可导入的要素"));

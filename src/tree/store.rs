@@ -235,6 +235,13 @@ pub async fn set_retired(st: &AppState, p: &Principal, code: &str, retired: bool
         .bind(n.id)
         .execute(&mut tx)
         .await?;
+    if !retired && let Some(parent) = &n.parent_code {
+        // Restored under an active parent only (locked, as creating a child locks it).
+        let q = sqlx::query("UPDATE nodes SET version = version WHERE code = $1 AND retired_at IS NULL").bind(parent);
+        if q.execute(&mut tx).await?.rows_affected() == 0 {
+            return Err(AppError::Conflict("上级节点已停用，请先恢复上级节点".into()));
+        }
+    }
     if retired {
         let active = sqlx::query("SELECT COUNT(*) AS c FROM nodes WHERE parent_id = $1 AND retired_at IS NULL")
             .bind(n.id)
@@ -257,14 +264,19 @@ pub async fn delete(st: &AppState, p: &Principal, code: &str) -> AppResult<()> {
     let n = find_by_code(&st.db, code).await?.ok_or(AppError::NotFound)?;
     p.check(Perm::TreeWrite, &n.path)?;
     let mut tx = st.db.begin().await?;
+    // Whatever names the node keeps it: children, residents, cases, register rows, accounts.
     let refs = sqlx::query(
-        "SELECT (SELECT COUNT(*) FROM nodes WHERE parent_id = $1) + (SELECT COUNT(*) FROM persons WHERE node_id = $1) AS c",
+        "SELECT (SELECT COUNT(*) FROM nodes WHERE parent_id = $1) + (SELECT COUNT(*) FROM persons WHERE node_id = $1) \
+         + (SELECT COUNT(*) FROM cases WHERE node_path = $2 OR grid_code = $3 OR community_code = $3) \
+         + (SELECT COUNT(*) FROM register_rows WHERE node_path = $2) + (SELECT COUNT(*) FROM users WHERE scope_path = $2) AS c",
     )
     .bind(n.id)
+    .bind(&n.path)
+    .bind(code)
     .fetch_one(&mut tx)
     .await?;
     if get::<i64>(&refs, "c")? > 0 || n.kind == Kind::County {
-        return Err(AppError::Conflict("该节点仍被下级节点或居民引用，不能删除，请改为停用".into()));
+        return Err(AppError::Conflict("该节点仍被下级节点、居民、事项、台账或账号引用，不能删除，请改为停用".into()));
     }
     sqlx::query("DELETE FROM nodes WHERE id = $1").bind(n.id).execute(&mut tx).await?;
     let summary = format!("删除{}「{}」", n.kind.label(), n.name);

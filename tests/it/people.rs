@@ -233,6 +233,11 @@ async fn an_edit_keeps_what_it_does_not_send(app: TestApp) {
     let r = put(shown).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["id_number"], before["id_number"]);
+    // Moved out: not found, and not revealed either.
+    let staff = app.login("huahuaqiao").await;
+    assert_eq!(app.post(&format!("/api/v1/persons/{pid}/retire")).bearer(&staff).send().await.status, StatusCode::NO_CONTENT);
+    let r = app.post(&format!("/api/v1/persons/{pid}/reveal")).bearer(&staff).json(json!({"reason": "核实"})).send().await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
 }
 
 both!(masking_and_audited_reveal, edit_move_out_and_export, one_id_number_on_two_nodes, an_edit_keeps_what_it_does_not_send);

@@ -166,4 +166,36 @@ async fn create_under_a_parent_being_retired(app: TestApp) {
     }
 }
 
-both!(crud_and_validation, html_tree_pages, create_under_a_parent_being_retired);
+/// A node that anything names cannot be deleted (a case, a register row, an account), and a
+/// node is restored only under an active parent; a retired community takes no grid import.
+async fn what_names_a_node_keeps_it(app: TestApp) {
+    let t = app.login("admin").await;
+    let node = |code: &str, parent: &str, kind: &str| json!({"kind": kind, "code": code, "parent": parent, "name": format!("测试{code}")});
+    for (code, parent, kind) in [
+        ("520627001098", "520627001", "community"),
+        ("520627001098001", "520627001098", "grid"),
+        ("520627001098002", "520627001098", "grid"),
+    ] {
+        let r = app.post("/api/v1/nodes").bearer(&t).json(node(code, parent, kind)).send().await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    }
+    let case = json!({"category": "ldd", "description": "楼道灯坏了", "grid": "520627001098001"});
+    assert_eq!(app.post("/api/v1/cases").bearer(&t).json(case).send().await.status, StatusCode::CREATED);
+    let user = json!({"username": "gtest01", "role": "grid_worker", "scope": "520627001098002", "password": crate::harness::PW});
+    assert_eq!(app.post("/api/v1/users").bearer(&t).json(user).send().await.status, StatusCode::CREATED);
+    for code in ["520627001098001", "520627001098002"] {
+        let r = app.req(Method::DELETE, &format!("/api/v1/nodes/{code}")).bearer(&t).send().await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{code}: {}", r.text());
+    }
+    for code in ["520627001098001", "520627001098002", "520627001098"] {
+        assert_eq!(app.post(&format!("/api/v1/nodes/{code}/retire")).bearer(&t).send().await.status, StatusCode::OK);
+    }
+    let r = app.post("/api/v1/nodes/520627001098001/restore").bearer(&t).send().await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "restored under a retired community: {}", r.text());
+    let fc = json!({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"seq": 9},
+        "geometry": {"type": "Polygon", "coordinates": [[[109.0, 29.0], [109.005, 29.0], [109.005, 29.005], [109.0, 29.0]]]}}]});
+    let r = app.post("/api/v1/grids/import?community=520627001098").bearer(&t).json(fc).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+}
+
+both!(crud_and_validation, html_tree_pages, create_under_a_parent_being_retired, what_names_a_node_keeps_it);
