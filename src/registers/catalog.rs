@@ -80,6 +80,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[],
         to_case: None,
+        unique: &["code"],
         fields: &[
             h("code", "单位编码", Text, true, true, "与派单使用的单位编码一致，如 DW001"),
             f("name", "单位名称", Text, true, true),
@@ -99,6 +100,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("community"),
         computed: &[Computed { key: "state", title: "状态", f: agreement_state }],
         to_case: None,
+        unique: &[],
         fields: &[
             f("title", "协议名称", Text, true, true),
             f("community", "社区", Node, true, true),
@@ -116,6 +118,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("community"),
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("topic", "调研主题", Text, true, true),
             f("date", "调研日期", Date, true, true),
@@ -132,6 +135,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("community"),
         computed: &[Computed { key: "progress_state", title: "进度状态", f: progress_state }],
         to_case: Some(ToCase { channel: "research_visit", text: "problem", node: "community", category: "qita" }),
+        unique: &[],
         fields: &[
             f("problem", "问题", Text, true, true),
             h("visit", "所属调研", Text, false, true, "调研主题"),
@@ -153,6 +157,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("title", "会议名称", Text, true, true),
             f("date", "日期", Date, true, true),
@@ -171,6 +176,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("name", "姓名", Text, true, true),
             h("home_unit", "派出单位", Text, true, true, "县直单位或街道"),
@@ -186,6 +192,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("community"),
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("name", "名称", Text, true, true),
             f("kind", "类型", Enum(FACILITY_KINDS), true, true),
@@ -205,6 +212,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("community"),
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("unit", "单位编码", Unit, true, true),
             f("unit_name", "单位名称", Text, true, true),
@@ -222,6 +230,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("community"),
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("name", "姓名", Text, true, true),
             f("unit", "工作单位编码", Unit, false, true),
@@ -238,6 +247,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("community"),
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("member", "党员姓名", Text, true, true),
             f("what", "服务内容", Text, true, true),
@@ -256,6 +266,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("name", "名称", Text, true, true),
             f("secretary", "书记", Text, false, true),
@@ -270,6 +281,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("name", "企业名称", Text, true, true),
             f("credit_code", "统一社会信用代码", CreditCode, true, true),
@@ -286,6 +298,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("compound"),
         computed: &[Computed { key: "state", title: "任期状态", f: |r, t| term_state(r, t, "term_start", "term_end") }],
         to_case: None,
+        unique: &[],
         fields: &[
             f("name", "名称", Text, true, true),
             f("compound", "小区编码", Node, true, true),
@@ -302,6 +315,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("name", "公司名称", Text, true, true),
             f("level", "层级", Enum(&["县级联合公司", "乡镇公司"]), true, true),
@@ -318,6 +332,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("date", "日期", Date, true, true),
             f("company", "公司", Text, true, true),
@@ -334,6 +349,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("name", "名称", Text, true, true),
             f("opened", "开业日期", Date, true, true),
@@ -349,6 +365,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[Computed { key: "profit", title: "利润（元）", f: profit }],
         to_case: None,
+        unique: &[],
         fields: &[
             f("supermarket", "超市", Text, true, true),
             f("date", "日期", Date, true, true),
@@ -365,6 +382,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("community"),
         computed: &[Computed { key: "contract_state", title: "劳动合同", f: contract_state }],
         to_case: None,
+        unique: &[],
         fields: &[
             f("name", "姓名", Text, true, true),
             f("community", "社区", Node, true, true),
@@ -385,6 +403,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("node"),
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("name", "姓名", Text, true, true),
             f("role", "角色", Enum(&["网格员", "党小组长", "街区长", "楼栋长"]), true, true),
@@ -401,6 +420,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("grid"),
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("name", "名称", Text, true, true),
             f("grid", "网格编码", Node, true, true),
@@ -416,6 +436,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("node"),
         computed: &[],
         to_case: Some(ToCase { channel: "grid_visit", text: "issue", node: "node", category: "qita" }),
+        unique: &[],
         fields: &[
             f("visitor", "走访人", Text, true, true),
             f("household", "走访对象（户）", Text, true, true),
@@ -434,6 +455,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("name", "姓名", Text, true, true),
             f("field", "领域", Enum(&["科技", "教育", "卫生", "农业", "文化", "管理"]), true, true),
@@ -450,6 +472,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("name", "名称", Text, true, true),
             f("field", "领域", Text, false, true),
@@ -464,6 +487,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("community"),
         computed: &[Computed { key: "compliance", title: "≥10万元", f: funding_ok }],
         to_case: None,
+        unique: &["community", "year"],
         fields: &[
             f("community", "社区", Node, true, true),
             f("community_name", "社区名称", Text, true, true),
@@ -480,6 +504,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("community"),
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("community", "社区", Node, true, true),
             f("community_name", "社区名称", Text, true, true),
@@ -496,6 +521,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("name", "姓名", Text, true, true),
             f("level", "层级", Enum(&["县", "街道", "社区"]), true, true),
@@ -511,6 +537,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("title", "标题", Text, true, true),
             f("kind", "类别", Enum(&["工作原则", "工作要点", "工作制度"]), true, true),
@@ -528,6 +555,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("community"),
         computed: &[Computed { key: "state", title: "任职状态", f: |r, t| term_state(r, t, "start_date", "end_date") }],
         to_case: None,
+        unique: &[],
         fields: &[
             f("person", "姓名", Text, true, true),
             f("home_unit", "原单位编码", Unit, true, true),
@@ -545,6 +573,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("community"),
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("mentor", "导师", Text, true, true),
             f("trainee", "培养对象", Text, true, true),
@@ -561,6 +590,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("node"),
         computed: &[Computed { key: "state", title: "状态", f: |r, t| term_state(r, t, "start_date", "end_date") }],
         to_case: None,
+        unique: &[],
         fields: &[
             f("leader", "县级领导", Text, true, true),
             h("node", "联系社区/网格", Node, true, true, "社区代码或网格编码"),
@@ -576,6 +606,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("subject", "被评价方", Text, true, true),
             f("direction", "方向", Enum(&["联盟评成员单位", "成员单位评联盟"]), true, true),
@@ -592,6 +623,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("name", "成员", Text, true, true),
             f("role", "角色", Enum(&["牵头方", "成员"]), true, true),
@@ -606,6 +638,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("title", "会议", Text, true, true),
             f("date", "日期", Date, true, true),
@@ -621,6 +654,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: None,
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("batch", "批次", Text, true, true),
             f("date", "日期", Date, true, true),
@@ -636,6 +670,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("community"),
         computed: &[],
         to_case: None,
+        unique: &[],
         fields: &[
             f("name", "联系点", Text, true, true),
             f("community", "社区", Node, true, true),
@@ -651,6 +686,7 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("grid"),
         computed: &[],
         to_case: Some(ToCase { channel: "grid_mailbox", text: "message", node: "grid", category: "qita" }),
+        unique: &[],
         fields: &[
             f("message", "意见内容", LongText, true, true),
             f("grid", "网格编码", Node, true, true),

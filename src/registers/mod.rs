@@ -153,6 +153,9 @@ pub struct Register {
     /// Rows of this register can be turned into a case (a problem, a visit's finding, a mailbox
     /// message) that the row then follows through `case_number`.
     pub to_case: Option<ToCase>,
+    /// Fields that together name one active row (a unit's code; a community's year): a second
+    /// row with the same values is refused, in a form and in an import.
+    pub unique: &'static [&'static str],
 }
 
 /// How a row becomes a case.

@@ -206,6 +206,44 @@ pub struct Valid {
     search: String,
 }
 
+impl Valid {
+    /// The row's values of the register's unique fields, if it has any.
+    pub fn key(&self, reg: &Register) -> Option<String> {
+        key_of(reg, &self.data)
+    }
+}
+
+fn key_of(reg: &Register, data: &Map<String, Value>) -> Option<String> {
+    (!reg.unique.is_empty())
+        .then(|| reg.unique.iter().map(|k| data.get(*k).map(text_of).unwrap_or_default()).collect::<Vec<_>>().join("\u{1}"))
+}
+
+/// The unique keys of the register's active rows (county-wide: a unit's code is unique in the
+/// county whatever the caller's scope), with their ids.
+pub async fn taken_keys(st: &AppState, reg: &Register) -> AppResult<HashMap<String, i64>> {
+    if reg.unique.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query("SELECT id, data FROM register_rows WHERE register = $1 AND retired_at IS NULL")
+        .bind(reg.name)
+        .fetch_all(st.db.read())
+        .await?;
+    let mut out = HashMap::new();
+    for r in &rows {
+        let data: Map<String, Value> = serde_json::from_str(&get::<String>(r, "data")?).unwrap_or_default();
+        if let Some(k) = key_of(reg, &data) {
+            out.insert(k, get::<i64>(r, "id")?);
+        }
+    }
+    Ok(out)
+}
+
+/// The message for a row whose unique fields repeat another's.
+pub fn taken_message(reg: &Register) -> String {
+    let titles: Vec<&str> = reg.unique.iter().filter_map(|k| reg.field(k)).map(|f| f.title).collect();
+    format!("已有{}相同的记录", titles.join("、"))
+}
+
 /// Checks every field of a raw row, collecting every error (the column title names the field).
 pub async fn validate(st: &AppState, p: &Principal, reg: &Register, raw: &Map<String, Value>) -> Result<Valid, Vec<FieldError>> {
     let mut errs = Vec::new();
@@ -297,6 +335,11 @@ pub async fn insert(tx: &mut Tx, st: &AppState, p: &Principal, reg: &Register, v
 pub async fn create(st: &AppState, p: &Principal, reg: &Register, raw: &Map<String, Value>) -> AppResult<Value> {
     p.require(Perm::TreeWrite)?;
     let v = validate(st, p, reg, raw).await.map_err(AppError::Validation)?;
+    if let Some(k) = v.key(reg)
+        && taken_keys(st, reg).await?.contains_key(&k)
+    {
+        return Err(AppError::field(reg.unique[0], taken_message(reg)));
+    }
     let mut tx = st.db.begin().await?;
     let id = insert(&mut tx, st, p, reg, &v, false).await?;
     tx.commit().await?;
@@ -326,6 +369,11 @@ pub async fn update(st: &AppState, p: &Principal, reg: &Register, id: i64, raw: 
     }
     let raw = &raw;
     let v = validate(st, p, reg, raw).await.map_err(AppError::Validation)?;
+    if let Some(k) = v.key(reg)
+        && taken_keys(st, reg).await?.get(&k).is_some_and(|other| *other != id)
+    {
+        return Err(AppError::field(reg.unique[0], taken_message(reg)));
+    }
     let version = raw.get("version").and_then(Value::as_i64).unwrap_or(old.version);
     let mut tx = st.db.begin().await?;
     let n = sqlx::query("UPDATE register_rows SET node_path = $1, name = $2, search = $3, data = $4, updated_at = $5, version = version + 1 WHERE id = $6 AND version = $7")

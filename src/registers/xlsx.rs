@@ -234,7 +234,7 @@ pub async fn import(
             raw.insert(f.key.into(), cells.get(*i).map(cell_value).unwrap_or(Value::Null));
         }
         match store::validate(st, p, reg, &raw).await {
-            Ok(v) => valid.push(v),
+            Ok(v) => valid.push((excel_row, v)),
             Err(fe) => {
                 for e in fe {
                     let title = reg.field(&e.field).map(|f| f.title).unwrap_or(e.field.as_str()).to_string();
@@ -245,7 +245,21 @@ pub async fn import(
         }
     }
     progress(total, total);
+    // A row whose unique fields repeat an active row's, or an earlier row's of the file: the
+    // same export imported twice would otherwise double the register (and its figures).
+    if !reg.unique.is_empty() {
+        let mut taken = store::taken_keys(st, reg).await?;
+        let column = reg.field(reg.unique[0]).map(|f| f.title).unwrap_or_default().to_string();
+        for (row, v) in &valid {
+            if let Some(k) = v.key(reg)
+                && taken.insert(k, 0).is_some()
+            {
+                errors.push(CellError { row: *row, column: column.clone(), message: store::taken_message(reg) });
+            }
+        }
+    }
     let ok = errors.is_empty();
+    let valid: Vec<store::Valid> = valid.into_iter().map(|(_, v)| v).collect();
     let created = if ok && !dry_run { store::insert_all(st, p, reg, &valid).await? } else { 0 };
     Ok(ImportReport { ok, created, valid_rows: valid.len(), errors })
 }

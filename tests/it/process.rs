@@ -388,10 +388,13 @@ async fn cli_register_import_export() {
     let (code, out) = cli(&dir, &["export", "funding", file.to_str().unwrap()], None);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("社区工作经费"));
-    // The export reads back as an import (computed columns are ignored): a dry run passes.
+    // The export reads back as an import (computed columns are ignored): every cell passes, and
+    // each row is refused only as the one already there (a community's year is one row).
     let (code, out) = cli(&dir, &["import", "funding", file.to_str().unwrap(), "--dry-run"], None);
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("试导入通过：27 行"), "{out}");
+    assert_eq!(code, 3, "{out}");
+    let refused: Vec<&str> = out.lines().filter(|l| l.starts_with("第 ")).collect();
+    assert_eq!(refused.len(), 27, "{out}");
+    assert!(refused.iter().all(|l| l.ends_with("已有社区、年度相同的记录")), "{out}");
     // A bad file: every bad cell listed, nothing written, non-zero exit.
     let mut wb = rust_xlsxwriter::Workbook::new();
     let ws = wb.add_worksheet();

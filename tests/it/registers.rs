@@ -457,11 +457,55 @@ async fn personal_fields_survive_export_and_edit(app: TestApp) {
     assert_eq!((r["ok"].as_bool(), r["valid_rows"].as_i64()), (Some(true), Some(2)), "{r}");
 }
 
+/// A register's natural key (a unit's code; a community's funding year) names one active row:
+/// a second is refused in a form, and an export imported again, or a file repeating a row, is
+/// refused with the rows named — the figures counted from the register stay right.
+async fn one_row_per_natural_key(app: TestApp) {
+    let admin = app.login("admin").await;
+    let before = app.get("/api/v1/overview").bearer(&admin).send().await.json();
+    let x = app.get("/api/v1/registers/units/export.xlsx").bearer(&admin).send().await;
+    let r = app
+        .post("/api/v1/registers/units/import?dry_run=false")
+        .bearer(&admin)
+        .raw("application/octet-stream", x.body.clone())
+        .send()
+        .await
+        .json();
+    assert_eq!((r["ok"].as_bool(), r["created"].as_i64()), (Some(false), Some(0)), "{r}");
+    assert_eq!(r["errors"][0]["row"], 2, "{r}");
+    assert!(r["errors"][0]["message"].as_str().unwrap().contains("单位编码"), "{r}");
+    let after = app.get("/api/v1/overview").bearer(&admin).send().await.json();
+    assert_eq!(before["unit_report_rate"], after["unit_report_rate"]);
+    let r = app
+        .post("/api/v1/registers/units")
+        .bearer(&admin)
+        .json(json!({"code": "DW001", "name": "重复", "kind": "机关"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert_eq!(r.json()["fields"][0]["field"], "code");
+    let twice = xlsx(&[
+        &["社区*", "社区名称*", "年度*", "拨付（元）*", "支出（元）"],
+        &["520627001001", "花花桥社区", "2031", "120000", "1000"],
+        &["520627001001", "花花桥社区", "2031", "130000", "1000"],
+    ]);
+    let r = app
+        .post("/api/v1/registers/funding/import?dry_run=true")
+        .bearer(&admin)
+        .raw("application/octet-stream", twice)
+        .send()
+        .await
+        .json();
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["errors"][0]["row"], 3, "{r}");
+}
+
 both!(
     mechanism,
     excel_round_trip,
     register_rules,
     article_figures,
     problem_becomes_a_case,
-    personal_fields_survive_export_and_edit
+    personal_fields_survive_export_and_edit,
+    one_row_per_natural_key
 );
