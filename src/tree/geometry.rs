@@ -149,13 +149,19 @@ async fn sibling_grids<'e>(
 
 /// Adds an error for each imported polygon that overlaps a sibling grid or an earlier one of
 /// the import.
-fn overlaps(parsed: &[(String, String, Polygon)], siblings: &[(String, Polygon)], errors: &mut Vec<ImportError>) {
+/// (`origin[i]` is the file's index of `parsed[i]`: features with errors were left out.)
+fn overlaps(
+    parsed: &[(String, String, Polygon)],
+    origin: &[usize],
+    siblings: &[(String, Polygon)],
+    errors: &mut Vec<ImportError>,
+) {
     for (i, (c, _, poly)) in parsed.iter().enumerate() {
         let others = siblings.iter().map(|(a, b)| (a, b)).chain(parsed.iter().take(i).map(|(a, _, b)| (a, b)));
         for (oc, op) in others {
             if geo::overlaps(poly, op) {
                 errors.push(ImportError {
-                    feature: i,
+                    feature: origin[i],
                     code: Some(c.clone()),
                     message: GeoError::Overlaps(oc.clone()).to_string(),
                 });
@@ -225,6 +231,7 @@ pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value,
     let comm_poly = polygon_of(&st.db, &comm.code).await?;
     let mut errors = Vec::new();
     let mut parsed: Vec<(String, String, Polygon)> = Vec::new();
+    let mut origin = Vec::new();
     for (i, (props, poly)) in feats.into_iter().enumerate() {
         let code = match (props.get("code").and_then(Value::as_str), props.get("seq").and_then(Value::as_u64)) {
             (Some(c), _) => Some(c.trim().to_string()),
@@ -259,11 +266,12 @@ pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value,
                     continue;
                 }
                 parsed.push((c, name, poly));
+                origin.push(i);
             }
         }
     }
     let codes: Vec<String> = parsed.iter().map(|x| x.0.clone()).collect();
-    overlaps(&parsed, &sibling_grids(st.db.read(), &comm.path, &codes).await?, &mut errors);
+    overlaps(&parsed, &origin, &sibling_grids(st.db.read(), &comm.path, &codes).await?, &mut errors);
     if !errors.is_empty() {
         return Ok(ImportReport { ok: false, created: 0, updated: 0, errors });
     }
@@ -274,7 +282,7 @@ pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value,
     // PostgreSQL; the one writer serialises SQLite): a change to a sibling committed since the
     // check above, here or on another node, is seen, and none can commit until this one has.
     sqlx::query("UPDATE nodes SET version = version WHERE id = $1").bind(comm.id).execute(&mut tx).await?;
-    overlaps(&parsed, &sibling_grids(&mut tx, &comm.path, &codes).await?, &mut errors);
+    overlaps(&parsed, &origin, &sibling_grids(&mut tx, &comm.path, &codes).await?, &mut errors);
     if !errors.is_empty() {
         return Ok(ImportReport { ok: false, created: 0, updated: 0, errors });
     }

@@ -198,4 +198,26 @@ async fn what_names_a_node_keeps_it(app: TestApp) {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
 }
 
-both!(crud_and_validation, html_tree_pages, create_under_a_parent_being_retired, what_names_a_node_keeps_it);
+/// A grid import names the feature that overlaps by its place in the file, after a feature
+/// refused for another reason.
+async fn import_errors_name_their_feature(app: TestApp) {
+    let t = app.login("admin").await;
+    let c = json!({"kind": "community", "code": "520627001097", "parent": "520627001", "name": "测试社区"});
+    assert_eq!(app.post("/api/v1/nodes").bearer(&t).json(c).send().await.status, StatusCode::CREATED);
+    let square = |x: f64| json!([[[x, 29.0], [x + 0.01, 29.0], [x + 0.01, 29.01], [x, 29.01], [x, 29.0]]]);
+    let feature = |seq: u64, coords: serde_json::Value| json!({"type": "Feature", "properties": {"seq": seq}, "geometry": {"type": "Polygon", "coordinates": coords}});
+    let unclosed = json!([[[109.5, 29.0], [109.51, 29.0], [109.51, 29.01]]]);
+    let fc = json!({"type": "FeatureCollection", "features": [feature(1, unclosed), feature(2, square(109.0)), feature(3, square(109.005))]});
+    let r = app.post("/api/v1/grids/import?community=520627001097").bearer(&t).json(fc).send().await;
+    let rep = r.json();
+    let features: Vec<i64> = rep["errors"].as_array().unwrap().iter().map(|e| e["feature"].as_i64().unwrap()).collect();
+    assert_eq!(features, vec![0, 2], "{rep}");
+}
+
+both!(
+    crud_and_validation,
+    html_tree_pages,
+    create_under_a_parent_being_retired,
+    what_names_a_node_keeps_it,
+    import_errors_name_their_feature
+);
