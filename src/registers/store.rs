@@ -208,7 +208,7 @@ pub struct Valid {
 
 impl Valid {
     /// The row's values of the register's unique fields, if it has any.
-    pub fn key(&self, reg: &Register) -> Option<String> {
+    fn key(&self, reg: &Register) -> Option<String> {
         key_of(reg, &self.data)
     }
 }
@@ -219,17 +219,55 @@ fn key_of(reg: &Register, data: &Map<String, Value>) -> Option<String> {
 }
 
 /// The unique keys of the register's active rows (county-wide: a unit's code is unique in the
-/// county whatever the caller's scope), with their ids.
+/// county whatever the caller's scope), with their ids: for an import's report, before writing.
 pub async fn taken_keys(st: &AppState, reg: &Register) -> AppResult<HashMap<String, i64>> {
+    keys_of(&sqlx::query(KEYS_SQL).bind(reg.name).fetch_all(st.db.read()).await?, reg)
+}
+
+const KEYS_SQL: &str = "SELECT id, data FROM register_rows WHERE register = $1 AND retired_at IS NULL";
+
+/// Refuses rows whose unique fields another active row holds (`this` the row being edited), or
+/// an earlier row of `rows` does; inside `tx`, after making the register's writers take turns,
+/// on every node: checked before the transaction, two forms at once would both find it free.
+async fn check_keys<'a>(
+    tx: &mut Tx,
+    reg: &Register,
+    rows: impl IntoIterator<Item = &'a Valid>,
+    this: Option<i64>,
+) -> AppResult<()> {
+    if reg.unique.is_empty() {
+        return Ok(());
+    }
+    tx.serialise(&format!("register:{}", reg.name)).await?;
+    let taken = keys_of(&sqlx::query(KEYS_SQL).bind(reg.name).fetch_all(&mut *tx).await?, reg)?;
+    if repeats(reg, taken, rows, this).is_empty() { Ok(()) } else { Err(AppError::field(reg.unique[0], taken_message(reg))) }
+}
+
+/// The positions in `rows` of those whose unique fields an active row other than `this`
+/// (`taken`: key → id), or an earlier row of `rows`, already holds.
+pub fn repeats<'a>(
+    reg: &Register,
+    mut taken: HashMap<String, i64>,
+    rows: impl IntoIterator<Item = &'a Valid>,
+    this: Option<i64>,
+) -> Vec<usize> {
+    let mut out = Vec::new();
+    for (i, v) in rows.into_iter().enumerate() {
+        if let Some(k) = v.key(reg)
+            && taken.insert(k, 0).is_some_and(|other| Some(other) != this)
+        {
+            out.push(i);
+        }
+    }
+    out
+}
+
+fn keys_of(rows: &[Row], reg: &Register) -> AppResult<HashMap<String, i64>> {
     if reg.unique.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = sqlx::query("SELECT id, data FROM register_rows WHERE register = $1 AND retired_at IS NULL")
-        .bind(reg.name)
-        .fetch_all(st.db.read())
-        .await?;
     let mut out = HashMap::new();
-    for r in &rows {
+    for r in rows {
         let data: Map<String, Value> = serde_json::from_str(&get::<String>(r, "data")?).unwrap_or_default();
         if let Some(k) = key_of(reg, &data) {
             out.insert(k, get::<i64>(r, "id")?);
@@ -335,12 +373,8 @@ pub async fn insert(tx: &mut Tx, st: &AppState, p: &Principal, reg: &Register, v
 pub async fn create(st: &AppState, p: &Principal, reg: &Register, raw: &Map<String, Value>) -> AppResult<Value> {
     p.require(Perm::TreeWrite)?;
     let v = validate(st, p, reg, raw).await.map_err(AppError::Validation)?;
-    if let Some(k) = v.key(reg)
-        && taken_keys(st, reg).await?.contains_key(&k)
-    {
-        return Err(AppError::field(reg.unique[0], taken_message(reg)));
-    }
     let mut tx = st.db.begin().await?;
+    check_keys(&mut tx, reg, [&v], None).await?;
     let id = insert(&mut tx, st, p, reg, &v, false).await?;
     tx.commit().await?;
     Ok(item(st, reg, &one(st, p, reg, id).await?))
@@ -369,13 +403,9 @@ pub async fn update(st: &AppState, p: &Principal, reg: &Register, id: i64, raw: 
     }
     let raw = &raw;
     let v = validate(st, p, reg, raw).await.map_err(AppError::Validation)?;
-    if let Some(k) = v.key(reg)
-        && taken_keys(st, reg).await?.get(&k).is_some_and(|other| *other != id)
-    {
-        return Err(AppError::field(reg.unique[0], taken_message(reg)));
-    }
     let version = raw.get("version").and_then(Value::as_i64).unwrap_or(old.version);
     let mut tx = st.db.begin().await?;
+    check_keys(&mut tx, reg, [&v], Some(id)).await?;
     let n = sqlx::query("UPDATE register_rows SET node_path = $1, name = $2, search = $3, data = $4, updated_at = $5, version = version + 1 WHERE id = $6 AND version = $7")
         .bind(&v.node_path)
         .bind(&v.name)
@@ -468,6 +498,7 @@ async fn sync_unit(tx: &mut Tx, reg: &Register, data: &Map<String, Value>, path:
 /// Writes a batch of valid rows in one transaction: all or nothing.
 pub async fn insert_all(st: &AppState, p: &Principal, reg: &Register, rows: &[Valid]) -> AppResult<usize> {
     let mut tx = st.db.begin().await?;
+    check_keys(&mut tx, reg, rows, None).await?;
     for v in rows {
         insert(&mut tx, st, p, reg, v, false).await?;
     }

@@ -248,14 +248,9 @@ pub async fn import(
     // A row whose unique fields repeat an active row's, or an earlier row's of the file: the
     // same export imported twice would otherwise double the register (and its figures).
     if !reg.unique.is_empty() {
-        let mut taken = store::taken_keys(st, reg).await?;
         let column = reg.field(reg.unique[0]).map(|f| f.title).unwrap_or_default().to_string();
-        for (row, v) in &valid {
-            if let Some(k) = v.key(reg)
-                && taken.insert(k, 0).is_some()
-            {
-                errors.push(CellError { row: *row, column: column.clone(), message: store::taken_message(reg) });
-            }
+        for i in store::repeats(reg, store::taken_keys(st, reg).await?, valid.iter().map(|(_, v)| v), None) {
+            errors.push(CellError { row: valid[i].0, column: column.clone(), message: store::taken_message(reg) });
         }
     }
     let ok = errors.is_empty();

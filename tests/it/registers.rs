@@ -484,6 +484,15 @@ async fn one_row_per_natural_key(app: TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
     assert_eq!(r.json()["fields"][0]["field"], "code");
+    // Two forms at once with one new code: one is written.
+    for round in 0..4 {
+        let unit = json!({"code": format!("DWX{round}"), "name": "新单位", "kind": "机关"});
+        let post = || app.post("/api/v1/registers/units").bearer(&admin).json(unit.clone()).send();
+        let (a, b) = tokio::join!(post(), post());
+        let mut got = [a.status, b.status];
+        got.sort();
+        assert_eq!(got, [StatusCode::CREATED, StatusCode::UNPROCESSABLE_ENTITY], "round {round}");
+    }
     let twice = xlsx(&[
         &["社区*", "社区名称*", "年度*", "拨付（元）*", "支出（元）"],
         &["520627001001", "花花桥社区", "2031", "120000", "1000"],
