@@ -524,8 +524,7 @@ async fn commit_auth_change(st: &AppState, mut tx: Tx) -> AppResult<()> {
     Ok(())
 }
 
-/// Issues a personal access token for `username`; returns the token (shown once).
-/// Issues a personal access token for `username`; `by` (the caller, None for the CLI) may not
+/// Issues a personal access token for `username` and returns it (shown once); `by` (the caller, None for the CLI) may not
 /// while its initial password is unchanged — a token would skip that change.
 pub async fn issue_token(st: &AppState, by: Option<&Principal>, actor: &Actor, username: &str, name: &str) -> AppResult<String> {
     if by.is_some_and(|p| p.must_change_password) {

@@ -27,25 +27,25 @@ pub async fn note(st: &AppState, key: &str, window_ms: i64) -> AppResult<i64> {
     Ok(get(&row, "failures")?)
 }
 
-/// True when `key` has failed `limit` times or more in its current window of `window_ms`.
-pub async fn blocked(st: &AppState, key: &str, limit: i64, window_ms: i64) -> AppResult<bool> {
-    let row = sqlx::query("SELECT failures FROM ip_throttle WHERE ip = $1 AND window_start >= $2")
+/// `key`'s current window of `window_ms`, if it has one: when it began, and its failures.
+async fn window(st: &AppState, key: &str, window_ms: i64) -> AppResult<Option<(i64, i64)>> {
+    let row = sqlx::query("SELECT window_start, failures FROM ip_throttle WHERE ip = $1 AND window_start >= $2")
         .bind(key)
         .bind(now_ms() - window_ms)
         .fetch_optional(st.db.read())
         .await?;
     Ok(match row {
-        Some(r) => get::<i64>(&r, "failures")? >= limit,
-        None => false,
+        Some(r) => Some((get(&r, "window_start")?, get(&r, "failures")?)),
+        None => None,
     })
+}
+
+/// True when `key` has failed `limit` times or more in its current window of `window_ms`.
+pub async fn blocked(st: &AppState, key: &str, limit: i64, window_ms: i64) -> AppResult<bool> {
+    Ok(window(st, key, window_ms).await?.is_some_and(|(_, failures)| failures >= limit))
 }
 
 /// When `key`'s current window of `window_ms` began, if it has one.
 pub async fn since(st: &AppState, key: &str, window_ms: i64) -> AppResult<Option<i64>> {
-    let row = sqlx::query("SELECT window_start FROM ip_throttle WHERE ip = $1 AND window_start >= $2")
-        .bind(key)
-        .bind(now_ms() - window_ms)
-        .fetch_optional(st.db.read())
-        .await?;
-    Ok(row.map(|r| get::<i64>(&r, "window_start")).transpose()?)
+    Ok(window(st, key, window_ms).await?.map(|(start, _)| start))
 }

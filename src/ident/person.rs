@@ -170,7 +170,8 @@ impl WorkPhone {
             ([a, n], e) => (*a, *n, e),
             ([a, n, x], None) => (*a, *n, Some(x.to_string())),
             // Written without a hyphen: 0 and a 2- or 3-digit code, then 7 or 8 digits.
-            ([all], e) if all.starts_with('0') && (10..=12).contains(&all.len()) => {
+            // (Digits only before slicing by bytes: a multi-byte character would split.)
+            ([all], e) if all.starts_with('0') && all.bytes().all(|b| b.is_ascii_digit()) && (10..=12).contains(&all.len()) => {
                 (&all[..all.len() - 8], &all[all.len() - 8..], e)
             }
             _ => return Err(IdentError::WorkPhone),
@@ -205,7 +206,9 @@ mod tests {
         ] {
             assert!(WorkPhone::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["abc", "1234567", "856-1234567", "0856-123", "0856-1234567-", "0856-12345678901", "", "23456789012"] {
+        for bad in
+            ["abc", "1234567", "856-1234567", "0856-123", "0856-1234567-", "0856-12345678901", "", "23456789012", "0中文中"]
+        {
             assert_eq!(WorkPhone::parse(bad), Err(IdentError::WorkPhone), "{bad}");
         }
     }
