@@ -140,7 +140,7 @@ for BACKEND in ${BACKENDS:-sqlite postgres}; do
   run "GET /api/v1/cases (20 rows)" "/api/v1/cases?per_page=20" get.lua
   run "GET /api/v1/rates (streets)" "/api/v1/rates?level=street" get.lua
   run "GET /open311/v2/services.json" "/open311/v2/services.json" get.lua
-  commits=$(curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^linli_db_(write_transactions|commits)_total/ {printf "%s=%s ", $1, $2}')
+  commits=$(curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^linli_(db_(write_transactions|commits)|case_cache_(hits|misses))_total/ {printf "%s=%s ", $1, $2}')
   echo "|            | group commit: $commits |"
   kill $pid; wait $pid 2>/dev/null || true
   [ "$BACKEND" = postgres ] && psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null

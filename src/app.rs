@@ -103,6 +103,7 @@ impl Metrics {
         let overflows = db.read_overflows();
         let syncs = db.wal_syncs();
         let waiting = db.writer_waiting();
+        let (hits, misses) = db.case_cache.stats();
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
             "# HELP linli_http_requests_total HTTP requests served.\n# TYPE linli_http_requests_total counter\nlinli_http_requests_total {}\n\
@@ -114,7 +115,9 @@ impl Metrics {
              # HELP linli_db_commits_total Physical commits (group commit carries several transactions each).\n# TYPE linli_db_commits_total counter\nlinli_db_commits_total {physical}\n\
              # HELP linli_db_wal_syncs_total SQLite WAL fsyncs (each makes every commit before it durable).\n# TYPE linli_db_wal_syncs_total counter\nlinli_db_wal_syncs_total {syncs}\n\
              # HELP linli_db_read_overflows_total In-place SQLite reads over budget, run again on the pool.\n# TYPE linli_db_read_overflows_total counter\nlinli_db_read_overflows_total {overflows}\n\
-             # HELP linli_db_writer_waiting Write transactions waiting for the writer.\n# TYPE linli_db_writer_waiting gauge\nlinli_db_writer_waiting {waiting}\n",
+             # HELP linli_db_writer_waiting Write transactions waiting for the writer.\n# TYPE linli_db_writer_waiting gauge\nlinli_db_writer_waiting {waiting}\n\
+             # HELP linli_case_cache_hits_total Case pages and lists served from memory (PostgreSQL).\n# TYPE linli_case_cache_hits_total counter\nlinli_case_cache_hits_total {hits}\n\
+             # HELP linli_case_cache_misses_total Case pages and lists read from the database while the cache was on.\n# TYPE linli_case_cache_misses_total counter\nlinli_case_cache_misses_total {misses}\n",
             g(&self.requests),
             g(&self.client_errors),
             g(&self.server_errors),

@@ -84,6 +84,7 @@ pub fn submitted(created_at: i64, community: &str, category: i64) -> (Key, Count
 
 /// Counts a newly submitted case (at the end of the batch, see [`Deltas`]).
 pub fn track_new(tx: &mut Tx, new: (Key, Counts)) {
+    tx.cases_moved();
     tx.defer::<Deltas>().add(&new.0, &new.1, 1);
 }
 
@@ -102,10 +103,16 @@ pub async fn update_returning(
     args: Vec<Val>,
     also: &str,
 ) -> AppResult<Option<(Option<(Key, Counts)>, Row)>> {
-    let sql = format!("UPDATE cases SET {set} WHERE id = $1 AND version = $2 RETURNING {COLS}{also}");
+    let sql = format!(
+        "UPDATE cases SET {set} WHERE id = $1 AND version = $2 RETURNING id AS changed_id, version AS changed_version, {COLS}{also}"
+    );
     let q = args.iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)), crate::db::rows::bind);
     match q.fetch_optional(&mut *tx).await? {
-        Some(r) => Ok(Some((contribution(&r)?, r))),
+        Some(r) => {
+            // Before the commit: a copy read meanwhile is older, and is not kept.
+            tx.case_changed(get(&r, "changed_id")?, get(&r, "changed_version")?);
+            Ok(Some((contribution(&r)?, r)))
+        }
         None => Ok(None),
     }
 }

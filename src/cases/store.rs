@@ -489,5 +489,20 @@ pub async fn list(st: &AppState, p: &Principal, f: &CaseFilter) -> AppResult<Pag
         false => Keyed { base: &cases, key: "c.id", order: None },
     };
     let from = "FROM cases c JOIN categories cat ON cat.id = c.category_id";
-    w.page_keyed(&st.db, VIEW_COLS, from, keyed, "c.id DESC", paging(f.page, f.per_page), |r| view_row(&st.keyring, r)).await
+    let paging = paging(f.page, f.per_page);
+    // The statement's conditions and binds say all a page holds, whoever asks: its key. Kept
+    // until any case anywhere is added, changed or deleted (see crate::db::cache).
+    let cache = &st.db.case_cache;
+    let key = format!("{postings}|{paging:?}|{}", w.key());
+    if let Some(page) = cache.list(&key).and_then(|v| v.downcast::<Page<CaseView>>().ok()) {
+        let mut page = Page::clone(&page);
+        page.items.iter_mut().for_each(CaseView::refresh);
+        return Ok(page);
+    }
+    let ticket = cache.list_ticket();
+    let page = w.page_keyed(&st.db, VIEW_COLS, from, keyed, "c.id DESC", paging, |r| view_row(&st.keyring, r)).await?;
+    if let Some(t) = ticket {
+        cache.put_list(t, &key, std::sync::Arc::new(page.clone()));
+    }
+    Ok(page)
 }

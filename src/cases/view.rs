@@ -119,6 +119,9 @@ pub struct CaseView {
     pub resolve_due: Option<String>,
     /// Past the resolve deadline and still running.
     pub overdue: bool,
+    /// The resolve deadline in ms (to tell `overdue` again for a view kept in memory).
+    #[serde(skip)]
+    pub due_ms: Option<i64>,
     /// 0, 1 yellow, 2 red.
     pub warn_level: i64,
     /// Extension asked for, in working hours.
@@ -156,6 +159,13 @@ pub(super) const VIEW_COLS: &str = "c.id, c.number, c.status, c.title, c.descrip
 
 fn is_running(s: Status) -> bool {
     matches!(s, Status::Registered | Status::Dispatched | Status::Accepted)
+}
+
+impl CaseView {
+    /// Tells again what the clock moves (a view kept in memory was told when it was read).
+    pub fn refresh(&mut self) {
+        self.overdue = is_running(self.status) && self.due_ms.is_some_and(|d| d < now_ms());
+    }
 }
 
 pub(super) fn view_row(keys: &Keyring, r: &Row) -> AppResult<CaseView> {
@@ -201,6 +211,7 @@ pub(super) fn view_row(keys: &Keyring, r: &Row) -> AppResult<CaseView> {
         sign_due: sign.map(fmt_time),
         resolve_due: due.map(fmt_time),
         overdue: is_running(status) && due.is_some_and(|d| d < now_ms()),
+        due_ms: due,
         warn_level: get(r, "warn_level")?,
         extension_hours: get(r, "extension_hours")?,
         extension_count: get(r, "extension_count")?,
@@ -250,18 +261,45 @@ pub async fn view(st: &AppState, p: &Principal, number: &str) -> AppResult<CaseV
 /// A case the caller may see, as [`super::store::load_visible`] gives it, with its full view
 /// read by the same statement (a step answers with the view before it plus the step).
 pub async fn read_visible(st: &AppState, p: &Principal, number: &str) -> AppResult<(CaseRow, Category, CaseView)> {
+    let number = number.trim();
+    let hit = st.db.case_cache.get(number).and_then(|v| v.downcast::<Cached>().ok());
+    let (c, mut v, hit) = match hit {
+        Some(k) => (k.row.clone(), k.view.clone(), true),
+        None => read_detailed(st, number).await?,
+    };
+    let cat = categories::by_id(st, c.category_id).await?;
+    check_visible(p, &c, &cat)?;
+    if hit {
+        // What moves without the case changing: the clock, and the category's name.
+        v.refresh();
+        v.category_name = cat.name.clone();
+    }
+    Ok((c, cat, v))
+}
+
+/// A case as [`read_visible`] keeps it (see [`crate::db::cache`]).
+struct Cached {
+    row: CaseRow,
+    view: CaseView,
+}
+
+/// The case by number with its view, read in one statement (and kept, when the cache is on).
+async fn read_detailed(st: &AppState, number: &str) -> AppResult<(CaseRow, CaseView, bool)> {
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| detailed_sql("c.number"));
+    let ticket = st.db.case_cache.ticket();
     // One statement, its connection given back before the category is looked up: on
     // PostgreSQL a cold category cache reads on the pool, and sixteen views each holding a
     // connection while waiting for another one stalled a fresh server for the pool's 10 s.
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(number.trim()).fetch_all(st.db.read()).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(number).fetch_all(st.db.read()).await?;
     let r = rows.first().ok_or(AppError::NotFound)?;
     let c = CaseRow::from_row(r)?;
-    let cat = categories::by_id(st, c.category_id).await?;
-    check_visible(p, &c, &cat)?;
     let v = with_details(view_row(&st.keyring, r)?, &rows)?;
-    Ok((c, cat, v))
+    if let Some(t) = ticket {
+        let kept = Cached { row: c.clone(), view: v.clone() };
+        st.db.case_cache.put(t, &c.number, c.id, c.version, std::sync::Arc::new(kept));
+    }
+    Ok((c, v, false))
 }
 
 /// The columns of [`view_row`] that come from the case table, unqualified: what an

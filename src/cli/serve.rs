@@ -65,6 +65,10 @@ pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), StartError> {
         t_open.as_millis()
     );
     tokio::spawn(crate::cases::jobs::worker(st.clone()));
+    if st.db.backend == crate::db::Backend::Postgres {
+        // Case pages are kept in memory while this listener hears every change (see db::cache).
+        tokio::spawn(crate::db::cache::listen(st.db.case_cache.clone(), st.cfg.database_url()));
+    }
     let poll = st.clone();
     tokio::spawn(async move {
         // Other nodes may change grids, categories and tokens: poll the versions, reload when they move.

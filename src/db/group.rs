@@ -25,6 +25,7 @@ use std::time::Duration;
 use sqlx::AnyPool;
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
+use super::cache::RowCache;
 use super::deferred::{Deferred, Pending};
 use super::durable::{self, Durable};
 use super::link::Link;
@@ -52,6 +53,8 @@ pub(crate) struct Writer {
     physical: AtomicU64,
     /// Owed releases sent with the next request's first statement (see [`super::carry`]).
     pub(super) carried: AtomicU64,
+    /// Told of every case version this writer makes (see [`super::cache`]).
+    case_cache: Arc<RowCache>,
 }
 
 #[derive(Debug)]
@@ -79,6 +82,10 @@ pub(super) struct Batch {
     /// is as good as new: it serves the next request without a release and a new savepoint,
     /// and the commit ends it (a request whose work is all deferred costs no round trip).
     pub(super) used: bool,
+    /// Cases were added or changed (1) or deleted (2) in the batch: the case lists kept in
+    /// memory (and after a deletion every case) are forgotten once it commits, before anyone
+    /// is answered (see [`super::cache`]).
+    touched: u8,
 }
 
 /// Counts a request waiting for the writer. If the request is cancelled while waiting, the
@@ -112,17 +119,17 @@ fn finish_idle(w: Arc<Writer>) {
 impl Writer {
     /// A writer on PostgreSQL, on a connection of its own from the shared pool (see
     /// [`Link`]; its commit is durable when it returns).
-    pub(crate) fn pg(pool: AnyPool) -> Writer {
-        Writer::new(Link::pg(pool), None)
+    pub(crate) fn pg(pool: AnyPool, case_cache: Arc<RowCache>) -> Writer {
+        Writer::new(Link::pg(pool), None, case_cache)
     }
 
     /// A writer on SQLite, with a connection of its own driven in place (opened by
     /// [`lite::open`], whose commits leave the sync to [`Durable`]).
-    pub(crate) fn sqlite(conn: rusqlite::Connection, path: &str) -> Writer {
-        Writer::new(Link::Lite { conn: Some(conn), open: false }, Some(Durable::start(path.into())))
+    pub(crate) fn sqlite(conn: rusqlite::Connection, path: &str, case_cache: Arc<RowCache>) -> Writer {
+        Writer::new(Link::Lite { conn: Some(conn), open: false }, Some(Durable::start(path.into())), case_cache)
     }
 
-    fn new(link: Link, durable: Option<Durable>) -> Writer {
+    fn new(link: Link, durable: Option<Durable>, case_cache: Arc<RowCache>) -> Writer {
         let batch = Batch {
             link,
             parked: Vec::new(),
@@ -132,6 +139,7 @@ impl Writer {
             owed: false,
             primed: false,
             used: false,
+            touched: 0,
         };
         Writer {
             batch: Arc::new(Mutex::new(batch)),
@@ -140,6 +148,7 @@ impl Writer {
             physical: AtomicU64::new(0),
             carried: AtomicU64::new(0),
             durable,
+            case_cache,
         }
     }
 
@@ -299,6 +308,7 @@ pub(super) fn lose(b: &mut Batch, what: &str, cause: Option<&sqlx::Error>) {
     }
     b.link.abandon();
     b.ops = 0;
+    b.touched = 0;
     b.pending = Pending::default();
     b.primed = false;
     b.owed = false;
@@ -318,6 +328,11 @@ async fn flush(w: &Writer, b: &mut Batch) -> Result<(), sqlx::Error> {
     settle(b).await;
     write_deferred(b).await?;
     let res = b.link.commit().await;
+    match (std::mem::take(&mut b.touched), &res) {
+        (1, Ok(())) => w.case_cache.lists_moved(),
+        (2, Ok(())) => w.case_cache.forget_all(),
+        _ => {}
+    }
     if res.is_ok() && b.ops > 0 {
         w.logical.fetch_add(b.ops as u64, Ordering::Relaxed);
         w.physical.fetch_add(1, Ordering::Relaxed);
@@ -510,6 +525,25 @@ impl Tx {
         self.guard = Some(b);
         self.lent = false;
         t
+    }
+
+    /// Case `id` now has `version` (or will, once this commits): copies of it read before
+    /// are not to be served again (see [`super::cache`]).
+    pub fn case_changed(&mut self, id: i64, version: i64) {
+        self.writer.case_cache.changed(id, version);
+        self.cases_moved();
+    }
+
+    /// Cases are added or deleted: the case lists kept in memory are forgotten once this
+    /// commits (see [`super::cache`]).
+    pub fn cases_moved(&mut self) {
+        let b = self.batch();
+        b.touched = b.touched.max(1);
+    }
+
+    /// Cases are deleted: every case kept in memory is forgotten once this commits.
+    pub fn cases_deleted(&mut self) {
+        self.batch().touched = 2;
     }
 
     /// The writer's count of owed releases carried by a statement.

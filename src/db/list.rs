@@ -186,6 +186,16 @@ impl Where {
         self.arg(&format!("({any})"), format!("%{}%", like_escape(q)))
     }
 
+    /// The conditions with their binds, as one text: equal keys select the same rows.
+    pub fn key(&self) -> String {
+        let mut k = self.sql();
+        for a in &self.args {
+            k.push('\u{1}');
+            k.push_str(a);
+        }
+        k
+    }
+
     /// The clause text (`1=1` when empty).
     pub fn sql(&self) -> String {
         if self.clauses.is_empty() { "1=1".into() } else { self.clauses.join(" AND ") }

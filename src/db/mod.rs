@@ -5,6 +5,7 @@
 //! migrations, how a write transaction begins, and how a backup is taken.
 
 pub mod bulk;
+pub mod cache;
 mod carry;
 mod counters;
 mod deferred;
@@ -61,6 +62,8 @@ pub struct Db {
     pub backend: Backend,
     /// List scopes recently seen over the count cap (see [`list::BigScopes`]).
     big: Arc<list::BigScopes>,
+    /// Case rows read lately (PostgreSQL, while [`cache::listen`] runs; see [`cache`]).
+    pub case_cache: Arc<cache::RowCache>,
 }
 
 impl Db {
@@ -81,8 +84,9 @@ impl Db {
                 let path = sqlite_path(url);
                 lite::configure_process();
                 let pool = sqlite_pool(&sqlite_url(url)?, 8).await?;
-                let writer = Arc::new(group::Writer::sqlite(lite::open(path)?, path));
-                Ok(Db { writer, quick: exec::Quick::lite(path, pool.clone()), pool, backend, big: Arc::default() })
+                let case_cache = Arc::<cache::RowCache>::default();
+                let writer = Arc::new(group::Writer::sqlite(lite::open(path)?, path, case_cache.clone()));
+                Ok(Db { writer, quick: exec::Quick::lite(path, pool.clone()), pool, backend, big: Arc::default(), case_cache })
             }
             Backend::Postgres => {
                 let pool = pool_options()
@@ -101,7 +105,9 @@ impl Db {
                     .await?;
                 check_collation(&pool).await?;
                 let quick = exec::Quick::Pool(pool.clone());
-                Ok(Db { writer: Arc::new(group::Writer::pg(pool.clone())), quick, pool, backend, big: Arc::default() })
+                let case_cache = Arc::<cache::RowCache>::default();
+                let writer = Arc::new(group::Writer::pg(pool.clone(), case_cache.clone()));
+                Ok(Db { writer, quick, pool, backend, big: Arc::default(), case_cache })
             }
         }
     }

@@ -152,6 +152,20 @@ async fn drop_stale_pg() {
     }
 }
 
+/// On PostgreSQL, runs the case cache's listener as `serve` does, and waits until it listens:
+/// every PostgreSQL test then reads case pages through the cache.
+async fn cache_on(st: &AppState) {
+    if st.db.backend != linli::db::Backend::Postgres {
+        return;
+    }
+    tokio::spawn(linli::db::cache::listen(st.db.case_cache.clone(), st.cfg.database_url()));
+    let t0 = std::time::Instant::now();
+    while !st.db.case_cache.is_on() {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10), "the case cache's listener never connected");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// A fresh copy of the demo county on one backend, with the real router.
 pub struct TestApp {
     pub st: AppState,
@@ -188,6 +202,7 @@ impl TestApp {
         tweak(&mut cfg);
         let st = AppState::open(cfg).await.expect("open test database");
         st.db.for_requests().await.expect("serving settings");
+        cache_on(&st).await;
         let router = router(st.clone());
         TestApp { st, router, dir, backend, pg_db }
     }
@@ -196,6 +211,7 @@ impl TestApp {
     pub async fn reopen(&mut self) {
         let st = AppState::open((*self.st.cfg).clone()).await.expect("reopen test database");
         st.db.for_requests().await.expect("serving settings");
+        cache_on(&st).await;
         self.router = router(st.clone());
         self.st = st;
     }

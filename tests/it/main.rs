@@ -6,6 +6,7 @@ mod harness;
 mod api;
 mod audit;
 mod auth;
+mod cache;
 mod cases;
 mod deferred;
 mod durable;

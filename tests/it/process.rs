@@ -484,6 +484,25 @@ async fn two_nodes_on_one_postgres() {
         json!({"category": "sjd", "description": "新类别的事项", "grid": "520627001001001", "reporter_phone": "13800001111"});
     let (s, body) = b.call("POST", "/api/v1/cases", Some(&tok), Some(&case)).await.unwrap();
     assert_eq!(s, 201, "{body}");
+    // A case page B keeps in memory shows a step taken on A once A's notification arrives,
+    // and so does B's list.
+    let page = format!("/api/v1/cases/{}", body["number"].as_str().unwrap());
+    for _ in 0..2 {
+        assert_eq!(b.call("GET", &page, Some(&tok), None).await.unwrap().1["status"], "submitted");
+        assert_eq!(
+            b.call("GET", "/api/v1/cases?per_page=1", Some(&tok), None).await.unwrap().1["items"][0]["status"],
+            "submitted"
+        );
+    }
+    let (s, v) = a.call("POST", &format!("{page}/actions"), Some(&tok), Some(&json!({"action": "register"}))).await.unwrap();
+    assert_eq!(s, 200, "{v}");
+    let t0 = Instant::now();
+    while b.call("GET", &page, Some(&tok), None).await.unwrap().1["status"] != "registered"
+        || b.call("GET", "/api/v1/cases?per_page=1", Some(&tok), None).await.unwrap().1["items"][0]["status"] != "registered"
+    {
+        assert!(t0.elapsed() < Duration::from_secs(3), "node B kept showing the case as it was");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // A webhook delivery (a job) is made once, though both nodes run workers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
