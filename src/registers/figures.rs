@@ -99,11 +99,21 @@ pub async fn all(st: &AppState, p: &Principal) -> AppResult<Map<String, Value>> 
     let mut reporting: Vec<&str> = reports.iter().map(|r| s(r, "unit")).collect();
     reporting.sort();
     reporting.dedup();
-    let units = reg_rows(st, p, "units").await?.len();
     m.insert("reporting_units".into(), Value::from(reporting.len()));
+    // The units due to report here: those whose 报到社区 is in the scope (the whole county
+    // also expects those without one), of which the share that reported in the scope.
+    let communities = scope_communities(st, p).await?;
+    let county = p.scope_path.trim_matches('/').split('/').count() == 1;
+    let units = reg_rows(st, p, "units").await?;
+    let due: Vec<&str> = units
+        .iter()
+        .filter(|u| communities.iter().any(|(c, _)| c == s(u, "community")) || (county && s(u, "community").is_empty()))
+        .map(|u| s(u, "code"))
+        .collect();
+    let reported = due.iter().filter(|u| reporting.binary_search(u).is_ok()).count();
     m.insert(
         "unit_report_rate".into(),
-        Value::from(if units == 0 { 0.0 } else { (reporting.len() as f64 / units as f64 * 10000.0).round() / 10000.0 }),
+        Value::from(if due.is_empty() { 0.0 } else { (reported as f64 / due.len() as f64 * 10000.0).round() / 10000.0 }),
     );
     let records = reg_rows(st, p, "service_records").await?;
     let members = reg_rows(st, p, "member_reports").await?.len();
@@ -139,17 +149,7 @@ pub async fn all(st: &AppState, p: &Principal) -> AppResult<Map<String, Value>> 
     // Communities without a ≥ 10万元 allocation this year.
     let year = chrono::Datelike::year(&crate::cases::calendar::local_date(crate::db::now_ms())) as f64;
     let funding = reg_rows(st, p, "funding").await?;
-    let communities: Vec<String> =
-        sqlx::query_scalar("SELECT code FROM nodes WHERE kind = 'community' AND retired_at IS NULL AND path LIKE $1 ESCAPE '\\'")
-            .bind(format!("{}%", crate::db::like_escape(&p.scope_path)))
-            .fetch_all(st.db.read())
-            .await?;
-    let under = communities
-        .iter()
-        .filter(|c| {
-            !funding.iter().any(|f| s(f, "community") == c.as_str() && n(f, "year") == year && n(f, "allocated") >= 100_000.0)
-        })
-        .count();
+    let under = communities.iter().filter(|(c, _)| !funded(&funding, c, year)).count();
     m.insert("communities_underfunded".into(), Value::from(under));
     m.insert(
         "offices_up_to_standard".into(),
@@ -167,13 +167,17 @@ fn funded(funding: &[Rec], community: &str, year: f64) -> bool {
 pub async fn underfunded(st: &AppState, p: &Principal) -> AppResult<Vec<(String, String)>> {
     let year = chrono::Datelike::year(&crate::cases::calendar::local_date(crate::db::now_ms())) as f64;
     let funding = reg_rows(st, p, "funding").await?;
-    let rows: Vec<(String, String)> = sqlx::query_as(
+    Ok(scope_communities(st, p).await?.into_iter().filter(|(c, _)| !funded(&funding, c, year)).collect())
+}
+
+/// (code, name) of the active communities in the caller's scope, by code.
+async fn scope_communities(st: &AppState, p: &Principal) -> AppResult<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
         "SELECT code, name FROM nodes WHERE kind = 'community' AND retired_at IS NULL AND path LIKE $1 ESCAPE '\\' ORDER BY code",
     )
     .bind(format!("{}%", crate::db::like_escape(&p.scope_path)))
     .fetch_all(st.db.read())
-    .await?;
-    Ok(rows.into_iter().filter(|(c, _)| !funded(&funding, c, year)).collect())
+    .await?)
 }
 
 /// The figures of one system, labelled, for its overview page.

@@ -355,6 +355,23 @@ async fn article_figures(app: TestApp) {
     assert!(page.contains("7880000") && page.contains("联动超市"));
     let list = app.get("/registers/units?q=xwb").cookie(&cookie).send().await.text();
     assert!(list.contains("县委办公室"));
+    // 单位报到率 of a street counts the units due to report in its communities, not the county's.
+    let street = app.login("heping").await;
+    let rate = |t: String| {
+        let r = app.get("/api/v1/overview").bearer(&t);
+        async move { r.send().await.json()["unit_report_rate"].as_f64().unwrap() }
+    };
+    assert_eq!(rate(street.clone()).await, 1.0, "every unit due in 和平街道 reported");
+    for (code, community) in [("DW901", "520627002001"), ("DW902", "")] {
+        let unit = json!({"code": code, "name": format!("未报到单位{code}"), "kind": "机关", "community": community});
+        let r = app.post("/api/v1/registers/units").bearer(&admin).json(unit).send().await;
+        assert!(r.status.is_success(), "{}", r.text());
+    }
+    assert_eq!(rate(street.clone()).await, 1.0, "units due elsewhere do not lower the street's rate");
+    assert_eq!(rate(admin.clone()).await, (52.0f64 / 54.0 * 10000.0).round() / 10000.0);
+    let unit = json!({"code": "DW903", "name": "和平街道未报到单位", "kind": "机关", "community": "520627001001"});
+    assert!(app.post("/api/v1/registers/units").bearer(&admin).json(unit).send().await.status.is_success());
+    assert!(rate(street).await < 1.0);
 }
 
 /// A new problem of the 四张清单 in 花花桥社区; its id.
