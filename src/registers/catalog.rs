@@ -6,6 +6,16 @@ use serde_json::{Map, Value};
 
 use super::Ty::*;
 use super::{Computed, Field, Register, System, ToCase};
+use crate::tree::Kind;
+
+// The kinds of node a field names: a street's code where a community is meant would put the
+// row in the wrong scope and the figures.
+const COMMUNITY: super::Ty = Node(&[Kind::Community]);
+const COMMUNITY_OR_SITE: super::Ty = Node(&[Kind::Community, Kind::Site]);
+const COMMUNITY_OR_GRID: super::Ty = Node(&[Kind::Community, Kind::Grid]);
+const GRID: super::Ty = Node(&[Kind::Grid]);
+const GRID_OR_BUILDING: super::Ty = Node(&[Kind::Grid, Kind::Building]);
+const COMPOUND: super::Ty = Node(&[Kind::Compound]);
 
 const fn f(key: &'static str, title: &'static str, ty: super::Ty, required: bool, list: bool) -> Field {
     Field { key, title, ty, required, list, help: "" }
@@ -89,7 +99,7 @@ pub static REGISTERS: &[Register] = &[
             f("party_org", "党组织名称", Text, false, true),
             f("contact_name", "联系人", Text, false, true),
             f("contact_phone", "联系电话", Text, false, false),
-            h("community", "报到社区", Node, false, true, "12 位社区代码"),
+            h("community", "报到社区", COMMUNITY, false, true, "12 位社区代码"),
         ],
     },
     Register {
@@ -103,7 +113,7 @@ pub static REGISTERS: &[Register] = &[
         unique: &[],
         fields: &[
             f("title", "协议名称", Text, true, true),
-            f("community", "社区", Node, true, true),
+            f("community", "社区", COMMUNITY, true, true),
             h("unit", "共建单位", Unit, true, true, "单位编码"),
             f("start_date", "开始日期", Date, true, true),
             f("end_date", "结束日期", Date, true, true),
@@ -123,7 +133,7 @@ pub static REGISTERS: &[Register] = &[
             f("topic", "调研主题", Text, true, true),
             f("date", "调研日期", Date, true, true),
             f("leader", "带队领导", Text, true, true),
-            f("community", "调研社区", Node, true, true),
+            f("community", "调研社区", COMMUNITY, true, true),
             f("summary", "调研情况", LongText, false, false),
         ],
     },
@@ -139,7 +149,7 @@ pub static REGISTERS: &[Register] = &[
         fields: &[
             f("problem", "问题", Text, true, true),
             h("visit", "所属调研", Text, false, true, "调研主题"),
-            f("community", "社区", Node, true, true),
+            f("community", "社区", COMMUNITY, true, true),
             f("task", "任务清单", Text, false, false),
             h("responsible", "责任单位/责任人", Text, true, true, "责任清单"),
             f("result", "成果清单", Text, false, false),
@@ -196,7 +206,7 @@ pub static REGISTERS: &[Register] = &[
         fields: &[
             f("name", "名称", Text, true, true),
             f("kind", "类型", Enum(FACILITY_KINDS), true, true),
-            h("community", "所属社区或安置点", Node, true, true, "社区代码，或安置点编码"),
+            h("community", "所属社区或安置点", COMMUNITY_OR_SITE, true, true, "社区代码，或安置点编码"),
             f("area", "面积（㎡）", Number, false, true),
             f("hours", "开放时间", Text, false, false),
             f("services", "服务内容", LongText, false, false),
@@ -216,7 +226,7 @@ pub static REGISTERS: &[Register] = &[
         fields: &[
             f("unit", "单位编码", Unit, true, true),
             f("unit_name", "单位名称", Text, true, true),
-            f("community", "报到社区", Node, true, true),
+            f("community", "报到社区", COMMUNITY, true, true),
             f("date", "报到日期", Date, true, true),
             f("services", "认领服务", LongText, false, false),
             f("review", "年度评价", Enum(&["优秀", "良好", "一般", "较差"]), false, true),
@@ -234,7 +244,7 @@ pub static REGISTERS: &[Register] = &[
         fields: &[
             f("name", "姓名", Text, true, true),
             f("unit", "工作单位编码", Unit, false, true),
-            f("community", "居住地社区", Node, true, true),
+            f("community", "居住地社区", COMMUNITY, true, true),
             f("date", "报到日期", Date, true, true),
             f("mobile", "手机号", Mobile, false, true),
         ],
@@ -251,7 +261,7 @@ pub static REGISTERS: &[Register] = &[
         fields: &[
             f("member", "党员姓名", Text, true, true),
             f("what", "服务内容", Text, true, true),
-            f("community", "社区", Node, true, true),
+            f("community", "社区", COMMUNITY, true, true),
             f("date", "日期", Date, true, true),
             f("hours", "服务时长（小时）", Number, true, true),
             f("points", "积分", Int, false, true),
@@ -301,7 +311,7 @@ pub static REGISTERS: &[Register] = &[
         unique: &[],
         fields: &[
             f("name", "名称", Text, true, true),
-            f("compound", "小区编码", Node, true, true),
+            f("compound", "小区编码", COMPOUND, true, true),
             f("members", "成员", LongText, false, false),
             f("term_start", "任期开始", Date, false, true),
             f("term_end", "任期结束", Date, false, true),
@@ -385,7 +395,7 @@ pub static REGISTERS: &[Register] = &[
         unique: &[],
         fields: &[
             f("name", "姓名", Text, true, true),
-            f("community", "社区", Node, true, true),
+            f("community", "社区", COMMUNITY, true, true),
             f("post", "岗位", Text, false, true),
             f("grade", "等级（定岗定级）", Enum(&["一级", "二级", "三级", "四级", "五级", "六级"]), false, true),
             f("certified", "持证", Bool, false, true),
@@ -407,7 +417,7 @@ pub static REGISTERS: &[Register] = &[
         fields: &[
             f("name", "姓名", Text, true, true),
             f("role", "角色", Enum(&["网格员", "党小组长", "街区长", "楼栋长"]), true, true),
-            h("node", "负责网格/楼栋", Node, true, true, "网格编码或楼栋编码"),
+            h("node", "负责网格/楼栋", GRID_OR_BUILDING, true, true, "网格编码或楼栋编码"),
             f("wulao", "“五老”", Bool, false, true),
             f("mobile", "手机号", Mobile, false, true),
         ],
@@ -423,7 +433,7 @@ pub static REGISTERS: &[Register] = &[
         unique: &[],
         fields: &[
             f("name", "名称", Text, true, true),
-            f("grid", "网格编码", Node, true, true),
+            f("grid", "网格编码", GRID, true, true),
             f("leader", "党小组长", Text, false, true),
             f("members", "党员人数", Int, false, true),
         ],
@@ -440,7 +450,7 @@ pub static REGISTERS: &[Register] = &[
         fields: &[
             f("visitor", "走访人", Text, true, true),
             f("household", "走访对象（户）", Text, true, true),
-            f("node", "网格/楼栋", Node, true, true),
+            f("node", "网格/楼栋", GRID_OR_BUILDING, true, true),
             f("date", "日期", Date, true, true),
             h("notes", "走访记录", Secret, false, false, "加密保存，仅授权人员可查看"),
             h("issue", "发现问题", Text, false, true, "填写后可转为事项"),
@@ -489,7 +499,7 @@ pub static REGISTERS: &[Register] = &[
         to_case: None,
         unique: &["community", "year"],
         fields: &[
-            f("community", "社区", Node, true, true),
+            f("community", "社区", COMMUNITY, true, true),
             f("community_name", "社区名称", Text, true, true),
             f("year", "年度", Int, true, true),
             f("allocated", "拨付（元）", Money, true, true),
@@ -506,7 +516,7 @@ pub static REGISTERS: &[Register] = &[
         to_case: None,
         unique: &[],
         fields: &[
-            f("community", "社区", Node, true, true),
+            f("community", "社区", COMMUNITY, true, true),
             f("community_name", "社区名称", Text, true, true),
             f("area", "面积（㎡）", Number, false, true),
             f("checklist", "达标清单", LongText, false, false),
@@ -559,7 +569,7 @@ pub static REGISTERS: &[Register] = &[
         fields: &[
             f("person", "姓名", Text, true, true),
             f("home_unit", "原单位编码", Unit, true, true),
-            f("community", "任职社区", Node, true, true),
+            f("community", "任职社区", COMMUNITY, true, true),
             f("post", "兼任职务", Text, true, true),
             f("start_date", "开始日期", Date, true, true),
             f("end_date", "结束日期", Date, false, true),
@@ -577,7 +587,7 @@ pub static REGISTERS: &[Register] = &[
         fields: &[
             f("mentor", "导师", Text, true, true),
             f("trainee", "培养对象", Text, true, true),
-            f("community", "社区", Node, true, true),
+            f("community", "社区", COMMUNITY, true, true),
             f("start_date", "结对日期", Date, false, true),
             f("goal", "培养目标", Text, false, false),
         ],
@@ -593,7 +603,7 @@ pub static REGISTERS: &[Register] = &[
         unique: &[],
         fields: &[
             f("leader", "县级领导", Text, true, true),
-            h("node", "联系社区/网格", Node, true, true, "社区代码或网格编码"),
+            h("node", "联系社区/网格", COMMUNITY_OR_GRID, true, true, "社区代码或网格编码"),
             f("start_date", "开始日期", Date, true, true),
             f("end_date", "结束日期", Date, false, true),
         ],
@@ -673,7 +683,7 @@ pub static REGISTERS: &[Register] = &[
         unique: &[],
         fields: &[
             f("name", "联系点", Text, true, true),
-            f("community", "社区", Node, true, true),
+            f("community", "社区", COMMUNITY, true, true),
             f("representatives", "代表委员", Text, true, true),
             f("schedule", "接待安排", Text, false, true),
         ],
@@ -689,7 +699,7 @@ pub static REGISTERS: &[Register] = &[
         unique: &[],
         fields: &[
             f("message", "意见内容", LongText, true, true),
-            f("grid", "网格编码", Node, true, true),
+            f("grid", "网格编码", GRID, true, true),
             f("date", "收到日期", Date, true, true),
             h("case_number", "关联事项编号", Text, false, true, "转为事项后自动填写"),
         ],

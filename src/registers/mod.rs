@@ -92,9 +92,9 @@ pub enum Ty {
     IdNumber,
     /// Personal free text (visit notes): encrypted at rest, hidden in lists.
     Secret,
-    /// A tree node code (community, grid, compound…); decides the row's scope when it is the
+    /// A tree node code of one of these kinds; decides the row's scope when it is the
     /// register's scope field.
-    Node,
+    Node(&'static [crate::tree::Kind]),
     /// A unit code of the unit registry.
     Unit,
 }
@@ -221,8 +221,13 @@ pub fn parse_value(f: &Field, raw: &Value, keys: &Keyring) -> Result<Value, Stri
         }
         Ty::Secret if text.chars().count() > 5000 => Err("不能超过 5000 个字".into()),
         Ty::Secret => Ok(Value::String(hex_enc(keys, &text, f.key))),
-        Ty::Node | Ty::Unit => Ok(Value::String(text.to_uppercase())),
+        Ty::Node(_) | Ty::Unit => Ok(Value::String(text.to_uppercase())),
     }
+}
+
+/// The node kinds a field takes, in words: 社区, 网格或楼栋…
+pub fn node_kinds(kinds: &[crate::tree::Kind]) -> String {
+    kinds.iter().map(|k| k.label()).collect::<Vec<_>>().join("或")
 }
 
 /// A stored or raw value as plain text (是/否 for booleans).

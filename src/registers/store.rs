@@ -325,8 +325,11 @@ pub async fn validate(st: &AppState, p: &Principal, reg: &Register, raw: &Map<St
 async fn check_ref(st: &AppState, f: &Field, v: &Value) -> Result<Option<String>, String> {
     let code = v.as_str().unwrap_or_default();
     match f.ty {
-        Ty::Node => match crate::tree::store::find_by_code(&st.db, code).await {
-            Ok(Some(n)) if !n.retired => Ok(Some(n.path)),
+        Ty::Node(kinds) => match crate::tree::store::find_by_code(&st.db, code).await {
+            Ok(Some(n)) if !n.retired && kinds.contains(&n.kind) => Ok(Some(n.path)),
+            Ok(Some(n)) if !n.retired => {
+                Err(format!("{code} 是{}「{}」，此处应填{}编码", n.kind.label(), n.name, super::node_kinds(kinds)))
+            }
             Ok(_) => Err(format!("区域编码 {code} 不存在")),
             Err(_) => Err("无法校验区域编码".into()),
         },

@@ -36,7 +36,7 @@ fn help(f: &super::Field) -> String {
         Ty::Mobile => "11 位手机号".into(),
         Ty::IdNumber => "18 位身份证号（加密保存）".into(),
         Ty::Secret => "加密保存".into(),
-        Ty::Node => "区域编码".into(),
+        Ty::Node(kinds) => format!("{}编码", crate::registers::node_kinds(kinds)),
         Ty::Unit => "单位编码".into(),
         Ty::Text | Ty::LongText => "文字".into(),
     };

@@ -279,6 +279,18 @@ async fn register_rules(app: TestApp) {
         .send()
         .await;
     assert_eq!(r.json()["contract_state"], "未签订");
+    // A node field takes its kind of node only: a street's or a grid's code where a community
+    // is meant is refused by name, a building where a grid or building is meant is taken.
+    for (reg, body, field) in [
+        ("community_workers", json!({"name": "错填街道", "community": "520627001"}), "community"),
+        ("community_workers", json!({"name": "错填网格", "community": "520627001001001"}), "community"),
+        ("grid_roles", json!({"name": "错填社区", "node": "520627001001", "role": "网格员"}), "node"),
+    ] {
+        let r = app.post(&format!("/api/v1/registers/{reg}")).bearer(&admin).json(body).send().await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        let e = r.json()["fields"].as_array().unwrap().iter().find(|e| e["field"] == field).cloned().unwrap_or_default();
+        assert!(e["message"].as_str().unwrap_or_default().contains("此处应填"), "{reg}: {}", r.text());
+    }
     // The funding rule: ≥ 10万元 a year, flagged per row and counted on the overview.
     let year = chrono::Datelike::year(&today);
     let f = app.get(&format!("/api/v1/registers/funding?community=520627001003&year={year}")).bearer(&admin).send().await.json();
