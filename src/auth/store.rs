@@ -196,6 +196,7 @@ pub struct UserFilter {
     /// 1-based page.
     pub page: Option<i64>,
     /// Page size.
+    #[serde(default, deserialize_with = "crate::db::list::asked_per_page")]
     pub per_page: Option<i64>,
 }
 

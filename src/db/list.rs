@@ -98,17 +98,37 @@ impl<T> Page<T> {
         ((self.total + self.per_page - 1) / self.per_page).max(1)
     }
 
+    /// Where the page is, for the pager: 第 2 / 3 页, or past the end (a stale or edited
+    /// link) that there is nothing there.
+    pub fn position(&self) -> String {
+        let pages = self.pages();
+        if self.page > pages {
+            format!("第 {} 页已超出末页（共 {pages} 页）", self.page)
+        } else {
+            format!("第 {} / {pages} 页", self.page)
+        }
+    }
+
     /// The page before this one; from past the end (a stale link), the last page.
     pub fn prev(&self) -> i64 {
         (self.page - 1).min(self.pages())
     }
 }
 
+/// The largest page a request may ask for (exports take [`EXPORT_MAX`] rows, set by the code).
+pub const MAX_PER_PAGE: i64 = 500;
+
+/// A request's `per_page`, at most [`MAX_PER_PAGE`]: asking for [`EXPORT_MAX`] in a query
+/// string would otherwise get an export's 100,000 rows as one JSON page.
+pub fn asked_per_page<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(<Option<i64> as serde::Deserialize>::deserialize(d)?.map(|n| n.min(MAX_PER_PAGE)))
+}
+
 /// Normalises paging parameters (page size 1–500; exports ask for [`EXPORT_MAX`]).
 pub fn paging(page: Option<i64>, per_page: Option<i64>) -> (i64, i64) {
     let per = match per_page {
         Some(EXPORT_MAX) => EXPORT_MAX,
-        other => other.unwrap_or(20).clamp(1, 500),
+        other => other.unwrap_or(20).clamp(1, MAX_PER_PAGE),
     };
     // Far past any data (an empty page), and small enough that its offset cannot overflow.
     (page.unwrap_or(1).clamp(1, 1_000_000_000), per)

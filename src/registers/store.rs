@@ -142,7 +142,7 @@ impl ListQuery {
             q: raw.get("q").cloned(),
             sort: raw.get("sort").cloned(),
             page: int("page")?,
-            per_page: int("per_page")?,
+            per_page: int("per_page")?.map(|n| n.min(crate::db::list::MAX_PER_PAGE)),
             retired: raw.get("retired").map(|v| v == "true"),
             filters: raw.iter().filter(|(k, _)| !reserved.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect(),
         })

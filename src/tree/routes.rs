@@ -133,6 +133,7 @@ struct GridQ {
     community: Option<String>,
     q: Option<String>,
     page: Option<i64>,
+    #[serde(default, deserialize_with = "crate::db::list::asked_per_page")]
     per_page: Option<i64>,
 }
 

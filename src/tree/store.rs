@@ -64,6 +64,7 @@ pub struct NodeFilter {
     /// 1-based page.
     pub page: Option<i64>,
     /// Page size (max 500).
+    #[serde(default, deserialize_with = "crate::db::list::asked_per_page")]
     pub per_page: Option<i64>,
 }
 

@@ -72,9 +72,16 @@ async fn newest_cases_first(app: TestApp) {
     assert!(created[0][..7] >= created[49][..7], "{created:?}");
     // A stale link past the end offers the way back to the last page.
     let html = app.get("/cases?status=submitted&page=99999").cookie(&format!("linli_session={admin}")).send().await.text();
-    let pages: i64 =
-        html.split("第 99999 / ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).expect("a pager");
+    let pages: i64 = html
+        .split("第 99999 页已超出末页（共 ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("a pager that says the page is past the end");
     assert!(html.contains(&format!("&page={pages}\">上一页")), "{html}");
+    // A page size is the caller's to choose up to 500: the export's 100,000 is not on offer.
+    let big = app.get("/api/v1/cases?per_page=100000").bearer(&admin).send().await.json();
+    assert_eq!((big["per_page"].as_i64(), big["items"].as_array().unwrap().len()), (Some(500), 500));
 }
 
 /// The audit log names its actions in Chinese (codes stay, in a tooltip and the export), and
