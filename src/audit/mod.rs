@@ -205,6 +205,14 @@ pub async fn record(db: &Db, key: &ChainKey, actor: &Actor, ev: Event<'_>) -> Ap
     Ok(())
 }
 
+/// Records that `p` exported a list of `entity` (`summary`: what and how many), as
+/// `{entity}.export`. Every export of personal data is on the record, masked or not.
+pub async fn exported(st: &crate::app::AppState, p: &crate::auth::Principal, entity: &str, summary: &str) -> AppResult<()> {
+    let action = format!("{entity}.export");
+    let ev = Event { action: &action, entity, entity_id: "-", node_path: &p.scope_path, summary };
+    record(&st.db, &st.chain, &p.actor(), ev).await
+}
+
 /// An entry as stored.
 #[derive(Clone, Debug, Serialize)]
 pub struct StoredEntry {

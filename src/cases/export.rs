@@ -6,7 +6,7 @@ use axum::response::Response;
 
 use super::store::{self, CaseFilter};
 use crate::app::AppState;
-use crate::audit::{self, Event};
+use crate::audit;
 use crate::auth::Principal;
 use crate::db::list::EXPORT_MAX;
 use crate::error::AppResult;
@@ -40,8 +40,7 @@ pub async fn xlsx(st: &AppState, p: &Principal, f: &CaseFilter) -> AppResult<Vec
     (f.page, f.per_page) = (Some(1), Some(EXPORT_MAX));
     let page = store::list(st, p, &f).await?;
     let summary = format!("导出事项清单 {} 件（报事人脱敏）", page.items.len());
-    let ev = Event { action: "case.export", entity: "case", entity_id: "-", node_path: &p.scope_path, summary: &summary };
-    audit::record(&st.db, &st.chain, &p.actor(), ev).await?;
+    audit::exported(st, p, "case", &summary).await?;
     let rows = page.items.iter().map(|c| {
         vec![
             Cell::from(c.number.as_str()),

@@ -313,8 +313,7 @@ pub async fn export(st: &AppState, p: &Principal, f: &PersonFilter) -> AppResult
     f.per_page = Some(crate::tree::store::EXPORT_MAX);
     let page = list(st, p, &f).await?;
     let summary = format!("导出居民名单 {} 人（脱敏）", page.items.len());
-    let ev = Event { action: "person.export", entity: "person", entity_id: "-", node_path: &p.scope_path, summary: &summary };
-    audit::record(&st.db, &st.chain, &p.actor(), ev).await?;
+    audit::exported(st, p, "person", &summary).await?;
     let rows = page.items.iter().map(|x| {
         vec![
             Cell::from(x.name.as_str()),

@@ -76,6 +76,8 @@ pub async fn export(st: &AppState, p: &Principal, reg: &Register, q: &ListQuery)
     q.page = Some(1);
     q.per_page = Some(crate::db::list::EXPORT_MAX);
     let page = store::list(st, p, reg, &q).await?;
+    let summary = format!("导出台账「{}」{} 条（个人信息脱敏）", reg.title, page.items.len());
+    crate::audit::exported(st, p, "register", &summary).await?;
     let mut headers: Vec<&str> = reg.fields.iter().filter(|f| !matches!(f.ty, Ty::Secret)).map(|f| f.title).collect();
     headers.extend(reg.computed.iter().map(|c| c.title));
     let rows = page.items.iter().map(|it| {

@@ -169,6 +169,9 @@ async fn excel_round_trip(app: TestApp) {
     assert_eq!(rows[0][0], "姓名");
     assert!(rows[0].contains(&"劳动合同".to_string()));
     assert_eq!(rows.len(), 10, "9 matches + header");
+    let log = app.get("/api/v1/audit?action=register.export").bearer(&admin).send().await.json();
+    assert_eq!(log["total"], 1, "an export of a register is on the record: {log}");
+    assert!(log["items"][0]["summary"].as_str().unwrap().contains("「社区工作者」9 条"), "{log}");
     // Template: headers (required marked), a comment row.
     let t = sheet(&app.get("/api/v1/registers/sales/template.xlsx").bearer(&admin).send().await.body);
     assert_eq!(t[0][0], "超市*");
