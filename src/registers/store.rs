@@ -175,7 +175,13 @@ pub async fn list(st: &AppState, p: &Principal, reg: &Register, q: &ListQuery) -
         if !known || v.trim().is_empty() {
             continue;
         }
-        items.retain(|it| it.get(k.as_str()).map(text_of).as_deref() == Some(v.trim()));
+        // A number matches by value: 100000 finds an amount stored as 100000.0.
+        let want = v.trim();
+        let num = want.parse::<f64>().ok();
+        items.retain(|it| match (it.get(k.as_str()), num) {
+            (Some(Value::Number(n)), Some(x)) => n.as_f64() == Some(x),
+            (got, _) => got.map(text_of).as_deref() == Some(want),
+        });
     }
     if let Some(s) = q.sort.as_deref().filter(|s| !s.is_empty()) {
         let (key, desc) = s.strip_prefix('-').map(|k| (k, true)).unwrap_or((s, false));

@@ -299,6 +299,11 @@ async fn register_rules(app: TestApp) {
     let f = app.get(&format!("/api/v1/registers/funding?community=520627001003&year={year}")).bearer(&admin).send().await.json();
     let id = f["items"][0]["id"].as_i64().unwrap();
     assert_eq!(f["items"][0]["compliance"], "达标");
+    // A number filters by value, as typed.
+    let amount = f["items"][0]["allocated"].as_f64().unwrap();
+    let same =
+        app.get(&format!("/api/v1/registers/funding?allocated={amount:.0}&year={year}")).bearer(&admin).send().await.json();
+    assert!(same["items"].as_array().unwrap().iter().any(|r| r["id"] == id), "{amount:.0}: {same}");
     let r = app
         .req(Method::PUT, &format!("/api/v1/registers/funding/{id}"))
         .bearer(&admin)
