@@ -191,6 +191,17 @@ impl<T> GridIndex<T> {
         self.locate_index(p).map(|i| &self.items[i])
     }
 
+    /// Input positions of the polygons whose bounding box meets the box `min`–`max` (the
+    /// candidates for an overlap test).
+    pub fn near(&self, min: Point, max: Point) -> Vec<usize> {
+        (0..self.bboxes.len())
+            .filter(|&i| {
+                let b = &self.bboxes[i];
+                b[0] <= max.lng && min.lng <= b[2] && b[1] <= max.lat && min.lat <= b[3]
+            })
+            .collect()
+    }
+
     /// The value at input position `i`, e.g. from `locate_index`.
     pub fn get(&self, i: usize) -> Option<&T> {
         self.items.get(i)

@@ -147,6 +147,53 @@ async fn sibling_grids<'e>(
     Ok(out)
 }
 
+/// Grids of other communities (by the point index) whose box meets one of `parsed`: a
+/// community without a boundary of its own does not keep its grids off its neighbours'.
+fn other_communities_grids(st: &AppState, community_path: &str, parsed: &[(String, String, Polygon)]) -> Vec<String> {
+    let index = st.grids.index();
+    let mut codes: Vec<String> = parsed
+        .iter()
+        .flat_map(|(_, _, poly)| {
+            let (min, max) = poly.bbox();
+            index.near(min, max)
+        })
+        .filter_map(|i| index.get(i))
+        .filter(|g| !g.path.starts_with(community_path))
+        .map(|g| g.grid_code.clone())
+        .collect();
+    codes.sort();
+    codes.dedup();
+    codes
+}
+
+/// The polygons of the active grids `codes`.
+async fn grids_by_code<'e>(
+    on: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    codes: &[String],
+) -> AppResult<Vec<(String, Polygon)>> {
+    if codes.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Grid codes are 15 digits (checked on the way in): safe to write into the statement.
+    let list = codes.iter().filter(|c| c.chars().all(|c| c.is_ascii_digit())).map(|c| format!("'{c}'")).collect::<Vec<_>>();
+    let sql = format!(
+        "SELECT code, geometry FROM nodes WHERE kind = 'grid' AND retired_at IS NULL AND geometry IS NOT NULL AND code IN ({})",
+        list.join(",")
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(on).await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let g: String = get(r, "geometry")?;
+        if let Ok(p) = serde_json::from_str::<Value>(&g)
+            .map_err(|e| e.to_string())
+            .and_then(|v| geo::polygon_from_geojson(&v).map_err(|e| e.to_string()))
+        {
+            out.push((get(r, "code")?, p));
+        }
+    }
+    Ok(out)
+}
+
 /// Adds an error for each imported polygon that overlaps a sibling grid or an earlier one of
 /// the import.
 /// (`origin[i]` is the file's index of `parsed[i]`: features with errors were left out.)
@@ -271,7 +318,10 @@ pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value,
         }
     }
     let codes: Vec<String> = parsed.iter().map(|x| x.0.clone()).collect();
-    overlaps(&parsed, &origin, &sibling_grids(st.db.read(), &comm.path, &codes).await?, &mut errors);
+    let others = other_communities_grids(st, &comm.path, &parsed);
+    let mut near = sibling_grids(st.db.read(), &comm.path, &codes).await?;
+    near.extend(grids_by_code(st.db.read(), &others).await?);
+    overlaps(&parsed, &origin, &near, &mut errors);
     if !errors.is_empty() {
         return Ok(ImportReport { ok: false, created: 0, updated: 0, errors });
     }
@@ -282,7 +332,9 @@ pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value,
     // PostgreSQL; the one writer serialises SQLite): a change to a sibling committed since the
     // check above, here or on another node, is seen, and none can commit until this one has.
     sqlx::query("UPDATE nodes SET version = version WHERE id = $1").bind(comm.id).execute(&mut tx).await?;
-    overlaps(&parsed, &origin, &sibling_grids(&mut tx, &comm.path, &codes).await?, &mut errors);
+    let mut near = sibling_grids(&mut tx, &comm.path, &codes).await?;
+    near.extend(grids_by_code(&mut tx, &others).await?);
+    overlaps(&parsed, &origin, &near, &mut errors);
     if !errors.is_empty() {
         return Ok(ImportReport { ok: false, created: 0, updated: 0, errors });
     }

@@ -214,7 +214,29 @@ async fn import_errors_name_their_feature(app: TestApp) {
     assert_eq!(features, vec![0, 2], "{rep}");
 }
 
+/// Grids of different communities do not overlap either: a community drawn without a
+/// boundary does not keep its grids off its neighbours'.
+async fn grids_of_two_communities_do_not_overlap(app: TestApp) {
+    let t = app.login("admin").await;
+    let c = json!({"kind": "community", "code": "520627002097", "parent": "520627002", "name": "无边界社区"});
+    let r = app.post("/api/v1/nodes").bearer(&t).json(c).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let g = app.get("/api/v1/grids/520627001001001").bearer(&t).send().await.json();
+    let feature =
+        |seq: u64, geometry: &serde_json::Value| json!({"type": "Feature", "properties": {"seq": seq}, "geometry": geometry});
+    let fc = json!({"type": "FeatureCollection", "features": [feature(1, &g["geometry"])]});
+    let rep = app.post("/api/v1/grids/import?community=520627002097").bearer(&t).json(fc).send().await.json();
+    assert_eq!(rep["ok"], false, "{rep}");
+    assert!(rep["errors"][0]["message"].as_str().unwrap().contains("520627001001001"), "{rep}");
+    // Far from every grid it is taken.
+    let far = json!({"type": "Polygon", "coordinates": [[[109.9, 29.9], [109.91, 29.9], [109.91, 29.91], [109.9, 29.91], [109.9, 29.9]]]});
+    let fc = json!({"type": "FeatureCollection", "features": [feature(1, &far)]});
+    let rep = app.post("/api/v1/grids/import?community=520627002097").bearer(&t).json(fc).send().await.json();
+    assert_eq!((rep["ok"].as_bool(), rep["created"].as_i64()), (Some(true), Some(1)), "{rep}");
+}
+
 both!(
+    grids_of_two_communities_do_not_overlap,
     crud_and_validation,
     html_tree_pages,
     create_under_a_parent_being_retired,
