@@ -91,7 +91,14 @@ pub struct Note {
 fn mine(w: &mut Where, p: &Principal) {
     let unit = p.unit_id.unwrap_or(-1);
     w.arg(
-        &format!("(n.user_id = {} OR n.unit_id = {unit} OR (n.audience = '{}' AND ? LIKE n.node_path || '%') OR (n.audience = '{}' AND n.node_path LIKE ?))", p.user_id, p.role.as_str(), p.role.as_str()),
+        // A staff notice is for the level holding the case; an account scoped below that level
+        // (a community's staff for one grid) hears of the cases in its scope only.
+        &format!(
+            "(n.user_id = {} OR n.unit_id = {unit} OR (n.audience = '{}' AND ? LIKE n.node_path || '%' AND (c.node_path IS NULL OR c.node_path LIKE ? || '%')) OR (n.audience = '{}' AND n.node_path LIKE ?))",
+            p.user_id,
+            p.role.as_str(),
+            p.role.as_str()
+        ),
         p.scope_path.clone(),
     );
 }

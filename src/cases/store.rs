@@ -331,7 +331,9 @@ pub async fn create_also(
     super::history::record(&mut tx, step, photos);
     search::index(&mut tx, id, terms);
     let community_path = crate::tree::ancestor(&place.path, 3);
-    let text = format!("新{}：{}（{}）", cat.name, title, number);
+    // A title made from the description already starts with the category's name.
+    let what = if title.starts_with(&format!("{}：", cat.name)) { title.clone() } else { format!("{}：{title}", cat.name) };
+    let text = format!("新事项 {number}：{what}");
     notify::push(&mut tx, Target::Staff(Role::CommunityStaff, community_path), id, "case.new", &text);
     let body = serde_json::json!({"event": "case.created", "number": number, "status": "submitted", "category": cat.code,
         "grid_code": place.grid_code, "community_code": place.community_code, "at": fmt_time(now)});

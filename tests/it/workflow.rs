@@ -200,7 +200,41 @@ async fn case_list_exports(app: TestApp) {
     assert_eq!(log["total"], 1, "{log}");
 }
 
+/// An account of the community staff scoped to one grid hears of that grid's cases only.
+async fn a_grid_scoped_account_hears_of_its_grid(app: TestApp) {
+    let admin = app.login("admin").await;
+    let body =
+        json!({"username": "gridstaff", "role": "community_staff", "scope": "520627001001003", "password": "Init-Pass123"});
+    assert_eq!(app.post("/api/v1/users").bearer(&admin).json(body).send().await.status, StatusCode::CREATED);
+    let r = app.post("/api/v1/auth/login").json(json!({"username": "gridstaff", "password": "Init-Pass123"})).send().await;
+    let t = r.json()["token"].as_str().unwrap().to_string();
+    let change = json!({"current": "Init-Pass123", "password": "New-Pass-456", "confirm": "New-Pass-456"});
+    let r = app.post("/api/v1/auth/password").bearer(&t).json(change).send().await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let r = app.post("/api/v1/auth/login").json(json!({"username": "gridstaff", "password": "New-Pass-456"})).send().await;
+    let t = r.json()["token"].as_str().unwrap().to_string();
+    let staff = app.login("huahuaqiao").await;
+    let mut numbers = Vec::new();
+    for grid in ["520627001001001", "520627001001003"] {
+        let body = json!({"category": "laji", "description": format!("网格 {grid} 的垃圾"), "grid": grid, "reporter_phone": "13800001111"});
+        let r = app.post("/api/v1/cases").bearer(&staff).json(body).send().await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        numbers.push(r.json()["number"].as_str().unwrap().to_string());
+    }
+    let inbox = app.get("/api/v1/notifications").bearer(&t).send().await.json();
+    let heard: Vec<&str> = inbox["items"].as_array().unwrap().iter().filter_map(|n| n["number"].as_str()).collect();
+    assert!(heard.contains(&numbers[1].as_str()), "its own grid's case: {inbox}");
+    assert!(!heard.contains(&numbers[0].as_str()), "another grid's case: {inbox}");
+    let text = inbox["items"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with(&format!("新事项 {}：垃圾清理：网格", numbers[1])), "the category named once: {text}");
+    // The community's account hears of both.
+    let inbox = app.get("/api/v1/notifications").bearer(&staff).send().await.json();
+    let heard: Vec<&str> = inbox["items"].as_array().unwrap().iter().filter_map(|n| n["number"].as_str()).collect();
+    assert!(numbers.iter().all(|n| heard.contains(&n.as_str())), "{inbox}");
+}
+
 both!(
+    a_grid_scoped_account_hears_of_its_grid,
     case_list_exports,
     demo_cases_run_like_live_ones,
     a_rating_counts_once,
