@@ -256,7 +256,7 @@ async fn live_notification_stream(app: TestApp) {
     let numbers = futures_util::future::join_all(burst).await;
     let got = read_until(&mut body, 20, |t| numbers.iter().all(|n| t.contains(n.as_str()))).await;
     for n in &numbers {
-        assert_eq!(got.matches(&format!("（{n}）")).count(), 1, "{n} sent once: {got}");
+        assert_eq!(got.matches(&format!("\"number\":\"{n}\"")).count(), 1, "{n} sent once: {got}");
     }
 }
 
