@@ -14,7 +14,7 @@ pub const OPS: &[(&str, &str, &str, &str)] = &[
     ("post", "/api/v1/users", "新建账号 {username,display_name,role,scope,password}", "账号"),
     ("post", "/api/v1/users/{name}/{action}", "lock / unlock / reset-password {password}", "账号"),
     ("get", "/api/v1/tokens", "本人的访问令牌", "账号"),
-    ("post", "/api/v1/tokens", "签发访问令牌 {name}", "账号"),
+    ("post", "/api/v1/tokens", "签发访问令牌 {name, expires_in_days（默认 180，1～3650）}", "账号"),
     ("delete", "/api/v1/tokens/{id}", "吊销访问令牌", "账号"),
     ("get", "/api/v1/overview", "管辖范围内的统计数", "总览"),
     ("get", "/api/v1/nodes", "区域节点列表 ?kind&under&parent&q&retired&page&per_page", "区域"),

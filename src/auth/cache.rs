@@ -170,9 +170,10 @@ async fn lookup(st: &AppState, token: &str, th: &str) -> AppResult<Option<Resolv
     if token.starts_with("lpat_") {
         let sql = format!(
             "SELECT {cols}, un.name AS unit_name, t.id AS tid FROM api_tokens t JOIN users u ON u.id = t.user_id {units} \
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)"
         );
-        let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(th).fetch_optional(st.db.read()).await? else {
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(th).bind(crate::db::now_ms());
+        let Some(r) = q.fetch_optional(st.db.read()).await? else {
             return Ok(None);
         };
         return Ok(Some(resolved(&r, Via::Token, None)?));

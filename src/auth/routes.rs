@@ -257,6 +257,23 @@ struct TokensPage {
 struct TokenForm {
     #[serde(default)]
     name: String,
+    /// Days of validity: a number in JSON, text in a form (empty for the default).
+    #[serde(default)]
+    expires_in_days: Option<serde_json::Value>,
+}
+
+impl TokenForm {
+    /// The days asked for; a text that is not a whole number is refused by field.
+    fn days(&self) -> AppResult<Option<i64>> {
+        match &self.expires_in_days {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(serde_json::Value::String(s)) => {
+                s.trim().parse().map(Some).map_err(|_| AppError::field("expires_in_days", "有效期应为 1～3650 天"))
+            }
+            Some(v) => v.as_i64().map(Some).ok_or_else(|| AppError::field("expires_in_days", "有效期应为 1～3650 天")),
+        }
+    }
 }
 
 async fn tokens_get(State(st): State<AppState>, p: Principal) -> AppResult<Response> {
@@ -266,7 +283,7 @@ async fn tokens_get(State(st): State<AppState>, p: Principal) -> AppResult<Respo
 
 async fn tokens_post(State(st): State<AppState>, p: Principal, FormBody(f): FormBody<TokenForm>) -> AppResult<Response> {
     let name = if f.name.trim().is_empty() { "未命名".to_string() } else { f.name.trim().chars().take(40).collect() };
-    let new_token = store::issue_token(&st, Some(&p), &p.actor(), &p.username, &name).await?;
+    let new_token = store::issue_token(&st, Some(&p), &p.actor(), &p.username, &name, f.days()?).await?;
     let tokens = store::list_tokens(&st, &p).await?;
     Ok(render(&TokensPage { layout: Layout::new(&p, "访问令牌", "/tokens"), tokens, new_token })?.into_response())
 }
@@ -354,9 +371,10 @@ async fn api_token_create(
     p: Principal,
     OptJson(body): OptJson<TokenForm>,
 ) -> AppResult<(StatusCode, Json<serde_json::Value>)> {
+    let days = body.days()?;
     let name = Some(body.name).filter(|n| !n.trim().is_empty()).unwrap_or_else(|| "api".into());
-    let token = store::issue_token(&st, Some(&p), &p.actor(), &p.username, &name).await?;
-    Ok((StatusCode::CREATED, Json(json!({"token": token, "name": name}))))
+    let token = store::issue_token(&st, Some(&p), &p.actor(), &p.username, &name, days).await?;
+    Ok((StatusCode::CREATED, Json(json!({"token": token, "name": name, "expires_in_days": days.unwrap_or(store::TOKEN_DAYS)}))))
 }
 
 async fn api_token_revoke(State(st): State<AppState>, p: Principal, Path(id): Path<i64>) -> AppResult<StatusCode> {

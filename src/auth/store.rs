@@ -525,26 +525,45 @@ async fn commit_auth_change(st: &AppState, mut tx: Tx) -> AppResult<()> {
     Ok(())
 }
 
-/// Issues a personal access token for `username` and returns it (shown once); `by` (the caller, None for the CLI) may not
+/// Days a personal access token lasts unless asked otherwise.
+pub const TOKEN_DAYS: i64 = 180;
+
+/// Issues a personal access token for `username`, valid for `days` (default [`TOKEN_DAYS`],
+/// at most 3650), and returns it (shown once); `by` (the caller, None for the CLI) may not
 /// while its initial password is unchanged — a token would skip that change.
-pub async fn issue_token(st: &AppState, by: Option<&Principal>, actor: &Actor, username: &str, name: &str) -> AppResult<String> {
+pub async fn issue_token(
+    st: &AppState,
+    by: Option<&Principal>,
+    actor: &Actor,
+    username: &str,
+    name: &str,
+    days: Option<i64>,
+) -> AppResult<String> {
     if by.is_some_and(|p| p.must_change_password) {
         return Err(AppError::PasswordChangeRequired);
     }
+    let mut errs = crate::error::FieldErrors::default();
     if name.chars().count() > 64 {
-        return Err(AppError::field("name", "令牌名称不能超过 64 个字"));
+        errs.add("name", "令牌名称不能超过 64 个字");
     }
+    let days = days.unwrap_or(TOKEN_DAYS);
+    if !(1..=3650).contains(&days) {
+        errs.add("expires_in_days", "有效期应为 1～3650 天");
+    }
+    errs.finish()?;
     let u = find_user(st, username).await?.ok_or(AppError::NotFound)?;
     let token = format!("lpat_{}", random_hex(24));
     let mut tx = st.db.begin().await?;
-    sqlx::query("INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES ($1,$2,$3,$4)")
+    let now = now_ms();
+    sqlx::query("INSERT INTO api_tokens (user_id, name, token_hash, created_at, expires_at) VALUES ($1,$2,$3,$4,$5)")
         .bind(u.id)
         .bind(name)
         .bind(token_hash(&token))
-        .bind(now_ms())
+        .bind(now)
+        .bind(now + days * 86_400_000)
         .execute(&mut tx)
         .await?;
-    let summary = format!("签发访问令牌「{name}」");
+    let summary = format!("签发访问令牌「{name}」，有效期 {days} 天");
     let ev = Event { action: "token.create", entity: "user", entity_id: username, node_path: &u.scope_path, summary: &summary };
     audit::append(&mut tx, &st.chain, actor, ev);
     tx.commit().await?;
@@ -562,21 +581,29 @@ pub struct TokenInfo {
     pub created_at: i64,
     /// Revoked?
     pub revoked: bool,
+    /// When it stops working (ms); None for tokens issued before tokens expired.
+    pub expires_at: Option<i64>,
+    /// Past `expires_at`.
+    pub expired: bool,
 }
 
 /// Lists the caller's own tokens.
 pub async fn list_tokens(st: &AppState, p: &Principal) -> AppResult<Vec<TokenInfo>> {
-    let rows = sqlx::query("SELECT id, name, created_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY id DESC")
-        .bind(p.user_id)
-        .fetch_all(st.db.read())
-        .await?;
+    let rows =
+        sqlx::query("SELECT id, name, created_at, revoked_at, expires_at FROM api_tokens WHERE user_id = $1 ORDER BY id DESC")
+            .bind(p.user_id)
+            .fetch_all(st.db.read())
+            .await?;
     rows.iter()
         .map(|r| {
+            let expires_at: Option<i64> = get(r, "expires_at")?;
             Ok(TokenInfo {
                 id: get(r, "id")?,
                 name: get(r, "name")?,
                 created_at: get(r, "created_at")?,
                 revoked: get::<Option<i64>>(r, "revoked_at")?.is_some(),
+                expired: expires_at.is_some_and(|e| e <= now_ms()),
+                expires_at,
             })
         })
         .collect()

@@ -156,6 +156,9 @@ enum UserCmd {
         /// 令牌名称
         #[arg(long, default_value = "cli")]
         label: String,
+        /// 有效天数（默认 180，最多 3650）
+        #[arg(long)]
+        days: Option<i64>,
     },
 }
 
@@ -423,8 +426,8 @@ async fn user(st: &AppState, cmd: UserCmd) -> Result<ExitCode, crate::error::App
             store::set_lock(st, None, &actor, &name, UserAction::Unlock).await?;
             println!("已解锁 {name}");
         }
-        UserCmd::Token { name, label } => {
-            println!("{}", store::issue_token(st, None, &actor, &name, &label).await?);
+        UserCmd::Token { name, label, days } => {
+            println!("{}", store::issue_token(st, None, &actor, &name, &label, days).await?);
         }
     }
     Ok(ExitCode::SUCCESS)

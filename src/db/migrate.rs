@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../../migrations/0007_leaner_writes.sql")),
     (8, include_str!("../../migrations/0008_person_version.sql")),
     (9, include_str!("../../migrations/0009_case_notify.sql")),
+    (10, include_str!("../../migrations/0010_token_expiry.sql")),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

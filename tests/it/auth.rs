@@ -324,6 +324,18 @@ async fn forced_password_change_and_tokens(app: TestApp) {
     let r = app.req(axum::http::Method::DELETE, &format!("/api/v1/tokens/{id}")).bearer(&t).send().await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(app.get("/api/v1/overview").bearer(&pat).send().await.status, StatusCode::UNAUTHORIZED);
+    // Tokens expire: 180 days unless asked, 1–3650, and not a moment after.
+    let r = app.post("/api/v1/tokens").bearer(&t).json(json!({"name": "短期", "expires_in_days": 0})).send().await;
+    assert_eq!((r.status, r.json()["fields"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("expires_in_days")));
+    let r = app.post("/api/v1/tokens").bearer(&t).json(json!({"name": "短期", "expires_in_days": 7})).send().await;
+    assert_eq!((r.status, r.json()["expires_in_days"].as_i64()), (StatusCode::CREATED, Some(7)), "{}", r.text());
+    let short = r.json()["token"].as_str().unwrap().to_string();
+    let item = app.get("/api/v1/tokens").bearer(&t).send().await.json()["items"][0].clone();
+    let week = item["expires_at"].as_i64().unwrap() - item["created_at"].as_i64().unwrap();
+    assert_eq!((week, item["expired"].as_bool()), (7 * 86_400_000, Some(false)), "{item}");
+    app.sql(&format!("UPDATE api_tokens SET expires_at = {} WHERE id = {}", linli::db::now_ms() - 1, item["id"])).await;
+    assert_eq!(app.get("/api/v1/overview").bearer(&short).send().await.status, StatusCode::UNAUTHORIZED, "an expired token");
+    assert_eq!(app.get("/api/v1/tokens").bearer(&t).send().await.json()["items"][0]["expired"], true);
 }
 
 /// Tokens and sessions follow the password: no personal access token while the initial
