@@ -301,7 +301,7 @@ pub async fn reset(st: &AppState) -> AppResult<()> {
     }
     sqlx::query("DELETE FROM notifications WHERE node_path LIKE $1").bind(&pat).execute(&mut tx).await?;
     sqlx::query("DELETE FROM cases WHERE node_path LIKE $1").bind(&pat).execute(&mut tx).await?;
-    tx.cases_deleted();
+    tx.forget_all_cases();
     crate::cases::rollups::rebuild_in(&mut tx).await?;
     sqlx::query("DELETE FROM jobs WHERE done_at IS NULL").execute(&mut tx).await?;
     // Demo accounts: the named ones and the generated grid workers, unit contacts, members.

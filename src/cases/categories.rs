@@ -293,6 +293,9 @@ pub async fn save(st: &AppState, p: &Principal, i: &CategoryInput) -> AppResult<
     let ev = Event { action: "category.save", entity: "category", entity_id: &code, node_path: &p.scope_path, summary: &summary };
     audit::append(&mut tx, &st.chain, &p.actor(), ev);
     bump_version(&mut tx).await?;
+    // Pages and lists show the category's name, and who may claim decides what a Party
+    // member's list holds.
+    tx.forget_all_cases();
     tx.commit().await?;
     st.cats.reload(&st.db).await?;
     by_code(st, &code).await?.ok_or(AppError::NotFound)

@@ -496,16 +496,19 @@ pub async fn list(st: &AppState, p: &Principal, f: &CaseFilter) -> AppResult<Pag
     // The statement's conditions and binds say all a page holds, whoever asks: its key. Kept
     // until any case anywhere is added, changed or deleted (see crate::db::cache).
     let cache = &st.db.case_cache;
+    // Not kept: a list whose conditions hold the time (overdue, a new key each time) or an
+    // export's (kept, each would hold a hundred thousand rows).
+    let keep = f.overdue != Some(true) && paging.1 <= crate::db::list::MAX_PER_PAGE;
     let key = format!("{postings}|{paging:?}|{}", w.key());
-    if let Some(page) = cache.list(&key).and_then(|v| v.downcast::<Page<CaseView>>().ok()) {
+    if let Some(page) = keep.then(|| cache.list(&key)).flatten().and_then(|v| v.downcast::<Page<CaseView>>().ok()) {
         let mut page = Page::clone(&page);
         page.items.iter_mut().for_each(CaseView::refresh);
         return Ok(page);
     }
-    let ticket = cache.list_ticket();
+    let ticket = cache.list_ticket().filter(|_| keep);
     let page = w.page_keyed(&st.db, VIEW_COLS, from, keyed, "c.id DESC", paging, |r| view_row(&st.keyring, r)).await?;
     if let Some(t) = ticket {
-        cache.put_list(t, &key, std::sync::Arc::new(page.clone()));
+        cache.put_list(t, &key, page.items.len(), std::sync::Arc::new(page.clone()));
     }
     Ok(page)
 }

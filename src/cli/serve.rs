@@ -67,7 +67,7 @@ pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), StartError> {
     tokio::spawn(crate::cases::jobs::worker(st.clone()));
     if st.db.backend == crate::db::Backend::Postgres {
         // Case pages are kept in memory while this listener hears every change (see db::cache).
-        tokio::spawn(crate::db::cache::listen(st.db.case_cache.clone(), st.cfg.database_url()));
+        tokio::spawn(crate::db::cache::listen(st.db.case_cache.clone(), st.cfg.database_url(), st.db.pool.clone()));
     }
     let poll = st.clone();
     tokio::spawn(async move {

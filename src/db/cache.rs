@@ -27,6 +27,9 @@ use std::time::Duration;
 /// full cache of case pages is tens of MB at most).
 const CAP: usize = 20_000;
 
+/// Rows of all the lists kept, at most (a page of 20 case views is tens of KB).
+const LIST_ROWS: usize = 10_000;
+
 /// The channel the trigger of migration 0009 notifies on.
 pub const CHANNEL: &str = "linli_cases";
 
@@ -60,6 +63,8 @@ struct Inner {
     lists_seq: u64,
     /// Whole lists (pages of a case list, by their query), read at `lists_seq`.
     lists: HashMap<String, Value>,
+    /// Their rows, together.
+    list_rows: usize,
 }
 
 struct Slot {
@@ -190,15 +195,20 @@ impl RowCache {
         self.is_on().then(|| Ticket(self.lock().lists_seq))
     }
 
-    /// Stores a list read under `t`, unless a case moved since `t` was taken.
-    pub fn put_list(&self, t: Ticket, key: &str, value: Value) {
+    /// Stores a list of `rows` rows read under `t`, unless a case moved since `t` was taken.
+    /// Lists are kept up to [`LIST_ROWS`] rows in all; a list of more than a tenth of that
+    /// is not kept at all.
+    pub fn put_list(&self, t: Ticket, key: &str, rows: usize, value: Value) {
         let mut g = self.lock();
-        if !self.is_on() || t.0 != g.lists_seq {
+        if !self.is_on() || t.0 != g.lists_seq || rows > LIST_ROWS / 10 {
             return;
         }
-        if g.lists.len() >= CAP / 4 {
+        if g.list_rows + rows > LIST_ROWS || g.lists.len() >= CAP / 4 {
             g.lists.clear();
+            g.list_rows = 0;
         }
+        // A list stored twice (two reads at once) counts twice until the next clearing.
+        g.list_rows += rows;
         g.lists.insert(key.to_string(), value);
     }
 
@@ -207,6 +217,7 @@ impl RowCache {
         let mut g = self.lock();
         g.lists_seq += 1;
         g.lists.clear();
+        g.list_rows = 0;
     }
 
     /// (hits, misses) since start.
@@ -238,37 +249,87 @@ fn forget(g: &mut Inner) {
     g.floor = g.seq;
     g.lists_seq += 1;
     g.lists.clear();
+    g.list_rows = 0;
     g.ids.clear();
     g.slots.clear();
 }
 
+/// How often a listening node notifies itself, and how long it waits to hear it back before
+/// it takes its connection for dead.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
 /// Listens for other processes' changes (PostgreSQL) and keeps `cache` on while connected;
 /// runs until the process ends, reconnecting after a second when the connection drops.
-pub async fn listen(cache: Arc<RowCache>, url: String) {
+///
+/// A connection can die without a word (a firewall's idle timeout, a failover behind one
+/// address): the node would hear nothing and serve what it kept for ever. So every
+/// [`HEARTBEAT`] it notifies the channel itself, through `pool`, and a heartbeat not heard
+/// back by the next one turns the cache off and the connection over: what a node shows is
+/// at most about two heartbeats behind, whatever happens to the network.
+pub async fn listen(cache: Arc<RowCache>, url: String, pool: sqlx::AnyPool) {
+    let me = crate::auth::random_hex(8);
     loop {
-        match sqlx::postgres::PgListener::connect(&url).await {
-            Ok(mut l) => match l.listen(CHANNEL).await {
-                Ok(()) => {
-                    // Listening from here on: whatever changes now is heard of.
-                    cache.set_on(true);
+        match subscribe(&url).await {
+            Ok(mut l) => {
+                // Received on a task of its own, so that a wait for the next message is never
+                // cut off half-way (only dropped with the connection).
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+                let reader = tokio::spawn(async move {
                     loop {
                         match l.try_recv().await {
-                            Ok(Some(n)) => cache.apply(n.payload()),
-                            Ok(None) => break,
+                            Ok(Some(n)) if tx.send(n.payload().to_string()).is_ok() => {}
+                            Ok(_) => return,
                             Err(e) => {
                                 tracing::warn!(error = %e, "案件缓存的通知连接出错");
+                                return;
+                            }
+                        }
+                    }
+                });
+                // Listening from here on: whatever changes now is heard of.
+                cache.set_on(true);
+                let (mut sent, mut heard) = (0u64, 0u64);
+                let mut beat = tokio::time::interval(HEARTBEAT);
+                loop {
+                    tokio::select! {
+                        m = rx.recv() => match m {
+                            Some(p) => match p.strip_prefix("ping:") {
+                                Some(ping) => {
+                                    if let Some(n) = ping.strip_prefix(me.as_str()).and_then(|n| n.strip_prefix(':')).and_then(|n| n.parse().ok()) {
+                                        heard = heard.max(n);
+                                    }
+                                }
+                                None => cache.apply(&p),
+                            },
+                            None => break,
+                        },
+                        _ = beat.tick() => {
+                            if sent > heard {
+                                tracing::warn!("案件缓存的通知连接没有回音，重新连接");
+                                break;
+                            }
+                            sent += 1;
+                            let ping = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(format!("ping:{me}:{sent}"));
+                            if let Err(e) = ping.execute(&pool).await {
+                                tracing::warn!(error = %e, "案件缓存无法发送心跳");
                                 break;
                             }
                         }
                     }
-                    cache.set_on(false);
                 }
-                Err(e) => tracing::warn!(error = %e, "案件缓存无法订阅通知"),
-            },
-            Err(e) => tracing::warn!(error = %e, "案件缓存无法连接数据库"),
+                cache.set_on(false);
+                reader.abort();
+            }
+            Err(e) => tracing::warn!(error = %e, "案件缓存无法订阅通知"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+async fn subscribe(url: &str) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+    let mut l = sqlx::postgres::PgListener::connect(url).await?;
+    l.listen(CHANNEL).await?;
+    Ok(l)
 }
 
 #[cfg(test)]
@@ -342,18 +403,26 @@ mod tests {
         let c = RowCache::default();
         c.set_on(true);
         let t = c.list_ticket().unwrap();
-        c.put_list(t, "q", val("page"));
+        c.put_list(t, "q", 20, val("page"));
         assert!(c.list("q").is_some());
         c.apply("+");
         assert!(c.list("q").is_none(), "a new case anywhere");
-        c.put_list(t, "q", val("page"));
+        c.put_list(t, "q", 20, val("page"));
         assert!(c.list("q").is_none(), "a list read before the change is not kept");
-        c.put_list(c.list_ticket().unwrap(), "q", val("page"));
+        c.put_list(c.list_ticket().unwrap(), "q", 20, val("page"));
         c.apply("7:2");
         assert!(c.list("q").is_none(), "a changed case anywhere");
-        c.put_list(c.list_ticket().unwrap(), "q", val("page"));
+        c.put_list(c.list_ticket().unwrap(), "q", 20, val("page"));
         c.lists_moved();
         assert!(c.list("q").is_none(), "this node's own commit");
+        // Bounded by rows: an export-sized list is not kept, and many pages push out the rest.
+        c.put_list(c.list_ticket().unwrap(), "big", LIST_ROWS / 10 + 1, val("export"));
+        assert!(c.list("big").is_none());
+        for i in 0..(LIST_ROWS / 500 + 1) {
+            c.put_list(c.list_ticket().unwrap(), &format!("p{i}"), 500, val("page"));
+        }
+        assert!(c.lock().list_rows <= LIST_ROWS);
+        assert!(c.list("p0").is_none() && c.list(&format!("p{}", LIST_ROWS / 500)).is_some());
     }
 
     #[test]

@@ -541,8 +541,9 @@ impl Tx {
         b.touched = b.touched.max(1);
     }
 
-    /// Cases are deleted: every case kept in memory is forgotten once this commits.
-    pub fn cases_deleted(&mut self) {
+    /// Cases are deleted, or what every case shows changed (a category): every case page and
+    /// list kept in memory is forgotten once this commits.
+    pub fn forget_all_cases(&mut self) {
         self.batch().touched = 2;
     }
 

@@ -53,6 +53,14 @@ async fn case_pages_from_memory_stay_true() {
         assert!(t0.elapsed() < Duration::from_secs(3), "an outside change was never seen");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // And a step's note changed from outside (only ever added by linli, with the case).
+    let sql = "UPDATE case_history SET note = '外面改的备注' WHERE case_id = (SELECT id FROM cases WHERE number = $1) AND action = 'register'";
+    sqlx::query(sql).bind(&n).execute(&mut outside).await.unwrap();
+    let t0 = Instant::now();
+    while !page(&app, &staff, &n).await.1["history"].to_string().contains("外面改的备注") {
+        assert!(t0.elapsed() < Duration::from_secs(3), "an outside change to a step was never seen");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // So is a case added from outside, in the lists.
     let total = list(&app, &staff).await["total"].as_i64().unwrap();
     assert_eq!(list(&app, &staff).await["total"], total);
@@ -106,5 +114,71 @@ async fn own_steps_show_without_waiting_for_notifications() {
         assert_eq!(s, StatusCode::OK, "{v}");
         assert!(app.st.db.case_cache.stats().0 > hits, "the step read the case from memory");
         assert_eq!(list(&app, &staff).await["items"][0]["status"], v["status"], "a step shows at once in the lists");
+    }
+    // A category's new name shows at once in the lists kept (and who may claim decides what a
+    // Party member's list holds).
+    let admin = app.login("admin").await;
+    let cat = json!({"code": "laji", "name": "垃圾清运", "sign_hours": 2, "resolve_hours": 24});
+    let r = app.post("/api/v1/categories").bearer(&admin).json(cat).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(list(&app, &staff).await["items"][0]["category_name"], "垃圾清运");
+}
+
+/// A listener whose connection goes silent (a firewall dropping it without a word) is found
+/// out by its heartbeat: the cache turns off instead of serving what it kept for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_listener_turns_the_cache_off() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let app = TestApp::new(Backend::Postgres).await;
+    // A relay to PostgreSQL that, once frozen, swallows what passes through and closes nothing.
+    let relay = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = relay.local_addr().unwrap().port();
+    let frozen = Arc::new(AtomicBool::new(false));
+    let f = frozen.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = relay.accept().await {
+            let server = tokio::net::TcpStream::connect("127.0.0.1:5432").await.unwrap();
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            tokio::spawn(pump(cr, sw, f.clone()));
+            tokio::spawn(pump(sr, cw, f.clone()));
+        }
+    });
+    let cache = Arc::new(linli::db::cache::RowCache::default());
+    let url = app.st.cfg.database_url().replace("127.0.0.1:5432", &format!("127.0.0.1:{port}"));
+    assert!(url.contains(&port.to_string()), "{url}");
+    tokio::spawn(linli::db::cache::listen(cache.clone(), url, app.st.db.pool.clone()));
+    let t0 = std::time::Instant::now();
+    while !cache.is_on() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "never on");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // On while the heartbeats come back.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(cache.is_on(), "a healthy listener keeps the cache on");
+    frozen.store(true, Ordering::SeqCst);
+    let t0 = std::time::Instant::now();
+    while cache.is_on() {
+        assert!(t0.elapsed() < Duration::from_secs(8), "a silent connection kept the cache on");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Copies `from` to `to` until either ends; once `frozen`, swallows instead.
+async fn pump(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 8192];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        if !frozen.load(std::sync::atomic::Ordering::SeqCst) && to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
     }
 }

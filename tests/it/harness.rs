@@ -158,7 +158,7 @@ async fn cache_on(st: &AppState) {
     if st.db.backend != linli::db::Backend::Postgres {
         return;
     }
-    tokio::spawn(linli::db::cache::listen(st.db.case_cache.clone(), st.cfg.database_url()));
+    tokio::spawn(linli::db::cache::listen(st.db.case_cache.clone(), st.cfg.database_url(), st.db.pool.clone()));
     let t0 = std::time::Instant::now();
     while !st.db.case_cache.is_on() {
         assert!(t0.elapsed() < std::time::Duration::from_secs(10), "the case cache's listener never connected");
