@@ -302,7 +302,9 @@ pub async fn verify(db: &Db, key: &ChainKey) -> AppResult<Verdict> {
         checked += 1;
     }
     drop(rows);
-    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(db.read()).await?;
+    let Some(head) = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_optional(db.read()).await? else {
+        return Ok(bad(expected_seq, checked, "审计头缺失（被删除）".into()));
+    };
     let (hseq, seal): (i64, String) = (get(&head, "seq")?, get(&head, "hash")?);
     if hseq != expected_seq - 1 {
         return Ok(bad(expected_seq, checked, format!("日志末尾缺失：应有 {hseq} 条，实有 {checked} 条")));
@@ -311,6 +313,18 @@ pub async fn verify(db: &Db, key: &ChainKey) -> AppResult<Verdict> {
     if !empty && seal != head_seal(key, hseq, &prev) {
         let why = format!("审计头的签名不符：第 {hseq} 条之后的记录可能被删除（或审计头被改动）");
         return Ok(bad(expected_seq, checked, why));
+    }
+    // The tail cut off together with the head (an emptied log, or an older sealed head put
+    // back) leaves a whole chain: what it recorded is still there, created after every entry
+    // left. Creating an account or a case is recorded in its own transaction, after its time.
+    let newest_entry: Option<i64> = sqlx::query_scalar("SELECT MAX(at) FROM audit_log").fetch_one(&db.pool).await?;
+    for (table, what) in [("users", "账号"), ("cases", "事项")] {
+        let sql = format!("SELECT MAX(created_at) FROM {table}");
+        let newest: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&db.pool).await?;
+        if newest.is_some_and(|t| newest_entry.is_none_or(|e| t > e)) {
+            let why = format!("有{what}创建于最后一条审计记录之后：末尾的记录可能连同审计头一起被删除");
+            return Ok(bad(expected_seq, checked, why));
+        }
     }
     Ok(Verdict { ok: true, checked, first_bad: None, reason: None })
 }

@@ -335,6 +335,12 @@ pub async fn generate(st: AppState, s: Scale, progress: &(dyn Fn(Stage, u64, u64
     db.bulk_cache(false).await?;
     db.analyze().await?;
     let size1 = db.size_bytes().await?;
+    // On the record like any other load: `audit verify` also checks that no case is newer
+    // than the newest entry.
+    let summary = format!("生成规模演示数据：{n_grids} 个网格，{} 件事项", s.cases);
+    let path = format!("/{ROOT}/");
+    let ev = crate::audit::Event { action: "demo.scale", entity: "node", entity_id: ROOT, node_path: &path, summary: &summary };
+    crate::audit::record(&db, &st.chain, &crate::audit::Actor::system("demo"), ev).await?;
     db.close().await;
     Ok(Report {
         grids: n_grids,

@@ -81,6 +81,26 @@ async fn chain_verify_and_tamper(app: TestApp) {
     let v = linli::audit::verify(&fifth.st.db, &fifth.st.chain).await.unwrap();
     assert!(!v.ok, "{v:?}");
     assert!(v.reason.as_deref().unwrap().contains("审计头的签名不符"), "{v:?}");
+    // An older sealed head put back with the tail cut to match (from a backup), or the whole
+    // log emptied: the chain left is whole, but the cases and accounts created since are
+    // newer than every entry.
+    let sixth = TestApp::new(app.backend).await;
+    let staff = sixth.login("huahuaqiao").await;
+    let old = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&sixth.st.db.pool).await.unwrap();
+    let (seq, hash): (i64, String) = (sqlx::Row::get(&old, "seq"), sqlx::Row::get(&old, "hash"));
+    crate::cases::new_case(&sixth, &staff, "laji", "备份之后的事项").await;
+    assert!(linli::audit::verify(&sixth.st.db, &sixth.st.chain).await.unwrap().ok);
+    sixth
+        .sql(&format!("DELETE FROM audit_log WHERE seq > {seq}; UPDATE audit_head SET seq = {seq}, hash = '{hash}' WHERE id = 1"))
+        .await;
+    let v = linli::audit::verify(&sixth.st.db, &sixth.st.chain).await.unwrap();
+    assert!(!v.ok && v.reason.as_deref().unwrap().contains("创建于最后一条审计记录之后"), "{v:?}");
+    sixth.sql("DELETE FROM audit_log; UPDATE audit_head SET seq = 0, hash = 'genesis' WHERE id = 1").await;
+    let v = linli::audit::verify(&sixth.st.db, &sixth.st.chain).await.unwrap();
+    assert!(!v.ok && v.reason.as_deref().unwrap().contains("账号创建于最后一条审计记录之后"), "{v:?}");
+    sixth.sql("DELETE FROM audit_head").await;
+    let v = linli::audit::verify(&sixth.st.db, &sixth.st.chain).await.unwrap();
+    assert!(!v.ok && v.reason.as_deref().unwrap().contains("审计头缺失"), "{v:?}");
 
     // The page shows the verdict.
     let cookie = format!("linli_session={t}");
