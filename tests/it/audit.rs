@@ -108,7 +108,20 @@ async fn chain_verify_and_tamper(app: TestApp) {
     assert!(home.contains("审计日志"));
 }
 
-both!(chain_verify_and_tamper);
+/// A database that holds data is not opened with a new key: its personal data and audit chain
+/// were written under the one that went missing.
+async fn a_lost_key_is_not_replaced(app: TestApp) {
+    let key = app.st.cfg.key_file();
+    std::fs::remove_file(&key).unwrap();
+    let err = match linli::app::AppState::open((*app.st.cfg).clone()).await {
+        Ok(_) => panic!("opened a database full of data with a new key"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("找不到密钥文件"), "{err}");
+    assert!(!key.exists(), "no new key was left behind");
+}
+
+both!(chain_verify_and_tamper, a_lost_key_is_not_replaced);
 
 /// Two nodes' writers append to the one chain at once. On PostgreSQL a batch whose head
 /// update waited for the other node's lock must still link to the entries that node wrote
