@@ -142,7 +142,11 @@ impl Ins<'_> {
 /// `password`. Fails if the county already exists (use `reset` first).
 pub async fn load(st: &AppState, password: &str) -> AppResult<()> {
     if is_loaded(st).await? {
-        return Err(AppError::Conflict("演示县已存在".into()));
+        return Err(AppError::Conflict(if loaded_by_demo(st).await? {
+            "演示县已存在".into()
+        } else {
+            format!("县 {COUNTY} 已存在且不是演示数据：演示数据不能载入到已有的县中")
+        }));
     }
     let mut rng = Rng::new(520627);
     let mut tx = st.db.begin().await?;
@@ -287,8 +291,24 @@ fn fake_resident(rng: &mut Rng, building: i64) -> (String, IdNumber, Mobile, i64
 }
 
 /// Removes all demo records (nodes, residents, demo accounts) so `load` can run again.
+/// Whether the county was put there by [`load`] (its last `demo.load` is on the record after
+/// any `demo.reset`): a county of the same code set up for real is never the demo's.
+async fn loaded_by_demo(st: &AppState) -> AppResult<bool> {
+    let last = |action: &'static str| {
+        sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(seq) FROM audit_log WHERE action = $1")
+            .bind(action)
+            .fetch_one(&st.db.pool)
+    };
+    Ok(last("demo.load").await?.unwrap_or(0) > last("demo.reset").await?.unwrap_or(0))
+}
+
 /// Audit entries stay: the log is append-only.
 pub async fn reset(st: &AppState) -> AppResult<()> {
+    // The demo county's code is the real county's (沿河, 520627): a deployment set up by hand
+    // under it would lose its cases, tree and accounts.
+    if !loaded_by_demo(st).await? {
+        return Err(AppError::Conflict(format!("县 {COUNTY} 的数据不是载入的演示数据，不会清除")));
+    }
     // After the batch's deferred rows: the notifications and postings of a case created a
     // moment ago must be there to be deleted.
     let mut tx = st.db.begin_after_deferred().await?;

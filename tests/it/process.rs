@@ -303,6 +303,36 @@ async fn cli_contracts() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The demo county's code is 沿河's own: a county set up by hand under it is never reset (or
+/// loaded over) as if it were the demo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_county_is_not_the_demo() {
+    let dir = tmp("real");
+    let (code, out) = cli(&dir, &["node", "add", "--kind", "county", "--code", "520627", "--name", "沿河土家族自治县"], None);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cli(
+        &dir,
+        &["user", "add", "admin", "--role", "county_admin", "--scope", "520627", "--password-stdin"],
+        Some("Real-Pass-2026"),
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cli(&dir, &["demo", "--reset"], None);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("不是载入的演示数据"), "{out}");
+    let (code, out) = cli(&dir, &["demo"], None);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("不是演示数据"), "{out}");
+    let (_, out) = cli(&dir, &["user", "list"], None);
+    assert!(out.contains("admin") && out.contains("县级管理员"), "the operator's account stays: {out}");
+    // A county the demo loaded is reset and loaded again.
+    let demo = tmp("demo-reset");
+    assert_eq!(cli(&demo, &["demo"], None).0, 0);
+    let (code, out) = cli(&demo, &["demo", "--reset"], None);
+    assert_eq!(code, 0, "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&demo);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_bootstrap_without_demo() {
     let dir = tmp("boot");
