@@ -247,11 +247,14 @@ async fn target(st: &AppState, by: Option<&Principal>, username: &str) -> AppRes
     Ok(u)
 }
 
+/// `locked_until` of an account an admin locked (a lockout after failed logins ends sooner).
+const ADMIN_LOCK: i64 = i64::MAX / 2;
+
 /// Locks or unlocks an account.
 pub async fn set_lock(st: &AppState, by: Option<&Principal>, actor: &Actor, username: &str, action: UserAction) -> AppResult<()> {
     let u = target(st, by, username).await?;
     let until = match action {
-        UserAction::Lock => Some(i64::MAX / 2),
+        UserAction::Lock => Some(ADMIN_LOCK),
         UserAction::Unlock => None,
     };
     let mut tx = st.db.begin().await?;
@@ -293,13 +296,19 @@ pub async fn set_password(
     }
     let hash = password::hash(new_pw).await?;
     let mut tx = st.db.begin().await?;
-    sqlx::query("UPDATE users SET password_hash = $1, must_change_password = $2, failed_logins = 0, locked_until = NULL, updated_at = $3 WHERE id = $4")
-        .bind(&hash)
-        .bind((!own) as i64)
-        .bind(now_ms())
-        .bind(u.id)
-        .execute(&mut tx)
-        .await?;
+    // A new password ends a lockout after failed logins, not an admin's lock: unlocking is
+    // an act of its own.
+    sqlx::query(
+        "UPDATE users SET password_hash = $1, must_change_password = $2, failed_logins = 0, \
+         locked_until = CASE WHEN locked_until >= $5 THEN locked_until ELSE NULL END, updated_at = $3 WHERE id = $4",
+    )
+    .bind(&hash)
+    .bind((!own) as i64)
+    .bind(now_ms())
+    .bind(u.id)
+    .bind(ADMIN_LOCK)
+    .execute(&mut tx)
+    .await?;
     if own {
         let current = match by.map(|p| &p.via) {
             Some(Via::Session { token_hash, .. }) => token_hash.as_str(),
@@ -552,6 +561,9 @@ pub async fn issue_token(
     }
     errs.finish()?;
     let u = find_user(st, username).await?.ok_or(AppError::NotFound)?;
+    if u.disabled || u.locked_until.is_some_and(|t| t > now_ms()) {
+        return Err(AppError::Conflict(format!("账号 {username} 已停用或锁定，不能签发访问令牌")));
+    }
     let token = format!("lpat_{}", random_hex(24));
     let mut tx = st.db.begin().await?;
     let now = now_ms();

@@ -416,7 +416,7 @@ async fn user(st: &AppState, cmd: UserCmd) -> Result<ExitCode, crate::error::App
         UserCmd::ResetPassword { name, password_stdin } => {
             let pw = read_password(password_stdin).map_err(|m| AppError::field("password", m))?;
             store::set_password(st, None, &actor, &name, &pw, false).await?;
-            println!("已重置 {name} 的密码，下次登录须修改");
+            println!("已重置 {name} 的密码，下次登录须修改；原有会话和访问令牌已失效（管理员锁定仍保留，解锁请用 user unlock）");
         }
         UserCmd::Lock { name } => {
             store::set_lock(st, None, &actor, &name, UserAction::Lock).await?;

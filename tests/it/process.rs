@@ -274,8 +274,21 @@ async fn cli_contracts() {
     assert!(out.contains("ops1") && out.contains("街道管理员"));
     let (code, _) = cli(&dir, &["user", "lock", "ops1"], None);
     assert_eq!(code, 0);
+    // A locked account gets no token, and a password reset does not undo the lock.
+    let (code, out) = cli(&dir, &["user", "token", "ops1"], None);
+    assert!(code != 0 && out.contains("已停用或锁定"), "{code} {out}");
+    let (code, out) = cli(&dir, &["user", "reset-password", "ops1", "--password-stdin"], Some("Ops-Pass-2027\n"));
+    assert!(code == 0 && out.contains("管理员锁定仍保留"), "{out}");
+    let (_, out) = cli(&dir, &["user", "list"], None);
+    assert!(out.lines().any(|l| l.starts_with("ops1") && l.contains("已锁定")), "{out}");
     let (code, _) = cli(&dir, &["user", "unlock", "ops1"], None);
     assert_eq!(code, 0);
+    let (code, out) = cli(&dir, &["user", "reset-password", "ops1", "--password-stdin"], Some("Ops-Pass-2026\n"));
+    assert_eq!(code, 0, "{out}");
+    // The reset revoked the account's tokens: a new one.
+    let (code, out) = cli(&dir, &["user", "token", "ops1"], None);
+    assert_eq!(code, 0, "{out}");
+    let token = out.trim().to_string();
 
     let srv = Server::start(&dir, None).await;
     let (s, ov) = srv.call("GET", "/api/v1/overview", Some(&token), None).await.unwrap();
