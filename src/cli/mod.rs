@@ -210,7 +210,20 @@ fn read_password(stdin: bool) -> Result<String, String> {
 
 /// Entry point used by `main`.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    #[cfg(unix)]
+    if !matches!(cli.cmd, None | Some(Cmd::Serve(_))) {
+        // A command's output piped into `head` ends quietly when the reader goes: Rust ignores
+        // SIGPIPE, and printing to the closed pipe panicked in English. (Not for `serve`, whose
+        // sockets must survive a client that went away.)
+        // SAFETY: called before any other thread exists; restores the default disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     crate::logging::init();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -226,6 +239,37 @@ pub fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Tells what was wrong with the command line in Chinese (clap's own messages are English);
+/// help and version print as they are.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ErrorKind};
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        _ => {}
+    }
+    let ctx = |k: ContextKind| e.get(k).map(|v| v.to_string()).unwrap_or_default();
+    let (arg, value) = (ctx(ContextKind::InvalidArg), ctx(ContextKind::InvalidValue));
+    let what = match e.kind() {
+        ErrorKind::UnknownArgument => format!("未知的参数 {arg}"),
+        ErrorKind::InvalidSubcommand => format!("未知的子命令 {}", ctx(ContextKind::InvalidSubcommand)),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => format!("参数 {arg} 的值「{value}」无效"),
+        ErrorKind::MissingRequiredArgument => format!("缺少必需的参数 {arg}"),
+        ErrorKind::MissingSubcommand => "缺少子命令".into(),
+        ErrorKind::ArgumentConflict => format!("参数 {arg} 不能与其他参数同时使用"),
+        ErrorKind::TooManyValues | ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => format!("参数 {arg} 的值个数不对"),
+        _ => "命令行参数有误".into(),
+    };
+    eprintln!("错误：{what}（用法见 linli --help，或 linli 子命令 --help）");
+    ExitCode::from(2)
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode, String> {

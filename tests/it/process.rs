@@ -245,6 +245,11 @@ async fn cli_contracts() {
     let (code, out) = cli(&dir, &["--help"], None);
     assert_eq!(code, 0);
     assert!(out.contains("用法") && out.contains("启动网页服务"), "{out}");
+    // A wrong command line is told in Chinese (clap's messages are English).
+    let (code, out) = cli(&dir, &["--bogus"], None);
+    assert!(code == 2 && out.contains("未知的参数 --bogus") && !out.contains("unexpected"), "{code} {out}");
+    let (code, out) = cli(&dir, &["user", "token", "x", "--days", "abc"], None);
+    assert!(code == 2 && out.contains("--days") && out.contains("无效"), "{code} {out}");
     // `migrate` on a new database says it migrated; the second time, that nothing was due.
     let (code, out) = cli(&dir, &["migrate"], None);
     assert_eq!(code, 0, "{out}");
