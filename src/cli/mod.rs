@@ -406,8 +406,25 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             if file.exists() {
                 return Err(format!("{} 已存在，不会覆盖", file.display()));
             }
-            st.db.backup_to(&file).await.map_err(|e| e.to_string())?;
+            st.db.backup_to(&file).await.map_err(|e| match e {
+                sqlx::Error::Configuration(m) => m.to_string(),
+                e => format!("备份失败：{e}"),
+            })?;
             println!("已备份到 {}", file.display());
+            // Photos live as files beside the database; copied after it, they include every
+            // photo its snapshot names (a photo is written before the step that names it).
+            let photos = st.cfg.data_dir.join("photos");
+            if photos.is_dir() {
+                let to = std::path::PathBuf::from(format!("{}.photos", file.display()));
+                let n = tokio::task::spawn_blocking({
+                    let to = to.clone();
+                    move || copy_tree(&photos, &to)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("照片复制失败：{e}"))?;
+                println!("照片 {n} 张已复制到 {}（恢复时放回数据目录下的 photos/）", to.display());
+            }
             ExitCode::SUCCESS
         }
         Cmd::Audit { cmd: AuditCmd::Verify } => {
@@ -423,6 +440,23 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
     };
     st.db.close().await;
     Ok(code)
+}
+
+/// Copies the files under `from` to `to` (made), keeping the layout; returns how many.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(to)?;
+    let mut n = 0;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            n += copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// The CLI acts as the county (the one root node) for register commands.

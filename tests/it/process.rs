@@ -195,6 +195,9 @@ async fn backup_while_serving_then_restore() {
         .await
         .unwrap();
     assert_eq!(s, 201);
+    // A photo on disk (as a step's upload leaves it) goes with the backup.
+    std::fs::create_dir_all(dir.join("photos/202611")).unwrap();
+    std::fs::write(dir.join("photos/202611/p.jpg"), b"\xff\xd8photo").unwrap();
     // Keep writing while the backup runs.
     let (port, t2) = (srv.port, tok.clone());
     let writer = tokio::spawn(async move {
@@ -211,7 +214,9 @@ async fn backup_while_serving_then_restore() {
     .await
     .unwrap();
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("已备份"));
+    assert!(out.contains("已备份") && out.contains("照片 1 张"), "{out}");
+    let copied = std::fs::read(dir.join("backup.db.photos/202611/p.jpg")).unwrap();
+    assert_eq!(copied, b"\xff\xd8photo");
     writer.await.unwrap();
     drop(srv);
     // Restore: a new data dir with the backup as its database and the same key file.
