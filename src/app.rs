@@ -61,8 +61,8 @@ pub struct Shared {
 impl AppState {
     /// Connects, migrates, loads the keys and builds the grid index.
     pub async fn open(cfg: Config) -> Result<AppState, StartError> {
-        let db = Db::connect(&cfg.database_url()).await?;
-        let migrated = crate::db::migrate(&db).await?;
+        let db = Db::connect(&cfg.database_url()).await.map_err(start_error)?;
+        let migrated = crate::db::migrate(&db).await.map_err(start_error)?;
         crate::db::indexes::restore(&db).await?;
         let (keyring, created) = Keyring::load_or_create(&cfg.key_file())?;
         if created {
@@ -98,6 +98,15 @@ impl AppState {
         }));
         st.grids.refresh(&st.db).await?;
         Ok(st)
+    }
+}
+
+/// A storage error at start-up, for the operator: our own explanations without sqlx's
+/// English "error with configuration:" before them.
+fn start_error(e: sqlx::Error) -> StartError {
+    match e {
+        sqlx::Error::Configuration(m) => m.to_string().into(),
+        e => Box::new(e),
     }
 }
 

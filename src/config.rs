@@ -17,24 +17,24 @@ pub struct Config {
     #[arg(long, env = "LINLI_KEY_FILE", global = true)]
     pub key_file: Option<PathBuf>,
 
-    /// 会话空闲超时（秒）
-    #[arg(long, env = "LINLI_IDLE_TIMEOUT", default_value_t = 1800, global = true)]
+    /// 会话空闲超时（秒，60～86400）
+    #[arg(long, env = "LINLI_IDLE_TIMEOUT", default_value_t = 1800, global = true, value_parser = clap::value_parser!(i64).range(60..=86_400))]
     pub idle_timeout_secs: i64,
 
-    /// 会话绝对超时（秒）
-    #[arg(long, env = "LINLI_ABSOLUTE_TIMEOUT", default_value_t = 43200, global = true)]
+    /// 会话绝对超时（秒，300～604800）
+    #[arg(long, env = "LINLI_ABSOLUTE_TIMEOUT", default_value_t = 43200, global = true, value_parser = clap::value_parser!(i64).range(300..=604_800))]
     pub absolute_timeout_secs: i64,
 
-    /// 连续登录失败多少次后锁定账号
-    #[arg(long, env = "LINLI_LOCKOUT_THRESHOLD", default_value_t = 5, global = true)]
+    /// 连续登录失败多少次后锁定账号（1～100）
+    #[arg(long, env = "LINLI_LOCKOUT_THRESHOLD", default_value_t = 5, global = true, value_parser = clap::value_parser!(i64).range(1..=100))]
     pub lockout_threshold: i64,
 
-    /// 账号锁定时长（秒）
-    #[arg(long, env = "LINLI_LOCKOUT_SECS", default_value_t = 900, global = true)]
+    /// 账号锁定时长（秒，1～604800）
+    #[arg(long, env = "LINLI_LOCKOUT_SECS", default_value_t = 900, global = true, value_parser = clap::value_parser!(i64).range(1..=604_800))]
     pub lockout_secs: i64,
 
     /// 同一来源地址在 15 分钟内允许的登录失败次数（一个办公室可能共用一个地址）
-    #[arg(long, env = "LINLI_IP_THROTTLE", default_value_t = 50, global = true)]
+    #[arg(long, env = "LINLI_IP_THROTTLE", default_value_t = 50, global = true, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
     pub ip_throttle: i64,
 
     /// 内网瓦片地图服务地址（XYZ，如天地图内网服务：http://主机/{z}/{x}/{y}.png），默认不启用

@@ -296,7 +296,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
                 return Err(format!("未知的规模 {scale}（可选：megacity）"));
             }
             if !crate::demo::is_loaded(&st).await.map_err(err)? {
-                crate::demo::load(&st, &serve::demo_password()).await.map_err(err)?;
+                let pw = serve::demo_password();
+                crate::demo::load(&st, &pw).await.map_err(err)?;
+                serve::print_demo_logins(&pw);
             }
             use crate::cases::megacity::Stage;
             // Each stage on a line of its own, its rate counted from the previous stage's end.

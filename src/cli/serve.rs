@@ -19,10 +19,14 @@ pub struct ServeArgs {
 
 /// The demo password: `LINLI_DEMO_PASSWORD` if set, else a fresh random one.
 pub fn demo_password() -> String {
-    std::env::var("LINLI_DEMO_PASSWORD")
-        .ok()
-        .filter(|p| crate::auth::password::check_policy(p).is_ok())
-        .unwrap_or_else(crate::demo::random_password)
+    match std::env::var("LINLI_DEMO_PASSWORD") {
+        Ok(p) if crate::auth::password::check_policy(&p).is_ok() => p,
+        Ok(_) => {
+            tracing::warn!("LINLI_DEMO_PASSWORD 不符合密码规则，演示账号改用随机密码（见下方）");
+            crate::demo::random_password()
+        }
+        Err(_) => crate::demo::random_password(),
+    }
 }
 
 /// Prints the demo accounts once, after loading.

@@ -44,6 +44,14 @@ pub async fn migrate(db: &Db) -> Result<usize, sqlx::Error> {
     }
     tx.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)").await?;
     let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(&mut tx).await?;
+    // A newer binary migrated this database: an older one would write rows the schema no
+    // longer expects.
+    if let Some(newer) = done.iter().copied().filter(|v| *v > latest_version()).max() {
+        return Err(sqlx::Error::Configuration(
+            format!("数据库已由较新的程序升级到版本 {newer}，本程序只认识到版本 {}：请使用新版本的 linli", latest_version())
+                .into(),
+        ));
+    }
     let mut ran = 0;
     for (version, sql) in MIGRATIONS {
         if done.contains(version) {

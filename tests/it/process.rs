@@ -326,6 +326,25 @@ async fn cli_contracts() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A database a newer linli migrated is not served by an older one, and the settings are
+/// checked: said in Chinese, before anything is opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_schema_and_bad_settings_are_refused() {
+    let dir = tmp("newer");
+    assert_eq!(cli(&dir, &["migrate"], None).0, 0);
+    {
+        let url = format!("sqlite://{}", dir.join("linli.db").display());
+        let db = linli::db::Db::connect(&url).await.unwrap();
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)").execute(&db.pool).await.unwrap();
+        db.close().await;
+    }
+    let (code, out) = cli(&dir, &["migrate"], None);
+    assert!(code != 0 && out.contains("较新的程序升级到版本 999") && !out.contains("error with"), "{out}");
+    let (code, out) = cli(&dir, &["--idle-timeout-secs", "0", "user", "list"], None);
+    assert!(code == 2 && out.contains("--idle-timeout-secs"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The demo county's code is 沿河's own: a county set up by hand under it is never reset (or
 /// loaded over) as if it were the demo.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
