@@ -199,6 +199,49 @@ pub struct Diff {
     pub want: Counts,
 }
 
+impl Diff {
+    /// The counters that differ, as `名称 现有→应为`, for the operator.
+    pub fn changes(&self) -> String {
+        fields(&self.have)
+            .iter()
+            .zip(fields(&self.want))
+            .filter(|((_, h), (_, w))| h != w)
+            .map(|((name, h), (_, w))| format!("{} {h}→{w}", counter_label(name)))
+            .collect::<Vec<_>>()
+            .join("，")
+    }
+}
+
+/// A counter's name in Chinese.
+fn counter_label(name: &str) -> &'static str {
+    match name {
+        "cases" => "事项数",
+        "valid" => "有效回访",
+        "contacted" => "联系上",
+        "solved" => "已解决",
+        "satisfied" => "满意",
+        "basic" => "基本满意",
+        "closed" => "已办结",
+        "on_time" => "按时办结",
+        "finished" => "已完成",
+        "reworked" => "返工",
+        "dispatched" => "已派单",
+        "extended" => "延期",
+        "accepted" => "已签收",
+        "signed_in_time" => "按时签收",
+        "overdue" => "超期",
+        _ => "其他",
+    }
+}
+
+/// A day number of the rollups (days since 1970-01-01 in Asia/Shanghai) as a date.
+fn day_label(day: i64) -> String {
+    chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+        .and_then(|d| d.checked_add_signed(chrono::TimeDelta::days(day)))
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| day.to_string())
+}
+
 /// Rows of `table` (keyed by `key`) that differ from the rows `want` (a SELECT with the same
 /// columns) computes, both ways, with `EXCEPT` in the database: verifying 25 million cases
 /// must not load them. Stored rows that are all zero count as absent.
@@ -238,8 +281,8 @@ pub async fn verify(db: &Db) -> AppResult<Vec<Diff>> {
     let key = ["day", "community_code", "unit_id", "category_id"];
     let mut out = except_diff(db, "case_rollups", &key, &recount_sql(), |r| {
         Ok(format!(
-            "日 {} 社区 {} 单位 {} 类别 {}",
-            get::<i64>(r, "day")?,
+            "{} 社区 {} 单位 #{} 类别 #{}",
+            day_label(get::<i64>(r, "day")?),
             get::<String>(r, "community_code")?,
             get::<i64>(r, "unit_id")?,
             get::<i64>(r, "category_id")?
@@ -249,13 +292,15 @@ pub async fn verify(db: &Db) -> AppResult<Vec<Diff>> {
     let cube = super::cube::recount_sql().join(" UNION ALL ");
     out.extend(
         except_diff(db, "case_cube", &["dim", "grain", "period", "member"], &cube, |r| {
-            Ok(format!(
-                "汇总 {} 粒度 {} 期 {} 成员 {}",
-                get::<String>(r, "dim")?,
-                get::<i64>(r, "grain")?,
-                get::<i64>(r, "period")?,
-                get::<String>(r, "member")?
-            ))
+            let dim = match get::<String>(r, "dim")?.as_str() {
+                "county" => "全县",
+                "street" => "街道",
+                "community" => "社区",
+                _ => "单位",
+            };
+            let (grain, period) = (get::<i64>(r, "grain")?, get::<i64>(r, "period")?);
+            let when = if grain == 1 { day_label(period) } else { format!("{} 起 {grain} 天", day_label(period * grain)) };
+            Ok(format!("按{dim}汇总 {} {when}", get::<String>(r, "member")?))
         })
         .await?,
     );

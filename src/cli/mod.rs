@@ -388,7 +388,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Cmd::Rollups { cmd: RollupsCmd::Verify } => {
             let diff = crate::cases::rollups::verify(&st.db).await.map_err(err)?;
             for d in diff.iter().take(20) {
-                println!("不一致：{}：现有 {:?}，应为 {:?}", d.what, d.have, d.want);
+                println!("不一致：{}：{}", d.what, d.changes());
             }
             if diff.is_empty() {
                 println!("增量汇总与逐件重新统计一致");

@@ -120,7 +120,11 @@ async fn rollups_equal_a_recount(app: TestApp) {
     assert_eq!(county["items"][0]["cases"], counted);
     // Tampering is found; rebuild repairs.
     app.sql("UPDATE case_rollups SET closed = closed + 1 WHERE day = (SELECT MAX(day) FROM case_rollups)").await;
-    assert!(!rollups::verify(&app.st.db).await.unwrap().is_empty());
+    let diffs = rollups::verify(&app.st.db).await.unwrap();
+    // Told in words an operator reads: the day as a date, the counter by name.
+    let today = linli::cases::calendar::local_date(linli::db::now_ms()).format("%Y").to_string();
+    assert!(diffs.iter().any(|d| d.what.starts_with(&today) && d.changes().contains("已办结")), "{diffs:?}");
+    assert!(diffs.iter().all(|d| !d.changes().is_empty() && !d.what.contains("Counts")), "{diffs:?}");
     rollups::rebuild(&app.st.db).await.unwrap();
     assert!(rollups::verify(&app.st.db).await.unwrap().is_empty());
     // The coarse cube is checked against the fine rollups, and rebuilt with them.
