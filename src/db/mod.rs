@@ -33,6 +33,17 @@ pub use group::Tx;
 
 pub use migrate::migrate;
 
+/// Makes a file this process created readable and writable by its owner only (Unix).
+fn private_file(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            tracing::warn!(error = %e, path = %path.display(), "无法把文件设为仅本账号可读写");
+        }
+    }
+}
+
 /// Which engine sits behind the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -83,7 +94,14 @@ impl Db {
             Backend::Sqlite => {
                 let path = sqlite_path(url);
                 lite::configure_process();
+                let new = !std::path::Path::new(path).exists();
                 let pool = sqlite_pool(&sqlite_url(url)?, 8).await?;
+                if new {
+                    // Personal data lives here (encrypted, but names, notes and the audit log
+                    // are not): readable by the service's account only, like the key file. The
+                    // WAL and shared-memory files SQLite makes take the database's mode.
+                    private_file(std::path::Path::new(path));
+                }
                 let case_cache = Arc::<cache::RowCache>::default();
                 let writer = Arc::new(group::Writer::sqlite(lite::open(path)?, path, case_cache.clone()));
                 Ok(Db { writer, quick: exec::Quick::lite(path, pool.clone()), pool, backend, big: Arc::default(), case_cache })
@@ -188,9 +206,10 @@ impl Db {
         if self.backend != Backend::Sqlite {
             return Err(sqlx::Error::Configuration("PostgreSQL 请使用 pg_dump 备份（见 docs/operations.md）".into()));
         }
-        let dest = dest.to_string_lossy().replace('\'', "''");
-        let sql = format!("VACUUM INTO '{dest}'");
+        let quoted = dest.to_string_lossy().replace('\'', "''");
+        let sql = format!("VACUUM INTO '{quoted}'");
         self.pool.execute(sqlx::AssertSqlSafe(sql)).await?;
+        private_file(dest);
         Ok(())
     }
 

@@ -217,6 +217,13 @@ async fn backup_while_serving_then_restore() {
     assert!(out.contains("已备份") && out.contains("照片 1 张"), "{out}");
     let copied = std::fs::read(dir.join("backup.db.photos/202611/p.jpg")).unwrap();
     assert_eq!(copied, b"\xff\xd8photo");
+    // The database and its backup are the service account's alone, like the key.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in [file.clone(), dir.join("linli.db")] {
+            assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600, "{}", f.display());
+        }
+    }
     writer.await.unwrap();
     drop(srv);
     // Restore: a new data dir with the backup as its database and the same key file.
