@@ -159,9 +159,21 @@ pub async fn create_user(st: &AppState, by: Option<&Principal>, actor: &Actor, n
     let hash = password::hash(&nu.password).await?;
     let now = now_ms();
     let mut tx = st.db.begin().await?;
-    let exists = sqlx::query("SELECT id FROM users WHERE username = $1").bind(&nu.username).fetch_optional(&mut tx).await?;
-    if exists.is_some() {
-        return Err(AppError::field("username", "该用户名已被使用"));
+    // Names that differ only in case (admin, Admin) read as one person in the audit log and
+    // on screen: one of them only, checked under a lock so two nodes cannot both pass.
+    tx.serialise("users:name").await?;
+    let exists = sqlx::query("SELECT username FROM users WHERE LOWER(username) = LOWER($1)")
+        .bind(&nu.username)
+        .fetch_optional(&mut tx)
+        .await?;
+    if let Some(r) = exists {
+        let taken: String = get(&r, "username")?;
+        let msg = if taken == nu.username {
+            "该用户名已被使用".to_string()
+        } else {
+            format!("与已有用户名 {taken} 仅大小写不同")
+        };
+        return Err(AppError::field("username", msg));
     }
     let display = if nu.display_name.trim().is_empty() { nu.username.clone() } else { nu.display_name.trim().to_string() };
     sqlx::query(

@@ -274,6 +274,15 @@ async fn forced_password_change_and_tokens(app: TestApp) {
     let fields: Vec<String> =
         r.json()["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap().into()).collect();
     assert_eq!(fields, vec!["username", "password", "scope"]);
+    // A name that differs only in case from another is refused.
+    let r = app
+        .post("/api/v1/users")
+        .bearer(&admin)
+        .json(json!({"username": "NewStaff", "role": "community_staff", "scope": "520627001003", "password": "Init-Pass123"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.text().contains("仅大小写不同"), "{}", r.text());
     // A street admin cannot create a county admin.
     let heping = app.login("heping").await;
     let r = app
