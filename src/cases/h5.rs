@@ -356,27 +356,77 @@ async fn public_one(State(st): State<AppState>, Path(number): Path<String>) -> A
 #[derive(Template)]
 #[template(path = "m/pick.html")]
 struct Pick {
+    /// Where the choice stands: (code, name) from the top, empty at the start.
+    trail: Vec<(String, String)>,
+    /// The places to choose from next: (link, name).
+    choices: Vec<(String, String)>,
+    /// A community's grids drawn, to tap (empty above the community level).
     svg: String,
 }
 
-async fn pick(State(st): State<AppState>) -> AppResult<Response> {
-    let grids = crate::tree::geometry::grid_polygons(&st.db, "/").await?;
-    let hrefs: Vec<String> = grids.iter().map(|g| format!("/m/report?grid={}", g.code)).collect();
-    let titles: Vec<String> = grids.iter().map(|g| format!("{}（{}）", g.name, g.community_name)).collect();
-    let mut comms: Vec<&str> = grids.iter().map(|g| g.community_code.as_str()).collect();
-    comms.dedup();
-    let items: Vec<crate::geo::MapItem> = grids
-        .iter()
-        .enumerate()
-        .map(|(i, g)| crate::geo::MapItem {
-            polygon: &g.polygon,
-            label: "",
-            href: &hrefs[i],
-            fill: crate::geo::palette(comms.iter().position(|c| *c == g.community_code).unwrap_or(0)),
-            title: &titles[i],
-        })
-        .collect();
-    Ok(render(&Pick { svg: crate::geo::render_svg_with_tiles(&items, 800, st.cfg.tile_url()) })?.into_response())
+#[derive(Deserialize)]
+struct PickQuery {
+    #[serde(default)]
+    node: String,
+}
+
+/// Choosing where a report is, a level at a time (街道 → 社区 → 网格): a list a phone can tap,
+/// and a community's grids on a map. The whole county's grids at once were 156 unlabelled
+/// cells on a phone's screen (and 60,000 in a megacity).
+async fn pick(State(st): State<AppState>, crate::web::Q(q): crate::web::Q<PickQuery>) -> AppResult<Response> {
+    use crate::tree::Kind;
+    let node = match q.node.trim() {
+        "" => None,
+        code => Some(crate::tree::store::find_by_code(&st.db, code).await?.filter(|n| !n.retired).ok_or(AppError::NotFound)?),
+    };
+    // The children shown: a county's streets, a street's communities, a community's grids.
+    let (parent_path, kind) = match &node {
+        None => (None, Kind::Street),
+        Some(n) if n.kind == Kind::Street => (Some(n.path.clone()), Kind::Community),
+        Some(n) if n.kind == Kind::Community => (Some(n.path.clone()), Kind::Grid),
+        Some(_) => return Err(AppError::NotFound),
+    };
+    let like = format!("{}%", crate::db::like_escape(parent_path.as_deref().unwrap_or("/")));
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT code, name FROM nodes WHERE kind = $1 AND retired_at IS NULL AND path LIKE $2 ESCAPE '\\' ORDER BY code",
+    )
+    .bind(kind.as_str())
+    .bind(like)
+    .fetch_all(st.db.read())
+    .await?;
+    let link = |code: &str| match kind {
+        Kind::Grid => format!("/m/report?grid={code}"),
+        _ => format!("/m/pick?node={code}"),
+    };
+    let choices = rows.iter().map(|(code, name)| (link(code), name.clone())).collect();
+    let mut trail = Vec::new();
+    if let Some(n) = &node {
+        for code in n.path.trim_matches('/').split('/').skip(1) {
+            if let Some(a) = crate::tree::store::find_by_code(&st.db, code).await? {
+                trail.push((a.code, a.name));
+            }
+        }
+    }
+    let svg = match (&node, kind) {
+        (Some(n), Kind::Grid) => {
+            let grids = crate::tree::geometry::grid_polygons(&st.db, &n.path).await?;
+            let hrefs: Vec<String> = grids.iter().map(|g| link(&g.code)).collect();
+            let items: Vec<crate::geo::MapItem> = grids
+                .iter()
+                .enumerate()
+                .map(|(i, g)| crate::geo::MapItem {
+                    polygon: &g.polygon,
+                    label: &g.name,
+                    href: &hrefs[i],
+                    fill: crate::geo::palette(i),
+                    title: &g.name,
+                })
+                .collect();
+            if items.is_empty() { String::new() } else { crate::geo::render_svg_with_tiles(&items, 800, st.cfg.tile_url()) }
+        }
+        _ => String::new(),
+    };
+    Ok(render(&Pick { trail, choices, svg })?.into_response())
 }
 
 /// Routes of the resident site (public: no login).

@@ -154,9 +154,19 @@ async fn grid_qr_and_poster(app: TestApp) {
     assert!(poster.contains("扫码报事") && poster.contains("http://linli.intranet/m/report?grid=520627001001001"));
     // Another community's grid: not found.
     assert_eq!(app.get("/grids/520627002001001/qr.png").cookie(&cookie).send().await.status, StatusCode::NOT_FOUND);
-    // The pick map links every grid to the report form.
+    // Picking a place goes a level at a time, as a list a phone can tap: streets, a street's
+    // communities, then a community's grids (listed and on a map) linked to the report form.
     let pick = app.get("/m/pick").send().await.text();
-    assert!(pick.contains("/m/report?grid=520627004006005"));
+    assert!(pick.contains(r#"href="/m/pick?node=520627004""#) && !pick.contains("/m/report?grid="), "{pick}");
+    let street = app.get("/m/pick?node=520627004").send().await.text();
+    assert!(street.contains(r#"href="/m/pick?node=520627004006""#), "{street}");
+    let community = app.get("/m/pick?node=520627004006").send().await.text();
+    assert!(community.contains("/m/report?grid=520627004006005") && community.contains("<svg"), "{community}");
+    assert!(community.contains(r#"<a href="/m/pick?node=520627004">"#), "the way back up: {community}");
+    for bad in ["520627004006005", "999999999", "x' OR 1=1"] {
+        let r = app.get(&format!("/m/pick?node={}", linli::web::urlencode(bad))).send().await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{bad}");
+    }
 }
 
 /// Behind a TLS proxy with a public address: posters print that address whatever Host a client
