@@ -64,22 +64,25 @@ impl AppState {
         let db = Db::connect(&cfg.database_url()).await.map_err(start_error)?;
         let migrated = crate::db::migrate(&db).await.map_err(start_error)?;
         crate::db::indexes::restore(&db).await?;
-        let (keyring, created) = Keyring::load_or_create(&cfg.key_file())?;
-        if created {
+        if !cfg.key_file().exists() {
             // A database that already holds data was written under another key: a new one
             // would leave its personal data unreadable and its audit chain unverifiable, and
-            // mix two keys in one database from then on.
-            let used: i64 = sqlx::query_scalar("SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM audit_log)")
-                .fetch_one(&db.pool)
-                .await?;
+            // mix two keys in one database from then on. Asked before any key is made.
+            let used: i64 = sqlx::query_scalar(
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM audit_log) THEN 1 ELSE 0 END",
+            )
+            .fetch_one(&db.pool)
+            .await?;
             if used > 0 {
-                let _ = std::fs::remove_file(cfg.key_file());
                 return Err(format!(
                     "找不到密钥文件 {}，而数据库中已有数据：请放回与该数据库一起备份的密钥文件（或用 --key-file 指明）。新密钥无法解密已有的个人信息，审计链也无法校验",
                     cfg.key_file().display()
                 )
                 .into());
             }
+        }
+        let (keyring, created) = Keyring::load_or_create(&cfg.key_file())?;
+        if created {
             tracing::warn!(path = %cfg.key_file().display(), "已生成新的个人信息加密密钥文件，请妥善备份（丢失后加密数据无法恢复）");
         }
         let chain = ChainKey(keyring.blind_index("audit.chain", "v1").into_bytes());

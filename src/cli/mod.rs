@@ -214,15 +214,8 @@ pub fn run() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    #[cfg(unix)]
     if !matches!(cli.cmd, None | Some(Cmd::Serve(_))) {
-        // A command's output piped into `head` ends quietly when the reader goes: Rust ignores
-        // SIGPIPE, and printing to the closed pipe panicked in English. (Not for `serve`, whose
-        // sockets must survive a client that went away.)
-        // SAFETY: called before any other thread exists; restores the default disposition.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
+        quiet_broken_pipe();
     }
     crate::logging::init();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -239,6 +232,25 @@ pub fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A command's output piped into `head` ends quietly when the reader goes: printing to the
+/// closed pipe panicked in English. SIGPIPE itself stays ignored, so a database connection
+/// over a Unix socket that the server closed is an error to recover from, not a silent death.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 /// Tells what was wrong with the command line in Chinese (clap's own messages are English);

@@ -39,6 +39,9 @@ type Value = Arc<dyn Any + Send + Sync>;
 #[derive(Default)]
 pub struct RowCache {
     on: AtomicBool,
+    /// While a listener keeps the cache on: it answers only until this time (ms), which each
+    /// heartbeat heard back moves on (0: no such limit, for a cache switched on by hand).
+    fresh_until: std::sync::atomic::AtomicI64,
     inner: Mutex<Inner>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -88,7 +91,17 @@ impl RowCache {
 
     /// Whether lookups may be answered now.
     pub fn is_on(&self) -> bool {
-        self.on.load(Ordering::Acquire)
+        let fresh = self.fresh_until.load(Ordering::Acquire);
+        self.on.load(Ordering::Acquire) && (fresh == 0 || crate::db::now_ms() < fresh)
+    }
+
+    /// A heartbeat came back: every notification sent before it has been applied, so the
+    /// cache may answer until `until` (ms). The first one after connecting turns it on.
+    fn heard_back(&self, until: i64) {
+        if !self.on.load(Ordering::Acquire) {
+            self.set_on(true);
+        }
+        self.fresh_until.store(until, Ordering::Release);
     }
 
     /// Turns the cache on or off; either way it starts empty.
@@ -96,6 +109,7 @@ impl RowCache {
         // Off first, so that no store slips in between the clearing and the switch.
         if !on {
             self.on.store(false, Ordering::Release);
+            self.fresh_until.store(0, Ordering::Release);
         }
         self.forget_all();
         if on {
@@ -159,8 +173,9 @@ impl RowCache {
         }
         let mut g = self.lock();
         if g.slots.len() >= CAP && !g.slots.contains_key(&id) {
+            // Full: everything goes, but this change is still recorded below (a read begun
+            // after the forgetting and before this node's commit must not be stored).
             forget(&mut g);
-            return;
         }
         g.seq += 1;
         let seq = g.seq;
@@ -200,7 +215,8 @@ impl RowCache {
     /// is not kept at all.
     pub fn put_list(&self, t: Ticket, key: &str, rows: usize, value: Value) {
         let mut g = self.lock();
-        if !self.is_on() || t.0 != g.lists_seq || rows > LIST_ROWS / 10 {
+        // A key is a list's conditions: one made of huge filter values is not worth keeping.
+        if !self.is_on() || t.0 != g.lists_seq || rows > LIST_ROWS / 10 || key.len() > 2_048 {
             return;
         }
         if g.list_rows + rows > LIST_ROWS || g.lists.len() >= CAP / 4 {
@@ -254,18 +270,18 @@ fn forget(g: &mut Inner) {
     g.slots.clear();
 }
 
-/// How often a listening node notifies itself, and how long it waits to hear it back before
-/// it takes its connection for dead.
+/// How often a listening node notifies itself (see [`listen`]).
 const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// Listens for other processes' changes (PostgreSQL) and keeps `cache` on while connected;
 /// runs until the process ends, reconnecting after a second when the connection drops.
 ///
 /// A connection can die without a word (a firewall's idle timeout, a failover behind one
-/// address): the node would hear nothing and serve what it kept for ever. So every
-/// [`HEARTBEAT`] it notifies the channel itself, through `pool`, and a heartbeat not heard
-/// back by the next one turns the cache off and the connection over: what a node shows is
-/// at most about two heartbeats behind, whatever happens to the network.
+/// address), or deliver nothing (a pooler in transaction mode): the node would hear nothing
+/// and serve what it kept for ever. So every [`HEARTBEAT`] it notifies the channel itself,
+/// through `pool`, from a task of its own. The cache turns on when the first one comes back
+/// and answers only for three heartbeats after the last one heard (everything notified before
+/// it has been applied by then); three unanswered in a row and the connection is replaced.
 pub async fn listen(cache: Arc<RowCache>, url: String, pool: sqlx::AnyPool) {
     let me = crate::auth::random_hex(8);
     loop {
@@ -286,17 +302,19 @@ pub async fn listen(cache: Arc<RowCache>, url: String, pool: sqlx::AnyPool) {
                         }
                     }
                 });
-                // Listening from here on: whatever changes now is heard of.
-                cache.set_on(true);
                 let (mut sent, mut heard) = (0u64, 0u64);
                 let mut beat = tokio::time::interval(HEARTBEAT);
+                beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let window = 3 * HEARTBEAT.as_millis() as i64;
                 loop {
                     tokio::select! {
                         m = rx.recv() => match m {
                             Some(p) => match p.strip_prefix("ping:") {
                                 Some(ping) => {
-                                    if let Some(n) = ping.strip_prefix(me.as_str()).and_then(|n| n.strip_prefix(':')).and_then(|n| n.parse().ok()) {
-                                        heard = heard.max(n);
+                                    let n = ping.strip_prefix(me.as_str()).and_then(|n| n.strip_prefix(':')).and_then(|n| n.parse::<u64>().ok());
+                                    if let Some(n) = n.filter(|n| *n > heard) {
+                                        heard = n;
+                                        cache.heard_back(crate::db::now_ms() + window);
                                     }
                                 }
                                 None => cache.apply(&p),
@@ -304,16 +322,20 @@ pub async fn listen(cache: Arc<RowCache>, url: String, pool: sqlx::AnyPool) {
                             None => break,
                         },
                         _ = beat.tick() => {
-                            if sent > heard {
+                            if sent >= heard + 3 {
                                 tracing::warn!("案件缓存的通知连接没有回音，重新连接");
                                 break;
                             }
                             sent += 1;
-                            let ping = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(format!("ping:{me}:{sent}"));
-                            if let Err(e) = ping.execute(&pool).await {
-                                tracing::warn!(error = %e, "案件缓存无法发送心跳");
-                                break;
-                            }
+                            let (pool, payload) = (pool.clone(), format!("ping:{me}:{sent}"));
+                            // Not awaited here: a pool with no free connection must not hold
+                            // up the notifications (the cache stops answering meanwhile).
+                            tokio::spawn(async move {
+                                let ping = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload);
+                                if let Err(e) = ping.execute(&pool).await {
+                                    tracing::warn!(error = %e, "案件缓存无法发送心跳");
+                                }
+                            });
                         }
                     }
                 }

@@ -332,6 +332,12 @@ pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value,
     // PostgreSQL; the one writer serialises SQLite): a change to a sibling committed since the
     // check above, here or on another node, is seen, and none can commit until this one has.
     sqlx::query("UPDATE nodes SET version = version WHERE id = $1").bind(comm.id).execute(&mut tx).await?;
+    // Other communities' grids: every grid import takes one lock, and the index is brought up
+    // to date under it (a neighbour's import committed a moment ago, here or on another node,
+    // is in it then), so two imports into neighbouring communities cannot both pass.
+    tx.serialise("grid_geometry").await?;
+    st.grids.refresh(&st.db).await?;
+    let others = other_communities_grids(st, &comm.path, &parsed);
     let mut near = sibling_grids(&mut tx, &comm.path, &codes).await?;
     near.extend(grids_by_code(&mut tx, &others).await?);
     overlaps(&parsed, &origin, &near, &mut errors);
