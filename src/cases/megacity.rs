@@ -80,12 +80,57 @@ async fn ids(tx: &mut Tx, kind: &str) -> AppResult<Vec<(i64, String, String)>> {
     rows.iter().map(|r| Ok((get(r, "id")?, get(r, "code")?, get(r, "path")?))).collect()
 }
 
-/// Refuses if the data set's root exists.
+/// Refuses if a data set is there, finished or not.
 async fn exists(db: &Db) -> AppResult<()> {
-    match crate::tree::store::find_by_code(db, ROOT).await? {
-        Some(_) => Err(AppError::Conflict("规模数据（110000）已存在".into())),
+    match state(db).await? {
         None => Ok(()),
+        Some(true) => Err(AppError::Conflict(format!("规模数据（{ROOT}）已存在"))),
+        Some(false) => Err(AppError::Conflict(format!(
+            "上次生成的规模数据（{ROOT}）没有完成。确认没有别的生成正在运行后，可用 linli demo --scale megacity --restart 清除后重新生成"
+        ))),
     }
+}
+
+/// Whether a data set is there (`None` if not), and if so whether its load finished:
+/// recorded (demo.scale), or, by a build from before that record, counted (the rollups are
+/// rebuilt once all the cases are in).
+async fn state(db: &Db) -> AppResult<Option<bool>> {
+    if crate::tree::store::find_by_code(db, ROOT).await?.is_none() {
+        return Ok(None);
+    }
+    let finished: i64 = sqlx::query_scalar(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM audit_log WHERE action = 'demo.scale') \
+         OR EXISTS (SELECT 1 FROM case_cube WHERE dim = 'county' AND member = $1) THEN 1 ELSE 0 END",
+    )
+    .bind(ROOT)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(Some(finished == 1))
+}
+
+/// Clears what an unfinished run left (killed, or stopped by a server opening the database:
+/// a tree and part of its cases, which a new run refuses and `demo --reset` cannot remove).
+/// A finished data set is not touched. The caller makes sure no run is still going.
+pub async fn clear_unfinished(db: &Db) -> AppResult<()> {
+    if state(db).await? != Some(false) {
+        return Ok(());
+    }
+    tracing::warn!("清除上次没有完成的规模数据");
+    let under = format!("/{ROOT}/%");
+    let mut tx = db.begin_after_deferred().await?;
+    let cases = "SELECT id FROM cases WHERE node_path LIKE $1";
+    for table in ["case_terms", "case_history", "case_photos", "notifications"] {
+        let sql = format!("DELETE FROM {table} WHERE case_id IN ({cases})");
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&under).execute(&mut tx).await?;
+    }
+    sqlx::query("DELETE FROM cases WHERE node_path LIKE $1").bind(&under).execute(&mut tx).await?;
+    tx.forget_all_cases();
+    sqlx::query("DELETE FROM units WHERE node_path LIKE $1 AND is_demo = 1").bind(&under).execute(&mut tx).await?;
+    // One statement: the tree's own references (parent_id) are checked at its end.
+    sqlx::query("DELETE FROM nodes WHERE path LIKE $1 OR code = $2").bind(&under).bind(ROOT).execute(&mut tx).await?;
+    tx.commit().await?;
+    super::rollups::rebuild(db).await?;
+    Ok(())
 }
 
 /// Builds the tree and units (after [`exists`]; the unique node code refuses a second tree

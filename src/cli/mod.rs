@@ -52,6 +52,9 @@ enum Cmd {
         /// 规模数据的事项数
         #[arg(long, default_value_t = 25_000_000)]
         cases: u64,
+        /// 先清除上次没有完成的规模数据再生成（确认没有别的生成正在运行）
+        #[arg(long)]
+        restart: bool,
     },
     /// 账号管理
     #[command(help_template = HELP, subcommand_help_heading = "命令", subcommand_value_name = "命令")]
@@ -303,9 +306,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             }
             ExitCode::SUCCESS
         }
-        Cmd::Demo { scale: Some(scale), cases, .. } => {
+        Cmd::Demo { scale: Some(scale), cases, restart, .. } => {
             if scale != "megacity" {
                 return Err(format!("未知的规模 {scale}（可选：megacity）"));
+            }
+            if restart {
+                crate::cases::megacity::clear_unfinished(&st.db).await.map_err(err)?;
             }
             if !crate::demo::is_loaded(&st).await.map_err(err)? {
                 let pw = serve::demo_password();
