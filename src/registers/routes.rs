@@ -155,6 +155,8 @@ struct ListPage {
     form: Map<String, Value>,
     report: Option<ImportReport>,
     notice: String,
+    /// The caller may add rows (the forms are shown).
+    writable: bool,
 }
 
 fn cols(r: &Register) -> Vec<Col> {
@@ -239,6 +241,7 @@ async fn list_page(
         form: x.form,
         report: x.report,
         notice: x.notice,
+        writable: super::store::may_write(p, r),
     };
     Ok((status, render(&page)?).into_response())
 }

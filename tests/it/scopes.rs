@@ -45,6 +45,24 @@ async fn registers_are_for_staff(app: TestApp) {
     assert!(r.json()["total"].as_i64().unwrap() > 0);
     let gw = app.login("wanggeyuan").await;
     assert_eq!(app.get("/systems/governance").bearer(&gw).send().await.status, StatusCode::OK);
+    // A grid worker records the household visits and mailbox messages of their own grid, and
+    // nothing else: not another grid's, not other registers.
+    let visit = |grid: &str| json!({"visitor": "王网格员", "household": "3栋2单元101", "node": grid, "date": "2026-11-20", "notes": "老人独居"});
+    let r = app.post("/api/v1/registers/visits").bearer(&gw).json(visit("520627001001003")).send().await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let id = r.json()["id"].as_i64().unwrap();
+    let r = app.post(&format!("/api/v1/registers/visits/{id}/retire")).bearer(&gw).send().await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let r = app.post("/api/v1/registers/visits").bearer(&gw).json(visit("520627001001001")).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "another grid: {}", r.text());
+    let worker = json!({"name": "网格员填社工", "community": "520627001001"});
+    let r = app.post("/api/v1/registers/community_workers").bearer(&gw).json(worker).send().await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    let cookie = format!("linli_session={gw}");
+    let page = app.get("/registers/visits").cookie(&cookie).send().await.text();
+    assert!(page.contains("<h2>新增</h2>"), "the grid worker's form");
+    let page = app.get("/registers/community_workers").cookie(&cookie).send().await.text();
+    assert!(!page.contains("<h2>新增</h2>") && page.contains("由社区工作人员及以上办理"), "no form that would be refused");
 }
 
 /// The county admin's settings forms are the county admin's: a resident with a valid session
