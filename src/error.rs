@@ -106,7 +106,16 @@ impl AppError {
     pub fn detail(&self) -> String {
         match self {
             AppError::Internal(d) => format!("{self}（{d}）"),
-            AppError::Validation(v) => v.iter().map(|f| format!("{}：{}", f.field, f.message)).collect::<Vec<_>>().join("；"),
+            // By the field's Chinese name where it has one, and not twice.
+            AppError::Validation(v) => v
+                .iter()
+                .map(|f| match crate::web::field_prefix(&f.field, &f.message) {
+                    "" if !crate::web::field_label(&f.field).is_empty() => f.message.clone(),
+                    "" => format!("{}：{}", f.field, f.message),
+                    l => format!("{l}：{}", f.message),
+                })
+                .collect::<Vec<_>>()
+                .join("；"),
             e => e.to_string(),
         }
     }

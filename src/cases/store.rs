@@ -397,10 +397,12 @@ pub struct CaseFilter {
     /// Unit code.
     pub unit: Option<String>,
     /// Only overdue.
+    #[serde(default, deserialize_with = "crate::db::list::asked_flag")]
     pub overdue: Option<bool>,
     /// Only escalated to at least this level.
     pub level: Option<i64>,
     /// Only assigned to me (or my unit).
+    #[serde(default, deserialize_with = "crate::db::list::asked_flag")]
     pub mine: Option<bool>,
     /// Created from (YYYY-MM-DD).
     pub from: Option<String>,

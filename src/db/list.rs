@@ -124,6 +124,28 @@ pub fn asked_per_page<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i
     Ok(<Option<i64> as serde::Deserialize>::deserialize(d)?.map(|n| n.min(MAX_PER_PAGE)))
 }
 
+/// A yes/no filter as links and forms write it: true/false, 1/0, on/off (empty: not asked).
+pub fn asked_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        B(bool),
+        S(String),
+        N(i64),
+    }
+    match <Option<Raw> as serde::Deserialize>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::B(b)) => Ok(Some(b)),
+        Some(Raw::N(n)) => Ok(Some(n != 0)),
+        Some(Raw::S(s)) => match s.trim() {
+            "" => Ok(None),
+            "1" | "true" | "on" | "yes" => Ok(Some(true)),
+            "0" | "false" | "off" | "no" => Ok(Some(false)),
+            other => Err(serde::de::Error::custom(format!("「{other}」不是是/否（可用 true、false、1、0）"))),
+        },
+    }
+}
+
 /// Normalises paging parameters (page size 1–500; exports ask for [`EXPORT_MAX`]).
 pub fn paging(page: Option<i64>, per_page: Option<i64>) -> (i64, i64) {
     let per = match per_page {

@@ -272,8 +272,18 @@ pub fn field_label(key: &str) -> &'static str {
         ("current", "当前密码"),
         ("confirm", "确认密码"),
         ("body", "请求内容"),
+        ("credit_code", "统一社会信用代码"),
+        ("expires_in_days", "有效天数"),
+        ("display_name", "姓名"),
     ];
     LABELS.iter().find(|(k, _)| *k == key).map(|(_, l)| *l).unwrap_or("")
+}
+
+/// [`field_label`] for a message shown beside it: none when the message already names the
+/// field (统一社会信用代码校验位错误 needs no 统一社会信用代码： before it).
+pub fn field_prefix(key: &str, message: &str) -> &'static str {
+    let l = field_label(key);
+    if message.starts_with(l) { "" } else { l }
 }
 
 /// Percent-encodes a query value.

@@ -82,6 +82,19 @@ async fn newest_cases_first(app: TestApp) {
     // A page size is the caller's to choose up to 500: the export's 100,000 is not on offer.
     let big = app.get("/api/v1/cases?per_page=100000").bearer(&admin).send().await.json();
     assert_eq!((big["per_page"].as_i64(), big["items"].as_array().unwrap().len()), (Some(500), 500));
+    // A yes/no filter as links write it: overdue=1 is overdue=true (it was a 400 page).
+    let t = app.get("/api/v1/cases?overdue=true").bearer(&admin).send().await.json()["total"].clone();
+    assert_eq!(app.get("/api/v1/cases?overdue=1").bearer(&admin).send().await.json()["total"], t);
+    let r = app.get("/cases?overdue=1").cookie(&format!("linli_session={admin}")).send().await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app.get("/api/v1/cases?overdue=maybe").bearer(&admin).send().await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    // A message that names its field is not prefixed with the name again.
+    assert_eq!(linli::web::field_prefix("credit_code", "统一社会信用代码校验位错误"), "");
+    assert_eq!(linli::web::field_prefix("credit_code", "必填"), "统一社会信用代码");
+    let e = linli::error::AppError::field("credit_code", "统一社会信用代码校验位错误");
+    assert_eq!(e.detail(), "统一社会信用代码校验位错误");
+    assert_eq!(linli::error::AppError::field("expires_in_days", "应为 1～3650 天").detail(), "有效天数：应为 1～3650 天");
 }
 
 /// The audit log names its actions in Chinese (codes stay, in a tooltip and the export), and
