@@ -287,7 +287,8 @@ async fn track_page(st: &AppState, ip: &str, number: String, phone: String) -> A
                 found = Some(TrackView {
                     category: v.category_name,
                     status: v.status_label,
-                    can_rate: matches!(c.status, Status::Finished | Status::FollowedUp) && v.satisfaction.is_none(),
+                    can_rate: matches!(c.status, Status::Finished | Status::FollowedUp | Status::Closed)
+                        && v.satisfaction.is_none(),
                     satisfaction: v.satisfaction_label.to_string(),
                     steps: v.history.into_iter().filter(|s| s.public).collect(),
                 });

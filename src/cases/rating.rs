@@ -1,6 +1,8 @@
 //! A resident's rating of a finished case (评价): from the H5 site (proving ownership with the
 //! phone given at reporting) or, as the reporting account, through the API. One rating per
-//! finish; 不满意 sends the case back to its assignee (返工) with a new clock.
+//! finish; 不满意 sends the case back to its assignee (返工) with a new clock. A case closed
+//! without an answer from the resident (the follow-up did not reach them) can still be rated
+//! once: it counts in the satisfaction rate and the case stays closed.
 
 use serde_json::json;
 
@@ -40,15 +42,21 @@ pub async fn rate(st: &AppState, c: &CaseRow, rater: &Rater<'_>, satisfaction: &
     if comment.chars().count() > 500 {
         return Err(AppError::field("comment", "评价不能超过 500 字"));
     }
-    let to = Action::Rate
-        .next(c.status)
-        .ok_or_else(|| AppError::Conflict(format!("案件当前为「{}」，暂不能评价", c.status.label())))?;
+    let closed = c.status == Status::Closed;
+    let to = match closed {
+        true => Status::Closed,
+        false => Action::Rate
+            .next(c.status)
+            .ok_or_else(|| AppError::Conflict(format!("案件当前为「{}」，暂不能评价", c.status.label())))?,
+    };
     // One rating per finish: after a follow-up that reached the resident, or a rating, the
     // answer stands (a rework's new finish is rated anew).
-    if c.status == Status::FollowedUp && c.satisfaction.is_some() {
+    if matches!(c.status, Status::FollowedUp | Status::Closed) && c.satisfaction.is_some() {
         return Err(AppError::Conflict("该事项已评价过，不能再次评价".into()));
     }
-    let unsatisfied = satisfaction == "unsatisfied";
+    let displeased = satisfaction == "unsatisfied";
+    // A closed case is not reopened: the answer is recorded and counted.
+    let unsatisfied = displeased && !closed;
     let to = if unsatisfied { Status::Accepted } else { to };
     let cat = categories::by_id(st, c.category_id).await?;
     let cal = st.cats.calendar(&st.db).await?;
@@ -59,7 +67,7 @@ pub async fn rate(st: &AppState, c: &CaseRow, rater: &Rater<'_>, satisfaction: &
     let part = format!(
         "status = '{}', contacted = 1, solved = {}, satisfaction = {}, rating_comment = {}",
         to.as_str(),
-        (!unsatisfied) as i64,
+        (!displeased) as i64,
         set.arg(satisfaction.to_string()),
         set.arg(comment.trim().to_string())
     );

@@ -200,6 +200,28 @@ async fn case_list_exports(app: TestApp) {
     assert_eq!(log["total"], 1, "{log}");
 }
 
+/// A case closed without the resident's answer (the follow-up did not reach them) is rated
+/// once afterwards: the rating counts, and the case stays closed even when unsatisfied.
+async fn a_closed_case_unanswered_is_rated_once(app: TestApp) {
+    for (answer, solved) in [("satisfied", true), ("unsatisfied", false)] {
+        let (n, jumin, staff, unit) = accepted_case_of_jumin(&app).await;
+        act(&app, &unit, &n, json!({"action": "finish"})).await;
+        act(&app, &staff, &n, json!({"action": "follow_up", "contacted": false})).await;
+        let (s, v) = act(&app, &staff, &n, json!({"action": "close"})).await;
+        assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("closed")), "{v}");
+        let (s, v) = act(&app, &jumin, &n, json!({"action": "rate", "satisfaction": answer, "note": "事后评价"})).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(
+            (v["status"].as_str(), v["satisfaction"].as_str(), v["solved"].as_bool()),
+            (Some("closed"), Some(answer), Some(solved))
+        );
+        assert_eq!(v["rework_count"], 0, "a closed case is not reopened: {v}");
+        let (s, v) = act(&app, &jumin, &n, json!({"action": "rate", "satisfaction": "satisfied"})).await;
+        assert_eq!(s, StatusCode::CONFLICT, "rated once: {v}");
+    }
+    assert!(linli::cases::rollups::verify(&app.st.db).await.unwrap().is_empty(), "the rollups follow the rating");
+}
+
 /// An account of the community staff scoped to one grid hears of that grid's cases only.
 async fn a_grid_scoped_account_hears_of_its_grid(app: TestApp) {
     let admin = app.login("admin").await;
@@ -234,6 +256,7 @@ async fn a_grid_scoped_account_hears_of_its_grid(app: TestApp) {
 }
 
 both!(
+    a_closed_case_unanswered_is_rated_once,
     a_grid_scoped_account_hears_of_its_grid,
     case_list_exports,
     demo_cases_run_like_live_ones,
