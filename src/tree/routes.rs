@@ -261,7 +261,13 @@ async fn tree_page(st: &AppState, p: &Principal, code: &str, mut filter: NodeFil
             crumbs.push(n);
         }
     }
-    filter.parent = Some(node.code.clone());
+    // A kind asked for is looked for at any depth (the county's 社区 are its streets'
+    // children); otherwise the node's own children.
+    if filter.kind.as_deref().is_some_and(|k| !k.is_empty()) {
+        filter.under = Some(node.code.clone());
+    } else {
+        filter.parent = Some(node.code.clone());
+    }
     let children = store::list(st, p, &filter).await?;
     let child_kinds = node.kind.child_kinds().into_iter().map(|k| (k.as_str(), k.label())).collect();
     let Extras { errors, form, notice, geo_report, geojson } = x;

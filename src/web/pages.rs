@@ -118,9 +118,9 @@ async fn dashboard(State(st): State<AppState>, p: Principal) -> AppResult<Respon
         ("街道", n("streets"), to("&kind=street")),
         ("社区", n("communities"), to("&kind=community")),
         ("网格", n("grids"), map),
-        ("小区", n("compounds"), to("")),
-        ("楼栋", n("buildings"), to("")),
-        ("安置点", n("relocation_sites"), to("")),
+        ("小区", n("compounds"), to("&kind=compound")),
+        ("楼栋", n("buildings"), to("&kind=building")),
+        ("安置点", n("relocation_sites"), to("&kind=site")),
         ("居民", n("residents"), people),
     ];
     let systems = p.role.can(Perm::RegisterRead);

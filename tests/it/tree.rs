@@ -115,6 +115,17 @@ async fn html_tree_pages(app: TestApp) {
     let r = app.get("/tree?node=520627001").cookie(&cookie).send().await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text().contains("花花桥社区"));
+    // The dashboard's tiles: a kind is found at any depth (the county's 社区 are its streets'
+    // children; they showed none).
+    let home = app.get("/").cookie(&cookie).send().await.text();
+    for kind in ["community", "compound", "building", "site"] {
+        let link = format!("/tree?node=520627&#38;kind={kind}");
+        assert!(home.contains(&link), "{kind}: {home}");
+        let page = app.get(&format!("/tree?node=520627&kind={kind}")).cookie(&cookie).send().await.text();
+        assert!(!page.contains("共 0 个"), "{kind}: {page}");
+    }
+    let page = app.get("/tree?node=520627&kind=community").cookie(&cookie).send().await.text();
+    assert!(page.contains("花花桥社区"), "{page}");
     // A form with a bad code re-renders with the field message, status 422.
     let r = app
         .post("/tree/create")
