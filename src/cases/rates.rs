@@ -63,8 +63,19 @@ pub struct RateRow {
     pub extension_rate: Option<f64>,
     /// 及时签收率
     pub sign_rate: Option<f64>,
-    /// Rank by composite (1 = best).
+    /// Rank by composite (1 = best); 0 when not ranked (see `ranked`).
     pub rank: i64,
+    /// Ranked: at least [`MIN_FOLLOW_UPS`] answered follow-ups. Rows with fewer are listed
+    /// after the ranked ones, unranked: a unit with two satisfied residents is not first.
+    pub ranked: bool,
+}
+
+/// Answered follow-ups a row needs to be ranked.
+pub const MIN_FOLLOW_UPS: i64 = 10;
+
+/// Whether some rows are listed without a rank (the page says why).
+pub fn some_unranked(rows: &[RateRow]) -> bool {
+    rows.iter().any(|r| !r.ranked)
 }
 
 /// Raw counters of one group (also what the rollups of the scale issue keep).
@@ -131,6 +142,7 @@ pub fn rates(c: &Counts, w: (f64, f64, f64), key: String, name: String) -> RateR
         extension_rate: ratio(c.extended, c.dispatched),
         sign_rate: ratio(c.signed_in_time, c.accepted),
         rank: 0,
+        ranked: c.valid >= MIN_FOLLOW_UPS && composite.is_some(),
     }
 }
 
@@ -198,8 +210,13 @@ pub async fn table(st: &AppState, p: &Principal, q: &RatesQuery) -> AppResult<Ve
         }
     }
     let mut out: Vec<RateRow> = groups.into_iter().map(|(k, n, c)| rates(&c, wts, k, n)).collect();
-    out.sort_by(|a, b| b.composite.partial_cmp(&a.composite).unwrap_or(std::cmp::Ordering::Equal).then(a.key.cmp(&b.key)));
-    for (i, r) in out.iter_mut().enumerate() {
+    out.sort_by(|a, b| {
+        b.ranked
+            .cmp(&a.ranked)
+            .then(b.composite.partial_cmp(&a.composite).unwrap_or(std::cmp::Ordering::Equal))
+            .then(a.key.cmp(&b.key))
+    });
+    for (i, r) in out.iter_mut().filter(|r| r.ranked).enumerate() {
         r.rank = i as i64 + 1;
     }
     Ok(out)

@@ -124,7 +124,7 @@ pub async fn rates_export(State(st): State<AppState>, p: Principal, Q(q): Q<Rate
     let pct = |v: Option<f64>| v.map(|x| Cell::Num((x * 1000.0).round() / 10.0)).unwrap_or_else(|| "".into());
     let data = rows.iter().map(|r| {
         vec![
-            Cell::from(r.rank),
+            if r.ranked { Cell::from(r.rank) } else { "样本不足".into() },
             r.key.as_str().into(),
             r.name.as_str().into(),
             Cell::from(r.cases),

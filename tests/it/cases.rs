@@ -335,8 +335,19 @@ async fn search_rates_overview(app: TestApp) {
         ] {
             assert!(rows[0].get(k).is_some(), "{level} {k}");
         }
-        let comp: Vec<f64> = rows.iter().filter_map(|r| r["composite"].as_f64()).collect();
+        // Ranked rows first, best composite first and numbered 1…; rows with fewer than 10
+        // answered follow-ups after them, unranked (two satisfied residents are not first).
+        let ranked: Vec<&Value> = rows.iter().take_while(|r| r["ranked"] == true).collect();
+        let comp: Vec<f64> = ranked.iter().filter_map(|r| r["composite"].as_f64()).collect();
         assert!(comp.windows(2).all(|w| w[0] >= w[1]), "ranked");
+        assert!(ranked.iter().enumerate().all(|(i, r)| r["rank"] == i as i64 + 1), "{level}");
+        for r in &rows[ranked.len()..] {
+            assert_eq!(r["ranked"], false, "{level}: ranked rows come first");
+            assert!(r["rank"] == 0 && r["follow_ups"].as_i64().unwrap() < linli::cases::rates::MIN_FOLLOW_UPS, "{level}: {r}");
+        }
+        if level == "unit" {
+            assert!(ranked.len() < rows.len(), "the demo has units with few follow-ups: {}", rows.len());
+        }
     }
     assert_eq!(app.get("/api/v1/rates?level=planet").bearer(&admin).send().await.status, StatusCode::UNPROCESSABLE_ENTITY);
     let x = app.get("/api/v1/rates/export.xlsx?level=street").bearer(&admin).send().await;
