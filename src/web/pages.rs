@@ -114,6 +114,9 @@ async fn dashboard(State(st): State<AppState>, p: Principal) -> AppResult<Respon
     let to = |suffix: &str| if tree.is_empty() { String::new() } else { format!("{tree}{suffix}") };
     let map = if tree.is_empty() { String::new() } else { format!("/map?node={}", p.scope) };
     let people = if p.role.can(Perm::PersonRead) { "/people".to_string() } else { String::new() };
+    // The case figures (the article's 为群众办理实事…) lead to the staff's case list.
+    let staff = crate::cases::staff_level(p.role).is_some();
+    let cases = |q: &str| if staff { format!("/cases{q}") } else { String::new() };
     let cards = vec![
         ("街道", n("streets"), to("&kind=street")),
         ("社区", n("communities"), to("&kind=community")),
@@ -122,6 +125,9 @@ async fn dashboard(State(st): State<AppState>, p: Principal) -> AppResult<Respon
         ("楼栋", n("buildings"), to("&kind=building")),
         ("安置点", n("relocation_sites"), to("&kind=site")),
         ("居民", n("residents"), people),
+        ("已结案事项", n("cases_closed"), cases("?status=closed")),
+        ("在办事项", n("cases_open"), cases("?status=submitted,registered,dispatched,accepted,finished,followed_up")),
+        ("超期事项", n("cases_overdue"), cases("?overdue=1")),
     ];
     let systems = p.role.can(Perm::RegisterRead);
     Ok(render(&Dashboard { layout: Layout::new(&p, "工作台", "/"), cards, systems })?.into_response())

@@ -36,6 +36,13 @@ async fn every_link_of_the_console_opens(app: TestApp) {
     let jumin = app.login("jumin").await;
     let home = app.get("/").cookie(&format!("linli_session={jumin}")).send().await.text();
     assert!(!home.contains("/tokens") && !home.contains("/api/docs"), "a resident's console has no integration pages");
+    // The case figures are on the dashboard (they were in the API only), the staff's leading
+    // to the case list.
+    let admin = app.login("admin").await;
+    let ov = app.get("/api/v1/overview").bearer(&admin).send().await.json();
+    let home = app.get("/").cookie(&format!("linli_session={admin}")).send().await.text();
+    assert!(home.contains("已结案事项") && home.contains(&ov["cases_closed"].to_string()), "{home}");
+    assert!(home.contains("/cases?overdue=1"), "{home}");
 }
 
 /// Error lists name fields in Chinese; a path no route serves is a page for a browser (the
