@@ -262,18 +262,18 @@ pub async fn view(st: &AppState, p: &Principal, number: &str) -> AppResult<CaseV
 /// read by the same statement (a step answers with the view before it plus the step).
 pub async fn read_visible(st: &AppState, p: &Principal, number: &str) -> AppResult<(CaseRow, Category, CaseView)> {
     let number = number.trim();
-    let hit = st.db.case_cache.get(number).and_then(|v| v.downcast::<Cached>().ok());
-    let (c, mut v, hit) = match hit {
-        Some(k) => (k.row.clone(), k.view.clone(), true),
+    let (c, v) = match st.db.case_cache.get(number).and_then(|v| v.downcast::<Cached>().ok()) {
+        Some(k) => {
+            // The clock moves without the case changing (a category's change forgets every
+            // page kept, see crate::db::cache).
+            let mut v = k.view.clone();
+            v.refresh();
+            (k.row.clone(), v)
+        }
         None => read_detailed(st, number).await?,
     };
     let cat = categories::by_id(st, c.category_id).await?;
     check_visible(p, &c, &cat)?;
-    if hit {
-        // What moves without the case changing: the clock, and the category's name.
-        v.refresh();
-        v.category_name = cat.name.clone();
-    }
     Ok((c, cat, v))
 }
 
@@ -284,7 +284,7 @@ struct Cached {
 }
 
 /// The case by number with its view, read in one statement (and kept, when the cache is on).
-async fn read_detailed(st: &AppState, number: &str) -> AppResult<(CaseRow, CaseView, bool)> {
+async fn read_detailed(st: &AppState, number: &str) -> AppResult<(CaseRow, CaseView)> {
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| detailed_sql("c.number"));
     let ticket = st.db.case_cache.ticket();
@@ -299,7 +299,7 @@ async fn read_detailed(st: &AppState, number: &str) -> AppResult<(CaseRow, CaseV
         let kept = Cached { row: c.clone(), view: v.clone() };
         st.db.case_cache.put(t, &c.number, c.id, c.version, std::sync::Arc::new(kept));
     }
-    Ok((c, v, false))
+    Ok((c, v))
 }
 
 /// The columns of [`view_row`] that come from the case table, unqualified: what an
