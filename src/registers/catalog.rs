@@ -16,6 +16,7 @@ const COMMUNITY_OR_GRID: super::Ty = Node(&[Kind::Community, Kind::Grid]);
 const GRID: super::Ty = Node(&[Kind::Grid]);
 const GRID_OR_BUILDING: super::Ty = Node(&[Kind::Grid, Kind::Building]);
 const COMPOUND: super::Ty = Node(&[Kind::Compound]);
+const STREET: super::Ty = Node(&[Kind::Street]);
 
 const fn f(key: &'static str, title: &'static str, ty: super::Ty, required: bool, list: bool) -> Field {
     Field { key, title, ty, required, list, help: "" }
@@ -70,6 +71,48 @@ fn progress_state(r: &Map<String, Value>, t: NaiveDate) -> Value {
     Value::from(match date(r, "deadline") {
         _ if done => "已销号",
         Some(d) if d < t => "逾期",
+        _ => "推进中",
+    })
+}
+
+/// 优秀 / 良好 / 合格 / 不合格 of a score out of 100 (the usual bands of a 年度考核).
+pub fn grade(score: f64) -> &'static str {
+    match score {
+        s if s >= 90.0 => "优秀",
+        s if s >= 80.0 => "良好",
+        s if s >= 60.0 => "合格",
+        _ => "不合格",
+    }
+}
+
+fn assessment_grade(r: &Map<String, Value>, _: NaiveDate) -> Value {
+    Value::from(r.get("score").and_then(Value::as_f64).map(grade).unwrap_or_default())
+}
+
+/// The items a street scores a county department on.
+pub const REVERSE_ITEMS: [&str; 3] = ["attitude", "efficiency", "support"];
+
+/// A reverse assessment's overall score: the mean of its items, one decimal.
+pub fn reverse_total(r: &Map<String, Value>) -> Option<f64> {
+    let items: Vec<f64> = REVERSE_ITEMS.iter().filter_map(|k| r.get(*k).and_then(Value::as_f64)).collect();
+    (items.len() == REVERSE_ITEMS.len()).then(|| (items.iter().sum::<f64>() / items.len() as f64 * 10.0).round() / 10.0)
+}
+
+fn reverse_total_col(r: &Map<String, Value>, _: NaiveDate) -> Value {
+    reverse_total(r).map(Value::from).unwrap_or(Value::Null)
+}
+
+fn reverse_grade(r: &Map<String, Value>, _: NaiveDate) -> Value {
+    Value::from(reverse_total(r).map(grade).unwrap_or_default())
+}
+
+/// A burden-reduction item: 已达标 once what is left is within the target, else 逾期 past its
+/// deadline, else 推进中.
+fn burden_state(r: &Map<String, Value>, t: NaiveDate) -> Value {
+    let left = r.get("current").and_then(Value::as_f64);
+    Value::from(match (left, date(r, "deadline")) {
+        (Some(n), _) if n <= num(r, "target") => "已达标",
+        (_, Some(d)) if d < t => "逾期",
         _ => "推进中",
     })
 }
@@ -540,6 +583,72 @@ pub static REGISTERS: &[Register] = &[
         ],
     },
     Register {
+        name: "assessments",
+        title: "考核评分",
+        system: System::Assurance,
+        name_field: "target",
+        scope_field: None,
+        computed: &[Computed { key: "grade", title: "等次", f: assessment_grade }],
+        to_case: None,
+        unique: &["target", "year", "assessor"],
+        fields: &[
+            h("target", "被考核对象", Text, true, true, "单位、部门、街道或社区的名称"),
+            f("target_kind", "对象类型", Enum(&["成员单位", "县直部门", "街道", "社区"]), true, true),
+            f("year", "年度", Int, true, true),
+            h("score", "得分", Score, true, true, "百分制：90 分以上优秀，80 分以上良好，60 分以上合格"),
+            h("assessor", "考核主体", Text, true, true, "如 县委组织部、县城市基层党建工作领导小组"),
+            f("deductions", "扣分事项", LongText, false, false),
+        ],
+    },
+    Register {
+        name: "reverse_assessments",
+        title: "反向考评（街道评县直部门）",
+        system: System::Assurance,
+        name_field: "department_name",
+        scope_field: Some("street"),
+        computed: &[
+            Computed { key: "total", title: "综合得分", f: reverse_total_col },
+            Computed { key: "grade", title: "等次", f: reverse_grade },
+        ],
+        to_case: None,
+        unique: &["street", "department", "year"],
+        fields: &[
+            h("street", "评价街道", STREET, true, true, "9 位街道代码"),
+            h("department", "被评部门", Unit, true, true, "单位编码"),
+            f("department_name", "部门名称", Text, true, true),
+            f("year", "年度", Int, true, true),
+            h("attitude", "服务态度", Score, true, true, "0～100 分"),
+            h("efficiency", "办事效率", Score, true, true, "0～100 分"),
+            h("support", "支持基层", Score, true, true, "0～100 分：下沉力量、解决问题、不推诿"),
+            f("opinion", "意见建议", LongText, false, false),
+        ],
+    },
+    Register {
+        name: "burden_reduction",
+        title: "基层减负事项",
+        system: System::Assurance,
+        name_field: "item",
+        scope_field: None,
+        computed: &[Computed { key: "state", title: "进度", f: burden_state }],
+        to_case: None,
+        unique: &["item"],
+        fields: &[
+            f("item", "减负事项", Text, true, true),
+            f(
+                "kind",
+                "类别",
+                Enum(&["报表填报", "会议活动", "检查考核", "台账资料", "挂牌", "政务APP与工作群", "其他"]),
+                true,
+                true,
+            ),
+            h("baseline", "清理前数量", Int, true, true, "如 原有报表 40 张"),
+            h("target", "目标数量", Int, true, true, "清理后不超过"),
+            h("current", "现有数量", Int, false, true, "不多于目标数量即为已达标"),
+            f("deadline", "完成时限", Date, false, true),
+            f("lead", "牵头单位", Text, false, true),
+        ],
+    },
+    Register {
         name: "documents",
         title: "联盟章程与制度",
         system: System::Organization,
@@ -621,7 +730,7 @@ pub static REGISTERS: &[Register] = &[
             f("subject", "被评价方", Text, true, true),
             f("direction", "方向", Enum(&["联盟评成员单位", "成员单位评联盟"]), true, true),
             f("period", "评价期", Text, true, true),
-            f("score", "得分", Number, true, true),
+            h("score", "得分", Score, true, true, "百分制"),
             f("comment", "评语", LongText, false, false),
         ],
     },

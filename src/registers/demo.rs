@@ -281,6 +281,54 @@ pub async fn load(st: &AppState) -> AppResult<()> {
     {
         add("secretaries", json!({"name": name, "level": level, "duties": "抓城市基层党建第一责任人", "done": 12}));
     }
+    // Supervision: the county scores the streets and member units, the streets score the
+    // county departments (反向考评), and the burden-reduction items are followed to the end.
+    let streets: Vec<(String, String)> =
+        sqlx::query_as::<_, (String, String)>("SELECT code, name FROM nodes WHERE kind = 'street' ORDER BY code")
+            .fetch_all(&st.db.pool)
+            .await?;
+    // A generator of their own, so that the rows after these keep their values.
+    let mut rng2 = Rng::new(2026);
+    for (_, name) in &streets {
+        let score = 82 + rng2.below(16);
+        add(
+            "assessments",
+            json!({"target": name, "target_kind": "街道", "year": year, "score": score, "assessor": "县城市基层党建工作领导小组"}),
+        );
+    }
+    for (name, _) in crate::cases::demo::UNITS.iter().take(8) {
+        let score = 78 + rng2.below(20);
+        let deductions = if score < 85 { "双报到服务时长未达要求" } else { "" };
+        add(
+            "assessments",
+            json!({"target": name, "target_kind": "成员单位", "year": year, "score": score, "assessor": "县委组织部", "deductions": deductions}),
+        );
+    }
+    // Eight county departments (their unit codes); the last is scored low on purpose.
+    for (k, i) in [10usize, 11, 12, 17, 19, 23, 25, 27].into_iter().enumerate() {
+        for (code, _) in &streets {
+            let base = if k == 7 { 62 } else { 80 };
+            let (a, e, s) = (base + rng2.below(18), base + rng2.below(18), base + rng2.below(18));
+            add(
+                "reverse_assessments",
+                json!({"street": code, "department": format!("DW{:03}", i + 1), "department_name": crate::cases::demo::UNITS[i].0, "year": year,
+                    "attitude": a, "efficiency": e, "support": s, "opinion": if k == 7 { "派单后响应慢，多次推诿" } else { "" }}),
+            );
+        }
+    }
+    for (item, kind, baseline, target, current, deadline) in [
+        ("清理规范社区填报报表", "报表填报", 46, 15, Some(12), "06-30"),
+        ("清理社区外部挂牌", "挂牌", 28, 6, Some(5), "03-31"),
+        ("精简社区政务APP与工作群", "政务APP与工作群", 35, 10, Some(14), "12-31"),
+        ("归并对社区的检查考核", "检查考核", 24, 8, Some(8), "06-30"),
+        ("压减要求社区参加的会议", "会议活动", 30, 12, None, "12-31"),
+        ("统一社区台账资料", "台账资料", 40, 10, Some(18), "09-30"),
+    ] {
+        add(
+            "burden_reduction",
+            json!({"item": item, "kind": kind, "baseline": baseline, "target": target, "current": current, "deadline": format!("{year}-{deadline}"), "lead": "县委组织部"}),
+        );
+    }
     for (i, (title, kind)) in [
         ("沿河县城市党建联盟工作原则", "工作原则"),
         ("2026年城市党建联盟工作要点", "工作要点"),

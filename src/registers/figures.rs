@@ -62,6 +62,11 @@ pub const FIGURES: &[(&str, &str, System)] = &[
     ("talent_home_area_m2", "城市党建人才之家（㎡）", System::Governance),
     ("communities_underfunded", "工作经费不足10万元的社区", System::Assurance),
     ("offices_up_to_standard", "办公用房达标社区", System::Assurance),
+    ("assessed_this_year", "本年度考核评分对象", System::Assurance),
+    ("reverse_assessed_departments", "本年度反向考评部门", System::Assurance),
+    ("reverse_assessment_average", "反向考评平均分", System::Assurance),
+    ("burden_items", "基层减负事项", System::Assurance),
+    ("burden_items_met", "减负事项已达标", System::Assurance),
 ];
 
 /// Every figure for the caller's scope.
@@ -147,7 +152,7 @@ pub async fn all(st: &AppState, p: &Principal) -> AppResult<Map<String, Value>> 
     m.insert("talents".into(), Value::from(reg_rows(st, p, "talents").await?.len()));
     m.insert("talent_zones".into(), Value::from(reg_rows(st, p, "talent_zones").await?.len()));
     // Communities without a ≥ 10万元 allocation this year.
-    let year = chrono::Datelike::year(&crate::cases::calendar::local_date(crate::db::now_ms())) as f64;
+    let year = this_year();
     let funding = reg_rows(st, p, "funding").await?;
     let under = communities.iter().filter(|(c, _)| !funded(&funding, c, year)).count();
     m.insert("communities_underfunded".into(), Value::from(under));
@@ -155,7 +160,62 @@ pub async fn all(st: &AppState, p: &Principal) -> AppResult<Map<String, Value>> 
         "offices_up_to_standard".into(),
         Value::from(count(&reg_rows(st, p, "offices").await?, &|r| !s(r, "compliant_since").is_empty())),
     );
+    let assessed = reg_rows(st, p, "assessments").await?;
+    let mut targets: Vec<&str> = assessed.iter().filter(|r| n(r, "year") == year).map(|r| s(r, "target")).collect();
+    targets.sort();
+    targets.dedup();
+    m.insert("assessed_this_year".into(), Value::from(targets.len()));
+    let ranking = reverse_ranking(st, p).await?;
+    m.insert("reverse_assessed_departments".into(), Value::from(ranking.len()));
+    let rated: Vec<f64> = ranking.iter().flat_map(|d| std::iter::repeat_n(d.average, d.streets)).collect();
+    let average = if rated.is_empty() { 0.0 } else { (rated.iter().sum::<f64>() / rated.len() as f64 * 10.0).round() / 10.0 };
+    m.insert("reverse_assessment_average".into(), Value::from(average));
+    let burdens = reg_rows(st, p, "burden_reduction").await?;
+    m.insert("burden_items".into(), Value::from(burdens.len()));
+    let met = count(&burdens, &|r| r.data.get("current").is_some_and(Value::is_number) && n(r, "current") <= n(r, "target"));
+    m.insert("burden_items_met".into(), Value::from(met));
     Ok(m)
+}
+
+fn this_year() -> f64 {
+    chrono::Datelike::year(&crate::cases::calendar::local_date(crate::db::now_ms())) as f64
+}
+
+/// One county department as the streets in scope scored it this year.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Department {
+    /// Unit code.
+    pub code: String,
+    /// Name as the assessments give it.
+    pub name: String,
+    /// Streets that scored it.
+    pub streets: usize,
+    /// Mean of their overall scores, one decimal.
+    pub average: f64,
+    /// 优秀 / 良好 / 合格 / 不合格 of the average.
+    pub grade: &'static str,
+}
+
+/// The reverse assessment of this year (streets score the county departments): each department
+/// scored by a street in the caller's scope, best first (ties by code).
+pub async fn reverse_ranking(st: &AppState, p: &Principal) -> AppResult<Vec<Department>> {
+    let year = this_year();
+    let mut by: std::collections::BTreeMap<String, (String, Vec<f64>)> = Default::default();
+    for r in reg_rows(st, p, "reverse_assessments").await?.iter().filter(|r| n(r, "year") == year) {
+        if let Some(total) = catalog::reverse_total(&r.data) {
+            let e = by.entry(s(r, "department").to_string()).or_insert_with(|| (s(r, "department_name").to_string(), Vec::new()));
+            e.1.push(total);
+        }
+    }
+    let mut out: Vec<Department> = by
+        .into_iter()
+        .map(|(code, (name, totals))| {
+            let average = (totals.iter().sum::<f64>() / totals.len() as f64 * 10.0).round() / 10.0;
+            Department { code, name, streets: totals.len(), average, grade: catalog::grade(average) }
+        })
+        .collect();
+    out.sort_by(|a, b| b.average.total_cmp(&a.average).then_with(|| a.code.cmp(&b.code)));
+    Ok(out)
 }
 
 fn funded(funding: &[Rec], community: &str, year: f64) -> bool {
@@ -165,7 +225,7 @@ fn funded(funding: &[Rec], community: &str, year: f64) -> bool {
 /// The compliance check of the ≥ 10万元 rule: communities in scope without a sufficient
 /// allocation this year (including those with no funding record at all).
 pub async fn underfunded(st: &AppState, p: &Principal) -> AppResult<Vec<(String, String)>> {
-    let year = chrono::Datelike::year(&crate::cases::calendar::local_date(crate::db::now_ms())) as f64;
+    let year = this_year();
     let funding = reg_rows(st, p, "funding").await?;
     Ok(scope_communities(st, p).await?.into_iter().filter(|(c, _)| !funded(&funding, c, year)).collect())
 }

@@ -78,6 +78,8 @@ pub enum Ty {
     Number,
     /// Money in 元, two decimals.
     Money,
+    /// A score out of 100 (0–100, one decimal): assessments.
+    Score,
     /// YYYY-MM-DD.
     Date,
     /// 是/否.
@@ -195,6 +197,10 @@ pub fn parse_value(f: &Field, raw: &Value, keys: &Keyring) -> Result<Value, Stri
             _ => Err("应为整数".into()),
         },
         Ty::Number => num(&text).map(Value::from).ok_or_else(|| "应为数字".into()),
+        Ty::Score => match num(text.trim_end_matches('分')) {
+            Some(x) if (0.0..=100.0).contains(&x) => Ok(Value::from((x * 10.0).round() / 10.0)),
+            _ => Err("应为 0～100 的分数".into()),
+        },
         Ty::Money => match num(text.trim_end_matches('元')) {
             Some(x) if x.abs() < 1e13 => Ok(Value::from((x * 100.0).round() / 100.0)),
             _ => Err("金额应为数字（单位：元）".into()),
@@ -322,6 +328,11 @@ mod tests {
         assert_eq!(parse_value(&field(Ty::Int), &Value::from("1,024"), &k), Ok(Value::from(1024)));
         assert!(parse_value(&field(Ty::Int), &Value::from("1.5"), &k).is_err());
         assert_eq!(parse_value(&field(Ty::Money), &Value::from("7880000元"), &k), Ok(Value::from(7_880_000.0)));
+        assert_eq!(parse_value(&field(Ty::Score), &Value::from("92.46分"), &k), Ok(Value::from(92.5)));
+        assert_eq!(parse_value(&field(Ty::Score), &Value::from("100"), &k), Ok(Value::from(100.0)));
+        for bad in ["101", "-1", "优"] {
+            assert!(parse_value(&field(Ty::Score), &Value::from(bad), &k).unwrap_err().contains("0～100"), "{bad}");
+        }
         assert_eq!(parse_value(&field(Ty::Date), &Value::from("2026年3月1日"), &k), Ok(Value::from("2026-03-01")));
         assert_eq!(parse_value(&field(Ty::Date), &Value::from("46082"), &k), Ok(Value::from("2026-03-01")));
         assert!(parse_value(&field(Ty::Date), &Value::from("3月"), &k).unwrap_err().contains("YYYY"));

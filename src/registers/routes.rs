@@ -365,6 +365,7 @@ struct SystemPage {
     registers: Vec<(&'static str, &'static str, usize)>,
     figures: Vec<(String, String)>,
     underfunded: Option<Vec<(String, String)>>,
+    reverse: Option<Vec<figures::Department>>,
 }
 
 async fn system_page(State(st): State<AppState>, p: Principal, Path(slug): Path<String>) -> AppResult<Response> {
@@ -375,9 +376,13 @@ async fn system_page(State(st): State<AppState>, p: Principal, Path(slug): Path<
         registers.push((r.name, r.title, store::rows(&st, &p, r, false).await?.len()));
     }
     let figures = figures::labelled(&st, &p, sys).await?;
-    let underfunded = if sys == System::Assurance { Some(figures::underfunded(&st, &p).await?) } else { None };
+    let (underfunded, reverse) = if sys == System::Assurance {
+        (Some(figures::underfunded(&st, &p).await?), Some(figures::reverse_ranking(&st, &p).await?))
+    } else {
+        (None, None)
+    };
     let layout = Layout::new(&p, sys.label(), &format!("/systems/{slug}"));
-    Ok(render(&SystemPage { layout, registers, figures, underfunded })?.into_response())
+    Ok(render(&SystemPage { layout, registers, figures, underfunded, reverse })?.into_response())
 }
 
 /// Page routes.

@@ -30,6 +30,7 @@ fn help(f: &super::Field) -> String {
         Ty::Money => "金额（元）".into(),
         Ty::Int => "整数".into(),
         Ty::Number => "数字".into(),
+        Ty::Score => "分数，0～100".into(),
         Ty::Bool => "是 / 否".into(),
         Ty::Enum(v) => format!("从下拉列表选择：{}", v.join("、")),
         Ty::CreditCode => "18 位统一社会信用代码".into(),
@@ -86,7 +87,7 @@ pub async fn export(st: &AppState, p: &Principal, reg: &Register, q: &ListQuery)
             .iter()
             .filter(|f| !matches!(f.ty, Ty::Secret))
             .map(|f| match (f.ty, it.get(f.key)) {
-                (Ty::Int | Ty::Number | Ty::Money, Some(Value::Number(n))) => {
+                (Ty::Int | Ty::Number | Ty::Money | Ty::Score, Some(Value::Number(n))) => {
                     crate::web::xlsx::Cell::Num(n.as_f64().unwrap_or(0.0))
                 }
                 // Already shown (masked) by the list: decoding it again gave an empty cell.

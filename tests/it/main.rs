@@ -4,6 +4,7 @@
 mod harness;
 
 mod api;
+mod assurance;
 mod audit;
 mod auth;
 mod cache;

@@ -53,6 +53,9 @@ async fn mechanism(app: TestApp) {
         "talents",
         "funding",
         "offices",
+        "assessments",
+        "reverse_assessments",
+        "burden_reduction",
     ] {
         assert!(names.contains(&n), "{n}");
     }

@@ -1,0 +1,102 @@
+//! 保障体系's supervision: the county's scores of streets and units, the streets' reverse
+//! assessment of the county departments, and the burden-reduction items, with their figures.
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::harness::TestApp;
+
+fn field_message(r: &Value, field: &str) -> String {
+    r["fields"].as_array().unwrap().iter().find(|e| e["field"] == field).map(|e| e["message"].to_string()).unwrap_or_default()
+}
+
+async fn supervision_and_reverse_assessment(app: TestApp) {
+    let admin = app.login("admin").await;
+    let year = chrono::Datelike::year(&linli::cases::calendar::local_date(linli::db::now_ms()));
+    let ov = app.get("/api/v1/overview").bearer(&admin).send().await.json();
+    for (key, want) in
+        [("assessed_this_year", 12), ("reverse_assessed_departments", 8), ("burden_items", 6), ("burden_items_met", 3)]
+    {
+        assert_eq!(ov[key], want, "{key}: {ov}");
+    }
+    // Scores are out of 100; each bad item is named, nothing is written.
+    let before = app.get("/api/v1/registers/reverse_assessments?per_page=1").bearer(&admin).send().await.json()["total"].clone();
+    let bad = json!({"street": "520627001", "department": "DW001", "department_name": "县委办公室", "year": year,
+        "attitude": 101, "efficiency": "良", "support": 80});
+    let r = app.post("/api/v1/registers/reverse_assessments").bearer(&admin).json(bad).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    let body = r.json();
+    for f in ["attitude", "efficiency"] {
+        assert!(field_message(&body, f).contains("0～100"), "{f}: {body}");
+    }
+    assert!(field_message(&body, "support").is_empty(), "{body}");
+    let after = app.get("/api/v1/registers/reverse_assessments?per_page=1").bearer(&admin).send().await.json()["total"].clone();
+    assert_eq!(before, after);
+
+    // A street scores departments for itself only, and sees its own scores only.
+    let heping = app.login("heping").await;
+    let own = app.get("/api/v1/registers/reverse_assessments?per_page=100").bearer(&heping).send().await.json();
+    assert_eq!(own["total"], 8, "{own}");
+    assert!(own["items"].as_array().unwrap().iter().all(|r| r["street"] == "520627001"), "{own}");
+    let score = |street: &str| {
+        json!({"street": street, "department": "DW001", "department_name": "县委办公室", "year": year,
+            "attitude": 95, "efficiency": "88.5", "support": "59分", "opinion": "会议通知太多"})
+    };
+    let r = app.post("/api/v1/registers/reverse_assessments").bearer(&heping).json(score("520627002")).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(field_message(&r.json(), "street").contains("管辖范围"), "{}", r.text());
+    let staff = app.login("huahuaqiao").await;
+    let r = app.post("/api/v1/registers/reverse_assessments").bearer(&staff).json(score("520627001")).send().await;
+    assert!(r.status.is_client_error(), "a community does not score for its street: {}", r.text());
+    let r = app.post("/api/v1/registers/reverse_assessments").bearer(&heping).json(score("520627001")).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let row = r.json();
+    assert_eq!((row["total"].as_f64(), row["grade"].as_str()), (Some(80.8), Some("良好")), "(95 + 88.5 + 59) / 3: {row}");
+    let again = app.post("/api/v1/registers/reverse_assessments").bearer(&heping).json(score("520627001")).send().await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY, "one score per street, department and year");
+
+    // The ranking: the street's own on its page, the whole county's on the county's.
+    let page = |who: &str| app.get("/systems/assurance").cookie(&format!("linli_session={who}")).send();
+    let street_page = page(&heping).await.text();
+    assert!(street_page.contains("县委办公室</a></td><td>1</td><td>80.8</td><td>良好"), "{street_page}");
+    let county = app.get("/api/v1/overview").bearer(&admin).send().await.json();
+    assert_eq!(county["reverse_assessed_departments"], 9);
+    let county_page = page(&admin).await.text();
+    // The department scored low by every street comes last, marked.
+    let last = county_page.rfind("县综合行政执法局").unwrap();
+    for name in ["县教育局", "县公安局", "县委办公室"] {
+        assert!(county_page.find(name).unwrap() < last, "{name}");
+    }
+    let (i, j) = (county_page.find("名次").unwrap(), county_page.find("</table>").unwrap());
+    assert_eq!(county_page[i..j].matches("<tr>").count(), 9, "a row per department");
+
+    // A county assessment and a burden-reduction item done.
+    let r = app
+        .post("/api/v1/registers/assessments")
+        .bearer(&admin)
+        .json(json!({"target": "思源社区", "target_kind": "社区", "year": year, "score": 59.5, "assessor": "和平街道党工委"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["grade"], "不合格");
+    let items = app.get("/api/v1/registers/burden_reduction?state=推进中&per_page=50").bearer(&admin).send().await.json();
+    let open = items["items"].as_array().unwrap().iter().find(|r| r["item"] == "精简社区政务APP与工作群").cloned().unwrap();
+    let mut done = serde_json::Map::new();
+    for k in ["item", "kind", "baseline", "target", "deadline", "lead"] {
+        done.insert(k.into(), open[k].clone());
+    }
+    done.insert("current".into(), json!(9));
+    let r = app
+        .req(Method::PUT, &format!("/api/v1/registers/burden_reduction/{}", open["id"]))
+        .bearer(&admin)
+        .json(Value::Object(done))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["state"], "已达标");
+    let ov = app.get("/api/v1/overview").bearer(&admin).send().await.json();
+    assert_eq!((ov["assessed_this_year"].as_i64(), ov["burden_items_met"].as_i64()), (Some(13), Some(4)), "{ov}");
+}
+
+both!(supervision_and_reverse_assessment);
