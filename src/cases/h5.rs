@@ -61,6 +61,12 @@ pub async fn owned(st: &AppState, number: &str, phone: &str, ip: &str) -> AppRes
     Ok((CaseRow::from_row(r)?, m.as_str().to_string()))
 }
 
+/// The token a form of these pages carries: a signed-in visitor's session token (the CSRF
+/// check expects it whenever the session cookie comes along), else a fresh double-submit one.
+fn form_token(who: Option<&Principal>) -> String {
+    who.map(Principal::csrf).filter(|c| !c.is_empty()).map(str::to_string).unwrap_or_else(|| random_hex(16))
+}
+
 fn with_pre_cookie(html: axum::response::Html<String>, pre: &str, status: StatusCode) -> Response {
     (status, [(header::SET_COOKIE, format!("{PRE_COOKIE}={pre}; Path=/; HttpOnly; SameSite=Strict"))], html).into_response()
 }
@@ -146,12 +152,12 @@ struct ReportForm {
     private: String,
 }
 
-async fn report_page(st: &AppState, form: ReportForm, errors: FieldErrors) -> AppResult<Response> {
+async fn report_page(st: &AppState, who: Option<&Principal>, form: ReportForm, errors: FieldErrors) -> AppResult<Response> {
     let grid_name = match form.grid.trim() {
         "" => String::new(),
         g => crate::tree::store::find_by_code(&st.db, g).await?.map(|n| n.name).unwrap_or_default(),
     };
-    let pre = random_hex(16);
+    let pre = form_token(who);
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = ReportPage {
         csrf: pre.clone(),
@@ -169,15 +175,16 @@ struct GridQ {
     grid: Option<String>,
 }
 
-async fn report_get(State(st): State<AppState>, Q(q): Q<GridQ>) -> AppResult<Response> {
-    report_page(&st, ReportForm { grid: q.grid.unwrap_or_default(), ..Default::default() }, FieldErrors::default()).await
+async fn report_get(State(st): State<AppState>, Caller(who, _): Caller, Q(q): Q<GridQ>) -> AppResult<Response> {
+    report_page(&st, who.as_ref(), ReportForm { grid: q.grid.unwrap_or_default(), ..Default::default() }, FieldErrors::default())
+        .await
 }
 
 fn num(s: &str) -> Option<f64> {
     s.trim().parse().ok()
 }
 
-async fn report_post(State(st): State<AppState>, Caller(_, ip): Caller, mut mp: Multipart) -> AppResult<Response> {
+async fn report_post(State(st): State<AppState>, Caller(who, ip): Caller, mut mp: Multipart) -> AppResult<Response> {
     let mut f = ReportForm::default();
     let mut pics = Vec::new();
     let mut bad_photo = None;
@@ -209,7 +216,13 @@ async fn report_post(State(st): State<AppState>, Caller(_, ip): Caller, mut mp: 
         }
     }
     if let Some(m) = bad_photo {
-        return report_page(&st, f, FieldErrors(vec![crate::error::FieldError { field: "photos".into(), message: m }])).await;
+        return report_page(
+            &st,
+            who.as_ref(),
+            f,
+            FieldErrors(vec![crate::error::FieldError { field: "photos".into(), message: m }]),
+        )
+        .await;
     }
     let input = CreateInput {
         category: f.category.clone(),
@@ -225,9 +238,14 @@ async fn report_post(State(st): State<AppState>, Caller(_, ip): Caller, mut mp: 
         private: !f.private.is_empty(),
         ..Default::default()
     };
-    match store::create(&st, Reporter::Public { channel: "resident_h5", ip: &ip }, &input, pics).await {
+    // A signed-in resident reports as themselves: the case is then among their own (我的报事).
+    let reporter = match &who {
+        Some(p) if p.role == crate::auth::Role::Resident => Reporter::User(p),
+        _ => Reporter::Public { channel: "resident_h5", ip: &ip },
+    };
+    match store::create(&st, reporter, &input, pics).await {
         Ok(c) => Ok(crate::web::see_other(&format!("/m/done?number={}", c.number)).into_response()),
-        Err(AppError::Validation(v)) => report_page(&st, f, FieldErrors(v)).await,
+        Err(AppError::Validation(v)) => report_page(&st, who.as_ref(), f, FieldErrors(v)).await,
         Err(e) => Err(e),
     }
 }
@@ -268,15 +286,15 @@ struct TrackView {
 
 /// The lookup page; a link may carry the number. The phone goes in a POST: in a URL it would
 /// stay in the browser's history and in proxies' logs.
-async fn track(State(st): State<AppState>, Caller(_, ip): Caller, Q(q): Q<NumberQ>) -> AppResult<Response> {
-    track_page(&st, &ip, q.number.unwrap_or_default(), q.phone.unwrap_or_default()).await
+async fn track(State(st): State<AppState>, Caller(who, ip): Caller, Q(q): Q<NumberQ>) -> AppResult<Response> {
+    track_page(&st, who.as_ref(), &ip, q.number.unwrap_or_default(), q.phone.unwrap_or_default()).await
 }
 
-async fn track_post(State(st): State<AppState>, Caller(_, ip): Caller, Form(q): Form<NumberQ>) -> AppResult<Response> {
-    track_page(&st, &ip, q.number.unwrap_or_default(), q.phone.unwrap_or_default()).await
+async fn track_post(State(st): State<AppState>, Caller(who, ip): Caller, Form(q): Form<NumberQ>) -> AppResult<Response> {
+    track_page(&st, who.as_ref(), &ip, q.number.unwrap_or_default(), q.phone.unwrap_or_default()).await
 }
 
-async fn track_page(st: &AppState, ip: &str, number: String, phone: String) -> AppResult<Response> {
+async fn track_page(st: &AppState, who: Option<&Principal>, ip: &str, number: String, phone: String) -> AppResult<Response> {
     let mut error = String::new();
     let mut found = None;
     let mut status = StatusCode::OK;
@@ -301,7 +319,7 @@ async fn track_page(st: &AppState, ip: &str, number: String, phone: String) -> A
             Err(e) => return Err(e),
         }
     }
-    let pre = random_hex(16);
+    let pre = form_token(who);
     Ok(with_pre_cookie(render(&Track { csrf: pre.clone(), number, phone, found, error })?, &pre, status))
 }
 
@@ -317,10 +335,10 @@ struct RateForm {
     comment: String,
 }
 
-async fn rate(State(st): State<AppState>, Caller(_, ip): Caller, Form(f): Form<RateForm>) -> AppResult<Response> {
+async fn rate(State(st): State<AppState>, Caller(who, ip): Caller, Form(f): Form<RateForm>) -> AppResult<Response> {
     super::rating::rate_public(&st, &f.number, &f.phone, &f.satisfaction, &f.comment, &ip).await?;
     // The case as it is now, answered in place: a redirect would put the phone in a URL.
-    track_page(&st, &ip, f.number, f.phone).await
+    track_page(&st, who.as_ref(), &ip, f.number, f.phone).await
 }
 
 #[derive(Template)]

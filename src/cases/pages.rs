@@ -319,15 +319,19 @@ async fn new_page(st: &AppState, p: &Principal, form: NewForm, errors: FieldErro
     let page = NewCase {
         layout: Layout::new(p, "登记事项", "/cases/new"),
         categories: categories::active(st).await?,
-        channels: CHANNELS.to_vec(),
+        channels: CHANNELS.iter().copied().filter(|(c, _)| p.role != Role::Resident || *c == RESIDENT_CHANNEL).collect(),
         form,
         errors,
     };
     Ok((status, render(&page)?).into_response())
 }
 
+/// The one channel of a resident's own report.
+const RESIDENT_CHANNEL: &str = "resident_h5";
+
 async fn new_get(State(st): State<AppState>, p: Principal) -> AppResult<Response> {
-    new_page(&st, &p, NewForm { channel: "staff".into(), ..Default::default() }, FieldErrors::default()).await
+    let channel = if p.role == Role::Resident { RESIDENT_CHANNEL } else { "staff" };
+    new_page(&st, &p, NewForm { channel: channel.into(), ..Default::default() }, FieldErrors::default()).await
 }
 
 async fn new_post(State(st): State<AppState>, p: Principal, FormBody(f): FormBody<NewForm>) -> AppResult<Response> {

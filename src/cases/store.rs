@@ -244,6 +244,9 @@ pub async fn create_also(
     let channel = i.channel.as_deref().map(str::trim).filter(|s| !s.is_empty()).unwrap_or(default_channel);
     if !super::machine::CHANNELS.iter().any(|(c, _)| *c == channel) {
         errs.add("channel", "来源渠道无效");
+    } else if user.is_some_and(|p| p.role == Role::Resident) && channel != "resident_h5" {
+        // A resident's own report is one: the channel figures count the hotline's hand-overs.
+        errs.add("channel", "居民报事的来源渠道只能是“居民H5”");
     }
     let name = i.reporter_name.as_deref().map(str::trim).unwrap_or_default();
     if name.chars().count() > 32 {

@@ -18,12 +18,15 @@ const GRID_OR_BUILDING: super::Ty = Node(&[Kind::Grid, Kind::Building]);
 const COMPOUND: super::Ty = Node(&[Kind::Compound]);
 const STREET: super::Ty = Node(&[Kind::Street]);
 
+/// The help of a name kept beside a code (see `store::validate`).
+const FROM_CODE: &str = "留空则按编码自动填写；填写时须与编码对应的名称一致";
+
 const fn f(key: &'static str, title: &'static str, ty: super::Ty, required: bool, list: bool) -> Field {
-    Field { key, title, ty, required, list, help: "" }
+    Field { key, title, ty, required, list, help: "", range: None }
 }
 
 const fn h(key: &'static str, title: &'static str, ty: super::Ty, required: bool, list: bool, help: &'static str) -> Field {
-    Field { key, title, ty, required, list, help }
+    Field { key, title, ty, required, list, help, range: None }
 }
 
 fn date(row: &Map<String, Value>, key: &str) -> Option<NaiveDate> {
@@ -197,7 +200,7 @@ pub static REGISTERS: &[Register] = &[
             h("responsible", "责任单位/责任人", Text, true, true, "责任清单"),
             f("result", "成果清单", Text, false, false),
             f("status", "状态", Enum(&["未开始", "推进中", "已解决"]), true, true),
-            f("progress", "进度%", Int, false, true),
+            f("progress", "进度%", Int, false, true).within(0.0, 100.0),
             f("deadline", "完成时限", Date, false, true),
             h("case_number", "关联事项编号", Text, false, true, "转为事项后自动填写"),
         ],
@@ -253,8 +256,9 @@ pub static REGISTERS: &[Register] = &[
             f("area", "面积（㎡）", Number, false, true),
             f("hours", "开放时间", Text, false, false),
             f("services", "服务内容", LongText, false, false),
-            f("lng", "经度", Number, false, false),
-            f("lat", "纬度", Number, false, false),
+            // Within China.
+            f("lng", "经度", Number, false, false).within(73.0, 136.0),
+            f("lat", "纬度", Number, false, false).within(3.0, 54.0),
         ],
     },
     Register {
@@ -268,7 +272,7 @@ pub static REGISTERS: &[Register] = &[
         unique: &[],
         fields: &[
             f("unit", "单位编码", Unit, true, true),
-            f("unit_name", "单位名称", Text, true, true),
+            h("unit_name", "单位名称", Text, false, true, FROM_CODE),
             f("community", "报到社区", COMMUNITY, true, true),
             f("date", "报到日期", Date, true, true),
             f("services", "认领服务", LongText, false, false),
@@ -306,7 +310,8 @@ pub static REGISTERS: &[Register] = &[
             f("what", "服务内容", Text, true, true),
             f("community", "社区", COMMUNITY, true, true),
             f("date", "日期", Date, true, true),
-            f("hours", "服务时长（小时）", Number, true, true),
+            // One record per activity, and an activity within a day.
+            f("hours", "服务时长（小时）", Number, true, true).within(0.0, 24.0),
             f("points", "积分", Int, false, true),
             h("confirmed", "社区确认", Bool, false, true, "谁记录谁证明"),
         ],
@@ -543,8 +548,8 @@ pub static REGISTERS: &[Register] = &[
         unique: &["community", "year"],
         fields: &[
             f("community", "社区", COMMUNITY, true, true),
-            f("community_name", "社区名称", Text, true, true),
-            f("year", "年度", Int, true, true),
+            h("community_name", "社区名称", Text, false, true, FROM_CODE),
+            f("year", "年度", Int, true, true).within(2000.0, 2100.0),
             f("allocated", "拨付（元）", Money, true, true),
             f("spent", "支出（元）", Money, false, true),
         ],
@@ -560,7 +565,7 @@ pub static REGISTERS: &[Register] = &[
         unique: &[],
         fields: &[
             f("community", "社区", COMMUNITY, true, true),
-            f("community_name", "社区名称", Text, true, true),
+            h("community_name", "社区名称", Text, false, true, FROM_CODE),
             f("area", "面积（㎡）", Number, false, true),
             f("checklist", "达标清单", LongText, false, false),
             f("compliant_since", "达标日期", Date, false, true),
@@ -594,7 +599,7 @@ pub static REGISTERS: &[Register] = &[
         fields: &[
             h("target", "被考核对象", Text, true, true, "单位、部门、街道或社区的名称"),
             f("target_kind", "对象类型", Enum(&["成员单位", "县直部门", "街道", "社区"]), true, true),
-            f("year", "年度", Int, true, true),
+            f("year", "年度", Int, true, true).within(2000.0, 2100.0),
             h("score", "得分", Score, true, true, "百分制：90 分以上优秀，80 分以上良好，60 分以上合格"),
             h("assessor", "考核主体", Text, true, true, "如 县委组织部、县城市基层党建工作领导小组"),
             f("deductions", "扣分事项", LongText, false, false),
@@ -615,8 +620,8 @@ pub static REGISTERS: &[Register] = &[
         fields: &[
             h("street", "评价街道", STREET, true, true, "9 位街道代码"),
             h("department", "被评部门", Unit, true, true, "单位编码"),
-            f("department_name", "部门名称", Text, true, true),
-            f("year", "年度", Int, true, true),
+            h("department_name", "部门名称", Text, false, true, FROM_CODE),
+            f("year", "年度", Int, true, true).within(2000.0, 2100.0),
             h("attitude", "服务态度", Score, true, true, "0～100 分"),
             h("efficiency", "办事效率", Score, true, true, "0～100 分"),
             h("support", "支持基层", Score, true, true, "0～100 分：下沉力量、解决问题、不推诿"),

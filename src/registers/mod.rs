@@ -116,7 +116,21 @@ pub struct Field {
     pub list: bool,
     /// Explanation for the template's comment row.
     pub help: &'static str,
+    /// The values a number may take (inclusive). Without it a whole number, a decimal or an
+    /// amount may be anything from 0 up: every such field counts or measures something.
+    pub range: Option<(f64, f64)>,
 }
+
+impl Field {
+    /// The field, taking numbers from `lo` to `hi` only.
+    pub const fn within(mut self, lo: f64, hi: f64) -> Field {
+        self.range = Some((lo, hi));
+        self
+    }
+}
+
+/// The largest number a field takes when its declaration sets no range.
+const MAX_NUMBER: f64 = 1e12;
 
 /// A column computed from a row (a contract's state from its dates, a profit, a flag).
 #[derive(Clone, Copy)]
@@ -188,26 +202,40 @@ pub fn parse_value(f: &Field, raw: &Value, keys: &Keyring) -> Result<Value, Stri
         return Ok(Value::Null);
     }
     let num = |t: &str| t.replace([',', '，', ' '], "").parse::<f64>().ok().filter(|x| x.is_finite());
+    let (lo, hi) = f.range.unwrap_or((0.0, MAX_NUMBER));
+    let out_of_range = |x: f64| match f.range {
+        Some(_) => format!("应在 {lo}～{hi} 之间"),
+        None if x < 0.0 => "不能为负数".into(),
+        None => "数值过大".into(),
+    };
     match f.ty {
         Ty::Text if text.chars().count() > 200 => Err("不能超过 200 个字".into()),
         Ty::LongText if text.chars().count() > 5000 => Err("不能超过 5000 个字".into()),
         Ty::Text | Ty::LongText => Ok(Value::String(text)),
         Ty::Int => match num(&text) {
-            Some(x) if x.fract() == 0.0 && x.abs() < 1e12 => Ok(Value::from(x as i64)),
+            Some(x) if x.fract() == 0.0 && (lo..=hi).contains(&x) => Ok(Value::from(x as i64)),
+            Some(x) if x.fract() == 0.0 => Err(out_of_range(x)),
             _ => Err("应为整数".into()),
         },
-        Ty::Number => num(&text).map(Value::from).ok_or_else(|| "应为数字".into()),
+        Ty::Number => match num(&text) {
+            Some(x) if (lo..=hi).contains(&x) => Ok(Value::from(x)),
+            Some(x) => Err(out_of_range(x)),
+            None => Err("应为数字".into()),
+        },
         Ty::Score => match num(text.trim_end_matches('分')) {
             Some(x) if (0.0..=100.0).contains(&x) => Ok(Value::from((x * 10.0).round() / 10.0)),
             _ => Err("应为 0～100 的分数".into()),
         },
         Ty::Money => match num(text.trim_end_matches('元')) {
-            Some(x) if x.abs() < 1e13 => Ok(Value::from((x * 100.0).round() / 100.0)),
+            Some(x) if (lo..=hi).contains(&x) => Ok(Value::from((x * 100.0).round() / 100.0)),
+            Some(x) => Err(out_of_range(x)),
             _ => Err("金额应为数字（单位：元）".into()),
         },
-        Ty::Date => parse_date(&text)
-            .map(|d| Value::String(d.format("%Y-%m-%d").to_string()))
-            .ok_or_else(|| "日期格式应为 YYYY-MM-DD".into()),
+        Ty::Date => match parse_date(&text) {
+            Some(d) if (1900..=2100).contains(&chrono::Datelike::year(&d)) => Ok(Value::String(d.format("%Y-%m-%d").to_string())),
+            Some(_) => Err("日期应在 1900～2100 年之间".into()),
+            None => Err("日期格式应为 YYYY-MM-DD".into()),
+        },
         Ty::Bool => match text.as_str() {
             "是" | "true" | "1" | "Y" | "y" | "yes" => Ok(Value::Bool(true)),
             "否" | "false" | "0" | "N" | "n" | "no" => Ok(Value::Bool(false)),
@@ -319,7 +347,7 @@ mod tests {
     use super::*;
 
     fn field(ty: Ty) -> Field {
-        Field { key: "x", title: "x", ty, required: false, list: true, help: "" }
+        Field { key: "x", title: "x", ty, required: false, list: true, help: "", range: None }
     }
 
     #[test]
@@ -330,6 +358,12 @@ mod tests {
         assert_eq!(parse_value(&field(Ty::Money), &Value::from("7880000元"), &k), Ok(Value::from(7_880_000.0)));
         assert_eq!(parse_value(&field(Ty::Score), &Value::from("92.46分"), &k), Ok(Value::from(92.5)));
         assert_eq!(parse_value(&field(Ty::Score), &Value::from("100"), &k), Ok(Value::from(100.0)));
+        assert_eq!(parse_value(&field(Ty::Int), &Value::from("-3"), &k), Err("不能为负数".into()));
+        assert_eq!(parse_value(&field(Ty::Number), &Value::from("1e308"), &k), Err("数值过大".into()));
+        let hours = field(Ty::Number).within(0.0, 24.0);
+        assert_eq!(parse_value(&hours, &Value::from("24"), &k), Ok(Value::from(24.0)));
+        assert_eq!(parse_value(&hours, &Value::from("-500"), &k), Err("应在 0～24 之间".into()));
+        assert!(parse_value(&field(Ty::Date), &Value::from("0000-01-01"), &k).unwrap_err().contains("1900"));
         for bad in ["101", "-1", "优"] {
             assert!(parse_value(&field(Ty::Score), &Value::from(bad), &k).unwrap_err().contains("0～100"), "{bad}");
         }

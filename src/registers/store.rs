@@ -294,15 +294,28 @@ pub async fn validate(st: &AppState, p: &Principal, reg: &Register, raw: &Map<St
     let mut data = Map::new();
     let county = p.county_path();
     let mut node_path = county.clone();
+    // The names of the nodes and units referred to so far, by field.
+    let mut names: HashMap<&str, String> = HashMap::new();
     for f in reg.fields {
         let mut err = |m: String| errs.push(FieldError { field: f.key.into(), message: format!("{}：{m}", f.title) });
-        let v = match parse_value(f, raw.get(f.key).unwrap_or(&Value::Null), &st.keyring) {
+        let mut v = match parse_value(f, raw.get(f.key).unwrap_or(&Value::Null), &st.keyring) {
             Ok(v) => v,
             Err(m) => {
                 err(m);
                 continue;
             }
         };
+        // A name kept beside a code (community_name beside community) is that code's name:
+        // filled in when left empty, refused when it names another (a second 花花桥社区 row
+        // holding 燎原社区's money).
+        if let Some(named) = f.key.strip_suffix("_name").and_then(|k| names.get(k)) {
+            if v.is_null() {
+                v = Value::String(named.clone());
+            } else if text_of(&v) != *named {
+                err(format!("与所填编码对应的名称「{named}」不一致"));
+                continue;
+            }
+        }
         if v.is_null() {
             if f.required {
                 err("必填".into());
@@ -310,11 +323,29 @@ pub async fn validate(st: &AppState, p: &Principal, reg: &Register, raw: &Map<St
             continue;
         }
         match check_ref(st, f, &v).await {
-            Ok(Some(path)) if reg.scope_field == Some(f.key) => node_path = path,
-            Ok(_) => {}
+            Ok(Some(r)) => {
+                if reg.scope_field == Some(f.key)
+                    && let Some(path) = r.path
+                {
+                    node_path = path;
+                }
+                // A unit given by its id is kept by its code.
+                v = Value::String(r.code);
+                names.insert(f.key, r.name);
+            }
+            Ok(None) => {}
             Err(m) => err(m),
         }
         data.insert(f.key.into(), v);
+    }
+    // A term ends on or after the day it starts.
+    for (start, end) in TERMS {
+        if let (Some(Value::String(s)), Some(Value::String(e)), Some(fe)) = (data.get(start), data.get(end), reg.field(end))
+            && e < s
+        {
+            let starts = reg.field(start).map(|f| f.title).unwrap_or_default();
+            errs.push(FieldError { field: end.into(), message: format!("{}：不能早于{starts}", fe.title) });
+        }
     }
     if errs.is_empty() && !p.in_scope(&node_path) {
         errs.push(FieldError { field: reg.scope_field.unwrap_or("scope").into(), message: "不在您的管辖范围内".into() });
@@ -327,12 +358,26 @@ pub async fn validate(st: &AppState, p: &Principal, reg: &Register, raw: &Map<St
     Ok(Valid { data, node_path, name, search })
 }
 
-/// Checks a node or unit reference; returns the node's path.
-async fn check_ref(st: &AppState, f: &Field, v: &Value) -> Result<Option<String>, String> {
+/// The (start, end) dates of a term, where a register has both.
+const TERMS: [(&str, &str); 3] = [("start_date", "end_date"), ("contract_start", "contract_end"), ("term_start", "term_end")];
+
+/// A node or unit a field refers to.
+struct Ref {
+    /// A node's path (a unit has none).
+    path: Option<String>,
+    /// Its code as kept.
+    code: String,
+    name: String,
+}
+
+/// Checks a node or unit reference (`None`: the field refers to nothing).
+async fn check_ref(st: &AppState, f: &Field, v: &Value) -> Result<Option<Ref>, String> {
     let code = v.as_str().unwrap_or_default();
     match f.ty {
         Ty::Node(kinds) => match crate::tree::store::find_by_code(&st.db, code).await {
-            Ok(Some(n)) if !n.retired && kinds.contains(&n.kind) => Ok(Some(n.path)),
+            Ok(Some(n)) if !n.retired && kinds.contains(&n.kind) => {
+                Ok(Some(Ref { path: Some(n.path), code: n.code, name: n.name }))
+            }
             Ok(Some(n)) if !n.retired => {
                 Err(format!("{code} 是{}「{}」，此处应填{}编码", n.kind.label(), n.name, super::node_kinds(kinds)))
             }
@@ -340,7 +385,7 @@ async fn check_ref(st: &AppState, f: &Field, v: &Value) -> Result<Option<String>
             Err(_) => Err("无法校验区域编码".into()),
         },
         Ty::Unit => match crate::cases::units::find(&st.db, code).await {
-            Ok(Some(_)) => Ok(None),
+            Ok(Some(u)) => Ok(Some(Ref { path: None, code: u.code, name: u.name })),
             _ => Err(format!("单位 {code} 不存在")),
         },
         _ => Ok(None),

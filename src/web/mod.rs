@@ -359,6 +359,10 @@ impl Layout {
         }
         // Each section once, in this order (a heading is shown where the section changes).
         add("/cases", "事项办理", "事项");
+        if p.role == crate::auth::Role::Resident {
+            // The H5 form: a map, the grid found from the place, photos.
+            add("/m/report", "我要报事", "事项");
+        }
         add("/notifications", "消息", "事项");
         if crate::cases::staff_level(p.role).is_some() {
             add("/rates", "办理情况排名", "事项");

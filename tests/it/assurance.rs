@@ -99,4 +99,61 @@ async fn supervision_and_reverse_assessment(app: TestApp) {
     assert_eq!((ov["assessed_this_year"].as_i64(), ov["burden_items_met"].as_i64()), (Some(13), Some(4)), "{ov}");
 }
 
-both!(supervision_and_reverse_assessment);
+/// Numbers within what they measure, names that match their codes, terms that end after they
+/// start: one mistyped value no longer corrupts a figure (found by a probe: -500 service hours
+/// took a street's 人均服务时长 below zero, 1e308 printed 9223372036854775807).
+async fn register_values_stay_within_reason(app: TestApp) {
+    let admin = app.login("admin").await;
+    let before = app.get("/api/v1/overview").bearer(&admin).send().await.json();
+    let post = |reg: &str, body: Value| app.post(&format!("/api/v1/registers/{reg}")).bearer(&admin).json(body).send();
+    for (reg, body, field, says) in [
+        (
+            "service_records",
+            json!({"member": "党员甲", "what": "政策宣讲", "community": "520627001001", "date": "2026-11-20", "hours": -500, "confirmed": true}),
+            "hours",
+            "0～24",
+        ),
+        (
+            "service_records",
+            json!({"member": "党员甲", "what": "政策宣讲", "community": "520627001001", "date": "2026-11-20", "hours": 1e308, "confirmed": true}),
+            "hours",
+            "0～24",
+        ),
+        ("funding", json!({"community": "520627001001", "year": -1, "allocated": 120000}), "year", "2000～2100"),
+        ("funding", json!({"community": "520627001001", "year": 2031, "allocated": -500000}), "allocated", "负数"),
+        (
+            "funding",
+            json!({"community": "520627001001", "community_name": "燎原社区", "year": 2031, "allocated": 1}),
+            "community_name",
+            "花花桥社区",
+        ),
+        ("problems", json!({"problem": "某问题", "community": "520627001001", "progress": -1}), "progress", "0～100"),
+        (
+            "research_visits",
+            json!({"topic": "调研", "date": "0000-01-01", "leader": "甲", "community": "520627001001"}),
+            "date",
+            "1900",
+        ),
+        (
+            "agreements",
+            json!({"title": "共建", "community": "520627001001", "unit": "DW001", "start_date": "2026-05-01", "end_date": "2026-04-30"}),
+            "end_date",
+            "不能早于开始日期",
+        ),
+    ] {
+        let r = post(reg, body).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{reg}: {}", r.text());
+        let m = field_message(&r.json(), field);
+        assert!(m.contains(says), "{reg}.{field}: {}", r.text());
+    }
+    assert_eq!(app.get("/api/v1/overview").bearer(&admin).send().await.json(), before, "nothing written");
+    // A name left empty is the code's; a unit named by its id is kept by its code.
+    let r = post("funding", json!({"community": "520627001001", "year": 2031, "allocated": 120000})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["community_name"], "花花桥社区");
+    let r = post("unit_reports", json!({"unit": "1", "community": "520627001001", "date": "2026-03-01"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!((r.json()["unit"].as_str(), r.json()["unit_name"].as_str()), (Some("DW001"), Some("县委办公室")));
+}
+
+both!(supervision_and_reverse_assessment, register_values_stay_within_reason);

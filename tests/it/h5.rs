@@ -200,7 +200,37 @@ async fn public_address_cookies_and_caching(app: TestApp) {
     assert!(r.header("set-cookie").contains("HttpOnly; SameSite=Lax; Secure"), "{}", r.header("set-cookie"));
 }
 
+/// A signed-in resident reports from the H5 form (its token is their session's) and finds the
+/// case among their own; their channel is always 居民H5.
+async fn a_signed_in_resident_reports_as_themselves(app: TestApp) {
+    let jumin = app.login("jumin").await;
+    let cookie = format!("linli_session={jumin}");
+    let console = app.get("/cases").cookie(&cookie).send().await.text();
+    assert!(console.contains("href=\"/m/report\""), "the resident's console leads to the form");
+    let page = app.get("/m/report?grid=520627001001002").cookie(&cookie).send().await.text();
+    let token = page.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let fields =
+        [("_csrf", token.as_str()), ("category", "ldd"), ("description", "单元门口的路灯不亮"), ("grid", "520627001001002")];
+    let (ct, body) = multipart(&fields, None);
+    let r = app.post("/m/report").cookie(&cookie).raw(&ct, body).send().await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let number = r.header("location").split("number=").nth(1).unwrap().to_string();
+    let mine = app.get("/api/v1/cases").bearer(&jumin).send().await.json();
+    assert!(mine["items"].as_array().unwrap().iter().any(|c| c["number"] == number.as_str()), "{mine}");
+    let r = app
+        .post("/api/v1/cases")
+        .bearer(&jumin)
+        .json(json!({"category": "ldd", "description": "路灯不亮", "grid": "520627001001002", "channel": "hotline_12345"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert_eq!(r.json()["fields"][0]["field"], "channel");
+    let form = app.get("/cases/new").cookie(&cookie).send().await.text();
+    assert!(!form.contains("hotline_12345"), "the form offers a resident no other channel");
+}
+
 both!(
+    a_signed_in_resident_reports_as_themselves,
     resident_reports_tracks_and_rates,
     unsatisfied_rating_sends_it_back,
     grid_qr_and_poster,
