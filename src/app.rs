@@ -85,6 +85,7 @@ impl AppState {
         if created {
             tracing::warn!(path = %cfg.key_file().display(), "已生成新的个人信息加密密钥文件，请妥善备份（丢失后加密数据无法恢复）");
         }
+        check_key(&db, &keyring, &cfg.key_file()).await?;
         let chain = ChainKey(keyring.blind_index("audit.chain", "v1").into_bytes());
         let csp = HeaderValue::from_str(&cfg.csp()).map_err(|_| "地图瓦片地址含有非法字符")?;
         let st = AppState(Arc::new(Shared {
@@ -102,6 +103,29 @@ impl AppState {
         st.grids.refresh(&st.db).await?;
         Ok(st)
     }
+}
+
+/// Refuses a key file that is not the database's. Each database keeps a fingerprint of its key
+/// (recorded by the first process to open it with one): a node or a command started with
+/// another install's key would write personal data the others cannot read and audit entries
+/// that break the chain for good.
+async fn check_key(db: &Db, keyring: &Keyring, path: &std::path::Path) -> Result<(), StartError> {
+    let fp = keyring.blind_index("key.fingerprint", "v1");
+    // Two processes starting at once with different keys: the first to record wins, the other
+    // reads its fingerprint back and stops.
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('key_fingerprint', $1) ON CONFLICT (key) DO NOTHING")
+        .bind(&fp)
+        .execute(&db.pool)
+        .await?;
+    let kept: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'key_fingerprint'").fetch_one(&db.pool).await?;
+    if kept != fp {
+        return Err(format!(
+            "密钥文件 {} 与数据库不匹配：该数据库由另一个密钥文件写入。请使用与该数据库一起部署或备份的密钥文件（或用 --key-file 指明）。用错的密钥写入的个人信息无法解密，审计链也会被破坏",
+            path.display()
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// A storage error at start-up, for the operator: our own explanations without sqlx's

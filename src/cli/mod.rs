@@ -293,6 +293,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
     if let Cmd::Serve(args) = cmd {
         return serve::serve(cfg, args).await.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string());
     }
+    // Commands that read or check what is there would, on a SQLite file that is not there,
+    // create an empty database and a key, and report on that: a mistyped --data-dir passing
+    // `audit verify`.
+    if matches!(cmd, Cmd::User { .. } | Cmd::Export { .. } | Cmd::Rollups { .. } | Cmd::Backup { .. } | Cmd::Audit { .. })
+        && let Some(file) = crate::db::sqlite_file(&cfg.database_url()).filter(|f| !f.exists())
+    {
+        return Err(format!("数据库文件 {} 不存在：请检查 --data-dir 或 --database-url", file.display()));
+    }
     let st = AppState::open(cfg).await.map_err(|e| e.to_string())?;
     // Operators at the console see the internal detail that web users are spared.
     let err = |e: crate::error::AppError| e.detail();

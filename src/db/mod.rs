@@ -295,6 +295,11 @@ async fn check_collation(pool: &AnyPool) -> Result<(), sqlx::Error> {
 }
 
 /// The file of an SQLite URL.
+/// The SQLite file a URL names (`None` for PostgreSQL).
+pub fn sqlite_file(url: &str) -> Option<&std::path::Path> {
+    url.starts_with("sqlite:").then(|| std::path::Path::new(sqlite_path(url)))
+}
+
 fn sqlite_path(url: &str) -> &str {
     url.trim_start_matches("sqlite://").trim_start_matches("sqlite:").split('?').next().unwrap_or_default()
 }

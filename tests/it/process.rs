@@ -352,6 +352,29 @@ async fn newer_schema_and_bad_settings_are_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A key file from another install is refused before anything is written with it (a node
+/// started so wrote personal data the others could not read and broke the audit chain), and a
+/// check run on a database that is not there says so instead of creating one and passing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_and_a_missing_database_are_refused() {
+    let (a, b) = (tmp("key_a"), tmp("key_b"));
+    assert_eq!(cli(&a, &["migrate"], None).0, 0);
+    assert_eq!(cli(&b, &["migrate"], None).0, 0);
+    assert_eq!(cli(&a, &["user", "list"], None).0, 0, "its own key");
+    std::fs::copy(b.join("linli.key"), a.join("linli.key")).unwrap();
+    let (code, out) = cli(&a, &["user", "list"], None);
+    assert!(code != 0 && out.contains("与数据库不匹配"), "{code}: {out}");
+    let missing = tmp("key_missing").join("typo");
+    for args in [&["audit", "verify"][..], &["rollups", "verify"], &["user", "list"]] {
+        let (code, out) = cli(&missing, args, None);
+        assert!(code != 0 && out.contains("不存在"), "{args:?}: {out}");
+    }
+    assert!(!missing.join("linli.db").exists() && !missing.join("linli.key").exists(), "nothing created");
+    for d in [a, b] {
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
+
 /// The demo county's code is 沿河's own: a county set up by hand under it is never reset (or
 /// loaded over) as if it were the demo.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
