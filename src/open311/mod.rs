@@ -224,7 +224,7 @@ async fn post_request(
     }
 }
 
-const REQ_COLS: &str = "c.number, c.status, c.description, c.address, c.grid_code, c.lng, c.lat, c.created_at, c.updated_at, c.resolve_due, \
+const REQ_COLS: &str = "c.number, c.status, c.description, c.grid_code, c.lng, c.lat, c.created_at, c.updated_at, c.resolve_due, \
      cat.code AS cat_code, cat.name AS cat_name, u.name AS unit_name";
 
 /// Statuses whose text the public does not see: not yet vetted (待受理), or turned away (不予受理,
@@ -242,6 +242,38 @@ fn request_row(r: &crate::db::Row) -> Result<format::Request, AppError> {
     Ok(req)
 }
 
+/// A resident's text as the public sees it: runs of 7 digits or more (phone numbers, 身份证号,
+/// house numbers with a room) are starred out.
+fn masked(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let run = chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if run >= 7 {
+            // An ID number's check character goes with it.
+            let x = chars.get(i + run).is_some_and(|c| matches!(c, 'X' | 'x')) as usize;
+            out.extend(std::iter::repeat_n('*', run + x));
+            i += run + x;
+        } else if run > 0 {
+            out.extend(&chars[i..i + run]);
+            i += run;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A coordinate to about 100 m: the place of a problem, not of a door.
+fn coarse(x: Option<f64>) -> Option<f64> {
+    x.map(|v| (v * 1000.0).round() / 1000.0)
+}
+
+/// The public's view of a request: what the resident site's 办理公开 shows, plus the text with
+/// numbers starred, and the place to about 100 m. The address a resident typed (a room
+/// number, a home) is not published.
 fn request_fields(r: &crate::db::Row, status: Status) -> Result<format::Request, AppError> {
     Ok(format::Request {
         service_request_id: col(r, "number")?,
@@ -249,17 +281,17 @@ fn request_fields(r: &crate::db::Row, status: Status) -> Result<format::Request,
         status_notes: status.label().into(),
         service_name: col(r, "cat_name")?,
         service_code: col(r, "cat_code")?,
-        description: col(r, "description")?,
+        description: masked(&col::<String>(r, "description")?),
         agency_responsible: col::<Option<String>>(r, "unit_name")?.unwrap_or_default(),
         service_notice: String::new(),
         requested_datetime: col(r, "created_at")?,
         updated_datetime: col(r, "updated_at")?,
         expected_datetime: col(r, "resolve_due")?,
-        address: col(r, "address")?,
+        address: String::new(),
         address_id: col(r, "grid_code")?,
         zipcode: String::new(),
-        lat: col(r, "lat")?,
-        long: col(r, "lng")?,
+        lat: coarse(col(r, "lat")?),
+        long: coarse(col(r, "lng")?),
         media_url: String::new(),
     })
 }
@@ -357,4 +389,17 @@ pub fn routes() -> Router<AppState> {
         .route("/open311/v2/services/{file}", get(definition))
         .route("/open311/v2/requests/{file}", get(one_request))
         .route("/open311/v2/tokens/{file}", get(token))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbers_in_public_text_are_starred() {
+        assert_eq!(
+            super::masked("电话13800138000，身份证52222819900101123X，3栋501室"),
+            "电话***********，身份证******************，3栋501室"
+        );
+        assert_eq!(super::masked("2 单元 1234567"), "2 单元 *******");
+        assert_eq!(super::coarse(Some(108.47749)), Some(108.477));
+    }
 }
