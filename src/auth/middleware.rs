@@ -22,8 +22,9 @@ use crate::error::AppError;
 pub const SESSION_COOKIE: &str = "linli_session";
 /// Cookie for the pre-login double-submit CSRF token.
 pub const PRE_COOKIE: &str = "linli_pre";
-/// Largest request body accepted (GeoJSON of a whole county fits).
-pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// Largest request body accepted (GeoJSON of a whole county fits, and a report with its six
+/// photos of up to 5 MB each).
+pub const BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 /// The caller, if any, as resolved by [`authenticate`].
 #[derive(Clone, Debug)]
@@ -125,6 +126,10 @@ pub async fn authenticate(State(st): State<AppState>, req: Request, next: Next) 
         _ => None,
     };
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let path = req.uri().path().to_string();
+    // Answered before the page routes' own error pages: made pages here for a person's browser.
+    let refuse =
+        |e: AppError| if crate::web::is_page(&path) { crate::web::as_page(&path, e.into_response()) } else { e.into_response() };
     let mut req = req;
     if unsafe_method {
         let session_csrf = match (&principal, from_cookie) {
@@ -140,13 +145,16 @@ pub async fn authenticate(State(st): State<AppState>, req: Request, next: Next) 
             let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
                 Ok(b) => b,
                 Err(_) => {
-                    return AppError::BadRequest("请求内容过大或读取失败".into()).into_response();
+                    return refuse(AppError::BadRequest("请求内容过大或读取失败".into()));
                 }
             };
             let sent = header_tok.or_else(|| form_field(&bytes, "_csrf")).unwrap_or_default();
             let expected = session_csrf.or(pre).unwrap_or_default();
             if expected.is_empty() || !constant_eq(&sent, &expected) {
-                return AppError::Csrf.into_response();
+                // A form sent after its session ended (logged out elsewhere, timed out): to the
+                // login page, which leads back to the form, rather than a bare refusal.
+                let ended = principal.is_none() && cookie(&parts.headers, SESSION_COOKIE).is_some_and(|c| !c.is_empty());
+                return refuse(if ended { AppError::Unauthorized } else { AppError::Csrf });
             }
             req = Request::from_parts(parts, Body::from(bytes));
         }

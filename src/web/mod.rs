@@ -187,7 +187,18 @@ pub fn see_other(to: &str) -> Redirect {
 /// redirect to the login page and a pending password change a redirect to the form.
 pub async fn html_errors(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    let resp = next.run(req).await;
+    as_page(&path, next.run(req).await)
+}
+
+/// Whether a path is a person's page (not the API, not Open311): its errors are pages.
+pub fn is_page(path: &str) -> bool {
+    !(path.starts_with("/api/") || path.starts_with("/open311/") || path == "/api")
+}
+
+/// The answer to a page request: linli's own error answer becomes the zh-CN error page (or the
+/// redirect to log in); anything else is left as it is.
+pub fn as_page(path: &str, resp: Response) -> Response {
+    let path = path.to_string();
     let Some(info) = resp.extensions().get::<ErrorInfo>().cloned() else {
         return resp;
     };

@@ -210,9 +210,11 @@ async fn csrf_and_forms(app: TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.text().contains("用户名或密码错误"));
-    // A cookie-authenticated POST without the session's token is refused; with it, accepted.
+    // A cookie-authenticated POST without the session's token is refused (a page, not JSON:
+    // found by a probe); with it, accepted.
     let r = app.post("/tokens").cookie(&cookie).form(&[("name", "x")]).send().await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.header("content-type").starts_with("text/html") && r.text().contains("表单已过期"), "{}", r.text());
     let r = app.post("/api/v1/tokens").cookie(&cookie).json(json!({"name": "x"})).send().await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "JSON with a cookie needs x-csrf-token");
     let home = app.get("/").cookie(&cookie).send().await.text();
@@ -253,6 +255,9 @@ async fn csrf_and_forms(app: TestApp) {
     let r = app.post("/logout").cookie(&cookie).form(&[("_csrf", &csrf)]).send().await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(app.get("/api/v1/me").cookie(&cookie).send().await.status, StatusCode::UNAUTHORIZED);
+    // A form sent after its session ended leads to the login page, and back to the form.
+    let r = app.post("/registers/mailbox").cookie(&cookie).form(&[("_csrf", &csrf), ("message", "x")]).send().await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, "/login?next=/registers/mailbox".to_string()));
 }
 
 async fn forced_password_change_and_tokens(app: TestApp) {
