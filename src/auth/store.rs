@@ -122,6 +122,16 @@ pub fn check_username(u: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err("用户名应为 3～32 位字母、数字、下划线、点或连字符".into()) }
 }
 
+/// The kinds of node above a role's level: its scope may not be one of them.
+fn above(role: Role) -> &'static [crate::tree::Kind] {
+    use crate::tree::Kind;
+    match role {
+        Role::StreetAdmin => &[Kind::County],
+        Role::CommunityStaff | Role::GridWorker => &[Kind::County, Kind::Street],
+        Role::CountyAdmin | Role::UnitContact | Role::PartyMember | Role::Resident => &[],
+    }
+}
+
 /// Creates an account; `by` is the admin doing it (None for the CLI and demo).
 pub async fn create_user(st: &AppState, by: Option<&Principal>, actor: &Actor, nu: NewUser) -> AppResult<User> {
     let mut errs = FieldErrors::default();
@@ -141,6 +151,16 @@ pub async fn create_user(st: &AppState, by: Option<&Principal>, actor: &Actor, n
         }
     } else {
         match crate::tree::store::find_by_code(&st.db, &nu.scope).await? {
+            Some(n) if above(nu.role).contains(&n.kind) => {
+                // A community worker scoped to the county would hold a county's reach with a
+                // community's role (least privilege); a narrower scope is a duty (a worker
+                // for one grid).
+                errs.add(
+                    "scope",
+                    format!("{}的管辖范围不能高于其层级：{} 是{}「{}」", nu.role.label(), nu.scope, n.kind.label(), n.name),
+                );
+                (None, None)
+            }
             Some(n) => (Some(n.path), None),
             None => {
                 errs.add("scope", format!("管辖范围 {} 不存在", nu.scope));
@@ -269,7 +289,24 @@ pub async fn set_lock(st: &AppState, by: Option<&Principal>, actor: &Actor, user
         UserAction::Lock => Some(ADMIN_LOCK),
         UserAction::Unlock => None,
     };
+    if action == UserAction::Lock && by.is_some_and(|b| b.user_id == u.id) {
+        // Locked out at once, with nobody left to unlock them but the server's console.
+        return Err(AppError::Conflict("不能锁定自己的账号".into()));
+    }
     let mut tx = st.db.begin().await?;
+    if action == UserAction::Lock && u.role == Role::CountyAdmin {
+        tx.serialise("users:county_admins").await?;
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users WHERE role = 'county_admin' AND id <> $1 AND disabled = 0 AND (locked_until IS NULL OR locked_until < $2)",
+        )
+        .bind(u.id)
+        .bind(now_ms())
+        .fetch_one(&mut tx)
+        .await?;
+        if others == 0 {
+            return Err(AppError::Conflict("这是最后一个可用的县级管理员账号，锁定后将无人能管理系统".into()));
+        }
+    }
     sqlx::query("UPDATE users SET locked_until = $1, failed_logins = 0, updated_at = $2 WHERE id = $3")
         .bind(until)
         .bind(now_ms())

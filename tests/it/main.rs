@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod accounts;
 mod api;
 mod assurance;
 mod audit;
