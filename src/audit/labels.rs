@@ -43,6 +43,7 @@ const ACTIONS: &[(&str, &str)] = &[
     ("demo.load", "载入演示数据"),
     ("demo.scale", "生成规模演示数据"),
     ("demo.reset", "清除演示数据"),
+    ("database.backup", "备份数据库"),
 ];
 
 /// The filter's choices: a code or a prefix of codes, and its name.
@@ -62,6 +63,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("webhook", "推送地址"),
     ("settings", "系统设置"),
     ("demo", "演示数据"),
+    ("database", "数据库备份"),
 ];
 
 /// The name of an action code (the code itself when it has none).

@@ -73,8 +73,8 @@ pub async fn save(data_dir: &Path, photos: Vec<Photo>) -> AppResult<Vec<Saved>> 
         let bytes = p.bytes;
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             use std::io::Write;
-            std::fs::create_dir_all(full.parent().expect("has a parent"))?;
-            let mut f = std::fs::File::create(&full)?;
+            private_dirs(full.parent().expect("has a parent"))?;
+            let mut f = private_create(&full)?;
             f.write_all(&bytes)?;
             f.sync_all()
         })
@@ -84,6 +84,25 @@ pub async fn save(data_dir: &Path, photos: Vec<Photo>) -> AppResult<Vec<Saved>> 
         saved.push(Saved { path: rel.to_string_lossy().to_string(), mime: p.mime, size });
     }
     Ok(saved)
+}
+
+/// Creates a directory and its missing parents, readable by the service account only (photos
+/// are personal data, like the database beside them).
+pub fn private_dirs(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Creates a file readable and writable by the service account only.
+pub fn private_create(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)
 }
 
 /// Reads a stored photo.

@@ -382,7 +382,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         }
         Cmd::Import { register, file, dry_run } => {
             let reg = crate::registers::catalog::find(&register).ok_or_else(|| format!("没有名为 {register} 的台账"))?;
-            let bytes = std::fs::read(&file).map_err(|e| format!("无法读取 {}：{e}", file.display()))?;
+            let bytes = std::fs::read(&file).map_err(|e| format!("无法读取 {}：{}", file.display(), io_zh(&e)))?;
             let county = county_principal(&st).await?;
             let progress = |done: usize, total: usize| {
                 use std::io::Write;
@@ -406,8 +406,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Cmd::Export { register, file } => {
             let reg = crate::registers::catalog::find(&register).ok_or_else(|| format!("没有名为 {register} 的台账"))?;
             let county = county_principal(&st).await?;
+            // The file is opened first: an export is audited as made, and one that could not
+            // be written was not.
+            let mut out = std::fs::File::create(&file).map_err(|e| format!("无法写入 {}：{}", file.display(), io_zh(&e)))?;
             let bytes = crate::registers::xlsx::export(&st, &county, reg, &Default::default()).await.map_err(err)?;
-            std::fs::write(&file, bytes).map_err(|e| format!("无法写入 {}：{e}", file.display()))?;
+            std::io::Write::write_all(&mut out, &bytes).map_err(|e| format!("无法写入 {}：{}", file.display(), io_zh(&e)))?;
             println!("已导出「{}」到 {}", reg.title, file.display());
             ExitCode::SUCCESS
         }
@@ -439,6 +442,17 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
                 e => format!("备份失败：{e}"),
             })?;
             println!("已备份到 {}", file.display());
+            let summary = format!("在线备份数据库到 {}", file.display());
+            // Shown to the county's admins (a database without a county yet: to nobody's scope).
+            let path = county_principal(&st).await.map(|p| p.scope_path).unwrap_or_else(|_| "/".into());
+            let ev = crate::audit::Event {
+                action: "database.backup",
+                entity: "database",
+                entity_id: "-",
+                node_path: &path,
+                summary: &summary,
+            };
+            crate::audit::record(&st.db, &st.chain, &Actor::system("cli"), ev).await.map_err(err)?;
             // Photos live as files beside the database; copied after it, they include every
             // photo its snapshot names (a photo is written before the step that names it).
             let photos = st.cfg.data_dir.join("photos");
@@ -472,7 +486,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
 
 /// Copies the files under `from` to `to` (made), keeping the layout; returns how many.
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<usize> {
-    std::fs::create_dir_all(to)?;
+    use crate::cases::photos::{private_create, private_dirs};
+    private_dirs(to)?;
     let mut n = 0;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
@@ -480,11 +495,26 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<us
         if entry.file_type()?.is_dir() {
             n += copy_tree(&entry.path(), &target)?;
         } else {
-            std::fs::copy(entry.path(), &target)?;
+            // The service account's alone, like the backup itself.
+            std::io::copy(&mut std::fs::File::open(entry.path())?, &mut private_create(&target)?)?;
             n += 1;
         }
     }
     Ok(n)
+}
+
+/// A file error in words (the standard library's are English).
+fn io_zh(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        NotFound => "目录不存在",
+        PermissionDenied => "没有权限",
+        IsADirectory => "这是一个目录",
+        AlreadyExists => "文件已存在",
+        StorageFull => "磁盘已满",
+        ReadOnlyFilesystem => "文件系统只读",
+        _ => "读写失败",
+    }
 }
 
 /// The CLI acts as the county (the one root node) for register commands.

@@ -217,13 +217,24 @@ async fn backup_while_serving_then_restore() {
     assert!(out.contains("已备份") && out.contains("照片 1 张"), "{out}");
     let copied = std::fs::read(dir.join("backup.db.photos/202611/p.jpg")).unwrap();
     assert_eq!(copied, b"\xff\xd8photo");
-    // The database and its backup are the service account's alone, like the key.
+    // The database, its backup and the photos copied with it are the service account's alone,
+    // like the key.
     {
         use std::os::unix::fs::PermissionsExt;
-        for f in [file.clone(), dir.join("linli.db")] {
+        for f in [file.clone(), dir.join("linli.db"), dir.join("backup.db.photos/202611/p.jpg")] {
             assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600, "{}", f.display());
         }
+        let d = dir.join("backup.db.photos/202611");
+        assert_eq!(std::fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
     }
+    // The backup is in the audit log (it copies every record); an export that could not be
+    // written is not, and says why in words.
+    let (_, log) = srv.call("GET", "/api/v1/audit?action=database.backup", Some(&tok), None).await.unwrap();
+    assert!(log.to_string().contains("在线备份数据库"), "{log}");
+    let (code, out) = cli(&dir, &["export", "units", "/nonexistent-dir/u.xlsx"], None);
+    assert!(code != 0 && out.contains("目录不存在") && !out.contains("os error"), "{out}");
+    let (_, log) = srv.call("GET", "/api/v1/audit?action=register.export", Some(&tok), None).await.unwrap();
+    assert!(!log.to_string().contains("成员单位"), "{log}");
     writer.await.unwrap();
     drop(srv);
     // Restore: a new data dir with the backup as its database and the same key file.
