@@ -359,12 +359,16 @@ struct RatesPage {
     rows: Vec<RateRow>,
     q: RatesQuery,
     query: String,
+    levels: Vec<(&'static str, &'static str)>,
+    rank_among: &'static str,
 }
 
 async fn rates_page(State(st): State<AppState>, p: Principal, Q(q): Q<RatesQuery>, uri: axum::http::Uri) -> AppResult<Response> {
     let rows = rates::table(&st, &p, &q).await?;
     let query = uri.query().unwrap_or_default().to_string();
-    Ok(render(&RatesPage { layout: Layout::new(&p, "办理情况与排名", "/rates"), rows, q, query })?.into_response())
+    let (levels, rank_among) = (rates::levels(&p), rates::rank_among(&p, q.level.as_deref().unwrap_or("community")));
+    let layout = Layout::new(&p, "办理情况与排名", "/rates");
+    Ok(render(&RatesPage { layout, rows, q, query, levels, rank_among })?.into_response())
 }
 
 #[derive(Template)]

@@ -156,6 +156,24 @@ pub async fn weights(st: &AppState) -> AppResult<(f64, f64, f64)> {
     Ok(parsed.unwrap_or((0.1, 0.5, 0.4)))
 }
 
+/// The levels a scope's staff may rank at, with their names: none above the scope (a street's
+/// admin has no county row), and a grid's staff see their community's.
+pub fn levels(p: &Principal) -> Vec<(&'static str, &'static str)> {
+    let depth = p.scope.len().min(12);
+    [("street", "按街道", 9), ("community", "按社区", 12), ("unit", "按承办单位", 99), ("county", "全县", 6)]
+        .into_iter()
+        .filter(|(_, _, d)| *d >= depth)
+        .map(|(l, n, _)| (l, n))
+        .collect()
+}
+
+/// What a row's rank is among: streets and communities rank among the whole county's (the same
+/// rank whoever looks: a street's admin saw their street ranked 1 of 1); units among the units
+/// that handled the scope's cases.
+pub fn rank_among(p: &Principal, level: &str) -> &'static str {
+    if level == "unit" && p.scope.len() > 6 { "本辖区排名" } else { "全县排名" }
+}
+
 /// The ranking table for a level and period inside the caller's scope, best composite first.
 pub async fn table(st: &AppState, p: &Principal, q: &RatesQuery) -> AppResult<Vec<RateRow>> {
     p.require(Perm::TreeRead)?;
@@ -166,7 +184,12 @@ pub async fn table(st: &AppState, p: &Principal, q: &RatesQuery) -> AppResult<Ve
     if !["county", "street", "community", "unit"].contains(&level) {
         return Err(AppError::field("level", "level 应为 county、street、community 或 unit"));
     }
+    if !levels(p).iter().any(|(l, _)| *l == level) {
+        return Err(AppError::field("level", "该层级高于您的管辖范围"));
+    }
     let scope_code = p.scope.as_str();
+    // Streets and communities are ranked among the county's, and the scope's rows kept.
+    let ranked_over = if level == "unit" { scope_code } else { scope_code.get(..6).unwrap_or(scope_code) };
     let day = |d: Option<&str>, field: &str| -> AppResult<Option<i64>> {
         match d.map(str::trim).filter(|s| !s.is_empty()) {
             Some(d) => Ok(Some(super::rollups::day_of(super::store::day_start(d, field)?))),
@@ -182,7 +205,7 @@ pub async fn table(st: &AppState, p: &Principal, q: &RatesQuery) -> AppResult<Ve
         groups = unit_rows_below_county(st, scope_code, from, to).await?;
     } else {
         // Unit members are "<county>:<unit>"; an unscoped caller reads every county's.
-        let prefix = if level == "unit" && !scope_code.is_empty() { format!("{scope_code}:") } else { scope_code.to_string() };
+        let prefix = if level == "unit" && !scope_code.is_empty() { format!("{scope_code}:") } else { ranked_over.to_string() };
         let rows = super::cube::sums(&st.db, level, &prefix, from, to).await?;
         if level == "unit" {
             let mut by_unit: std::collections::BTreeMap<i64, Counts> = Default::default();
@@ -218,6 +241,10 @@ pub async fn table(st: &AppState, p: &Principal, q: &RatesQuery) -> AppResult<Ve
     });
     for (i, r) in out.iter_mut().filter(|r| r.ranked).enumerate() {
         r.rank = i as i64 + 1;
+    }
+    if level != "unit" {
+        // A grid's staff keep their community's row.
+        out.retain(|r| r.key.starts_with(scope_code) || scope_code.starts_with(r.key.as_str()));
     }
     Ok(out)
 }

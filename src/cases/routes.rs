@@ -114,7 +114,8 @@ pub async fn case_photo(
 
 async fn rates_get(State(st): State<AppState>, p: Principal, Q(q): Q<RatesQuery>) -> AppResult<Json<Value>> {
     let rows = rates::table(&st, &p, &q).await?;
-    Ok(Json(json!({"level": q.level.unwrap_or_else(|| "community".into()), "items": rows})))
+    let level = q.level.unwrap_or_else(|| "community".into());
+    Ok(Json(json!({"rank_among": rates::rank_among(&p, &level), "level": level, "items": rows})))
 }
 
 /// The ranking as xlsx.

@@ -89,7 +89,8 @@ pub async fn all(st: &AppState, p: &Principal) -> AppResult<Map<String, Value>> 
     ] {
         m.insert(key.into(), Value::from(count(&fac, &|r| kinds.contains(&s(r, "kind")))));
     }
-    let home: f64 = fac.iter().filter(|r| s(r, "kind") == "城市党建人才之家").map(|r| n(r, "area")).sum();
+    // Plus zero: an empty sum of floats is -0.0, which the API printed.
+    let home: f64 = fac.iter().filter(|r| s(r, "kind") == "城市党建人才之家").map(|r| n(r, "area")).sum::<f64>() + 0.0;
     m.insert("talent_home_area_m2".into(), Value::from(home));
     // A relocation site is covered when a centre or service point is registered at it.
     let sites: Vec<String> =
@@ -116,9 +117,10 @@ pub async fn all(st: &AppState, p: &Principal) -> AppResult<Map<String, Value>> 
         .map(|u| s(u, "code"))
         .collect();
     let reported = due.iter().filter(|u| reporting.binary_search(u).is_ok()).count();
+    // No unit is due to report in a grid's scope: no rate (0.0 % beside 3 reporting units).
     m.insert(
         "unit_report_rate".into(),
-        Value::from(if due.is_empty() { 0.0 } else { (reported as f64 / due.len() as f64 * 10000.0).round() / 10000.0 }),
+        if due.is_empty() { Value::Null } else { Value::from((reported as f64 / due.len() as f64 * 10000.0).round() / 10000.0) },
     );
     let records = reg_rows(st, p, "service_records").await?;
     let members = reg_rows(st, p, "member_reports").await?.len();
@@ -253,7 +255,7 @@ pub async fn labelled(st: &AppState, p: &Principal, sys: System) -> AppResult<Ve
                     .as_f64()
                     .map(|f| if f.fract() == 0.0 { format!("{}", f as i64) } else { format!("{f}") })
                     .unwrap_or_default(),
-                _ => String::new(),
+                _ => "—".into(),
             };
             (label.to_string(), v)
         })

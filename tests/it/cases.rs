@@ -350,6 +350,31 @@ async fn search_rates_overview(app: TestApp) {
         }
     }
     assert_eq!(app.get("/api/v1/rates?level=planet").bearer(&admin).send().await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A street or community has one rank whoever looks: the county's (a street's admin saw
+    // their street ranked 1 of 1, a community worker theirs 1; found by the web probe), and no
+    // level above one's scope is offered.
+    let rank_of =
+        |rows: &Value, key: &str| rows["items"].as_array().unwrap().iter().find(|r| r["key"] == key).map(|r| r["rank"].clone());
+    let period = "from=2025-01-01&to=2030-12-31";
+    let heping = app.login("heping").await;
+    for (who, level, key) in
+        [(&heping, "street", "520627001"), (&staff, "community", "520627001001"), (&heping, "community", "520627001001")]
+    {
+        let county = app.get(&format!("/api/v1/rates?level={level}&{period}")).bearer(&admin).send().await.json();
+        let mine = app.get(&format!("/api/v1/rates?level={level}&{period}")).bearer(who).send().await.json();
+        assert_eq!(rank_of(&mine, key), rank_of(&county, key), "{level} {key}: {mine}");
+        assert_eq!(mine["rank_among"], "全县排名");
+        assert!(
+            mine["items"].as_array().unwrap().iter().all(|r| r["key"].as_str().unwrap().starts_with("520627001")),
+            "in scope only"
+        );
+    }
+    for (who, level) in [(&heping, "county"), (&staff, "street")] {
+        let r = app.get(&format!("/api/v1/rates?level={level}")).bearer(who).send().await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{level}: {}", r.text());
+    }
+    let page = app.get("/rates").cookie(&format!("linli_session={heping}")).send().await.text();
+    assert!(!page.contains("value=\"county\"") && page.contains("全县排名"), "{page}");
     let x = app.get("/api/v1/rates/export.xlsx?level=street").bearer(&admin).send().await;
     assert!(x.body.starts_with(b"PK"));
     // Overview figures come from the records: more than 1,000 closed.

@@ -385,6 +385,15 @@ async fn article_figures(app: TestApp) {
         async move { r.send().await.json()["unit_report_rate"].as_f64().unwrap() }
     };
     assert_eq!(rate(street.clone()).await, 1.0, "every unit due in 和平街道 reported");
+    // No unit is due in a grid's scope: no rate rather than 0.0 % beside its reporting units,
+    // and no -0.0 (found by the web probe).
+    let grid = app.login("wanggeyuan").await;
+    let ov = app.get("/api/v1/overview").bearer(&grid).send().await.json();
+    assert!(ov["unit_report_rate"].is_null(), "{ov}");
+    let other = app.get("/api/v1/overview").bearer(&app.login("huahuaqiao").await).send().await.text();
+    assert!(!other.contains("-0.0") && !ov.to_string().contains("-0.0"), "{other}");
+    let page = app.get("/systems/service").cookie(&format!("linli_session={grid}")).send().await.text();
+    assert!(page.contains("<span class=\"n\">—</span><span class=\"l\">单位报到率"), "{page}");
     for (code, community) in [("DW901", "520627002001"), ("DW902", "")] {
         let unit = json!({"code": code, "name": format!("未报到单位{code}"), "kind": "机关", "community": community});
         let r = app.post("/api/v1/registers/units").bearer(&admin).json(unit).send().await;
