@@ -117,7 +117,10 @@ pub fn spec() -> Value {
                 "422": {"$ref": "#/components/responses/Error"}
             }
         });
-        if matches!(*method, "post" | "put" | "patch") {
+        if path.starts_with("/api/v1/registers/") && path.ends_with("/import") {
+            // The workbook itself, as the body (curl --data-binary @file.xlsx).
+            op["requestBody"] = json!({"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}});
+        } else if matches!(*method, "post" | "put" | "patch") {
             op["requestBody"] = json!({"required": false, "content": {"application/json": {"schema": {"type": "object"}}}});
         }
         if path.starts_with("/api/v1/") && *path != "/api/v1/auth/login" {

@@ -137,8 +137,9 @@ pub async fn authenticate(State(st): State<AppState>, req: Request, next: Next) 
             _ => None,
         };
         let pre = cookie(req.headers(), PRE_COOKIE);
-        // Open311 clients post forms without cookies: no ambient authority to forge.
-        let needs = session_csrf.is_some() || (is_form(&req) && !req.uri().path().starts_with("/open311/"));
+        // Open311 clients post forms without cookies, and a bearer token is sent by a program,
+        // never by a browser on its own: no ambient authority to forge.
+        let needs = session_csrf.is_some() || (is_form(&req) && from_cookie && !req.uri().path().starts_with("/open311/"));
         if needs {
             let header_tok = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_string);
             let (parts, body) = req.into_parts();

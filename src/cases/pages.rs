@@ -189,7 +189,8 @@ async fn read_action(mut mp: Multipart) -> AppResult<(ActionInput, Vec<photos::P
         let v = field.text().await.unwrap_or_default();
         match name.as_str() {
             "action" => i.action = v,
-            "version" => i.version = v.parse().ok(),
+            // A version that is not a number is refused below, not taken as none given.
+            "version" if !v.trim().is_empty() => i.version = Some(v.trim().parse().unwrap_or(-1)),
             "note" => i.note = v,
             "assignee" => i.assignee = v,
             "contacted" => i.contacted = Some(v == "true"),

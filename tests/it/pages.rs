@@ -159,7 +159,40 @@ async fn a_refused_import_keeps_the_paste(app: TestApp) {
     assert!(text.contains("[[[108.47, 28.54], [108.48</textarea>"), "the paste is kept");
 }
 
+/// A step's form with a version that is not a number is refused as stale, not taken as none
+/// given (found by the web probe); a program with a bearer token may send a workbook with any
+/// content type (curl's default was refused as 表单已过期).
+async fn forms_and_programs_are_told_apart(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let body = serde_json::json!({"category": "ldd", "description": "楼道灯不亮", "grid": "520627001001002"});
+    let number = app.post("/api/v1/cases").bearer(&staff).json(body).send().await.json()["number"].as_str().unwrap().to_string();
+    let cookie = format!("linli_session={staff}");
+    let page = app.get(&format!("/cases/{number}")).cookie(&cookie).send().await.text();
+    let csrf = page.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let step = |version: &str| crate::h5::multipart(&[("_csrf", &csrf), ("action", "register"), ("version", version)], None);
+    let (ct, body) = step("abc");
+    let r = app.post(&format!("/cases/{number}/act")).cookie(&cookie).raw(&ct, body).send().await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    let (ct, body) = step("1");
+    let r = app.post(&format!("/cases/{number}/act")).cookie(&cookie).raw(&ct, body).send().await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let admin = app.login("admin").await;
+    let sheet = app.get("/api/v1/registers/units/template.xlsx").bearer(&admin).send().await.body;
+    let r = app
+        .post("/api/v1/registers/units/import?dry_run=true")
+        .bearer(&admin)
+        .raw("application/x-www-form-urlencoded", sheet)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["created"], 0);
+    let spec = app.get("/api/openapi.json").send().await.json();
+    let import = &spec["paths"]["/api/v1/registers/{name}/import"]["post"]["requestBody"]["content"];
+    assert!(import.get("application/octet-stream").is_some(), "{import}");
+}
+
 both!(
+    forms_and_programs_are_told_apart,
     a_refused_import_keeps_the_paste,
     small_fields_say_what_is_wrong,
     every_link_of_the_console_opens,
