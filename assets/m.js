@@ -13,3 +13,18 @@
     }, function () { msg.textContent = '无法获取位置，请在地图上选择网格'; }, { enableHighAccuracy: true, timeout: 10000 });
   });
 })();
+
+// Resident site: show the questions of the chosen category only.
+(function () {
+  var sel = document.querySelector('#report select[name=category]');
+  if (!sel) { return; }
+  var show = function () {
+    document.querySelectorAll('#report fieldset.attrs').forEach(function (f) {
+      var on = f.getAttribute('data-cat') === sel.value;
+      f.hidden = !on;
+      f.querySelectorAll('input,select,textarea').forEach(function (i) { i.disabled = !on; });
+    });
+  };
+  sel.addEventListener('change', show);
+  show();
+})();

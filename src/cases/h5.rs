@@ -150,6 +150,48 @@ struct ReportForm {
     reporter_phone: String,
     #[serde(default)]
     private: String,
+    /// Answers to the categories' questions, as `attr.<category>.<question>` → values (a
+    /// multiple-choice question sends several).
+    #[serde(skip)]
+    attrs: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl ReportForm {
+    /// The answer given to question `code` of category `cat` (the first, for a list).
+    fn attr(&self, cat: &str, code: &str) -> &str {
+        self.attrs.get(&format!("{cat}.{code}")).and_then(|v| v.first()).map(String::as_str).unwrap_or_default()
+    }
+
+    /// Whether `value` was among the answers to question `code` of category `cat`.
+    fn picked(&self, cat: &str, code: &str, value: &str) -> bool {
+        self.attrs.get(&format!("{cat}.{code}")).is_some_and(|v| v.iter().any(|x| x == value))
+    }
+
+    /// The chosen category's answers, as the case keeps them.
+    fn answers(&self, cats: &[Category]) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        for a in cats.iter().filter(|c| c.code == self.category).flat_map(|c| &c.attrs) {
+            let given: Vec<String> = self
+                .attrs
+                .get(&format!("{}.{}", self.category, a.code))
+                .map(|v| v.iter().map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+                .unwrap_or_default();
+            let v = match (a.datatype.as_str(), given.first()) {
+                ("multivaluelist", _) if !given.is_empty() => serde_json::json!(given),
+                (_, Some(x)) => serde_json::Value::String(x.clone()),
+                _ => continue,
+            };
+            out.insert(a.code.clone(), v);
+        }
+        serde_json::Value::Object(out)
+    }
+}
+
+impl ReportPage {
+    /// The message of an error on question `code`, if any.
+    fn attr_error(&self, code: &str) -> Option<&str> {
+        self.errors.get(&format!("attrs.{code}"))
+    }
 }
 
 async fn report_page(st: &AppState, who: Option<&Principal>, form: ReportForm, errors: FieldErrors) -> AppResult<Response> {
@@ -212,7 +254,11 @@ async fn report_post(State(st): State<AppState>, Caller(who, ip): Caller, mut mp
             "reporter_name" => f.reporter_name = v,
             "reporter_phone" => f.reporter_phone = v,
             "private" => f.private = v,
-            _ => {}
+            other => {
+                if let Some(key) = other.strip_prefix("attr.") {
+                    f.attrs.entry(key.to_string()).or_default().push(v);
+                }
+            }
         }
     }
     if let Some(m) = bad_photo {
@@ -236,6 +282,7 @@ async fn report_post(State(st): State<AppState>, Caller(who, ip): Caller, mut mp
         reporter_name: Some(f.reporter_name.clone()),
         reporter_phone: Some(f.reporter_phone.clone()),
         private: !f.private.is_empty(),
+        attrs: f.answers(&categories::active(&st).await?),
         ..Default::default()
     };
     // A signed-in resident reports as themselves: the case is then among their own (我的报事).
