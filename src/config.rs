@@ -53,6 +53,11 @@ pub struct Config {
     /// 允许推送地址指向本机（网关与 linli 装在同一台机器时）；默认不允许
     #[arg(long, env = "LINLI_WEBHOOK_ALLOW_LOOPBACK", default_value_t = false, global = true)]
     pub webhook_allow_loopback: bool,
+
+    /// 可信的前置代理或负载均衡地址（逗号分隔，如 10.0.0.5,10.0.0.6）：来自它们的请求按
+    /// X-Forwarded-For 认定访问者地址（用于登录限流、查询限流和审计日志）；默认不信任任何代理
+    #[arg(long, env = "LINLI_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Config {
@@ -121,6 +126,7 @@ impl Default for Config {
             public_url: None,
             metrics_token: None,
             webhook_allow_loopback: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -42,8 +42,29 @@ pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn client_ip(req: &Request) -> String {
-    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "127.0.0.1".into())
+/// The visitor's address: the connection's, or behind a trusted proxy the one it names.
+///
+/// Behind a proxy every visitor shares its address: thirty wrong lookups by anyone locked
+/// every resident out of tracking for an hour. A trusted proxy's `X-Forwarded-For` is read
+/// from the right (each proxy appends the address it saw), skipping trusted proxies; what a
+/// client wrote itself further left is not believed.
+fn client_ip(req: &Request, trusted: &[std::net::IpAddr]) -> String {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let Some(peer) = peer else { return "127.0.0.1".into() };
+    if !trusted.contains(&peer) {
+        return peer.to_string();
+    }
+    let hops: Vec<&str> =
+        req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
+    for hop in hops.into_iter().rev() {
+        match hop.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => continue,
+            Ok(ip) => return ip.to_string(),
+            // Nothing left of a hop no proxy wrote is believed.
+            Err(_) => break,
+        }
+    }
+    peer.to_string()
 }
 
 fn form_field(body: &[u8], name: &str) -> Option<String> {
@@ -110,7 +131,7 @@ pub fn constant_eq(a: &str, b: &str) -> bool {
 
 /// Middleware: resolve the caller, then check CSRF for unsafe methods.
 pub async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let ip = client_ip(&req);
+    let ip = client_ip(&req, &st.cfg.trusted_proxies);
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -184,6 +205,31 @@ impl FromRequestParts<AppState> for Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_visitor_behind_a_trusted_proxy() {
+        let proxy: std::net::IpAddr = "10.0.0.5".parse().unwrap();
+        let req = |peer: &str, xff: Option<&str>| {
+            let mut r = Request::builder().uri("/");
+            if let Some(x) = xff {
+                r = r.header("x-forwarded-for", x);
+            }
+            let mut r = r.body(Body::empty()).unwrap();
+            r.extensions_mut().insert(ConnectInfo(SocketAddr::new(peer.parse().unwrap(), 1234)));
+            r
+        };
+        assert_eq!(client_ip(&req("10.0.0.5", Some("1.2.3.4")), &[]), "10.0.0.5", "no proxy trusted");
+        assert_eq!(client_ip(&req("10.0.0.5", Some("1.2.3.4")), &[proxy]), "1.2.3.4");
+        assert_eq!(
+            client_ip(&req("10.0.0.5", Some("9.9.9.9, 1.2.3.4")), &[proxy]),
+            "1.2.3.4",
+            "a client's own entry is not believed"
+        );
+        assert_eq!(client_ip(&req("10.0.0.5", Some("1.2.3.4, 10.0.0.5")), &[proxy]), "1.2.3.4", "proxies in a chain skipped");
+        assert_eq!(client_ip(&req("10.0.0.5", Some("1.2.3.4, junk")), &[proxy]), "10.0.0.5");
+        assert_eq!(client_ip(&req("10.0.0.5", None), &[proxy]), "10.0.0.5");
+        assert_eq!(client_ip(&req("8.8.8.8", Some("1.2.3.4")), &[proxy]), "8.8.8.8", "only from the proxy");
+    }
 
     #[test]
     fn decodes_forms() {
