@@ -153,6 +153,27 @@ const MAX_ROWS: u32 = 100_000;
 const MAX_COLS: u32 = 200;
 const MAX_CELLS: usize = 2_000_000;
 
+/// What a workbook may unpack to. A 400 KB file holding one 400 MB cell took 2 GB of memory
+/// to read (an xlsx is a zip: text compresses a thousandfold); 100,000 real rows unpack to
+/// tens of MB.
+const MAX_UNPACKED: u64 = 128 << 20;
+
+/// What a zip's entries unpack to, counted by unpacking them into nothing (a declared size can
+/// lie), up to just past `limit` (`None`: not a zip; calamine then says so).
+fn unpacked_size(bytes: &[u8], limit: u64) -> Option<u64> {
+    use std::io::Read;
+    let mut z = zip::ZipArchive::new(Cursor::new(bytes)).ok()?;
+    let mut total: u64 = 0;
+    for i in 0..z.len() {
+        let entry = z.by_index(i).ok()?;
+        total += std::io::copy(&mut entry.take(limit + 1 - total), &mut std::io::sink()).ok()?;
+        if total > limit {
+            break;
+        }
+    }
+    Some(total)
+}
+
 /// A row of the sheet with its number as Excel shows it.
 type Numbered = (usize, Vec<Data>);
 
@@ -161,6 +182,9 @@ type Numbered = (usize, Vec<Data>);
 fn first_sheet(bytes: &[u8]) -> AppResult<(Vec<String>, Vec<Numbered>)> {
     let bad = |m: &str| AppError::field("file", m.to_string());
     let too_big = || bad(&format!("表格过大：最多 {MAX_ROWS} 行、{MAX_COLS} 列"));
+    if unpacked_size(bytes, MAX_UNPACKED).is_some_and(|n| n > MAX_UNPACKED) {
+        return Err(bad(&format!("表格解压后超过 {} MB，请拆分后分批导入", MAX_UNPACKED >> 20)));
+    }
     let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes.to_vec())).map_err(|_| bad("不是有效的 xlsx 文件"))?;
     let name = wb.sheet_names().first().cloned().ok_or_else(|| bad("文件中没有工作表"))?;
     let mut reader = wb.worksheet_cells_reader(&name).map_err(|_| bad("无法读取第一个工作表"))?;
@@ -261,4 +285,22 @@ pub async fn import(
     let valid: Vec<store::Valid> = valid.into_iter().map(|(_, v)| v).collect();
     let created = if ok && !dry_run { store::insert_all(st, p, reg, &valid).await? } else { 0 };
     Ok(ImportReport { ok, created, valid_rows: valid.len(), errors })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workbook_is_measured_unpacked() {
+        let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let deflate = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        z.start_file("xl/sharedStrings.xml", deflate).unwrap();
+        std::io::Write::write_all(&mut z, &vec![b'a'; 200_000]).unwrap();
+        let bytes = z.finish().unwrap().into_inner();
+        assert!(bytes.len() < 2_000, "packs small: {}", bytes.len());
+        assert_eq!(unpacked_size(&bytes, 1 << 20), Some(200_000));
+        assert_eq!(unpacked_size(&bytes, 10_000), Some(10_001), "counting stops past the limit");
+        assert_eq!(unpacked_size(b"not a zip", 10), None);
+    }
 }
