@@ -40,7 +40,8 @@ pub struct ActionInput {
     pub solved: Option<bool>,
     /// Follow-up / rating: satisfied | basically_satisfied | unsatisfied.
     pub satisfaction: Option<String>,
-    /// Extension requested, in working hours.
+    /// Extension requested, in working hours; or, when a Party member finishes a need they
+    /// claimed, the hours the work took (their 志愿服务记录).
     pub hours: Option<f64>,
 }
 
@@ -340,6 +341,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     let body = json!({"event": format!("case.{}", action.as_str()), "number": c.number, "status": to.as_str(), "category": cat.code,
         "grid_code": c.grid_code, "community_code": c.community_code, "at": crate::web::fmt_time(now)});
     let summary = format!("{} {}：{} → {}", action.label(), c.number, c.status.label(), to.label());
+    let record = super::service_hours::prepare(st, p, &c, &shown.title, action, i.hours).await?;
     // Everything above is computed before taking the writer, which each statement and each
     // computation under it holds up for the whole batch.
     let mut tx = st.db.begin().await?;
@@ -361,6 +363,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         jobs::schedule_sla(&mut tx, &cal, c.id, yellow, due);
     }
     tell(&mut tx, &c, action, &note, target.as_ref().map(|t| (t.unit_id, t.user_id)));
+    super::service_hours::apply(&mut tx, st, p, &c.number, record).await?;
     jobs::enqueue_webhooks(&mut tx, c.id, unit_after, c.version + 1, &body);
     let ev = Event {
         action: &format!("case.{}", action.as_str()),

@@ -21,6 +21,7 @@ pub mod rating;
 pub mod rollups;
 pub mod routes;
 pub mod search;
+mod service_hours;
 pub mod store;
 pub mod units;
 pub mod view;

@@ -125,6 +125,8 @@ struct CasePage {
     satisfaction: Vec<(&'static str, &'static str)>,
     map: String,
     errors: FieldErrors,
+    /// A Party member: their finish records the hours of their service.
+    member: bool,
 }
 
 /// The actions the viewer may take now (the page shows only these).
@@ -151,8 +153,9 @@ async fn case_page(st: &AppState, p: &Principal, number: &str, errors: FieldErro
     let map = pin_map(st, &case).await?;
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let layout = Layout::new(p, &format!("{} · {}", case.number, case.category_name), "/cases");
-    Ok((status, render(&CasePage { layout, case, actions, assignees, satisfaction: SATISFACTION.to_vec(), map, errors })?)
-        .into_response())
+    let member = p.role == Role::PartyMember;
+    let page = CasePage { layout, case, actions, assignees, satisfaction: SATISFACTION.to_vec(), map, errors, member };
+    Ok((status, render(&page)?).into_response())
 }
 
 /// The case's grid with a pin at its point.

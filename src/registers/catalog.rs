@@ -314,6 +314,7 @@ pub static REGISTERS: &[Register] = &[
             f("hours", "服务时长（小时）", Number, true, true).within(0.0, 24.0),
             f("points", "积分", Int, false, true),
             h("confirmed", "社区确认", Bool, false, true, "谁记录谁证明"),
+            h("case", "关联事项", Text, false, true, "党员认领事项办结时自动生成；社区结案即确认"),
         ],
     },
     Register {

@@ -423,6 +423,33 @@ pub async fn insert(tx: &mut Tx, st: &AppState, p: &Principal, reg: &Register, v
     Ok(id)
 }
 
+/// Confirms the 志愿服务记录 made from case `number` (its community closed it: the work was
+/// done and checked with the resident). One statement: the records are the case's own.
+pub async fn confirm_service(tx: &mut Tx, st: &AppState, p: &Principal, number: &str) -> AppResult<()> {
+    let marker = format!("%{}%", like_escape(&format!("\"case\":{}", Value::String(number.to_string()))));
+    let n = sqlx::query(
+        "UPDATE register_rows SET data = REPLACE(data, '\"confirmed\":false', '\"confirmed\":true'), version = version + 1, updated_at = $1 \
+         WHERE register = 'service_records' AND retired_at IS NULL AND data LIKE $2 ESCAPE '\\' AND data LIKE '%\"confirmed\":false%'",
+    )
+    .bind(now_ms())
+    .bind(&marker)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n > 0 {
+        let summary = format!("结案确认志愿服务记录（事项 {number}，{n} 条）");
+        let ev = Event {
+            action: "register.update",
+            entity: "register:service_records",
+            entity_id: number,
+            node_path: &p.scope_path,
+            summary: &summary,
+        };
+        audit::append(tx, &st.chain, &p.actor(), ev);
+    }
+    Ok(())
+}
+
 /// Registers a grid worker keeps for the grid in their charge (入户走访, 网格信箱): their own
 /// work, written within their scope. Every other register is written by community staff and
 /// above.

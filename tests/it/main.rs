@@ -24,5 +24,6 @@ mod registers;
 mod rollups;
 mod scale;
 mod scopes;
+mod service;
 mod tree;
 mod workflow;
