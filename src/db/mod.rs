@@ -95,7 +95,11 @@ impl Db {
                 let path = sqlite_path(url);
                 lite::configure_process();
                 let new = !std::path::Path::new(path).exists();
-                let pool = sqlite_pool(&sqlite_url(url)?, 8).await?;
+                // The writer's connection first: a file that cannot be opened is said at once
+                // (the pool retried for 30 s and then said only "pool timed out").
+                let sqlite_url = sqlite_url(url).map_err(|e| cannot_open(path, &e))?;
+                let writer_conn = lite::open(path).map_err(|e| cannot_open(path, &e))?;
+                let pool = sqlite_pool(&sqlite_url, 8).await.map_err(|e| cannot_open(path, &e))?;
                 if new {
                     // Personal data lives here (encrypted, but names, notes and the audit log
                     // are not): readable by the service's account only, like the key file. The
@@ -103,10 +107,21 @@ impl Db {
                     private_file(std::path::Path::new(path));
                 }
                 let case_cache = Arc::<cache::RowCache>::default();
-                let writer = Arc::new(group::Writer::sqlite(lite::open(path)?, path, case_cache.clone()));
+                let writer = Arc::new(group::Writer::sqlite(writer_conn, path, case_cache.clone()));
                 Ok(Db { writer, quick: exec::Quick::lite(path, pool.clone()), pool, backend, big: Arc::default(), case_cache })
             }
             Backend::Postgres => {
+                // One connection first: a refused one or a missing database is said at once
+                // (the pool retries until its timeout and then says only "pool timed out").
+                {
+                    use sqlx::Connection;
+                    let first = tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(url)).await;
+                    match first {
+                        Ok(Ok(c)) => drop(c.close().await),
+                        Ok(Err(e)) => return Err(cannot_reach(url, e)),
+                        Err(_) => return Err(cannot_reach(url, sqlx::Error::PoolTimedOut)),
+                    }
+                }
                 let pool = pool_options()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
@@ -120,7 +135,8 @@ impl Db {
                         })
                     })
                     .connect(url)
-                    .await?;
+                    .await
+                    .map_err(|e| cannot_reach(url, e))?;
                 check_collation(&pool).await?;
                 let quick = exec::Quick::Pool(pool.clone());
                 let case_cache = Arc::<cache::RowCache>::default();
@@ -295,6 +311,38 @@ async fn check_collation(pool: &AnyPool) -> Result<(), sqlx::Error> {
 }
 
 /// The file of an SQLite URL.
+/// Why a SQLite file could not be opened, for the operator (the detail is logged).
+fn cannot_open(path: &str, e: &sqlx::Error) -> sqlx::Error {
+    tracing::warn!(error = %e, path, "无法打开数据库文件");
+    let file = std::path::Path::new(path);
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let why = if !dir.exists() {
+        format!("目录 {} 不存在且无法创建", dir.display())
+    } else if std::fs::metadata(dir).is_ok_and(|m| m.permissions().readonly())
+        || std::fs::metadata(file).is_ok_and(|m| m.permissions().readonly())
+    {
+        "文件或其目录只读".to_string()
+    } else {
+        "文件或目录不可读写（只读的文件系统、权限不足或文件已损坏）".to_string()
+    };
+    sqlx::Error::Configuration(format!("无法打开数据库文件 {path}：{why}；请检查 --data-dir 或 --database-url").into())
+}
+
+/// Why a PostgreSQL server could not be used, in words (sqlx's are English).
+fn cannot_reach(url: &str, e: sqlx::Error) -> sqlx::Error {
+    tracing::warn!(error = %e, "无法连接 PostgreSQL");
+    let at = redact_url(url);
+    let why = match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("3D000") => {
+            "该数据库不存在（请先用 createdb 或 CREATE DATABASE 建库）".to_string()
+        }
+        sqlx::Error::Database(d) if d.code().as_deref().is_some_and(|c| c.starts_with("28")) => "用户名或密码被拒绝".to_string(),
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => "10 秒内未能建立连接（检查地址、端口，以及服务是否在运行）".to_string(),
+        _ => return e,
+    };
+    sqlx::Error::Configuration(format!("无法连接 PostgreSQL {at}：{why}").into())
+}
+
 /// The SQLite file a URL names (`None` for PostgreSQL).
 pub fn sqlite_file(url: &str) -> Option<&std::path::Path> {
     url.starts_with("sqlite:").then(|| std::path::Path::new(sqlite_path(url)))

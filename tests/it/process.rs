@@ -363,6 +363,12 @@ async fn newer_schema_and_bad_settings_are_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The test server's PostgreSQL with another database name.
+fn linli_test_pg_port_url(db: &str) -> String {
+    let base = std::env::var("LINLI_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    format!("{}/{db}", base.rsplit_once('/').map(|(a, _)| a).unwrap_or(&base))
+}
+
 /// A key file from another install is refused before anything is written with it (a node
 /// started so wrote personal data the others could not read and broke the audit chain), and a
 /// check run on a database that is not there says so instead of creating one and passing.
@@ -381,6 +387,19 @@ async fn a_wrong_key_and_a_missing_database_are_refused() {
         assert!(code != 0 && out.contains("不存在"), "{args:?}: {out}");
     }
     assert!(!missing.join("linli.db").exists() && !missing.join("linli.key").exists(), "nothing created");
+    // A database that cannot be opened or reached is said at once, in words (found by the ops
+    // probe: 34 s, then "pool timed out while waiting for an open connection").
+    let started = std::time::Instant::now();
+    // What the operator is told (the log lines before it keep the detail).
+    let said = |out: &str| out.lines().find(|l| l.starts_with("错误：")).unwrap_or_default().to_string();
+    let (code, out) = cli(&missing, &["--data-dir", "/proc/linli-cannot-be-here", "migrate"], None);
+    assert!(code != 0 && said(&out).contains("无法打开数据库文件"), "{out}");
+    let pg = linli_test_pg_port_url("linli_no_such_database_here");
+    let (code, out) = cli(&missing, &["--database-url", &pg, "migrate"], None);
+    assert!(code != 0 && said(&out).contains("该数据库不存在"), "{out}");
+    let (code, out) = cli(&missing, &["--database-url", "postgres://postgres@127.0.0.1:1/x", "migrate"], None);
+    assert!(code != 0 && said(&out).contains("无法连接 PostgreSQL") && !said(&out).contains("pool timed out"), "{out}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "{:?}", started.elapsed());
     for d in [a, b] {
         let _ = std::fs::remove_dir_all(&d);
     }
