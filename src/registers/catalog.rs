@@ -144,7 +144,7 @@ pub static REGISTERS: &[Register] = &[
             h("credit_code", "统一社会信用代码", CreditCode, false, true, "18 位，按 GB 32100 校验"),
             f("party_org", "党组织名称", Text, false, true),
             f("contact_name", "联系人", Text, false, true),
-            f("contact_phone", "联系电话", Text, false, false),
+            f("contact_phone", "联系电话", Phone, false, false),
             h("community", "报到社区", COMMUNITY, false, true, "12 位社区代码"),
         ],
     },

@@ -90,6 +90,8 @@ pub enum Ty {
     CreditCode,
     /// Mobile (work contact; stored plain, shown masked).
     Mobile,
+    /// A work contact number: a mobile or a landline with its area code.
+    Phone,
     /// 身份证号: encrypted at rest, masked on screen.
     IdNumber,
     /// Personal free text (visit notes): encrypted at rest, hidden in lists.
@@ -250,6 +252,7 @@ pub fn parse_value(f: &Field, raw: &Value, keys: &Keyring) -> Result<Value, Stri
         }
         Ty::CreditCode => CreditCode::parse(&text).map(|c| Value::String(c.as_str().into())).map_err(|e| e.to_string()),
         Ty::Mobile => Mobile::parse(&text).map(|m| Value::String(m.as_str().into())).map_err(|e| e.to_string()),
+        Ty::Phone => crate::ident::WorkPhone::parse(&text).map(|m| Value::String(m.as_str().into())).map_err(|e| e.to_string()),
         Ty::IdNumber => {
             IdNumber::parse(&text).map(|i| Value::String(hex_enc(keys, i.as_str(), f.key))).map_err(|e| e.to_string())
         }

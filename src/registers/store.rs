@@ -220,8 +220,10 @@ impl Valid {
 }
 
 fn key_of(reg: &Register, data: &Map<String, Value>) -> Option<String> {
-    (!reg.unique.is_empty())
-        .then(|| reg.unique.iter().map(|k| data.get(*k).map(text_of).unwrap_or_default()).collect::<Vec<_>>().join("\u{1}"))
+    // Without regard to case: dw001 beside DW001 made a second unit to dispatch to.
+    (!reg.unique.is_empty()).then(|| {
+        reg.unique.iter().map(|k| data.get(*k).map(text_of).unwrap_or_default().to_lowercase()).collect::<Vec<_>>().join("\u{1}")
+    })
 }
 
 /// The unique keys of the register's active rows (county-wide: a unit's code is unique in the

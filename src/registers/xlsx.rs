@@ -35,6 +35,7 @@ fn help(f: &super::Field) -> String {
         Ty::Enum(v) => format!("从下拉列表选择：{}", v.join("、")),
         Ty::CreditCode => "18 位统一社会信用代码".into(),
         Ty::Mobile => "11 位手机号".into(),
+        Ty::Phone => "手机号，或带区号的座机号（如 0856-1234567）".into(),
         Ty::IdNumber => "18 位身份证号（加密保存）".into(),
         Ty::Secret => "加密保存".into(),
         Ty::Node(kinds) => format!("{}编码", crate::registers::node_kinds(kinds)),

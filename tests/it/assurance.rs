@@ -129,6 +129,13 @@ async fn register_values_stay_within_reason(app: TestApp) {
         ),
         ("problems", json!({"problem": "某问题", "community": "520627001001", "progress": -1}), "progress", "0～100"),
         (
+            "units",
+            json!({"code": "DW900", "name": "某单位", "kind": "机关", "contact_phone": "abc"}),
+            "contact_phone",
+            "联系电话",
+        ),
+        ("units", json!({"code": "dw001", "name": "小写编码", "kind": "机关"}), "code", "已有"),
+        (
             "research_visits",
             json!({"topic": "调研", "date": "0000-01-01", "leader": "甲", "community": "520627001001"}),
             "date",
