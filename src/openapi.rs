@@ -65,6 +65,8 @@ pub const OPS: &[(&str, &str, &str, &str)] = &[
     ("get", "/api/v1/cases/{number}/photos/{id}", "事项照片", "事项"),
     ("get", "/api/v1/rates", "三率及排名 ?level=county|street|community|unit&from&to", "事项"),
     ("get", "/api/v1/rates/export.xlsx", "导出排名（xlsx）", "事项"),
+    ("get", "/api/v1/rates/weights", "综合得分权重 {response,solve,satisfaction}", "事项"),
+    ("put", "/api/v1/rates/weights", "设置综合得分权重（县级管理员；各 0～1，和为 1）", "事项"),
     ("get", "/api/v1/notifications", "站内消息 ?after", "消息"),
     ("post", "/api/v1/notifications/read", "标为已读 {upto?}", "消息"),
     ("get", "/api/v1/events", "实时消息（text/event-stream）", "消息"),

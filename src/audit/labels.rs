@@ -40,6 +40,7 @@ const ACTIONS: &[(&str, &str)] = &[
     ("webhook.create", "登记推送地址"),
     ("webhook.delete", "停用推送地址"),
     ("settings.open311", "Open311 匿名提交设置"),
+    ("settings.rate_weights", "设置综合得分权重"),
     ("demo.load", "载入演示数据"),
     ("demo.scale", "生成规模演示数据"),
     ("demo.reset", "清除演示数据"),

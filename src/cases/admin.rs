@@ -28,6 +28,8 @@ struct Admin {
     errors: FieldErrors,
     kinds: Vec<&'static str>,
     open311_anonymous: bool,
+    /// The composite's weights (响应, 解决, 满意).
+    weights: (f64, f64, f64),
 }
 
 /// The county admin's settings page and its forms are for the county admin only.
@@ -64,6 +66,7 @@ async fn admin_page(st: &AppState, p: &Principal, errors: FieldErrors, new_secre
         errors,
         kinds: units::KINDS.to_vec(),
         open311_anonymous: crate::open311::anonymous_allowed(st).await,
+        weights: super::rates::weights(st).await?,
     };
     Ok((status, render(&page)?).into_response())
 }
@@ -161,6 +164,11 @@ async fn admin_post(
                 .map(|v| v["secret"].as_str().unwrap_or_default().to_string())
         }
         "open311" => set_open311(&st, &p, !q("anonymous").is_empty()).await.map(|_| String::new()),
+        "weights" => {
+            // An empty or unreadable box is out of range, and said so.
+            let w = |k: &str| q(k).trim().parse::<f64>().unwrap_or(-1.0);
+            super::rates::set_weights(&st, &p, (w("response"), w("solve"), w("satisfaction"))).await.map(|_| String::new())
+        }
         "webhook-delete" => super::routes::hook_delete_inner(&st, &p, q("id").parse().unwrap_or(-1)).await.map(|_| String::new()),
         _ => Err(AppError::NotFound),
     };

@@ -365,6 +365,7 @@ struct RatesPage {
     query: String,
     levels: Vec<(&'static str, &'static str)>,
     rank_among: &'static str,
+    weights: (f64, f64, f64),
 }
 
 async fn rates_page(State(st): State<AppState>, p: Principal, Q(q): Q<RatesQuery>, uri: axum::http::Uri) -> AppResult<Response> {
@@ -372,7 +373,8 @@ async fn rates_page(State(st): State<AppState>, p: Principal, Q(q): Q<RatesQuery
     let query = uri.query().unwrap_or_default().to_string();
     let (levels, rank_among) = (rates::levels(&p), rates::rank_among(&p, q.level.as_deref().unwrap_or("community")));
     let layout = Layout::new(&p, "办理情况与排名", "/rates");
-    Ok(render(&RatesPage { layout, rows, q, query, levels, rank_among })?.into_response())
+    let weights = rates::weights(&st).await?;
+    Ok(render(&RatesPage { layout, rows, q, query, levels, rank_among, weights })?.into_response())
 }
 
 #[derive(Template)]

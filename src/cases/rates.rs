@@ -156,6 +156,42 @@ pub async fn weights(st: &AppState) -> AppResult<(f64, f64, f64)> {
     Ok(parsed.unwrap_or((0.1, 0.5, 0.4)))
 }
 
+/// Sets the weights of the composite (响应, 解决, 满意): each 0–1, together 1. The county's
+/// choice (domain.md: the official weights are unpublished), audited.
+pub async fn set_weights(st: &AppState, p: &Principal, w: (f64, f64, f64)) -> AppResult<()> {
+    if p.role != crate::auth::Role::CountyAdmin {
+        return Err(AppError::Forbidden);
+    }
+    let mut errs = crate::error::FieldErrors::default();
+    for (key, name, v) in [("response", "响应率权重", w.0), ("solve", "解决率权重", w.1), ("satisfaction", "满意率权重", w.2)]
+    {
+        if !(0.0..=1.0).contains(&v) {
+            errs.add(key, format!("{name}应在 0～1 之间"));
+        }
+    }
+    if errs.0.is_empty() && ((w.0 + w.1 + w.2) - 1.0).abs() > 1e-6 {
+        errs.add("satisfaction", format!("三项权重之和应为 1（现为 {}）", ((w.0 + w.1 + w.2) * 1000.0).round() / 1000.0));
+    }
+    errs.finish()?;
+    let value = format!("{},{},{}", w.0, w.1, w.2);
+    let mut tx = st.db.begin().await?;
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('rate_weights', $1) ON CONFLICT (key) DO UPDATE SET value = $1")
+        .bind(&value)
+        .execute(&mut tx)
+        .await?;
+    let summary = format!("综合得分权重：响应 {}、解决 {}、满意 {}", w.0, w.1, w.2);
+    let ev = crate::audit::Event {
+        action: "settings.rate_weights",
+        entity: "settings",
+        entity_id: "rate_weights",
+        node_path: &p.scope_path,
+        summary: &summary,
+    };
+    crate::audit::append(&mut tx, &st.chain, &p.actor(), ev);
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The levels a scope's staff may rank at, with their names: none above the scope (a street's
 /// admin has no county row), and a grid's staff see their community's.
 pub fn levels(p: &Principal) -> Vec<(&'static str, &'static str)> {

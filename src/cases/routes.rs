@@ -118,6 +118,27 @@ async fn rates_get(State(st): State<AppState>, p: Principal, Q(q): Q<RatesQuery>
     Ok(Json(json!({"rank_among": rates::rank_among(&p, &level), "level": level, "items": rows})))
 }
 
+#[derive(serde::Deserialize)]
+struct Weights {
+    response: f64,
+    solve: f64,
+    satisfaction: f64,
+}
+
+async fn weights_get(State(st): State<AppState>, _: Principal) -> AppResult<Json<Value>> {
+    let (response, solve, satisfaction) = rates::weights(&st).await?;
+    Ok(Json(json!({"response": response, "solve": solve, "satisfaction": satisfaction})))
+}
+
+async fn weights_put(
+    State(st): State<AppState>,
+    p: Principal,
+    crate::web::JsonBody(w): crate::web::JsonBody<Weights>,
+) -> AppResult<Json<Value>> {
+    rates::set_weights(&st, &p, (w.response, w.solve, w.satisfaction)).await?;
+    weights_get(State(st), p).await
+}
+
 /// The ranking as xlsx.
 pub async fn rates_export(State(st): State<AppState>, p: Principal, Q(q): Q<RatesQuery>) -> AppResult<Response> {
     use crate::web::xlsx::{Cell, download, workbook};
@@ -296,6 +317,7 @@ pub fn api() -> Router<AppState> {
         .route("/cases/{number}/assignees", get(case_assignees))
         .route("/cases/{number}/photos/{id}", get(case_photo))
         .route("/rates", get(rates_get))
+        .route("/rates/weights", get(weights_get).put(weights_put))
         .route("/rates/export.xlsx", get(rates_export))
         .route("/notifications", get(notes))
         .route("/notifications/read", post(notes_read))

@@ -49,4 +49,34 @@ async fn a_members_claimed_need_counts_their_hours(app: TestApp) {
     assert_eq!(total, after);
 }
 
-both!(a_members_claimed_need_counts_their_hours);
+/// The composite's weights are the county's choice (domain.md: make weights configurable),
+/// set on the admin page or the API, audited, and every ranking follows them.
+async fn the_county_weighs_the_composite(app: TestApp) {
+    let admin = app.login("admin").await;
+    let w = app.get("/api/v1/rates/weights").bearer(&admin).send().await.json();
+    assert_eq!(w, json!({"response": 0.1, "solve": 0.5, "satisfaction": 0.4}));
+    let put = |who: &str, body: serde_json::Value| {
+        app.req(axum::http::Method::PUT, "/api/v1/rates/weights").bearer(who).json(body).send()
+    };
+    let heping = app.login("heping").await;
+    assert_eq!(put(&heping, json!({"response": 0.2, "solve": 0.4, "satisfaction": 0.4})).await.status, StatusCode::FORBIDDEN);
+    let r = put(&admin, json!({"response": 0.2, "solve": 0.5, "satisfaction": 0.4})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.text().contains("之和应为 1"), "{}", r.text());
+    let r = put(&admin, json!({"response": -0.1, "solve": 0.7, "satisfaction": 0.4})).await;
+    assert_eq!(r.json()["fields"][0]["field"], "response");
+    let r = put(&admin, json!({"response": 0.2, "solve": 0.4, "satisfaction": 0.4})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let rows = app.get("/api/v1/rates?level=street").bearer(&admin).send().await.json();
+    for row in rows["items"].as_array().unwrap().iter().filter(|r| r["composite"].is_number()) {
+        let f = |k: &str| row[k].as_f64().unwrap();
+        let want = 0.2 * f("response_rate") + 0.4 * f("solve_rate") + 0.4 * f("satisfaction_rate");
+        assert!((f("composite") - want).abs() < 0.001, "{row}");
+    }
+    let page = app.get("/rates").cookie(&format!("linli_session={admin}")).send().await.text();
+    assert!(page.contains("0.2 × 响应 + 0.4 × 解决 + 0.4 × 满意"), "{page}");
+    let log = app.get("/api/v1/audit?action=settings.rate_weights").bearer(&admin).send().await.text();
+    assert!(log.contains("综合得分权重"), "{log}");
+}
+
+both!(a_members_claimed_need_counts_their_hours, the_county_weighs_the_composite);
