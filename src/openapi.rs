@@ -91,7 +91,12 @@ pub const OPS: &[(&str, &str, &str, &str)] = &[
     ),
     ("get", "/api/v1/registers/{name}/{id}", "台账记录（含变更记录）", "台账"),
     ("put", "/api/v1/registers/{name}/{id}", "修改台账记录", "台账"),
-    ("post", "/api/v1/registers/{name}/{id}/{act}", "retire（停用）/ restore（恢复）", "台账"),
+    (
+        "post",
+        "/api/v1/registers/{name}/{id}/{act}",
+        "retire（停用）/ restore（恢复）/ to-case（转为事项）/ reveal（查看加密内容，{reason}，记入审计）",
+        "台账",
+    ),
     ("get", "/api/openapi.json", "本文档", "系统"),
     ("get", "/healthz", "存活检查", "系统"),
     ("get", "/readyz", "就绪检查（数据库可达）", "系统"),

@@ -30,6 +30,7 @@ const ACTIONS: &[(&str, &str)] = &[
     ("register.retire", "停用台账记录"),
     ("register.restore", "恢复台账记录"),
     ("register.to_case", "台账转为事项"),
+    ("register.reveal", "查看台账加密内容"),
     ("register.export", "导出台账"),
     ("case.create", "受理事项"),
     ("case.export", "导出事项清单"),

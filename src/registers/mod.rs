@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod demo;
 pub mod figures;
+pub mod reveal;
 pub mod routes;
 pub mod store;
 pub mod xlsx;

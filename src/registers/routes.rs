@@ -74,6 +74,8 @@ async fn api_update(
 #[derive(Deserialize, Default)]
 struct ToCaseBody {
     category: Option<String>,
+    /// Why the encrypted fields are read (reveal).
+    reason: Option<String>,
 }
 
 async fn api_retire(
@@ -88,6 +90,12 @@ async fn api_retire(
         "to-case" => {
             let created = store::to_case(&st, &p, reg(&name)?, id, b.category.as_deref()).await?;
             return Ok((StatusCode::CREATED, Json(created)).into_response());
+        }
+        "reveal" => {
+            let shown = super::reveal::reveal(&st, &p, reg(&name)?, id, b.reason.as_deref().unwrap_or_default()).await?;
+            let fields: serde_json::Map<String, Value> =
+                shown.into_iter().map(|(k, _, v)| (k.to_string(), Value::String(v))).collect();
+            return Ok(Json(serde_json::json!({"fields": fields})).into_response());
         }
         _ => return Err(AppError::NotFound),
     };
@@ -310,16 +318,32 @@ struct Detail {
     case: Option<Value>,
     history: Vec<crate::audit::StoredEntry>,
     errors: FieldErrors,
+    /// The viewer may read the encrypted fields back.
+    can_reveal: bool,
+    /// (title, value) of the encrypted fields, once read back.
+    revealed: Vec<(&'static str, String)>,
 }
 
 async fn detail(st: &AppState, p: &Principal, r: &'static Register, id: i64, errors: FieldErrors) -> AppResult<Response> {
+    detail_shown(st, p, r, id, errors, Vec::new()).await
+}
+
+async fn detail_shown(
+    st: &AppState,
+    p: &Principal,
+    r: &'static Register,
+    id: i64,
+    errors: FieldErrors,
+    revealed: Vec<(&'static str, String)>,
+) -> AppResult<Response> {
     let rec = store::one(st, p, r, id).await?;
+    let can_reveal = super::reveal::has_secrets(r) && p.role.can(crate::auth::Perm::PersonReveal);
     let item = store::item(st, r, &rec);
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let layout = Layout::new(p, &format!("{} · {}", r.title, rec.name), &format!("/systems/{}", r.system.slug()));
     let case = store::linked_case(st, p, &item).await?;
-    Ok((status, render(&Detail { layout, reg: r, item, case, history: store::history(st, r, id).await?, errors })?)
-        .into_response())
+    let history = store::history(st, r, id).await?;
+    Ok((status, render(&Detail { layout, reg: r, item, case, history, errors, can_reveal, revealed })?).into_response())
 }
 
 async fn detail_get(State(st): State<AppState>, p: Principal, Path((name, id)): Path<(String, i64)>) -> AppResult<Response> {
@@ -353,6 +377,17 @@ async fn detail_post(
         "to-case" => {
             let c = store::to_case(&st, &p, r, id, None).await?;
             Ok(crate::web::see_other(&format!("/cases/{}", c.number)).into_response())
+        }
+        "reveal" => {
+            let reason = form_map(&body).get("reason").map(super::text_of).unwrap_or_default();
+            match super::reveal::reveal(&st, &p, r, id, &reason).await {
+                Ok(shown) => {
+                    detail_shown(&st, &p, r, id, FieldErrors::default(), shown.into_iter().map(|(_, t, v)| (t, v)).collect())
+                        .await
+                }
+                Err(AppError::Validation(v)) => detail(&st, &p, r, id, FieldErrors(v)).await,
+                Err(e) => Err(e),
+            }
         }
         _ => Err(AppError::NotFound),
     }

@@ -21,6 +21,7 @@ mod pages;
 mod people;
 mod process;
 mod registers;
+mod reveal;
 mod rollups;
 mod scale;
 mod scopes;
