@@ -240,6 +240,16 @@ pub async fn load(st: &AppState) -> AppResult<()> {
             );
         }
     }
+    // The other two of the "三小长": trusted residents ("五老" among them) as 街区长 of a grid
+    // and 楼栋长 of a building.
+    for (i, g) in grids.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+        add("grid_roles", json!({"name": format!("街区长{:03}", i / 2 + 1), "role": "街区长", "node": g, "wulao": i % 4 == 0}));
+    }
+    let buildings: Vec<String> =
+        sqlx::query_scalar("SELECT code FROM nodes WHERE kind = 'building' ORDER BY code").fetch_all(&st.db.pool).await?;
+    for (i, b) in buildings.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+        add("grid_roles", json!({"name": format!("楼栋长{:03}", i / 3 + 1), "role": "楼栋长", "node": b, "wulao": i % 2 == 0}));
+    }
     for i in 0..40 {
         add(
             "visits",

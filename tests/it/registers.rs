@@ -67,6 +67,16 @@ async fn mechanism(app: TestApp) {
     assert_eq!(p1["items"][0]["name"], "社区工作者107");
     let f = app.get("/api/v1/registers/facilities?kind=日间照料中心").bearer(&admin).send().await.json();
     assert_eq!(f["total"], 6);
+    // The "三小长" of the demo: 党小组长, 街区长 and 楼栋长 beside the grid workers.
+    for (role, n) in [("网格员", 156), ("党小组长", 103), ("街区长", 78), ("楼栋长", 104)] {
+        let r = app
+            .get(&format!("/api/v1/registers/grid_roles?role={}", linli::web::urlencode(role)))
+            .bearer(&admin)
+            .send()
+            .await
+            .json();
+        assert_eq!(r["total"], n, "{role}");
+    }
     for q in ["hhq", "huahuaqiao", "花花"] {
         let r = app.get(&format!("/api/v1/registers/funding?q={}", linli::web::urlencode(q))).bearer(&admin).send().await.json();
         assert_eq!(r["total"], 1, "{q}");
