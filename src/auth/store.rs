@@ -127,8 +127,10 @@ fn above(role: Role) -> &'static [crate::tree::Kind] {
     use crate::tree::Kind;
     match role {
         Role::StreetAdmin => &[Kind::County],
-        Role::CommunityStaff | Role::GridWorker => &[Kind::County, Kind::Street],
-        Role::CountyAdmin | Role::UnitContact | Role::PartyMember | Role::Resident => &[],
+        // A Party member reports where they live, a resident lives somewhere: a community or
+        // below (one scoped to the county could claim needs in every street).
+        Role::CommunityStaff | Role::GridWorker | Role::PartyMember | Role::Resident => &[Kind::County, Kind::Street],
+        Role::CountyAdmin | Role::UnitContact => &[],
     }
 }
 
@@ -340,6 +342,11 @@ pub async fn set_password(
 ) -> AppResult<()> {
     password::check_policy(new_pw).map_err(|m| AppError::field("password", m))?;
     let u = if own { find_user(st, username).await?.ok_or(AppError::NotFound)? } else { target(st, by, username).await? };
+    if !own && by.is_some_and(|b| b.user_id == u.id) {
+        // An admin's reset asks no current password: on one's own account it would let a
+        // stolen session take the account for good.
+        return Err(AppError::Conflict("不能重置自己的密码：请在“修改密码”中修改（需输入原密码）".into()));
+    }
     if own && password::verify(new_pw, &u.password_hash).await {
         return Err(AppError::field("password", "新密码不能与原密码相同"));
     }

@@ -186,6 +186,26 @@ pub async fn active(st: &AppState) -> AppResult<Vec<Category>> {
     Ok(st.cats.get(&st.db).await?.iter().filter(|c| c.active).cloned().collect())
 }
 
+/// A case's answers to its category's questions, as (question, answer) in the category's
+/// words (a list's key shown by its label).
+pub fn answers(cat: &Category, attrs: &serde_json::Value) -> Vec<(String, String)> {
+    let label = |a: &Attr, v: &serde_json::Value| {
+        let key = crate::registers::text_of(v);
+        a.values.iter().find(|(k, _)| *k == key).map(|(_, l)| l.clone()).unwrap_or(key)
+    };
+    cat.attrs
+        .iter()
+        .filter_map(|a| {
+            let v = attrs.get(&a.code).filter(|v| !v.is_null())?;
+            let shown = match v.as_array() {
+                Some(xs) => xs.iter().map(|x| label(a, x)).collect::<Vec<_>>().join("、"),
+                None => label(a, v),
+            };
+            Some((a.name.clone(), shown))
+        })
+        .collect()
+}
+
 /// One category by code.
 pub async fn by_code(st: &AppState, code: &str) -> AppResult<Option<Category>> {
     Ok(st.cats.get(&st.db).await?.iter().find(|c| c.code == code.trim()).cloned())

@@ -88,6 +88,11 @@ async fn resolve_assignee(st: &AppState, c: &CaseRow, id: &str) -> AppResult<Opt
 /// community, the grid's workers, the community's reported Party members.
 pub async fn suggestions(st: &AppState, p: &Principal, number: &str) -> AppResult<Vec<Assignee>> {
     let (c, cat) = load_visible(st, p, number).await?;
+    // Who the Party members are is personal data, and choosing whom to send a case is the
+    // staff's: a resident listed every 本社区报到党员 of their own case.
+    if super::staff_level(p.role).is_none() {
+        return Err(AppError::Forbidden);
+    }
     let mut out: Vec<Assignee> = Vec::new();
     let mut push = |a: Assignee| {
         if !out.iter().any(|x| x.id == a.id) {
@@ -341,7 +346,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     let body = json!({"event": format!("case.{}", action.as_str()), "number": c.number, "status": to.as_str(), "category": cat.code,
         "grid_code": c.grid_code, "community_code": c.community_code, "at": crate::web::fmt_time(now)});
     let summary = format!("{} {}：{} → {}", action.label(), c.number, c.status.label(), to.label());
-    let record = super::service_hours::prepare(st, p, &c, &shown.title, action, i.hours).await?;
+    let record = super::service_hours::prepare(st, p, &c, &cat.name, action, i.hours).await?;
     // Everything above is computed before taking the writer, which each statement and each
     // computation under it holds up for the whole batch.
     let mut tx = st.db.begin().await?;

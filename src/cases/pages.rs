@@ -127,6 +127,8 @@ struct CasePage {
     errors: FieldErrors,
     /// A Party member: their finish records the hours of their service.
     member: bool,
+    /// The answers to the category's questions (asked on the H5 form).
+    answers: Vec<(String, String)>,
 }
 
 /// The actions the viewer may take now (the page shows only these).
@@ -154,7 +156,9 @@ async fn case_page(st: &AppState, p: &Principal, number: &str, errors: FieldErro
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let layout = Layout::new(p, &format!("{} · {}", case.number, case.category_name), "/cases");
     let member = p.role == Role::PartyMember;
-    let page = CasePage { layout, case, actions, assignees, satisfaction: SATISFACTION.to_vec(), map, errors, member };
+    let answers =
+        categories::by_code(st, &case.category).await?.map(|c| categories::answers(&c, &case.attrs)).unwrap_or_default();
+    let page = CasePage { layout, case, actions, assignees, satisfaction: SATISFACTION.to_vec(), map, errors, member, answers };
     Ok((status, render(&page)?).into_response())
 }
 

@@ -34,7 +34,7 @@ pub(super) async fn prepare(
     st: &AppState,
     p: &Principal,
     c: &CaseRow,
-    title: &str,
+    category: &str,
     a: Action,
     hours: Option<f64>,
 ) -> AppResult<Record> {
@@ -44,11 +44,12 @@ pub(super) async fn prepare(
     let claimer = p.role == Role::PartyMember && c.assignee_user_id == Some(p.user_id);
     let (Action::Finish, true, Some(h)) = (a, claimer, hours) else { return Ok(Record::None) };
     if !(h > 0.0 && h <= 24.0) {
-        return Err(AppError::field("hours", "服务时长应为 0～24 小时"));
+        return Err(AppError::field("hours", "服务时长应大于 0 小时、不超过 24 小时"));
     }
     let reg = catalog::find(REGISTER).ok_or_else(|| AppError::Internal("no service_records register".into()))?;
     let today = super::calendar::local_date(crate::db::now_ms()).format("%Y-%m-%d").to_string();
-    let raw = json!({"member": p.display_name, "what": format!("认领事项 {}：{title}", c.number).chars().take(200).collect::<String>(),
+    // The category, not the resident's words: they may hold a phone number or a name.
+    let raw = json!({"member": p.display_name, "what": format!("认领事项 {}（{category}）", c.number),
         "community": c.community_code, "date": today, "hours": h, "confirmed": false, "case": c.number});
     let raw: Map<String, Value> = raw.as_object().cloned().unwrap_or_default();
     let v = store::validate(st, p, reg, &raw).await.map_err(AppError::Validation)?;

@@ -242,26 +242,43 @@ fn request_row(r: &crate::db::Row) -> Result<format::Request, AppError> {
     Ok(req)
 }
 
-/// A resident's text as the public sees it: runs of 7 digits or more (phone numbers, 身份证号,
-/// house numbers with a room) are starred out.
+/// A resident's text as the public sees it: numbers of 7 digits or more (phone numbers,
+/// 身份证号, a house number with its room) are starred out, however they are written —
+/// full-width digits, or digits grouped by spaces or dashes (138 1234 5678, 138-1234-5678).
 fn masked(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
+    // Read with full-width digits as digits; written back as typed where nothing is starred.
+    let typed: Vec<char> = text.chars().collect();
+    let chars: Vec<char> = crate::registers::half_width(text).chars().collect();
+    let digit = |i: usize| chars.get(i).is_some_and(char::is_ascii_digit);
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < chars.len() {
-        let run = chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
-        if run >= 7 {
-            // An ID number's check character goes with it.
-            let x = chars.get(i + run).is_some_and(|c| matches!(c, 'X' | 'x')) as usize;
-            out.extend(std::iter::repeat_n('*', run + x));
-            i += run + x;
-        } else if run > 0 {
-            out.extend(&chars[i..i + run]);
-            i += run;
-        } else {
-            out.push(chars[i]);
+        if !digit(i) {
+            out.push(typed[i]);
             i += 1;
+            continue;
         }
+        // The run: digits, and single separators between digits.
+        let (mut j, mut digits) = (i, 0);
+        while j < chars.len() {
+            if digit(j) {
+                digits += 1;
+                j += 1;
+            } else if matches!(chars[j], ' ' | '-' | '\u{2014}') && digit(j + 1) {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        // An ID number's check character goes with it.
+        if digits >= 7 && chars.get(j).is_some_and(|c| matches!(c, 'X' | 'x')) {
+            j += 1;
+        }
+        for k in i..j {
+            let c = chars[k];
+            out.push(if digits >= 7 && (c.is_ascii_digit() || c == 'X' || c == 'x') { '*' } else { typed[k] });
+        }
+        i = j;
     }
     out
 }
@@ -400,6 +417,10 @@ mod tests {
             "电话***********，身份证******************，3栋501室"
         );
         assert_eq!(super::masked("2 单元 1234567"), "2 单元 *******");
+        assert_eq!(super::masked("请联系138 1234 5678王先生"), "请联系*** **** ****王先生");
+        assert_eq!(super::masked("电话138-1234-5678"), "电话***-****-****");
+        assert_eq!(super::masked("电话１３８１２３４５６７８"), "电话***********");
+        assert_eq!(super::masked("3 栋 2 单元 501 室"), "3 栋 2 单元 501 室", "short numbers stay");
         assert_eq!(super::coarse(Some(108.47749)), Some(108.477));
     }
 }

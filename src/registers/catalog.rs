@@ -17,9 +17,12 @@ const GRID: super::Ty = Node(&[Kind::Grid]);
 const GRID_OR_BUILDING: super::Ty = Node(&[Kind::Grid, Kind::Building]);
 const COMPOUND: super::Ty = Node(&[Kind::Compound]);
 const STREET: super::Ty = Node(&[Kind::Street]);
+const UNIT: super::Ty = Unit(&[]);
+/// What a street scores in 反向考评: the county's departments and offices, not a company.
+const DEPARTMENT: super::Ty = Unit(&["部门", "机关"]);
 
 /// The help of a name kept beside a code (see `store::validate`).
-const FROM_CODE: &str = "留空则按编码自动填写；填写时须与编码对应的名称一致";
+const FROM_CODE: &str = "按编码自动填写";
 
 const fn f(key: &'static str, title: &'static str, ty: super::Ty, required: bool, list: bool) -> Field {
     Field { key, title, ty, required, list, help: "", range: None }
@@ -138,7 +141,7 @@ pub static REGISTERS: &[Register] = &[
         to_case: None,
         unique: &["code"],
         fields: &[
-            h("code", "单位编码", Text, true, true, "与派单使用的单位编码一致，如 DW001"),
+            h("code", "单位编码", Code, true, true, "与派单使用的单位编码一致，如 DW001"),
             f("name", "单位名称", Text, true, true),
             f("kind", "单位类型", Enum(UNIT_KINDS), true, true),
             h("credit_code", "统一社会信用代码", CreditCode, false, true, "18 位，按 GB 32100 校验"),
@@ -160,7 +163,7 @@ pub static REGISTERS: &[Register] = &[
         fields: &[
             f("title", "协议名称", Text, true, true),
             f("community", "社区", COMMUNITY, true, true),
-            h("unit", "共建单位", Unit, true, true, "单位编码"),
+            h("unit", "共建单位", UNIT, true, true, "单位编码"),
             f("start_date", "开始日期", Date, true, true),
             f("end_date", "结束日期", Date, true, true),
             f("content", "共建内容", LongText, false, false),
@@ -271,7 +274,7 @@ pub static REGISTERS: &[Register] = &[
         to_case: None,
         unique: &[],
         fields: &[
-            f("unit", "单位编码", Unit, true, true),
+            f("unit", "单位编码", UNIT, true, true),
             h("unit_name", "单位名称", Text, false, true, FROM_CODE),
             f("community", "报到社区", COMMUNITY, true, true),
             f("date", "报到日期", Date, true, true),
@@ -290,7 +293,7 @@ pub static REGISTERS: &[Register] = &[
         unique: &[],
         fields: &[
             f("name", "姓名", Text, true, true),
-            f("unit", "工作单位编码", Unit, false, true),
+            f("unit", "工作单位编码", UNIT, false, true),
             f("community", "居住地社区", COMMUNITY, true, true),
             f("date", "报到日期", Date, true, true),
             f("mobile", "手机号", Mobile, false, true),
@@ -620,7 +623,7 @@ pub static REGISTERS: &[Register] = &[
         unique: &["street", "department", "year"],
         fields: &[
             h("street", "评价街道", STREET, true, true, "9 位街道代码"),
-            h("department", "被评部门", Unit, true, true, "单位编码"),
+            h("department", "被评部门", DEPARTMENT, true, true, "县直部门或机关的单位编码"),
             h("department_name", "部门名称", Text, false, true, FROM_CODE),
             f("year", "年度", Int, true, true).within(2000.0, 2100.0),
             h("attitude", "服务态度", Score, true, true, "0～100 分"),
@@ -683,7 +686,7 @@ pub static REGISTERS: &[Register] = &[
         unique: &[],
         fields: &[
             f("person", "姓名", Text, true, true),
-            f("home_unit", "原单位编码", Unit, true, true),
+            f("home_unit", "原单位编码", UNIT, true, true),
             f("community", "任职社区", COMMUNITY, true, true),
             f("post", "兼任职务", Text, true, true),
             f("start_date", "开始日期", Date, true, true),

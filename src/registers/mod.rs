@@ -100,8 +100,11 @@ pub enum Ty {
     /// A tree node code of one of these kinds; decides the row's scope when it is the
     /// register's scope field.
     Node(&'static [crate::tree::Kind]),
-    /// A unit code of the unit registry.
-    Unit,
+    /// A unit code of the unit registry, of one of these kinds (none: any).
+    Unit(&'static [&'static str]),
+    /// An identifier (a unit's code): full-width characters made half-width, upper case,
+    /// letters, digits, `_` and `-` only.
+    Code,
 }
 
 /// A declared field.
@@ -221,16 +224,17 @@ pub fn parse_value(f: &Field, raw: &Value, keys: &Keyring) -> Result<Value, Stri
             _ => Err("应为整数".into()),
         },
         Ty::Number => match num(&text) {
-            Some(x) if (lo..=hi).contains(&x) => Ok(Value::from(x)),
+            Some(x) if (lo..=hi).contains(&x) => Ok(Value::from(x + 0.0)),
             Some(x) => Err(out_of_range(x)),
             None => Err("应为数字".into()),
         },
         Ty::Score => match num(text.trim_end_matches('分')) {
-            Some(x) if (0.0..=100.0).contains(&x) => Ok(Value::from((x * 10.0).round() / 10.0)),
+            // Plus zero: "-0" is 0, not -0.0.
+            Some(x) if (0.0..=100.0).contains(&x) => Ok(Value::from((x * 10.0).round() / 10.0 + 0.0)),
             _ => Err("应为 0～100 的分数".into()),
         },
         Ty::Money => match num(text.trim_end_matches('元')) {
-            Some(x) if (lo..=hi).contains(&x) => Ok(Value::from((x * 100.0).round() / 100.0)),
+            Some(x) if (lo..=hi).contains(&x) => Ok(Value::from((x * 100.0).round() / 100.0 + 0.0)),
             Some(x) => Err(out_of_range(x)),
             _ => Err("金额应为数字（单位：元）".into()),
         },
@@ -259,7 +263,15 @@ pub fn parse_value(f: &Field, raw: &Value, keys: &Keyring) -> Result<Value, Stri
         }
         Ty::Secret if text.chars().count() > 5000 => Err("不能超过 5000 个字".into()),
         Ty::Secret => Ok(Value::String(hex_enc(keys, &text, f.key))),
-        Ty::Node(_) | Ty::Unit => Ok(Value::String(text.to_uppercase())),
+        Ty::Node(_) | Ty::Unit(_) => Ok(Value::String(half_width(&text).to_uppercase())),
+        Ty::Code => {
+            let code = half_width(&text).to_uppercase();
+            if code.chars().count() <= 32 && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                Ok(Value::String(code))
+            } else {
+                Err("编码只能由字母、数字、下划线和连字符组成（不超过 32 位）".into())
+            }
+        }
     }
 }
 
@@ -269,6 +281,19 @@ pub fn node_kinds(kinds: &[crate::tree::Kind]) -> String {
 }
 
 /// A stored or raw value as plain text (是/否 for booleans).
+/// Full-width letters, digits and signs (ＤＷ００１, typed with a Chinese input method) as their
+/// half-width selves: two spellings of one code are one code.
+pub fn half_width(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            _ => c,
+        })
+        .collect()
+}
+
+/// A value as text (a form's, a cell's).
 pub fn text_of(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),

@@ -307,16 +307,11 @@ pub async fn validate(st: &AppState, p: &Principal, reg: &Register, raw: &Map<St
                 continue;
             }
         };
-        // A name kept beside a code (community_name beside community) is that code's name:
-        // filled in when left empty, refused when it names another (a second 花花桥社区 row
-        // holding 燎原社区's money).
+        // A name kept beside a code (community_name beside community) is that code's name,
+        // whatever was typed: a second 花花桥社区 row held 燎原社区's money, and a row kept
+        // its community's old name after a rename.
         if let Some(named) = f.key.strip_suffix("_name").and_then(|k| names.get(k)) {
-            if v.is_null() {
-                v = Value::String(named.clone());
-            } else if text_of(&v) != *named {
-                err(format!("与所填编码对应的名称「{named}」不一致"));
-                continue;
-            }
+            v = Value::String(named.clone());
         }
         if v.is_null() {
             if f.required {
@@ -340,13 +335,18 @@ pub async fn validate(st: &AppState, p: &Principal, reg: &Register, raw: &Map<St
         }
         data.insert(f.key.into(), v);
     }
-    // A term ends on or after the day it starts.
-    for (start, end) in TERMS {
-        if let (Some(Value::String(s)), Some(Value::String(e)), Some(fe)) = (data.get(start), data.get(end), reg.field(end))
-            && e < s
-        {
-            let starts = reg.field(start).map(|f| f.title).unwrap_or_default();
-            errs.push(FieldError { field: end.into(), message: format!("{}：不能早于{starts}", fe.title) });
+    // A term ends on or after the day it starts; a part is not more than its whole.
+    for (low, high, says) in ORDERED {
+        let out_of_order = match (data.get(low), data.get(high)) {
+            (Some(Value::String(a)), Some(Value::String(b))) => a > b,
+            (Some(Value::Number(a)), Some(Value::Number(b))) => a.as_f64() > b.as_f64(),
+            _ => false,
+        };
+        let (Some(fl), Some(fh)) = (reg.field(low), reg.field(high)) else { continue };
+        if out_of_order {
+            // Said on the field that ends a term, on the part otherwise.
+            let (on, other) = if says == "不能早于" { (fh, fl) } else { (fl, fh) };
+            errs.push(FieldError { field: on.key.into(), message: format!("{}：{says}{}", on.title, other.title) });
         }
     }
     if errs.is_empty() && !p.in_scope(&node_path) {
@@ -360,8 +360,15 @@ pub async fn validate(st: &AppState, p: &Principal, reg: &Register, raw: &Map<St
     Ok(Valid { data, node_path, name, search })
 }
 
-/// The (start, end) dates of a term, where a register has both.
-const TERMS: [(&str, &str); 3] = [("start_date", "end_date"), ("contract_start", "contract_end"), ("term_start", "term_end")];
+/// Pairs of fields whose first may not exceed the second, where a register has both, and how
+/// it is said.
+const ORDERED: [(&str, &str, &str); 5] = [
+    ("start_date", "end_date", "不能早于"),
+    ("contract_start", "contract_end", "不能早于"),
+    ("term_start", "term_end", "不能早于"),
+    ("target", "baseline", "不能多于"),
+    ("hired", "posts", "不能多于"),
+];
 
 /// A node or unit a field refers to.
 struct Ref {
@@ -386,7 +393,10 @@ async fn check_ref(st: &AppState, f: &Field, v: &Value) -> Result<Option<Ref>, S
             Ok(_) => Err(format!("区域编码 {code} 不存在")),
             Err(_) => Err("无法校验区域编码".into()),
         },
-        Ty::Unit => match crate::cases::units::find(&st.db, code).await {
+        Ty::Unit(kinds) => match crate::cases::units::find(&st.db, code).await {
+            Ok(Some(u)) if !kinds.is_empty() && !kinds.contains(&u.kind.as_str()) => {
+                Err(format!("{code} 是{}单位「{}」，此处应填{}类单位的编码", u.kind, u.name, kinds.join("、")))
+            }
             Ok(Some(u)) => Ok(Some(Ref { path: None, code: u.code, name: u.name })),
             _ => Err(format!("单位 {code} 不存在")),
         },

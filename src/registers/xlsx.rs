@@ -39,8 +39,14 @@ fn help(f: &super::Field) -> String {
         Ty::IdNumber => "18 位身份证号（加密保存）".into(),
         Ty::Secret => "加密保存".into(),
         Ty::Node(kinds) => format!("{}编码", crate::registers::node_kinds(kinds)),
-        Ty::Unit => "单位编码".into(),
+        Ty::Unit(kinds) if !kinds.is_empty() => format!("单位编码（{}类单位）", kinds.join("、")),
+        Ty::Unit(_) => "单位编码".into(),
+        Ty::Code => "编码：字母、数字、下划线或连字符".into(),
         Ty::Text | Ty::LongText => "文字".into(),
+    };
+    let base = match f.range {
+        Some((lo, hi)) => format!("{base}，{lo}～{hi}"),
+        None => base,
     };
     let req = if f.required { "必填。" } else { "选填。" };
     if f.help.is_empty() { format!("说明：{req}{base}") } else { format!("说明：{req}{}；{base}", f.help) }
@@ -141,7 +147,12 @@ fn cell_value(d: &Data) -> Value {
         Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => Value::String(format!("{}", *f as i64)),
         Data::Float(f) => Value::String(f.to_string()),
         Data::Bool(b) => Value::Bool(*b),
-        Data::DateTime(t) => Value::String(format!("{}", t.as_f64() as i64)),
+        // A date cell as the date it shows (its serial counts days from 1899-12-30).
+        Data::DateTime(t) => {
+            let day = chrono::NaiveDate::from_ymd_opt(1899, 12, 30)
+                .and_then(|b| b.checked_add_signed(chrono::TimeDelta::days(t.as_f64().floor() as i64)));
+            Value::String(day.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_else(|| format!("{}", t.as_f64() as i64)))
+        }
         Data::DateTimeIso(s) | Data::DurationIso(s) => Value::String(s.clone()),
         Data::Error(e) => Value::String(format!("#{e:?}")),
     }

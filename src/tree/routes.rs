@@ -225,6 +225,8 @@ struct TreePage {
     filter: NodeFilter,
     child_kinds: Vec<(&'static str, &'static str)>,
     can_write: bool,
+    /// The viewer may open the resident register (residents and Party members may not).
+    can_people: bool,
     errors: FieldErrors,
     form: NodeInput,
     notice: String,
@@ -291,6 +293,7 @@ async fn tree_page(st: &AppState, p: &Principal, code: &str, mut filter: NodeFil
             filter,
             child_kinds,
             can_write,
+            can_people: p.role.can(Perm::PersonRead),
             errors,
             form,
             notice,

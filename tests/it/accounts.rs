@@ -26,10 +26,18 @@ async fn accounts_keep_someone_in_charge(app: TestApp) {
     assert_eq!(app.post("/api/v1/users/admin2/lock").bearer(&admin).send().await.status, StatusCode::NO_CONTENT);
     let r = linli::auth::store::set_lock(&app.st, None, &actor, "admin", lock).await;
     assert!(r.is_err(), "admin2 is locked: admin is the last one again");
+    // No admin resets their own password (no current password is asked there).
+    let r =
+        app.post("/api/v1/users/admin/reset-password").bearer(&admin).json(json!({"password": "Hijack-2026!zz"})).send().await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     // A role's scope is not above its level (narrower is a duty: a worker for one grid).
-    for (role, scope, says) in
-        [("street_admin", "520627", "县"), ("community_staff", "520627", "县"), ("grid_worker", "520627001", "街道")]
-    {
+    for (role, scope, says) in [
+        ("street_admin", "520627", "县"),
+        ("community_staff", "520627", "县"),
+        ("grid_worker", "520627001", "街道"),
+        ("party_member", "520627", "县"),
+        ("resident", "520627002", "街道"),
+    ] {
         let r = app.post("/api/v1/users").bearer(&admin).json(new("wrongscope", role, scope)).send().await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{role}: {}", r.text());
         let m = r.json()["fields"][0].clone();

@@ -122,11 +122,19 @@ async fn register_values_stay_within_reason(app: TestApp) {
         ("funding", json!({"community": "520627001001", "year": -1, "allocated": 120000}), "year", "2000～2100"),
         ("funding", json!({"community": "520627001001", "year": 2031, "allocated": -500000}), "allocated", "负数"),
         (
-            "funding",
-            json!({"community": "520627001001", "community_name": "燎原社区", "year": 2031, "allocated": 1}),
-            "community_name",
-            "花花桥社区",
+            "burden_reduction",
+            json!({"item": "测试", "kind": "报表填报", "baseline": 10, "target": 50}),
+            "target",
+            "不能多于清理前数量",
         ),
+        ("recruitment", json!({"batch": "某批", "date": "2026-05-10", "posts": 3, "hired": 5}), "hired", "不能多于岗位数"),
+        (
+            "reverse_assessments",
+            json!({"street": "520627001", "department": "DW051", "department_name": "x", "year": 2026, "attitude": 50, "efficiency": 50, "support": 50}),
+            "department",
+            "部门、机关",
+        ),
+        ("units", json!({"code": "ＤＷ００１", "name": "全角编码", "kind": "机关"}), "code", "已有"),
         ("problems", json!({"problem": "某问题", "community": "520627001001", "progress": -1}), "progress", "0～100"),
         (
             "units",
@@ -154,13 +162,42 @@ async fn register_values_stay_within_reason(app: TestApp) {
         assert!(m.contains(says), "{reg}.{field}: {}", r.text());
     }
     assert_eq!(app.get("/api/v1/overview").bearer(&admin).send().await.json(), before, "nothing written");
-    // A name left empty is the code's; a unit named by its id is kept by its code.
-    let r = post("funding", json!({"community": "520627001001", "year": 2031, "allocated": 120000})).await;
+    // A name beside a code is the code's, whatever was typed; a unit named by its id is kept by
+    // its code, one typed in lower case in upper case.
+    let r =
+        post("funding", json!({"community": "520627001001", "community_name": "燎原社区", "year": 2031, "allocated": 120000}))
+            .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.json()["community_name"], "花花桥社区");
+    let r = post("units", json!({"code": "dw900", "name": "小写单位", "kind": "机关"})).await;
+    assert_eq!(r.json()["code"], "DW900", "{}", r.text());
+    let agreement = json!({"title": "共建", "community": "520627001001", "unit": "dw900", "start_date": "2026-01-01", "end_date": "2026-12-31"});
+    let r = post("agreements", agreement).await;
+    assert_eq!(r.status, StatusCode::CREATED, "a unit named in lower case is found: {}", r.text());
     let r = post("unit_reports", json!({"unit": "1", "community": "520627001001", "date": "2026-03-01"})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!((r.json()["unit"].as_str(), r.json()["unit_name"].as_str()), (Some("DW001"), Some("县委办公室")));
+    // A real Excel date cell reads as the date it shows, whatever the year (one before 1954
+    // was refused as 日期格式应为 YYYY-MM-DD: its serial was taken for a number).
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["党员姓名*", "服务内容*", "社区*", "日期*", "服务时长（小时）*"].iter().enumerate() {
+        ws.write_string(0, c as u16, *h).unwrap();
+    }
+    for (c, v) in ["党员甲", "政策宣讲", "520627001001"].iter().enumerate() {
+        ws.write_string(1, c as u16, *v).unwrap();
+    }
+    let day = rust_xlsxwriter::ExcelDateTime::from_ymd(1950, 3, 1).unwrap();
+    ws.write_datetime_with_format(1, 3, &day, &rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd")).unwrap();
+    ws.write_number(1, 4, 2.0).unwrap();
+    let r = app
+        .post("/api/v1/registers/service_records/import?dry_run=true")
+        .bearer(&admin)
+        .raw("application/octet-stream", wb.save_to_buffer().unwrap())
+        .send()
+        .await
+        .json();
+    assert_eq!(r["ok"], true, "{r}");
 }
 
 both!(supervision_and_reverse_assessment, register_values_stay_within_reason);

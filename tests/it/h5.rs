@@ -227,6 +227,11 @@ async fn a_signed_in_resident_reports_as_themselves(app: TestApp) {
     assert_eq!(r.json()["fields"][0]["field"], "channel");
     let form = app.get("/cases/new").cookie(&cookie).send().await.text();
     assert!(!form.contains("hotline_12345"), "the form offers a resident no other channel");
+    // Whom a case may be sent to (the community's Party members among them) is the staff's.
+    let r = app.get(&format!("/api/v1/cases/{number}/assignees")).bearer(&jumin).send().await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    let tree = app.get("/tree").cookie(&format!("linli_session={}", app.login("dangyuan").await)).send().await.text();
+    assert!(!tree.contains("/people?node="), "no link to a register they may not open");
 }
 
 /// A category with questions is reported from the H5 form: the form asks them, a missing
@@ -267,6 +272,11 @@ async fn the_form_asks_a_category_its_questions(app: TestApp) {
     let number = r.header("location").split("number=").nth(1).unwrap().to_string();
     let c = app.get(&format!("/api/v1/cases/{number}")).bearer(&admin).send().await.json();
     assert_eq!(c["attrs"], json!({"plate": "贵D12345", "kind": "truck"}), "another category's answers are left out");
+    let page = app.get(&format!("/cases/{number}")).cookie(&format!("linli_session={admin}")).send().await.text();
+    assert!(
+        page.contains("<dt>车牌号</dt><dd>贵D12345</dd>") && page.contains("<dt>车辆类型</dt><dd>货车</dd>"),
+        "staff see the answers"
+    );
 }
 
 both!(
