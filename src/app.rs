@@ -85,8 +85,8 @@ impl AppState {
         if created {
             tracing::warn!(path = %cfg.key_file().display(), "已生成新的个人信息加密密钥文件，请妥善备份（丢失后加密数据无法恢复）");
         }
-        check_key(&db, &keyring, &cfg.key_file()).await?;
         let chain = ChainKey(keyring.blind_index("audit.chain", "v1").into_bytes());
+        check_key(&db, &keyring, &chain, &cfg.key_file()).await?;
         let csp = HeaderValue::from_str(&cfg.csp()).map_err(|_| "地图瓦片地址含有非法字符")?;
         let st = AppState(Arc::new(Shared {
             csp,
@@ -109,8 +109,20 @@ impl AppState {
 /// (recorded by the first process to open it with one): a node or a command started with
 /// another install's key would write personal data the others cannot read and audit entries
 /// that break the chain for good.
-async fn check_key(db: &Db, keyring: &Keyring, path: &std::path::Path) -> Result<(), StartError> {
+async fn check_key(db: &Db, keyring: &Keyring, chain: &ChainKey, path: &std::path::Path) -> Result<(), StartError> {
     let fp = keyring.blind_index("key.fingerprint", "v1");
+    let kept: Option<String> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'key_fingerprint'").fetch_optional(&db.pool).await?;
+    // No fingerprint yet (a database from before they were kept): the key is recorded only if
+    // the audit log was written with it, so a stray process with another install's key cannot
+    // be the one to set it.
+    if kept.is_none() && !crate::audit::key_fits(db, chain).await.map_err(|e| e.detail())? {
+        return Err(format!(
+            "密钥文件 {} 与数据库不匹配：数据库中的审计记录不是用它签名的。请使用与该数据库一起部署或备份的密钥文件（或用 --key-file 指明）",
+            path.display()
+        )
+        .into());
+    }
     // Two processes starting at once with different keys: the first to record wins, the other
     // reads its fingerprint back and stops.
     sqlx::query("INSERT INTO settings (key, value) VALUES ('key_fingerprint', $1) ON CONFLICT (key) DO NOTHING")

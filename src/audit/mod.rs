@@ -95,6 +95,23 @@ fn head_seal(key: &ChainKey, seq: i64, last_hash: &str) -> String {
     hex(&mac.finalize().into_bytes())
 }
 
+/// Whether `key` is the one the log was written with: the head's seal checks under it (an
+/// empty log fits any key). One read, for a start that has no record of its key yet.
+pub async fn key_fits(db: &Db, key: &ChainKey) -> AppResult<bool> {
+    let head = sqlx::query(
+        "SELECT h.seq, h.hash AS seal, l.hash FROM audit_head h LEFT JOIN audit_log l ON l.seq = h.seq WHERE h.id = 1",
+    )
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(h) = head else { return Ok(true) };
+    let (seq, seal): (i64, String) = (get(&h, "seq")?, get(&h, "seal")?);
+    if seq == 0 {
+        return Ok(true);
+    }
+    let last: Option<String> = get(&h, "hash")?;
+    Ok(last.is_some_and(|l| seal == head_seal(key, seq, &l)))
+}
+
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -49,7 +49,8 @@ pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
 /// from the right (each proxy appends the address it saw), skipping trusted proxies; what a
 /// client wrote itself further left is not believed.
 fn client_ip(req: &Request, trusted: &[std::net::IpAddr]) -> String {
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    // Canonical: on a dual-stack listener an IPv4 peer arrives as ::ffff:a.b.c.d.
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_canonical());
     let Some(peer) = peer else { return "127.0.0.1".into() };
     if !trusted.contains(&peer) {
         return peer.to_string();
@@ -57,7 +58,7 @@ fn client_ip(req: &Request, trusted: &[std::net::IpAddr]) -> String {
     let hops: Vec<&str> =
         req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
     for hop in hops.into_iter().rev() {
-        match hop.trim().parse::<std::net::IpAddr>() {
+        match hop.trim().parse::<std::net::IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) if trusted.contains(&ip) => continue,
             Ok(ip) => return ip.to_string(),
             // Nothing left of a hop no proxy wrote is believed.
@@ -229,6 +230,7 @@ mod tests {
         assert_eq!(client_ip(&req("10.0.0.5", Some("1.2.3.4, junk")), &[proxy]), "10.0.0.5");
         assert_eq!(client_ip(&req("10.0.0.5", None), &[proxy]), "10.0.0.5");
         assert_eq!(client_ip(&req("8.8.8.8", Some("1.2.3.4")), &[proxy]), "8.8.8.8", "only from the proxy");
+        assert_eq!(client_ip(&req("::ffff:10.0.0.5", Some("1.2.3.4")), &[proxy]), "1.2.3.4", "a dual-stack listener's IPv4 peer");
     }
 
     #[test]

@@ -261,7 +261,8 @@ pub async fn table(st: &AppState, p: &Principal, q: &RatesQuery) -> AppResult<Ve
                 groups.push((code, name, c));
             }
         } else {
-            let names = node_names(st, level, &p.scope_path).await?;
+            // Under the county: a grid's staff keep their community's row, above their scope.
+            let names = node_names(st, level, &format!("/{ranked_over}/")).await?;
             for (member, c) in rows {
                 let name = names.get(&member).cloned().unwrap_or_else(|| member.clone());
                 groups.push((member, name, c));

@@ -26,6 +26,9 @@ pub(super) enum Record {
     Write(Box<store::Valid>),
     /// The case closed: the records made from it are confirmed.
     Confirm,
+    /// The work was sent back, reassigned or returned: its unconfirmed records are withdrawn
+    /// (a rework finished again would count the hours twice).
+    Withdraw,
 }
 
 /// Checks the hours a member gives when finishing a need they claimed (0–24, or none given:
@@ -38,8 +41,10 @@ pub(super) async fn prepare(
     a: Action,
     hours: Option<f64>,
 ) -> AppResult<Record> {
-    if a == Action::Close {
-        return Ok(Record::Confirm);
+    match a {
+        Action::Close => return Ok(Record::Confirm),
+        Action::Rework | Action::Reassign | Action::Return => return Ok(Record::Withdraw),
+        _ => {}
     }
     let claimer = p.role == Role::PartyMember && c.assignee_user_id == Some(p.user_id);
     let (Action::Finish, true, Some(h)) = (a, claimer, hours) else { return Ok(Record::None) };
@@ -52,7 +57,12 @@ pub(super) async fn prepare(
     let raw = json!({"member": p.display_name, "what": format!("认领事项 {}（{category}）", c.number),
         "community": c.community_code, "date": today, "hours": h, "confirmed": false, "case": c.number});
     let raw: Map<String, Value> = raw.as_object().cloned().unwrap_or_default();
-    let v = store::validate(st, p, reg, &raw).await.map_err(AppError::Validation)?;
+    // Checked as at the case's community, where the record belongs: a member scoped to one
+    // grid may record their work there (their own scope would refuse the community's row).
+    let path =
+        c.node_path.find(&format!("/{}/", c.community_code)).map(|i| c.node_path[..i + c.community_code.len() + 2].to_string());
+    let at = Principal { scope_path: path.unwrap_or_else(|| p.scope_path.clone()), ..p.clone() };
+    let v = store::validate(st, &at, reg, &raw).await.map_err(AppError::Validation)?;
     Ok(Record::Write(Box::new(v)))
 }
 
@@ -63,5 +73,6 @@ pub(super) async fn apply(tx: &mut Tx, st: &AppState, p: &Principal, number: &st
         Record::None => Ok(()),
         Record::Write(v) => store::insert(tx, st, p, reg, &v, false).await.map(drop),
         Record::Confirm => store::confirm_service(tx, st, p, number).await,
+        Record::Withdraw => store::withdraw_service(tx, st, p, number).await,
     }
 }

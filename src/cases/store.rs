@@ -177,7 +177,8 @@ fn check_attrs(cat: &Category, v: &Value, errs: &mut FieldErrors) {
             "multivaluelist" => val
                 .as_array()
                 .is_some_and(|xs| xs.iter().all(|x| x.as_str().is_some_and(|s| a.values.iter().any(|(k, _)| k == s)))),
-            _ => val.is_string(),
+            "text" => val.as_str().is_some_and(|s| s.chars().count() <= 2000),
+            _ => val.as_str().is_some_and(|s| s.chars().count() <= 200),
         };
         if !ok {
             errs.add(&format!("attrs.{}", a.code), format!("“{}”的值无效", a.name));

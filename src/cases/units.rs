@@ -64,7 +64,9 @@ impl Unit {
 pub async fn find(db: &Db, key: &str) -> AppResult<Option<Unit>> {
     let key = key.trim().trim_start_matches("unit:");
     let id: i64 = key.parse().unwrap_or(-1);
-    let sql = format!("SELECT {COLS} FROM units WHERE code = $1 OR id = $2");
+    // A code that reads as a number (001) is that code before it is an id.
+    let sql =
+        format!("SELECT {COLS} FROM units WHERE code = $1 OR id = $2 ORDER BY CASE WHEN code = $1 THEN 0 ELSE 1 END LIMIT 1");
     let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key).bind(id).fetch_optional(db.read()).await?;
     r.as_ref().map(unit_row).transpose()
 }

@@ -258,14 +258,19 @@ fn masked(text: &str) -> String {
             i += 1;
             continue;
         }
-        // The run: digits, and single separators between digits.
+        // The run: digits, and up to three separators between digit groups (138 - 1234 - 5678,
+        // 138.1234.5678, 138/1234/5678).
+        let sep = |c: char| matches!(c, ' ' | '-' | '.' | '/' | '\u{2013}' | '\u{2014}' | '\u{00b7}');
         let (mut j, mut digits) = (i, 0);
         while j < chars.len() {
             if digit(j) {
                 digits += 1;
                 j += 1;
-            } else if matches!(chars[j], ' ' | '-' | '\u{2014}') && digit(j + 1) {
-                j += 1;
+                continue;
+            }
+            let gap = chars[j..].iter().take(4).take_while(|c| sep(**c)).count();
+            if (1..=3).contains(&gap) && digit(j + gap) {
+                j += gap;
             } else {
                 break;
             }
@@ -421,6 +426,8 @@ mod tests {
         assert_eq!(super::masked("电话138-1234-5678"), "电话***-****-****");
         assert_eq!(super::masked("电话１３８１２３４５６７８"), "电话***********");
         assert_eq!(super::masked("3 栋 2 单元 501 室"), "3 栋 2 单元 501 室", "short numbers stay");
+        assert_eq!(super::masked("138 - 1234 - 5678"), "*** - **** - ****");
+        assert_eq!(super::masked("138.1234.5678或138/1234/5678"), "***.****.****或***/****/****");
         assert_eq!(super::coarse(Some(108.47749)), Some(108.477));
     }
 }

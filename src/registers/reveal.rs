@@ -27,6 +27,11 @@ pub async fn reveal(
     reason: &str,
 ) -> AppResult<Vec<(&'static str, &'static str, String)>> {
     let row = store::one(st, p, reg, id).await?;
+    // Rows at an ancestor of the scope are readable (a county register's rows), but their
+    // personal data is not one's own scope's: a worker for one grid saw the community's.
+    if !p.in_scope(&row.node_path) {
+        return Err(AppError::NotFound);
+    }
     // After the scope: a row outside it stays a 404 either way.
     p.require(Perm::PersonReveal)?;
     if !has_secrets(reg) {

@@ -438,18 +438,26 @@ pub async fn insert(tx: &mut Tx, st: &AppState, p: &Principal, reg: &Register, v
 /// Confirms the 志愿服务记录 made from case `number` (its community closed it: the work was
 /// done and checked with the resident). One statement: the records are the case's own.
 pub async fn confirm_service(tx: &mut Tx, st: &AppState, p: &Principal, number: &str) -> AppResult<()> {
+    settle_service(tx, st, p, number, true).await
+}
+
+/// Retires the unconfirmed 志愿服务记录 made from case `number`: the work was sent back (返工),
+/// handed to someone else or returned, and is recorded again when it is finished.
+pub async fn withdraw_service(tx: &mut Tx, st: &AppState, p: &Principal, number: &str) -> AppResult<()> {
+    settle_service(tx, st, p, number, false).await
+}
+
+async fn settle_service(tx: &mut Tx, st: &AppState, p: &Principal, number: &str, confirm: bool) -> AppResult<()> {
     let marker = format!("%{}%", like_escape(&format!("\"case\":{}", Value::String(number.to_string()))));
-    let n = sqlx::query(
-        "UPDATE register_rows SET data = REPLACE(data, '\"confirmed\":false', '\"confirmed\":true'), version = version + 1, updated_at = $1 \
-         WHERE register = 'service_records' AND retired_at IS NULL AND data LIKE $2 ESCAPE '\\' AND data LIKE '%\"confirmed\":false%'",
-    )
-    .bind(now_ms())
-    .bind(&marker)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let set = if confirm { "data = REPLACE(data, '\"confirmed\":false', '\"confirmed\":true')" } else { "retired_at = $1" };
+    let sql = format!(
+        "UPDATE register_rows SET {set}, version = version + 1, updated_at = $1 \
+         WHERE register = 'service_records' AND retired_at IS NULL AND data LIKE $2 ESCAPE '\\' AND data LIKE '%\"confirmed\":false%'"
+    );
+    let n = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms()).bind(&marker).execute(&mut *tx).await?.rows_affected();
     if n > 0 {
-        let summary = format!("结案确认志愿服务记录（事项 {number}，{n} 条）");
+        let what = if confirm { "结案确认" } else { "退回后停用" };
+        let summary = format!("{what}志愿服务记录（事项 {number}，{n} 条）");
         let ev = Event {
             action: "register.update",
             entity: "register:service_records",
@@ -593,6 +601,12 @@ async fn sync_unit(tx: &mut Tx, reg: &Register, data: &Map<String, Value>, path:
     let s = |k: &str| data.get(k).map(text_of).unwrap_or_default();
     let kind = if super::catalog::UNIT_KINDS.contains(&s("kind").as_str()) { s("kind") } else { "部门".into() };
     let now = now_ms();
+    // A unit kept under its code in another case (dw900, from before codes were upper-cased)
+    // takes this spelling, keeping its id and so its cases and contacts, instead of a twin.
+    sqlx::query("UPDATE units SET code = $1 WHERE UPPER(code) = UPPER($1) AND code <> $1 AND NOT EXISTS (SELECT 1 FROM units u2 WHERE u2.code = $1)")
+        .bind(s("code"))
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "INSERT INTO units (code, name, kind, contact_name, contact_phone, communities, node_path, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$8) \
          ON CONFLICT (code) DO UPDATE SET name = $2, kind = $3, contact_name = $4, contact_phone = $5, updated_at = $8",

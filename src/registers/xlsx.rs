@@ -149,9 +149,9 @@ fn cell_value(d: &Data) -> Value {
         Data::Bool(b) => Value::Bool(*b),
         // A date cell as the date it shows (its serial counts days from 1899-12-30).
         Data::DateTime(t) => {
-            let day = chrono::NaiveDate::from_ymd_opt(1899, 12, 30)
-                .and_then(|b| b.checked_add_signed(chrono::TimeDelta::days(t.as_f64().floor() as i64)));
-            Value::String(day.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_else(|| format!("{}", t.as_f64() as i64)))
+            // The workbook's own date system (1900, or 1904 from an old Mac Excel).
+            let (y, m, d, ..) = t.to_ymd_hms_milli();
+            Value::String(format!("{y:04}-{m:02}-{d:02}"))
         }
         Data::DateTimeIso(s) | Data::DurationIso(s) => Value::String(s.clone()),
         Data::Error(e) => Value::String(format!("#{e:?}")),
@@ -177,8 +177,13 @@ fn unpacked_size(bytes: &[u8], limit: u64) -> Option<u64> {
     let mut z = zip::ZipArchive::new(Cursor::new(bytes)).ok()?;
     let mut total: u64 = 0;
     for i in 0..z.len() {
-        let entry = z.by_index(i).ok()?;
-        total += std::io::copy(&mut entry.take(limit + 1 - total), &mut std::io::sink()).ok()?;
+        // An entry that cannot be unpacked (an unknown method, encrypted) cannot be measured:
+        // the file counts as too big rather than as not a zip, which skipped the check.
+        let Ok(entry) = z.by_index(i) else { return Some(u64::MAX) };
+        match std::io::copy(&mut entry.take(limit + 1 - total), &mut std::io::sink()) {
+            Ok(n) => total += n,
+            Err(_) => return Some(u64::MAX),
+        }
         if total > limit {
             break;
         }
@@ -195,7 +200,7 @@ fn first_sheet(bytes: &[u8]) -> AppResult<(Vec<String>, Vec<Numbered>)> {
     let bad = |m: &str| AppError::field("file", m.to_string());
     let too_big = || bad(&format!("表格过大：最多 {MAX_ROWS} 行、{MAX_COLS} 列"));
     if unpacked_size(bytes, MAX_UNPACKED).is_some_and(|n| n > MAX_UNPACKED) {
-        return Err(bad(&format!("表格解压后超过 {} MB，请拆分后分批导入", MAX_UNPACKED >> 20)));
+        return Err(bad(&format!("表格解压后超过 {} MB（或含有无法读取的内容），请拆分后分批导入", MAX_UNPACKED >> 20)));
     }
     let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes.to_vec())).map_err(|_| bad("不是有效的 xlsx 文件"))?;
     let name = wb.sheet_names().first().cloned().ok_or_else(|| bad("文件中没有工作表"))?;
@@ -314,5 +319,12 @@ mod tests {
         assert_eq!(unpacked_size(&bytes, 1 << 20), Some(200_000));
         assert_eq!(unpacked_size(&bytes, 10_000), Some(10_001), "counting stops past the limit");
         assert_eq!(unpacked_size(b"not a zip", 10), None);
+        // An entry this build cannot unpack (its method patched to bzip2) is not skipped over.
+        let mut odd = bytes.clone();
+        let local = odd.windows(4).position(|w| w == b"PK\x03\x04").unwrap();
+        odd[local + 8..local + 10].copy_from_slice(&12u16.to_le_bytes());
+        let central = odd.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+        odd[central + 10..central + 12].copy_from_slice(&12u16.to_le_bytes());
+        assert_eq!(unpacked_size(&odd, 1 << 20), Some(u64::MAX));
     }
 }

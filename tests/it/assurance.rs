@@ -171,6 +171,17 @@ async fn register_values_stay_within_reason(app: TestApp) {
     assert_eq!(r.json()["community_name"], "花花桥社区");
     let r = post("units", json!({"code": "dw900", "name": "小写单位", "kind": "机关"})).await;
     assert_eq!(r.json()["code"], "DW900", "{}", r.text());
+    // A unit kept in lower case from before takes the upper-case spelling, not a twin; a code
+    // that reads as a number is that code, not the unit with that id.
+    app.sql("INSERT INTO units (code, name, kind, contact_name, contact_phone, communities, node_path, created_at, updated_at) VALUES ('dw777', '旧单位', '机关', '', '', '', '/520627/', 0, 0)").await;
+    let r = post("units", json!({"code": "dw777", "name": "旧单位", "kind": "机关"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let units = app.get("/api/v1/units?q=旧单位").bearer(&admin).send().await.json();
+    assert_eq!(units["total"], 1, "{units}");
+    let r = post("units", json!({"code": "2", "name": "编码为2的单位", "kind": "机关"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = post("unit_reports", json!({"unit": "2", "community": "520627001001", "date": "2026-03-01"})).await;
+    assert_eq!(r.json()["unit_name"], "编码为2的单位", "{}", r.text());
     let agreement = json!({"title": "共建", "community": "520627001001", "unit": "dw900", "start_date": "2026-01-01", "end_date": "2026-12-31"});
     let r = post("agreements", agreement).await;
     assert_eq!(r.status, StatusCode::CREATED, "a unit named in lower case is found: {}", r.text());

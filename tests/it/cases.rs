@@ -369,6 +369,9 @@ async fn search_rates_overview(app: TestApp) {
             "in scope only"
         );
     }
+    let grid = app.account("gridstaff2", "community_staff", "520627001001003").await;
+    let mine = app.get(&format!("/api/v1/rates?level=community&{period}")).bearer(&grid).send().await.json();
+    assert_eq!(mine["items"][0]["name"], "花花桥社区", "a grid's staff see their community by name: {mine}");
     for (who, level) in [(&heping, "county"), (&staff, "street")] {
         let r = app.get(&format!("/api/v1/rates?level={level}")).bearer(who).send().await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{level}: {}", r.text());

@@ -272,6 +272,10 @@ async fn the_form_asks_a_category_its_questions(app: TestApp) {
     let number = r.header("location").split("number=").nth(1).unwrap().to_string();
     let c = app.get(&format!("/api/v1/cases/{number}")).bearer(&admin).send().await.json();
     assert_eq!(c["attrs"], json!({"plate": "贵D12345", "kind": "truck"}), "another category's answers are left out");
+    let long =
+        json!({"category": "tingche", "description": "占道", "grid": "520627001001002", "attrs": {"plate": "A".repeat(201)}});
+    let r = app.post("/api/v1/cases").bearer(&admin).json(long).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "an answer is bounded like any field: {}", r.text());
     let page = app.get(&format!("/cases/{number}")).cookie(&format!("linli_session={admin}")).send().await.text();
     assert!(
         page.contains("<dt>车牌号</dt><dd>贵D12345</dd>") && page.contains("<dt>车辆类型</dt><dd>货车</dd>"),

@@ -233,6 +233,23 @@ impl TestApp {
         r.json()["token"].as_str().unwrap().to_string()
     }
 
+    /// A new account made by the county admin, its initial password changed; its token.
+    pub async fn account(&self, name: &str, role: &str, scope: &str) -> String {
+        let admin = self.login("admin").await;
+        let body = serde_json::json!({"username": name, "role": role, "scope": scope, "password": "Initial-Pass-2026"});
+        let r = self.post("/api/v1/users").bearer(&admin).json(body).send().await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let r = self
+            .post("/api/v1/auth/login")
+            .json(serde_json::json!({"username": name, "password": "Initial-Pass-2026"}))
+            .send()
+            .await;
+        let token = r.json()["token"].as_str().unwrap().to_string();
+        let change = serde_json::json!({"current": "Initial-Pass-2026", "password": PW, "confirm": PW});
+        assert_eq!(self.post("/api/v1/auth/password").bearer(&token).json(change).send().await.status, StatusCode::NO_CONTENT);
+        token
+    }
+
     /// Runs raw SQL against the test database (tamper tests).
     pub async fn sql(&self, sql: &str) {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&self.st.db.pool).await.unwrap();

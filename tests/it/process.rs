@@ -381,6 +381,23 @@ async fn a_wrong_key_and_a_missing_database_are_refused() {
     std::fs::copy(b.join("linli.key"), a.join("linli.key")).unwrap();
     let (code, out) = cli(&a, &["user", "list"], None);
     assert!(code != 0 && out.contains("与数据库不匹配"), "{code}: {out}");
+    // A database from before fingerprints adopts a key only if its audit log was signed with
+    // it (found in review: a stray process with another install's key would have set it).
+    let c = tmp("key_c");
+    let (code, out) = cli(&c, &["node", "add", "--kind", "county", "--code", "520628", "--name", "松桃苗族自治县"], None);
+    assert_eq!(code, 0, "{out}");
+    {
+        let db = linli::db::Db::connect(&format!("sqlite://{}", c.join("linli.db").display())).await.unwrap();
+        sqlx::query("DELETE FROM settings WHERE key = 'key_fingerprint'").execute(&db.pool).await.unwrap();
+        db.close().await;
+    }
+    let own = std::fs::read(c.join("linli.key")).unwrap();
+    std::fs::copy(b.join("linli.key"), c.join("linli.key")).unwrap();
+    let (code, out) = cli(&c, &["user", "list"], None);
+    assert!(code != 0 && out.contains("审计记录不是用它签名的"), "{code}: {out}");
+    std::fs::write(c.join("linli.key"), own).unwrap();
+    assert_eq!(cli(&c, &["user", "list"], None).0, 0, "its own key is adopted");
+    let _ = std::fs::remove_dir_all(&c);
     let missing = tmp("key_missing").join("typo");
     for args in [&["audit", "verify"][..], &["rollups", "verify"], &["user", "list"]] {
         let (code, out) = cli(&missing, args, None);

@@ -36,6 +36,26 @@ async fn visit_notes_are_read_back_with_a_reason(app: TestApp) {
     let r =
         app.post(&format!("/api/v1/registers/visits/{other}/reveal")).bearer(&staff).json(json!({"reason": "好奇"})).send().await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // A worker for one grid does not read the community's personal data (its rows are readable
+    // as an ancestor's; found in review).
+    let t = app.account("gridonly", "community_staff", "520627001001003").await;
+    let workers =
+        app.get("/api/v1/registers/community_workers?community=520627001001&per_page=1").bearer(&admin).send().await.json();
+    let w = workers["items"][0]["id"].as_i64().unwrap();
+    let r = app
+        .post(&format!("/api/v1/registers/community_workers/{w}/reveal"))
+        .bearer(&t)
+        .json(json!({"reason": "查看"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    let r = app
+        .post(&format!("/api/v1/registers/community_workers/{w}/reveal"))
+        .bearer(&staff)
+        .json(json!({"reason": "核对"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "the community's own staff may: {}", r.text());
     // On the page: a form, then the notes.
     let cookie = format!("linli_session={staff}");
     let page = app.get(&format!("/registers/visits/{id}")).cookie(&cookie).send().await.text();

@@ -38,6 +38,30 @@ async fn a_members_claimed_need_counts_their_hours(app: TestApp) {
     let rec = app.get(&format!("/api/v1/registers/service_records?case={wish}")).bearer(&staff).send().await.json();
     assert_eq!(rec["items"][0]["confirmed"], true, "the close confirms it: {rec}");
     assert!(hours().await > before, "counted once confirmed");
+    // Sent back and finished again: the hours of the work accepted, once (found in review: both
+    // finishes were confirmed, 7 h for one need).
+    let redo = new_case(&app, &staff, "zhucan", "需要有人帮忙取药").await;
+    act(&app, &staff, &redo, json!({"action": "register"})).await;
+    act(&app, &member, &redo, json!({"action": "claim"})).await;
+    assert_eq!(act(&app, &member, &redo, json!({"action": "finish", "hours": 3})).await.0, StatusCode::OK);
+    assert_eq!(act(&app, &staff, &redo, json!({"action": "rework", "note": "药没取对"})).await.0, StatusCode::OK);
+    assert_eq!(act(&app, &member, &redo, json!({"action": "finish", "hours": 4})).await.0, StatusCode::OK);
+    let answer = json!({"action": "follow_up", "contacted": true, "solved": true, "satisfaction": "satisfied"});
+    assert_eq!(act(&app, &staff, &redo, answer).await.0, StatusCode::OK);
+    assert_eq!(act(&app, &staff, &redo, json!({"action": "close"})).await.0, StatusCode::OK);
+    let rec = app.get(&format!("/api/v1/registers/service_records?case={redo}")).bearer(&staff).send().await.json();
+    assert_eq!(rec["total"], 1, "{rec}");
+    assert_eq!((rec["items"][0]["hours"].as_f64(), rec["items"][0]["confirmed"].as_bool()), (Some(4.0), Some(true)));
+    // A member scoped to one grid records their work in it (the record is the community's).
+    let grid =
+        app.get(&format!("/api/v1/cases/{redo}")).bearer(&staff).send().await.json()["grid_code"].as_str().unwrap().to_string();
+    let gm = app.account("gridmember", "party_member", &grid).await;
+    let one = new_case(&app, &staff, "zhucan", "帮忙送一次午餐").await;
+    act(&app, &staff, &one, json!({"action": "register"})).await;
+    let (s, v) = act(&app, &gm, &one, json!({"action": "claim"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = act(&app, &gm, &one, json!({"action": "finish", "hours": 1.5})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     // Staff finishing a unit's case record no hours, whatever they send.
     let other = new_case(&app, &staff, "zhucan", "希望有人帮忙买药").await;
     act(&app, &staff, &other, json!({"action": "register"})).await;
