@@ -65,6 +65,7 @@ struct Inbox {
     channels: Vec<(&'static str, &'static str)>,
     staff: bool,
     notice: String,
+    grids: GridNames,
 }
 
 /// Just the table, for live refresh of the inbox.
@@ -73,6 +74,36 @@ struct Inbox {
 struct InboxTable {
     page: Page<CaseView>,
     current: String,
+    grids: GridNames,
+}
+
+/// The names of the grids a page of cases is in (a code alone told a worker nothing).
+#[derive(Default)]
+struct GridNames(std::collections::HashMap<String, String>);
+
+impl GridNames {
+    /// One read for the page's grids.
+    async fn of(st: &AppState, page: &Page<CaseView>) -> AppResult<GridNames> {
+        let mut codes: Vec<&str> = page.items.iter().map(|c| c.grid_code.as_str()).filter(|c| !c.is_empty()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        if codes.is_empty() {
+            return Ok(GridNames::default());
+        }
+        let marks: Vec<String> = (1..=codes.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("SELECT code, name FROM nodes WHERE code IN ({})", marks.join(","));
+        let rows = codes
+            .iter()
+            .fold(sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql)), |q, c| q.bind(c.to_string()))
+            .fetch_all(st.db.read())
+            .await?;
+        Ok(GridNames(rows.into_iter().collect()))
+    }
+
+    /// A grid's name, or its code when unknown.
+    fn name<'a>(&'a self, code: &'a str) -> &'a str {
+        self.0.get(code).map(String::as_str).unwrap_or(code)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -97,8 +128,9 @@ async fn inbox(
         .collect::<Vec<_>>()
         .join("&");
     let page = store::list(&st, &p, &f).await?;
+    let grids = GridNames::of(&st, &page).await?;
     if x.fragment {
-        return Ok(render(&InboxTable { page, current })?.into_response());
+        return Ok(render(&InboxTable { page, current, grids })?.into_response());
     }
     let page = Inbox {
         layout: Layout::new(&p, "事项办理", "/cases"),
@@ -111,6 +143,7 @@ async fn inbox(
         channels: CHANNELS.to_vec(),
         staff: super::staff_level(p.role).is_some(),
         notice: x.notice.unwrap_or_default(),
+        grids,
     };
     Ok(render(&page)?.into_response())
 }

@@ -167,6 +167,8 @@ async fn forms_and_programs_are_told_apart(app: TestApp) {
     let body = serde_json::json!({"category": "ldd", "description": "楼道灯不亮", "grid": "520627001001002"});
     let number = app.post("/api/v1/cases").bearer(&staff).json(body).send().await.json()["number"].as_str().unwrap().to_string();
     let cookie = format!("linli_session={staff}");
+    let list = app.get("/cases").cookie(&cookie).send().await.text();
+    assert!(list.contains("title=\"520627001001002\">花花桥第2网格</td>"), "the list names the grid");
     let page = app.get(&format!("/cases/{number}")).cookie(&cookie).send().await.text();
     let csrf = page.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
     let step = |version: &str| crate::h5::multipart(&[("_csrf", &csrf), ("action", "register"), ("version", version)], None);
