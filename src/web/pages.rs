@@ -117,7 +117,29 @@ async fn dashboard(State(st): State<AppState>, p: Principal) -> AppResult<Respon
     // The case figures (the article's 为群众办理实事…) lead to the staff's case list.
     let staff = crate::cases::staff_level(p.role).is_some();
     let cases = |q: &str| if staff { format!("/cases{q}") } else { String::new() };
-    let cards = vec![
+    // A unit's contact and a Party member work on what is theirs: their queue first, not the
+    // county's totals (a unit's scope is the county's).
+    let mut own = Vec::new();
+    if matches!(p.role, crate::auth::Role::UnitContact | crate::auth::Role::PartyMember) {
+        for (label, status, overdue) in [
+            ("待接单", "dispatched", None),
+            ("办理中", "accepted", None),
+            ("已办结待回访", "finished", None),
+            ("超期", "", Some(true)),
+        ] {
+            let f = crate::cases::store::CaseFilter {
+                status: Some(status.to_string()).filter(|s| !s.is_empty()),
+                overdue,
+                mine: Some(true),
+                per_page: Some(1),
+                ..Default::default()
+            };
+            let total = crate::cases::store::list(&st, &p, &f).await?.total;
+            let q = if status.is_empty() { "?mine=true&overdue=true".to_string() } else { format!("?mine=true&status={status}") };
+            own.push((label, total, format!("/cases{q}")));
+        }
+    }
+    let mut cards = vec![
         ("街道", n("streets"), to("&kind=street")),
         ("社区", n("communities"), to("&kind=community")),
         ("网格", n("grids"), map),
@@ -129,6 +151,10 @@ async fn dashboard(State(st): State<AppState>, p: Principal) -> AppResult<Respon
         ("在办事项", n("cases_open"), cases("?status=submitted,registered,dispatched,accepted,finished,followed_up")),
         ("超期事项", n("cases_overdue"), cases("?overdue=1")),
     ];
+    if !own.is_empty() {
+        own.extend(cards.drain(..).filter(|(l, ..)| l.ends_with("事项")));
+        cards = own;
+    }
     let systems = p.role.can(Perm::RegisterRead);
     Ok(render(&Dashboard { layout: Layout::new(&p, "工作台", "/"), cards, systems })?.into_response())
 }
