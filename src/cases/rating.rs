@@ -64,13 +64,20 @@ pub async fn rate(st: &AppState, c: &CaseRow, rater: &Rater<'_>, satisfaction: &
     let mut tx = st.db.begin().await?;
     let before = c.counted.clone();
     let mut set = Sets::new(vec![Val::I(c.id), Val::I(c.version), Val::I(now)]);
-    let part = format!(
-        "status = '{}', contacted = 1, solved = {}, satisfaction = {}, rating_comment = {}",
-        to.as_str(),
-        (!displeased) as i64,
-        set.arg(satisfaction.to_string()),
-        set.arg(comment.trim().to_string())
-    );
+    let part = if unsatisfied {
+        // Sent back for rework: the answer is in the history, and the case waits for the next
+        // finish's, as after a staff's 返工 (the old 不满意 stayed on the case and was shown
+        // after the work was done again).
+        format!("status = '{}', contacted = NULL, solved = NULL, satisfaction = NULL, rating_comment = ''", to.as_str())
+    } else {
+        format!(
+            "status = '{}', contacted = 1, solved = {}, satisfaction = {}, rating_comment = {}",
+            to.as_str(),
+            (!displeased) as i64,
+            set.arg(satisfaction.to_string()),
+            set.arg(comment.trim().to_string())
+        )
+    };
     set.push(part);
     if unsatisfied {
         let (due, yellow) = cal.clock(now, cat.resolve_hours);

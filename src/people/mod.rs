@@ -395,12 +395,33 @@ pub async fn list(st: &AppState, p: &Principal, f: &PersonFilter) -> AppResult<P
     w.raw("pe.retired_at IS NULL");
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         // A whole ID number or mobile is found through its blind index; anything else by name.
-        if let Ok(id) = IdNumber::parse(q) {
-            w.arg("pe.id_bidx = ?", st.keyring.blind_index("id_number", id.as_str()));
-        } else if let Ok(m) = Mobile::parse(q) {
-            w.arg("pe.phone_bidx = ?", st.keyring.blind_index("mobile", m.as_str()));
-        } else {
-            w.contains(&["pe.name"], q);
+        // Such a lookup confirms a guess: with the masked number, the birth year and the check
+        // digit, about thirty guesses recovered a resident's full ID number. So it takes the
+        // reveal permission and goes to the audit log.
+        let exact = match (IdNumber::parse(q), Mobile::parse(q)) {
+            (Ok(id), _) => Some(("pe.id_bidx = ?", st.keyring.blind_index("id_number", id.as_str()), "身份证号")),
+            (_, Ok(m)) => Some(("pe.phone_bidx = ?", st.keyring.blind_index("mobile", m.as_str()), "手机号")),
+            _ => None,
+        };
+        match exact {
+            Some(_) if !p.role.can(Perm::PersonReveal) => {
+                return Err(AppError::field("q", "按完整身份证号或手机号查找需要查看个人信息的权限，请按姓名查找"));
+            }
+            Some((cond, bidx, what)) => {
+                w.arg(cond, bidx);
+                let summary = format!("按完整{what}查找居民");
+                let ev = Event {
+                    action: "person.lookup",
+                    entity: "person",
+                    entity_id: "-",
+                    node_path: &p.scope_path,
+                    summary: &summary,
+                };
+                audit::record(&st.db, &st.chain, &p.actor(), ev).await?;
+            }
+            None => {
+                w.contains(&["pe.name"], q);
+            }
         }
     }
     let from = "FROM persons pe JOIN nodes n ON n.id = pe.node_id";

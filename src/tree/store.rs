@@ -251,6 +251,33 @@ pub async fn set_retired(st: &AppState, p: &Principal, code: &str, retired: bool
         if get::<i64>(&active, "c")? > 0 {
             return Err(AppError::Conflict("请先停用其下级节点".into()));
         }
+        // Residents still living there could no longer be edited (their place is gone), and a
+        // case still open would run in a place that is not there.
+        let residents: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM persons WHERE node_id = $1 AND retired_at IS NULL")
+            .bind(n.id)
+            .fetch_one(&mut tx)
+            .await?;
+        if residents > 0 {
+            return Err(AppError::Conflict(format!(
+                "该{}还有 {residents} 位在册居民，请先为他们办理迁出或迁到其他地点",
+                n.kind.label()
+            )));
+        }
+        let column = match n.kind {
+            Kind::Grid => Some("grid_code"),
+            Kind::Community => Some("community_code"),
+            _ => None,
+        };
+        if let Some(col) = column {
+            let sql = format!("SELECT COUNT(*) FROM cases WHERE {col} = $1 AND status NOT IN ('closed','rejected','voided')");
+            let open: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(&n.code).fetch_one(&mut tx).await?;
+            if open > 0 {
+                return Err(AppError::Conflict(format!(
+                    "该{}还有 {open} 件未办结的事项，请办结或转到其他网格后再停用",
+                    n.kind.label()
+                )));
+            }
+        }
     }
     let (act, verb) = if retired { ("node.retire", "停用") } else { ("node.restore", "恢复") };
     let summary = format!("{verb}{}「{}」", n.kind.label(), n.name);

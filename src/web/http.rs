@@ -40,7 +40,7 @@ pub fn reachable(ip: IpAddr, loopback: bool) -> bool {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,
     };
-    if ip.is_loopback() {
+    if ip.is_loopback() || own(ip) {
         return loopback;
     }
     match ip {
@@ -48,6 +48,18 @@ pub fn reachable(ip: IpAddr, loopback: bool) -> bool {
         // fe80::/10 is link-local.
         IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast() || (v6.segments()[0] & 0xffc0) == 0xfe80),
     }
+}
+
+/// Whether `ip` is one of this machine's own addresses (its LAN address reaches the services
+/// listening on all interfaces, the database's among them, as 127.0.0.1 would). The kernel
+/// routes a datagram to an own address over the loopback, from that same address: a UDP
+/// `connect` (which sends nothing) shows the source it chose.
+fn own(ip: IpAddr) -> bool {
+    let any: std::net::SocketAddr =
+        if ip.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+    std::net::UdpSocket::bind(any)
+        .and_then(|s| s.connect((ip, 9)).and_then(|()| s.local_addr()))
+        .is_ok_and(|local| local.ip() == ip)
 }
 
 /// Checks a webhook URL when it is registered: its form, and a host written as an address
@@ -107,6 +119,20 @@ mod tests {
         assert!(parse_url("http://gw/hook HTTP/1.1\r\nHost: internal\r\n\r\nFLUSHALL").is_err());
         assert!(parse_url("http://gw/短信").is_err());
         assert!(parse_url("http://gw\t/").is_err());
+    }
+
+    #[test]
+    fn the_machines_own_address_is_the_machine() {
+        // Its LAN address: the source the kernel picks towards an outside address.
+        let lan = std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect("203.0.113.1:9").and_then(|()| s.local_addr()));
+        let Ok(lan) = lan.map(|a| a.ip()) else {
+            eprintln!("no route out of this machine: its own-address check is not exercised here");
+            return;
+        };
+        assert!(!lan.is_loopback());
+        assert!(!reachable(lan, false), "{lan} reaches the services listening on all interfaces");
+        assert!(reachable(lan, true), "unless the machine itself is allowed");
+        assert!(reachable("203.0.113.1".parse().unwrap(), false));
     }
 
     #[test]
