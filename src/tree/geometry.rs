@@ -194,6 +194,26 @@ async fn grids_by_code<'e>(
     Ok(out)
 }
 
+/// Before a retired grid is restored: its polygon may not overlap an active grid (one may have
+/// been drawn over its area meanwhile; both active, the lookup would send every case to one).
+/// Run in the restoring transaction, under the import's lock, against the grids as they are.
+pub(super) async fn check_restore(st: &AppState, tx: &mut Tx, grid: &super::Node) -> AppResult<()> {
+    let Some(poly) = polygon_of(&st.db, &grid.code).await? else { return Ok(()) };
+    let community_path = crate::tree::ancestor(&grid.path, 1);
+    tx.serialise("grid_geometry").await?;
+    st.grids.refresh(&st.db).await?;
+    let parsed = vec![(grid.code.clone(), grid.name.clone(), poly)];
+    let others = other_communities_grids(st, &community_path, &parsed);
+    let mut near = sibling_grids(&mut *tx, &community_path, std::slice::from_ref(&grid.code)).await?;
+    near.extend(grids_by_code(&mut *tx, &others).await?);
+    let mut errors = Vec::new();
+    overlaps(&parsed, &[0], &near, &mut errors);
+    match errors.into_iter().next() {
+        Some(e) => Err(AppError::Conflict(format!("不能恢复：{}（请先调整边界）", e.message))),
+        None => Ok(()),
+    }
+}
+
 /// Adds an error for each imported polygon that overlaps a sibling grid or an earlier one of
 /// the import.
 /// (`origin[i]` is the file's index of `parsed[i]`: features with errors were left out.)

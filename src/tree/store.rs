@@ -242,6 +242,9 @@ pub async fn set_retired(st: &AppState, p: &Principal, code: &str, retired: bool
         if q.execute(&mut tx).await?.rows_affected() == 0 {
             return Err(AppError::Conflict("上级节点已停用，请先恢复上级节点".into()));
         }
+        if n.kind == Kind::Grid {
+            super::geometry::check_restore(st, &mut tx, &n).await?;
+        }
     }
     if retired {
         let active = sqlx::query("SELECT COUNT(*) AS c FROM nodes WHERE parent_id = $1 AND retired_at IS NULL")

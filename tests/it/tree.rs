@@ -254,8 +254,22 @@ async fn grids_of_two_communities_do_not_overlap(app: TestApp) {
     // Far from every grid it is taken.
     let far = json!({"type": "Polygon", "coordinates": [[[109.9, 29.9], [109.91, 29.9], [109.91, 29.91], [109.9, 29.91], [109.9, 29.9]]]});
     let fc = json!({"type": "FeatureCollection", "features": [feature(1, &far)]});
-    let rep = app.post("/api/v1/grids/import?community=520627002097").bearer(&t).json(fc).send().await.json();
+    let rep = app.post("/api/v1/grids/import?community=520627002097").bearer(&t).json(fc.clone()).send().await.json();
     assert_eq!((rep["ok"].as_bool(), rep["created"].as_i64()), (Some(true), Some(1)), "{rep}");
+    // A retired grid whose area another grid took meanwhile is not restored over it (found by
+    // a probe: both active on one area, the lookup sent every case to one of them).
+    let code = "520627002097001";
+    assert_eq!(app.post(&format!("/api/v1/nodes/{code}/retire")).bearer(&t).send().await.status, StatusCode::OK);
+    let again = json!({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"code": "520627002097002"}, "geometry": far}]});
+    let rep = app.post("/api/v1/grids/import?community=520627002097").bearer(&t).json(again).send().await.json();
+    assert_eq!(
+        (rep["ok"].as_bool(), rep["created"].as_i64()),
+        (Some(true), Some(1)),
+        "the free area is taken by a new grid: {rep}"
+    );
+    let r = app.post(&format!("/api/v1/nodes/{code}/restore")).bearer(&t).send().await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(r.text().contains("不能恢复"), "{}", r.text());
 }
 
 both!(
