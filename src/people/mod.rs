@@ -82,6 +82,12 @@ pub struct PersonInput {
     /// The version an edit was made from (edits only; the current one if absent).
     #[serde(default)]
     pub version: Option<i64>,
+    /// Edits only: remove the stored ID number (any non-empty value; an empty field keeps it).
+    #[serde(default)]
+    pub clear_id_number: String,
+    /// Edits only: remove the stored mobile.
+    #[serde(default)]
+    pub clear_mobile: String,
 }
 
 /// Parsed, valid input: nothing invalid passes this point.
@@ -227,19 +233,23 @@ pub async fn create(st: &AppState, p: &Principal, input: &PersonInput) -> AppRes
     get_person(st, p, id).await
 }
 
-/// Edits a person (all fields; an empty ID number or mobile clears it). Audited.
+/// Edits a person (all fields; an ID number or mobile left empty or sent back masked keeps its
+/// stored value, and is removed only when asked by `clear_id_number` / `clear_mobile`: a wrong
+/// or withdrawn number could not be deleted). Audited.
 pub async fn update(st: &AppState, p: &Principal, id: i64, input: &PersonInput) -> AppResult<Person> {
     let old = get_person(st, p, id).await?;
     p.check(Perm::PersonWrite, &old.path)?;
     // Left empty, or sent back as shown (masked): the stored number stays. An edit by someone
     // who may not reveal it (a grid worker) must not wipe it.
-    let kept = |s: &str| s.trim().is_empty() || s.contains('*');
-    let (keep_id, keep_phone) = (kept(&input.id_number), kept(&input.mobile));
+    let kept = |s: &str, clear: &str| (s.trim().is_empty() || s.contains('*')) && clear.trim().is_empty();
+    let (keep_id, keep_phone) = (kept(&input.id_number, &input.clear_id_number), kept(&input.mobile, &input.clear_mobile));
     let mut input = input.clone();
-    if keep_id {
+    // Removing wins over whatever the field held.
+    let (drop_id, drop_phone) = (!input.clear_id_number.trim().is_empty(), !input.clear_mobile.trim().is_empty());
+    if keep_id || drop_id {
         input.id_number.clear();
     }
-    if keep_phone {
+    if keep_phone || drop_phone {
         input.mobile.clear();
     }
     let input = &input;
@@ -276,7 +286,10 @@ pub async fn update(st: &AppState, p: &Principal, id: i64, input: &PersonInput) 
     if changed.rows_affected() == 0 {
         return Err(AppError::Conflict("该记录已被他人修改，请刷新后重试".into()));
     }
-    let summary = format!("修改居民 {} 的信息（住址 {} → {}）", mask_name(&v.name), old.node_code, input.node.trim());
+    let removed: Vec<&str> =
+        [(drop_id, "身份证号"), (drop_phone, "手机号")].into_iter().filter(|(d, _)| *d).map(|(_, w)| w).collect();
+    let removed = if removed.is_empty() { String::new() } else { format!("；删除{}", removed.join("、")) };
+    let summary = format!("修改居民 {} 的信息（住址 {} → {}{removed}）", mask_name(&v.name), old.node_code, input.node.trim());
     let ev =
         Event { action: "person.update", entity: "person", entity_id: &id.to_string(), node_path: &v.path, summary: &summary };
     audit::append(&mut tx, &st.chain, &p.actor(), ev);

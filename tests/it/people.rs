@@ -244,6 +244,15 @@ async fn an_edit_keeps_what_it_does_not_send(app: TestApp) {
     let r = put(shown).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["id_number"], before["id_number"]);
+    // A wrong or withdrawn number is removed when asked, masked value resent or not (found by
+    // a probe: an empty field keeps it, and nothing removed it).
+    let version = r.json()["version"].clone();
+    assert!(before["mobile"].as_str().is_some_and(|m| m.contains('*')), "{before}");
+    let clear = json!({"name": before["name"], "node": before["node_code"], "room": "2-1505", "mobile": before["mobile"], "clear_mobile": "1", "version": version});
+    let r = put(clear).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.json()["mobile"].as_str().unwrap_or_default().is_empty(), "{}", r.text());
+    assert_eq!(r.json()["id_number"], before["id_number"], "the ID number stays");
     // Moved out: not found, and not revealed either.
     let staff = app.login("huahuaqiao").await;
     assert_eq!(app.post(&format!("/api/v1/persons/{pid}/retire")).bearer(&staff).send().await.status, StatusCode::NO_CONTENT);
