@@ -429,6 +429,27 @@ pub async fn set_geometry(st: &AppState, p: &Principal, code: &str, body: &Value
                 .map_err(|e| AppError::field("geometry", e.to_string()))?;
             geo::validate(&poly).map_err(|e| AppError::field("geometry", e.to_string()))?;
             let mut tx = st.db.begin().await?;
+            // Checked under the grids' lock, against what is there now: the community's grids
+            // inside its boundary (the grid import requires it), and no other community's area
+            // taken (a boundary leaving its grids out, or covering a neighbour, was accepted).
+            tx.serialise("grid_geometry").await?;
+            for (code, grid) in sibling_grids(&mut tx, &n.path, &[]).await? {
+                if !geo::within(&grid, &poly) {
+                    return Err(AppError::field("geometry", format!("网格 {code} 不在新的社区边界内，请先调整该网格")));
+                }
+            }
+            let neighbours = sqlx::query_as::<_, (String, String, String)>(
+                "SELECT code, name, geometry FROM nodes WHERE kind = 'community' AND retired_at IS NULL AND geometry IS NOT NULL AND id <> $1",
+            )
+            .bind(n.id)
+            .fetch_all(&mut tx)
+            .await?;
+            for (code, name, g) in neighbours {
+                let other = serde_json::from_str::<Value>(&g).ok().and_then(|v| geo::polygon_from_input(&v).ok());
+                if other.is_some_and(|o| geo::overlaps(&poly, &o)) {
+                    return Err(AppError::field("geometry", format!("与「{name}」（{code}）的边界重叠")));
+                }
+            }
             sqlx::query("UPDATE nodes SET geometry = $1, version = version + 1, updated_at = $2 WHERE id = $3")
                 .bind(geo::polygon_to_geojson(&poly).to_string())
                 .bind(now_ms())

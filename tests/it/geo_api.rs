@@ -87,6 +87,21 @@ async fn import_errors_and_export(app: TestApp) {
     let fc = json!({"type": "FeatureCollection", "features": [feature("520627001050003", poly(&[(x0, y0), (108.602, y0), (108.602, 28.602), (x0, 28.602), (x0, y0)]))]});
     let r = app.post("/api/v1/grids/import?community=520627001050").bearer(&t).json(fc).send().await;
     assert!(r.json()["errors"][0]["message"].as_str().unwrap().contains("520627001050001"), "{}", r.text());
+    // The community's boundary keeps its grids inside and no neighbour's area (found by a
+    // probe: one leaving its grids out, or covering a neighbour, was accepted).
+    let shrunk = poly(&[(x0, y0), (108.605, y0), (108.605, y1), (x0, y1), (x0, y0)]);
+    let r = app.req(Method::PUT, "/api/v1/nodes/520627001050/geometry").bearer(&t).json(shrunk).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.text().contains("520627001050002"), "{}", r.text());
+    let c = json!({"kind": "community", "code": "520627001051", "parent": "520627001", "name": "邻近社区"});
+    assert_eq!(app.post("/api/v1/nodes").bearer(&t).json(c).send().await.status, StatusCode::CREATED);
+    let over = poly(&[(108.608, y0), (108.62, y0), (108.62, y1), (108.608, y1), (108.608, y0)]);
+    let r = app.req(Method::PUT, "/api/v1/nodes/520627001051/geometry").bearer(&t).json(over).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.text().contains("测试社区"), "{}", r.text());
+    let beside = poly(&[(x1, y0), (108.62, y0), (108.62, y1), (x1, y1), (x1, y0)]);
+    let r = app.req(Method::PUT, "/api/v1/nodes/520627001051/geometry").bearer(&t).json(beside).send().await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "sharing an edge is not overlapping: {}", r.text());
 
     // Export the community as a FeatureCollection and re-import it unchanged (updates).
     let r = app.get("/api/v1/nodes/520627001050/geojson").bearer(&t).send().await;
