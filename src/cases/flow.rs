@@ -167,6 +167,10 @@ fn who_may(a: Action, c: &CaseRow, p: &Principal, claimable: bool) -> AppResult<
     }
 }
 
+/// Extensions a case may be granted: without a limit a case could be kept out of the yellow
+/// and red cards for ever (one probe moved a deadline by 800 working hours in two steps).
+pub const MAX_EXTENSIONS: i64 = 2;
+
 /// Takes one step on a case for `p`.
 pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, photos: Vec<photos::Photo>) -> AppResult<CaseView> {
     let action = Action::parse(&i.action).ok_or_else(|| AppError::field("action", "操作无效"))?;
@@ -230,6 +234,9 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     }
     if action == Action::RequestExtension && c.extension_hours.is_some() {
         return Err(AppError::Conflict("已有待批准的延期申请，请等待批准或驳回".into()));
+    }
+    if action == Action::RequestExtension && shown.extension_count >= MAX_EXTENSIONS {
+        return Err(AppError::Conflict(format!("已延期 {MAX_EXTENSIONS} 次，不能再申请延期：请按期办结，或由社区上报")));
     }
     if action == Action::Escalate && c.level >= 2 {
         return Err(AppError::Conflict("已上报至县级，不能再上报".into()));

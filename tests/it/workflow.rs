@@ -121,6 +121,14 @@ async fn extension_requests_end(app: TestApp) {
     // The page offers only what applies now.
     let page = app.get(&format!("/cases/{n}")).cookie(&format!("linli_session={staff}")).send().await.text();
     assert!(!page.contains(r#"value="approve_extension""#) && !page.contains(r#"value="reject_extension""#));
+    // Two extensions at most (found by a probe: no limit kept a case out of the cards for ever).
+    for _ in 0..linli::cases::flow::MAX_EXTENSIONS {
+        assert_eq!(act(&app, &unit, &n, ask(7)).await.0, StatusCode::OK);
+        assert_eq!(act(&app, &staff, &n, json!({"action": "approve_extension"})).await.0, StatusCode::OK);
+    }
+    let (s, v) = act(&app, &unit, &n, ask(7)).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("已延期 2 次"), "{v}");
 }
 
 /// What the staff must act on reaches the level holding the case: an escalated case's
