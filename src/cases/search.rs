@@ -138,7 +138,23 @@ pub async fn add_terms(db: &Db, w: &mut Where, scope_from: &str, q: &str) -> App
 
 /// [`add_terms`] with another line between rare and common (for tests on small data).
 pub async fn add_terms_capped(db: &Db, w: &mut Where, scope_from: &str, q: &str, cap: i64) -> AppResult<Plan> {
-    let terms = rarest_first(db, query_terms(q)).await?;
+    let mut terms = rarest_first(db, query_terms(q)).await?;
+    // A word the query's segmentation made that no document was cut into (场舞 of 广场舞,
+    // 常停 of 经常停电) has no postings: its characters, each indexed, stand in for it.
+    if terms.iter().any(|(t, n)| *n == 0 && t.chars().count() > 1 && t.chars().all(is_han)) {
+        let mut split: Vec<String> = Vec::new();
+        for (t, n) in terms {
+            if n == 0 && t.chars().count() > 1 && t.chars().all(is_han) {
+                split.extend(t.chars().map(String::from).filter(|c| keep(c)));
+            } else {
+                split.push(t);
+            }
+        }
+        split.sort();
+        split.dedup();
+        split.truncate(12);
+        terms = rarest_first(db, split).await?;
+    }
     let Some((_, rarest)) = terms.first() else {
         w.raw("1=0");
         return Ok(Plan::Scope);

@@ -269,6 +269,13 @@ async fn search_rates_overview(app: TestApp) {
     assert!(found["items"].as_array().unwrap().iter().any(|c| c["number"] == n.as_str()), "segmented search");
     let none = app.get(&format!("/api/v1/cases?q={}", linli::web::urlencode("下水道楼道灯"))).bearer(&staff).send().await.json();
     assert!(none["items"].as_array().unwrap().iter().all(|c| c["number"] != n.as_str()));
+    // A piece of a word the documents were not cut into is found by its characters (found by
+    // a probe: 场舞 did not find 广场舞音响声音太大).
+    let dance = new_case(&app, &staff, "zyrm", "楼下广场舞音响声音太大").await;
+    for q in ["场舞", "音太"] {
+        let found = app.get(&format!("/api/v1/cases?q={}", linli::web::urlencode(q))).bearer(&staff).send().await.json();
+        assert!(found["items"].as_array().unwrap().iter().any(|c| c["number"] == dance.as_str()), "{q}: {found}");
+    }
     // The search plan (the rarest term's postings, newest first, the other terms per case)
     // finds exactly the cases holding every term; a party member's search (whose visibility
     // needs the category) works as well.
