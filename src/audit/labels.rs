@@ -18,6 +18,7 @@ const ACTIONS: &[(&str, &str)] = &[
     ("person.retire", "居民迁出"),
     ("person.reveal", "查看完整个人信息"),
     ("person.lookup", "按完整证件号或手机号查找居民"),
+    ("person.duplicate", "登记了他处已登记的身份证号"),
     ("person.export", "导出居民名单"),
     ("node.create", "新建节点"),
     ("node.update", "修改节点"),

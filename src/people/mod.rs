@@ -204,17 +204,27 @@ pub async fn insert(tx: &mut Tx, keys: &Keyring, v: &ValidPerson, is_demo: bool)
 
 /// Refuses an ID number another active person (other than `except`) already has. Checked
 /// after taking the one lock of all ID-number checks, so two nodes cannot both find it free.
-async fn unique_id(st: &AppState, tx: &mut Tx, idn: &IdNumber, except: Option<i64>) -> AppResult<()> {
+///
+/// A number registered outside the caller's scope is refused all the same (one person, one
+/// record), which tells that it exists: the refusal says a move-in is a higher level's, and
+/// is audited after the transaction is given up, so that probing numbers this way shows.
+async fn unique_id(st: &AppState, p: &Principal, mut tx: Tx, idn: &IdNumber, except: Option<i64>) -> AppResult<Tx> {
     tx.serialise("lock:person_id").await?;
-    let dup = sqlx::query("SELECT id FROM persons WHERE id_bidx = $1 AND retired_at IS NULL AND id <> $2")
+    let dup = sqlx::query("SELECT n.path FROM persons pe JOIN nodes n ON n.id = pe.node_id WHERE pe.id_bidx = $1 AND pe.retired_at IS NULL AND pe.id <> $2")
         .bind(st.keyring.blind_index("id_number", idn.as_str()))
         .bind(except.unwrap_or(0))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
-    match dup {
-        Some(_) => Err(AppError::field("id_number", "该身份证号已登记")),
-        None => Ok(()),
+    let Some(row) = dup else { return Ok(tx) };
+    let path: String = get(&row, "path")?;
+    if p.in_scope(&path) {
+        return Err(AppError::field("id_number", "该身份证号已登记"));
     }
+    drop(tx);
+    let summary = format!("登记居民时身份证号 {} 已在其他辖区登记", idn.masked());
+    let ev = Event { action: "person.duplicate", entity: "person", entity_id: "-", node_path: &p.scope_path, summary: &summary };
+    audit::record(&st.db, &st.chain, &p.actor(), ev).await?;
+    Err(AppError::field("id_number", "该身份证号已在其他辖区登记：迁入请由能管理两地的上级管理员办理"))
 }
 
 /// Registers a person (audited).
@@ -222,7 +232,7 @@ pub async fn create(st: &AppState, p: &Principal, input: &PersonInput) -> AppRes
     let v = validate(st, Some(p), input).await?;
     let mut tx = st.db.begin().await?;
     if let Some(idn) = &v.id {
-        unique_id(st, &mut tx, idn, None).await?;
+        tx = unique_id(st, p, tx, idn, None).await?;
     }
     let id = insert(&mut tx, &st.keyring, &v, false).await?;
     let summary = format!("登记居民 {}（身份证 {}）", mask_name(&v.name), v.id.as_ref().map(|i| i.masked()).unwrap_or_default());
@@ -256,7 +266,7 @@ pub async fn update(st: &AppState, p: &Principal, id: i64, input: &PersonInput) 
     let v = validate(st, Some(p), input).await?;
     let mut tx = st.db.begin().await?;
     if let Some(idn) = &v.id {
-        unique_id(st, &mut tx, idn, Some(id)).await?;
+        tx = unique_id(st, p, tx, idn, Some(id)).await?;
     }
     let f = encrypted_fields(&st.keyring, &v);
     let changed = sqlx::query(

@@ -128,6 +128,17 @@ async fn masking_and_audited_reveal(app: TestApp) {
     assert_eq!(app.post(&format!("/api/v1/persons/{pid}/reveal")).bearer(&ly).send().await.status, StatusCode::NOT_FOUND);
     let r = app.get(&format!("/api/v1/persons?q={ID}")).bearer(&ly).send().await.json();
     assert_eq!(r["total"], 0);
+    // A number registered in another street is refused as such, and the attempt is audited.
+    let far = app.get("/api/v1/persons?node=520627002&per_page=1").bearer(&admin).send().await.json();
+    let far_id = far["items"][0]["id"].as_i64().unwrap();
+    let shown =
+        app.post(&format!("/api/v1/persons/{far_id}/reveal")).bearer(&admin).json(json!({"reason": "测试"})).send().await.json();
+    let body = json!({"name": "探测", "id_number": shown["id_number"], "node": "520627001001003"});
+    let r = app.post("/api/v1/persons").bearer(&app.login("wanggeyuan").await).json(body).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.text().contains("其他辖区"), "{}", r.text());
+    let log = app.get("/api/v1/audit?action=person.duplicate").bearer(&admin).send().await.text();
+    assert!(log.contains("已在其他辖区登记"), "{log}");
 }
 
 async fn edit_move_out_and_export(app: TestApp) {
