@@ -179,7 +179,13 @@ async fn allowed(st: &AppState, p: &Principal, number: &str) -> AppResult<Vec<Ac
 
 async fn case_page(st: &AppState, p: &Principal, number: &str, errors: FieldErrors) -> AppResult<Response> {
     let case = store::view(st, p, number).await?;
-    let actions: Vec<(&str, &str)> = allowed(st, p, number).await?.into_iter().map(|a| (a.as_str(), a.label())).collect();
+    let actions: Vec<(&str, &str)> = allowed(st, p, number)
+        .await?
+        .into_iter()
+        // No form that can only be refused: the extensions are used up.
+        .filter(|a| *a != Action::RequestExtension || case.extension_count < flow::MAX_EXTENSIONS)
+        .map(|a| (a.as_str(), a.label()))
+        .collect();
     let assignees = if actions.iter().any(|(a, _)| *a == "dispatch" || *a == "reassign") {
         flow::suggestions(st, p, number).await?
     } else {

@@ -71,6 +71,9 @@ pub(super) async fn scoped_rows(st: &AppState, p: &Principal, reg: &Register, re
 
 /// One row the caller may read.
 pub async fn one(st: &AppState, p: &Principal, reg: &Register, id: i64) -> AppResult<Rec> {
+    // Before the lookup: a 403 for a row that exists and a 404 for one that does not told a
+    // role without the registers which rows there are.
+    p.require(Perm::RegisterRead)?;
     let r =
         sqlx::query("SELECT id, node_path, name, data, retired_at, version FROM register_rows WHERE register = $1 AND id = $2")
             .bind(reg.name)
@@ -82,7 +85,6 @@ pub async fn one(st: &AppState, p: &Principal, reg: &Register, id: i64) -> AppRe
     if !readable(p, &r.node_path) {
         return Err(AppError::NotFound);
     }
-    p.require(Perm::RegisterRead)?;
     Ok(r)
 }
 

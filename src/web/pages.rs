@@ -152,7 +152,11 @@ async fn dashboard(State(st): State<AppState>, p: Principal) -> AppResult<Respon
         ("超期事项", n("cases_overdue"), cases("?overdue=1")),
     ];
     if !own.is_empty() {
-        own.extend(cards.drain(..).filter(|(l, ..)| l.ends_with("事项")));
+        // A Party member's scope is their community: its totals beside their own queue. A
+        // unit's scope is the county's, whose totals are not the unit's.
+        if p.role == crate::auth::Role::PartyMember {
+            own.extend(cards.drain(..).filter(|(l, ..)| l.ends_with("事项")));
+        }
         cards = own;
     }
     let systems = p.role.can(Perm::RegisterRead);

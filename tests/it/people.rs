@@ -259,8 +259,19 @@ async fn an_edit_keeps_what_it_does_not_send(app: TestApp) {
     // a probe: an empty field keeps it, and nothing removed it).
     let version = r.json()["version"].clone();
     assert!(before["mobile"].as_str().is_some_and(|m| m.contains('*')), "{before}");
-    let clear = json!({"name": before["name"], "node": before["node_code"], "room": "2-1505", "mobile": before["mobile"], "clear_mobile": "1", "version": version});
-    let r = put(clear).await;
+    let clear = |how: serde_json::Value, version: &serde_json::Value| json!({"name": before["name"], "node": before["node_code"], "room": "2-1505", "mobile": before["mobile"], "clear_mobile": how, "version": version});
+    // Not by a grid worker, who may not see it; "0" is no.
+    let r = put(clear(json!("1"), &version)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    let staff = app.login("huahuaqiao").await;
+    let by_staff = |body: serde_json::Value| {
+        app.req(axum::http::Method::PUT, &format!("/api/v1/persons/{pid}")).bearer(&staff).json(body).send()
+    };
+    let r = by_staff(clear(json!("0"), &version)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["mobile"], before["mobile"], "0 keeps it");
+    let version = r.json()["version"].clone();
+    let r = by_staff(clear(json!(true), &version)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(r.json()["mobile"].as_str().unwrap_or_default().is_empty(), "{}", r.text());
     assert_eq!(r.json()["id_number"], before["id_number"], "the ID number stays");

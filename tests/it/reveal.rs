@@ -56,6 +56,17 @@ async fn visit_notes_are_read_back_with_a_reason(app: TestApp) {
         .send()
         .await;
     assert_eq!(r.status, StatusCode::OK, "the community's own staff may: {}", r.text());
+    // A role without the registers is told nothing about which rows exist.
+    let unit = app.login("danwei").await;
+    for row in [id, 999_999] {
+        let r = app
+            .post(&format!("/api/v1/registers/visits/{row}/reveal"))
+            .bearer(&unit)
+            .json(json!({"reason": "看看"}))
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{row}: {}", r.text());
+    }
     // On the page: a form, then the notes.
     let cookie = format!("linli_session={staff}");
     let page = app.get(&format!("/registers/visits/{id}")).cookie(&cookie).send().await.text();

@@ -129,6 +129,8 @@ async fn extension_requests_end(app: TestApp) {
     let (s, v) = act(&app, &unit, &n, ask(7)).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert!(v["error"].as_str().unwrap().contains("已延期 2 次"), "{v}");
+    let page = app.get(&format!("/cases/{n}")).cookie(&format!("linli_session={unit}")).send().await.text();
+    assert!(!page.contains(r#"value="request_extension""#), "no form that can only be refused");
 }
 
 /// What the staff must act on reaches the level holding the case: an escalated case's
