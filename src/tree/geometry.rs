@@ -136,15 +136,16 @@ async fn sibling_grids<'e>(
         if skip.contains(&code) {
             continue;
         }
-        let g: String = get(r, "geometry")?;
-        if let Ok(p) = serde_json::from_str::<Value>(&g)
-            .map_err(|e| e.to_string())
-            .and_then(|v| geo::polygon_from_geojson(&v).map_err(|e| e.to_string()))
-        {
+        if let Some(p) = stored_polygon(&get::<String>(r, "geometry")?) {
             out.push((code, p));
         }
     }
     Ok(out)
+}
+
+/// A polygon as `nodes.geometry` keeps it (GeoJSON text), if it reads as one.
+fn stored_polygon(g: &str) -> Option<Polygon> {
+    serde_json::from_str::<Value>(g).ok().and_then(|v| geo::polygon_from_geojson(&v).ok())
 }
 
 /// Grids of other communities (by the point index) whose box meets one of `parsed`: a
@@ -183,11 +184,7 @@ async fn grids_by_code<'e>(
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(on).await?;
     let mut out = Vec::new();
     for r in &rows {
-        let g: String = get(r, "geometry")?;
-        if let Ok(p) = serde_json::from_str::<Value>(&g)
-            .map_err(|e| e.to_string())
-            .and_then(|v| geo::polygon_from_geojson(&v).map_err(|e| e.to_string()))
-        {
+        if let Some(p) = stored_polygon(&get::<String>(r, "geometry")?) {
             out.push((get(r, "code")?, p));
         }
     }
@@ -199,19 +196,35 @@ async fn grids_by_code<'e>(
 /// Run in the restoring transaction, under the import's lock, against the grids as they are.
 pub(super) async fn check_restore(st: &AppState, tx: &mut Tx, grid: &super::Node) -> AppResult<()> {
     let Some(poly) = polygon_of(&st.db, &grid.code).await? else { return Ok(()) };
-    let community_path = crate::tree::ancestor(&grid.path, 1);
-    tx.serialise("grid_geometry").await?;
-    st.grids.refresh(&st.db).await?;
     let parsed = vec![(grid.code.clone(), grid.name.clone(), poly)];
-    let others = other_communities_grids(st, &community_path, &parsed);
-    let mut near = sibling_grids(&mut *tx, &community_path, std::slice::from_ref(&grid.code)).await?;
-    near.extend(grids_by_code(&mut *tx, &others).await?);
     let mut errors = Vec::new();
-    overlaps(&parsed, &[0], &near, &mut errors);
+    overlaps_now(st, tx, &crate::tree::ancestor(&grid.path, 1), &parsed, &[0], &mut errors).await?;
     match errors.into_iter().next() {
         Some(e) => Err(AppError::Conflict(format!("不能恢复：{}（请先调整边界）", e.message))),
         None => Ok(()),
     }
+}
+
+/// [`overlaps`] against the grids as they are now: every change of grid geometry takes one lock,
+/// and the index is brought up to date under it (a neighbour's import committed a moment ago,
+/// here or on another node, is in it then), so two changes to neighbouring grids cannot both
+/// pass.
+async fn overlaps_now(
+    st: &AppState,
+    tx: &mut Tx,
+    community_path: &str,
+    parsed: &[(String, String, Polygon)],
+    origin: &[usize],
+    errors: &mut Vec<ImportError>,
+) -> AppResult<()> {
+    tx.serialise("grid_geometry").await?;
+    st.grids.refresh(&st.db).await?;
+    let codes: Vec<String> = parsed.iter().map(|x| x.0.clone()).collect();
+    let others = other_communities_grids(st, community_path, parsed);
+    let mut near = sibling_grids(&mut *tx, community_path, &codes).await?;
+    near.extend(grids_by_code(&mut *tx, &others).await?);
+    overlaps(parsed, origin, &near, errors);
+    Ok(())
 }
 
 /// Adds an error for each imported polygon that overlaps a sibling grid or an earlier one of
@@ -352,15 +365,7 @@ pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value,
     // PostgreSQL; the one writer serialises SQLite): a change to a sibling committed since the
     // check above, here or on another node, is seen, and none can commit until this one has.
     sqlx::query("UPDATE nodes SET version = version WHERE id = $1").bind(comm.id).execute(&mut tx).await?;
-    // Other communities' grids: every grid import takes one lock, and the index is brought up
-    // to date under it (a neighbour's import committed a moment ago, here or on another node,
-    // is in it then), so two imports into neighbouring communities cannot both pass.
-    tx.serialise("grid_geometry").await?;
-    st.grids.refresh(&st.db).await?;
-    let others = other_communities_grids(st, &comm.path, &parsed);
-    let mut near = sibling_grids(&mut tx, &comm.path, &codes).await?;
-    near.extend(grids_by_code(&mut tx, &others).await?);
-    overlaps(&parsed, &origin, &near, &mut errors);
+    overlaps_now(st, &mut tx, &comm.path, &parsed, &origin, &mut errors).await?;
     if !errors.is_empty() {
         return Ok(ImportReport { ok: false, created: 0, updated: 0, errors });
     }
@@ -445,8 +450,7 @@ pub async fn set_geometry(st: &AppState, p: &Principal, code: &str, body: &Value
             .fetch_all(&mut tx)
             .await?;
             for (code, name, g) in neighbours {
-                let other = serde_json::from_str::<Value>(&g).ok().and_then(|v| geo::polygon_from_input(&v).ok());
-                if other.is_some_and(|o| geo::overlaps(&poly, &o)) {
+                if stored_polygon(&g).is_some_and(|o| geo::overlaps(&poly, &o)) {
                     return Err(AppError::field("geometry", format!("与「{name}」（{code}）的边界重叠")));
                 }
             }
