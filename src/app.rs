@@ -116,20 +116,25 @@ async fn check_key(db: &Db, keyring: &Keyring, chain: &ChainKey, path: &std::pat
     // No fingerprint yet (a database from before they were kept): the key is recorded only if
     // the audit log was written with it, so a stray process with another install's key cannot
     // be the one to set it.
-    if kept.is_none() && !crate::audit::key_fits(db, chain).await.map_err(|e| e.detail())? {
-        return Err(format!(
-            "密钥文件 {} 与数据库不匹配：数据库中的审计记录不是用它签名的。请使用与该数据库一起部署或备份的密钥文件（或用 --key-file 指明）",
-            path.display()
-        )
-        .into());
-    }
-    // Two processes starting at once with different keys: the first to record wins, the other
-    // reads its fingerprint back and stops.
-    sqlx::query("INSERT INTO settings (key, value) VALUES ('key_fingerprint', $1) ON CONFLICT (key) DO NOTHING")
-        .bind(&fp)
-        .execute(&db.pool)
-        .await?;
-    let kept: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'key_fingerprint'").fetch_one(&db.pool).await?;
+    let kept = match kept {
+        Some(kept) => kept,
+        None => {
+            if !crate::audit::key_fits(db, chain).await.map_err(|e| e.detail())? {
+                return Err(format!(
+                    "密钥文件 {} 与数据库不匹配：数据库中的审计记录不是用它签名的。请使用与该数据库一起部署或备份的密钥文件（或用 --key-file 指明）",
+                    path.display()
+                )
+                .into());
+            }
+            // Two processes starting at once with different keys: the first to record wins,
+            // the other reads its fingerprint back and stops.
+            sqlx::query("INSERT INTO settings (key, value) VALUES ('key_fingerprint', $1) ON CONFLICT (key) DO NOTHING")
+                .bind(&fp)
+                .execute(&db.pool)
+                .await?;
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = 'key_fingerprint'").fetch_one(&db.pool).await?
+        }
+    };
     if kept != fp {
         return Err(format!(
             "密钥文件 {} 与数据库不匹配：该数据库由另一个密钥文件写入。请使用与该数据库一起部署或备份的密钥文件（或用 --key-file 指明）。用错的密钥写入的个人信息无法解密，审计链也会被破坏",
