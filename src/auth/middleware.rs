@@ -148,12 +148,14 @@ pub async fn authenticate(State(st): State<AppState>, req: Request, next: Next) 
         _ => None,
     };
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let path = req.uri().path().to_string();
-    // Answered before the page routes' own error pages: made pages here for a person's browser.
-    let refuse =
-        |e: AppError| if crate::web::is_page(&path) { crate::web::as_page(&path, e.into_response()) } else { e.into_response() };
     let mut req = req;
     if unsafe_method {
+        let path = req.uri().path().to_string();
+        // Answered before the page routes' own error pages: made pages here for a person's
+        // browser.
+        let refuse = |e: AppError| {
+            if crate::web::is_page(&path) { crate::web::as_page(&path, e.into_response()) } else { e.into_response() }
+        };
         let session_csrf = match (&principal, from_cookie) {
             (Some(Principal { via: Via::Session { csrf, .. }, .. }), true) => Some(csrf.clone()),
             _ => None,

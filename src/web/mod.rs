@@ -198,13 +198,12 @@ pub fn is_page(path: &str) -> bool {
 /// The answer to a page request: linli's own error answer becomes the zh-CN error page (or the
 /// redirect to log in); anything else is left as it is.
 pub fn as_page(path: &str, resp: Response) -> Response {
-    let path = path.to_string();
     let Some(info) = resp.extensions().get::<ErrorInfo>().cloned() else {
         return resp;
     };
     let status = resp.status();
     if status == StatusCode::UNAUTHORIZED && path != "/login" {
-        return see_other(&format!("/login?next={}", urlencode(&path))).into_response();
+        return see_other(&format!("/login?next={}", urlencode(path))).into_response();
     }
     if status == StatusCode::FORBIDDEN && info.message.contains("初始密码") {
         return Redirect::to("/password").into_response();
