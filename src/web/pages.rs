@@ -107,7 +107,9 @@ struct Dashboard {
 }
 
 async fn dashboard(State(st): State<AppState>, p: Principal) -> AppResult<Response> {
-    let m = overview(&st, &p).await?;
+    // A unit's contact is shown its own queue only (below): the county's figures, counted
+    // from every register, would be computed for nothing.
+    let m = if p.role == crate::auth::Role::UnitContact { Map::new() } else { overview(&st, &p).await? };
     let n = |k: &str| m.get(k).and_then(Value::as_i64).unwrap_or(0);
     // Links only where the role may follow them (a unit contact's scope is a unit, not a node).
     let tree = if p.role.can(Perm::RegisterRead) { format!("/tree?node={}", p.scope) } else { String::new() };
