@@ -84,11 +84,11 @@ pub struct PersonInput {
     pub version: Option<i64>,
     /// Edits only: remove the stored ID number (`true`, `"1"`, a ticked box; an empty field
     /// keeps it). Takes the reveal permission: one may not remove what one may not see.
-    #[serde(default)]
-    pub clear_id_number: serde_json::Value,
+    #[serde(default, deserialize_with = "crate::db::list::asked_flag")]
+    pub clear_id_number: Option<bool>,
     /// Edits only: remove the stored mobile (as `clear_id_number`).
-    #[serde(default)]
-    pub clear_mobile: serde_json::Value,
+    #[serde(default, deserialize_with = "crate::db::list::asked_flag")]
+    pub clear_mobile: Option<bool>,
 }
 
 /// Parsed, valid input: nothing invalid passes this point.
@@ -244,17 +244,6 @@ pub async fn create(st: &AppState, p: &Principal, input: &PersonInput) -> AppRes
     get_person(st, p, id).await
 }
 
-/// Whether a yes/no field says yes: `true`, or a ticked box's text (`"0"`, `"false"` and
-/// empty are no).
-fn asked(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::Bool(b) => *b,
-        serde_json::Value::String(s) => !matches!(s.trim(), "" | "0" | "false" | "否" | "off"),
-        serde_json::Value::Number(n) => n.as_f64().is_some_and(|x| x != 0.0),
-        _ => false,
-    }
-}
-
 /// Edits a person (all fields; an ID number or mobile left empty or sent back masked keeps its
 /// stored value, and is removed only when asked by `clear_id_number` / `clear_mobile`: a wrong
 /// or withdrawn number could not be deleted). Audited.
@@ -263,7 +252,7 @@ pub async fn update(st: &AppState, p: &Principal, id: i64, input: &PersonInput) 
     p.check(Perm::PersonWrite, &old.path)?;
     // Left empty, or sent back as shown (masked): the stored number stays. An edit by someone
     // who may not reveal it (a grid worker) must not wipe it.
-    let (drop_id, drop_phone) = (asked(&input.clear_id_number), asked(&input.clear_mobile));
+    let (drop_id, drop_phone) = (input.clear_id_number == Some(true), input.clear_mobile == Some(true));
     if (drop_id || drop_phone) && !p.role.can(Perm::PersonReveal) {
         return Err(AppError::field(
             if drop_id { "clear_id_number" } else { "clear_mobile" },
