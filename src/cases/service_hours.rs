@@ -16,7 +16,9 @@ use crate::error::{AppError, AppResult};
 use crate::registers::{catalog, store};
 
 /// The register the hours go to.
-const REGISTER: &str = "service_records";
+fn register() -> AppResult<&'static crate::registers::Register> {
+    catalog::find("service_records").ok_or_else(|| AppError::Internal("no service_records register".into()))
+}
 
 /// What a step does to the service records, worked out before the writer is taken.
 pub(super) enum Record {
@@ -51,7 +53,7 @@ pub(super) async fn prepare(
     if !(h > 0.0 && h <= 24.0) {
         return Err(AppError::field("hours", "服务时长应大于 0 小时、不超过 24 小时"));
     }
-    let reg = catalog::find(REGISTER).ok_or_else(|| AppError::Internal("no service_records register".into()))?;
+    let reg = register()?;
     let today = super::calendar::local_date(crate::db::now_ms()).format("%Y-%m-%d").to_string();
     // The category, not the resident's words: they may hold a phone number or a name.
     let raw = json!({"member": p.display_name, "what": format!("认领事项 {}（{category}）", c.number),
@@ -68,7 +70,7 @@ pub(super) async fn prepare(
 
 /// Writes what [`prepare`] worked out, in the step's transaction.
 pub(super) async fn apply(tx: &mut Tx, st: &AppState, p: &Principal, number: &str, r: Record) -> AppResult<()> {
-    let reg = catalog::find(REGISTER).ok_or_else(|| AppError::Internal("no service_records register".into()))?;
+    let reg = register()?;
     match r {
         Record::None => Ok(()),
         Record::Write(v) => store::insert(tx, st, p, reg, &v, false).await.map(drop),

@@ -169,8 +169,10 @@ pub async fn all(st: &AppState, p: &Principal) -> AppResult<Map<String, Value>> 
     m.insert("assessed_this_year".into(), Value::from(targets.len()));
     let ranking = reverse_ranking(st, p).await?;
     m.insert("reverse_assessed_departments".into(), Value::from(ranking.len()));
-    let rated: Vec<f64> = ranking.iter().flat_map(|d| std::iter::repeat_n(d.average, d.streets)).collect();
-    let average = if rated.is_empty() { 0.0 } else { (rated.iter().sum::<f64>() / rated.len() as f64 * 10.0).round() / 10.0 };
+    // Over the streets' scores: each department's average weighed by the streets that scored it.
+    let streets: usize = ranking.iter().map(|d| d.streets).sum();
+    let total: f64 = ranking.iter().map(|d| d.average * d.streets as f64).sum();
+    let average = if streets == 0 { 0.0 } else { (total / streets as f64 * 10.0).round() / 10.0 };
     m.insert("reverse_assessment_average".into(), Value::from(average));
     let burdens = reg_rows(st, p, "burden_reduction").await?;
     m.insert("burden_items".into(), Value::from(burdens.len()));

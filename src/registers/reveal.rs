@@ -6,15 +6,20 @@
 
 use serde_json::Value;
 
-use super::{Register, Ty, decrypt, store};
+use super::{Field, Register, Ty, decrypt, store};
 use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::auth::{Perm, Principal};
 use crate::error::{AppError, AppResult};
 
+/// Whether a field is kept encrypted, so that [`reveal`] reads it back.
+fn encrypted(f: &&Field) -> bool {
+    matches!(f.ty, Ty::Secret | Ty::IdNumber)
+}
+
 /// Whether a register holds fields [`reveal`] reads back.
 pub fn has_secrets(reg: &Register) -> bool {
-    reg.fields.iter().any(|f| matches!(f.ty, Ty::Secret | Ty::IdNumber))
+    reg.fields.iter().any(|f| encrypted(&f))
 }
 
 /// The encrypted fields of row `id` in clear, as (key, title, value); the reason goes to the
@@ -41,7 +46,7 @@ pub async fn reveal(
         return Err(AppError::field("reason", "请填写查看事由（将记入审计日志）"));
     }
     let mut out = Vec::new();
-    for f in reg.fields.iter().filter(|f| matches!(f.ty, Ty::Secret | Ty::IdNumber)) {
+    for f in reg.fields.iter().filter(encrypted) {
         let clear = match row.data.get(f.key).and_then(Value::as_str) {
             Some(stored) => decrypt(&st.keyring, stored, f.key)
                 .ok_or_else(|| AppError::Internal(format!("register {} row {id}: {} does not decrypt", reg.name, f.key)))?,
