@@ -174,6 +174,9 @@ pub const MAX_EXTENSIONS: i64 = 2;
 /// Takes one step on a case for `p`.
 pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, photos: Vec<photos::Photo>) -> AppResult<CaseView> {
     let action = Action::parse(&i.action).ok_or_else(|| AppError::field("action", "操作无效"))?;
+    // Taken before the case is read: the case as this step leaves it is kept (see below) only
+    // if nobody else changed it, or its history, since.
+    let ticket = st.db.case_cache.ticket();
     let (c, cat, shown) = read_visible(st, p, number).await?;
     who_may(action, &c, p, cat.claimable)?;
     // A stale version is reported as such, whatever else changed since.
@@ -397,6 +400,9 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     v.photos = shown.photos;
     v.history = shown.history;
     v.history.push(new_step);
+    if let Some(t) = ticket {
+        super::view::keep_stepped(st, t, &after, &v)?;
+    }
     Ok(v)
 }
 

@@ -13,6 +13,7 @@ use super::store::{AAD_NAME, AAD_PHONE, check_visible};
 use super::{CaseRow, ROW_COLS, categories};
 use crate::app::AppState;
 use crate::auth::Principal;
+use crate::db::cache::Ticket;
 use crate::db::{Row, get, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::ident::{Mobile, mask_name};
@@ -283,6 +284,16 @@ struct Cached {
     view: CaseView,
 }
 
+/// Keeps the case as this node's step made it (`after`, the step's returned row, with `view`
+/// its page), `t` taken before the case was read for the step: the page read right after a
+/// step (a form's redirect, the next step) then costs no round trip on PostgreSQL.
+pub(super) fn keep_stepped(st: &AppState, t: Ticket, after: &Row, view: &CaseView) -> AppResult<()> {
+    let row = CaseRow::from_row(after)?;
+    let kept = Cached { row, view: view.clone() };
+    st.db.case_cache.put(t, &kept.row.number.clone(), kept.row.id, kept.row.version, std::sync::Arc::new(kept));
+    Ok(())
+}
+
 /// The case by number with its view, read in one statement (and kept, when the cache is on).
 async fn read_detailed(st: &AppState, number: &str) -> AppResult<(CaseRow, CaseView)> {
     static SQL: OnceLock<String> = OnceLock::new();
@@ -302,12 +313,20 @@ async fn read_detailed(st: &AppState, number: &str) -> AppResult<(CaseRow, CaseV
     Ok((c, v))
 }
 
-/// The columns of [`view_row`] that come from the case table, unqualified: what an
-/// `UPDATE … RETURNING` gives back (SQLite's `RETURNING` takes no table alias); the category's
-/// code and name are to be added beside them.
+/// The columns of [`view_row`] and of [`CaseRow`] that come from the case table, unqualified:
+/// what an `UPDATE … RETURNING` gives back (SQLite's `RETURNING` takes no table alias); the
+/// category's code and name are to be added beside them.
 pub(super) fn returned_cols() -> &'static str {
     static COLS: OnceLock<String> = OnceLock::new();
-    COLS.get_or_init(|| VIEW_COLS.split(", ").filter_map(|c| c.strip_prefix("c.")).collect::<Vec<_>>().join(", "))
+    COLS.get_or_init(|| {
+        let mut cols: Vec<&str> = VIEW_COLS.split(", ").filter_map(|c| c.strip_prefix("c.")).collect();
+        for c in ROW_COLS.split(", ").filter_map(|c| c.strip_prefix("c.")) {
+            if !cols.contains(&c) {
+                cols.push(c);
+            }
+        }
+        cols.join(", ")
+    })
 }
 
 /// The full view by id (callers have checked visibility).

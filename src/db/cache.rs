@@ -77,6 +77,11 @@ struct Slot {
     notified: u64,
     /// The row at `.0` (its version), if one is kept.
     row: Option<(i64, Value)>,
+    /// The newest version this node's writer gave the row whose notification has not come back
+    /// yet (0: none). Notifications come in commit order, so those of this node's own commits
+    /// arrive before any later change's: they are not taken for someone else's change, and a
+    /// row the writer's request kept after its commit stays (see [`RowCache::changed`]).
+    own: i64,
 }
 
 /// Taken before a read whose result is to be stored (see [`RowCache::put`]).
@@ -146,7 +151,7 @@ impl RowCache {
             forget(&mut g);
             return;
         }
-        let slot = g.slots.entry(id).or_insert(Slot { newest: version, notified: 0, row: None });
+        let slot = g.slots.entry(id).or_insert(Slot { newest: version, notified: 0, row: None, own: 0 });
         if version < slot.newest || slot.notified > t.0 || slot.row.as_ref().is_some_and(|(v, _)| *v > version) {
             return;
         }
@@ -156,7 +161,10 @@ impl RowCache {
     }
 
     /// This node's writer gives row `id` `version` (its commit to come): an older copy is
-    /// dropped and never stored again.
+    /// dropped and never stored again, and the commit's own notification will not drop the row
+    /// as the request that made it keeps it (a row read since its ticket, `put` after the
+    /// commit). Should the change roll back instead, the mark is harmless: no copy at this
+    /// version can be kept but one read after someone else made it.
     pub fn changed(&self, id: i64, version: i64) {
         self.heard(id, version, false);
     }
@@ -172,6 +180,14 @@ impl RowCache {
             return;
         }
         let mut g = self.lock();
+        if let Some(slot) = g.slots.get_mut(&id).filter(|s| committed && version > 0 && version <= s.own) {
+            // This node's own commit (or an earlier one of the same row), notified before any
+            // later change of anyone else's. (Version 0 is a step or photo changed from outside.)
+            if version == slot.own {
+                slot.own = 0;
+            }
+            return;
+        }
         if g.slots.len() >= CAP && !g.slots.contains_key(&id) {
             // Full: everything goes, but this change is still recorded below (a read begun
             // after the forgetting and before this node's commit must not be stored).
@@ -179,10 +195,13 @@ impl RowCache {
         }
         g.seq += 1;
         let seq = g.seq;
-        let slot = g.slots.entry(id).or_insert(Slot { newest: version, notified: 0, row: None });
+        let slot = g.slots.entry(id).or_insert(Slot { newest: version, notified: 0, row: None, own: 0 });
         slot.newest = slot.newest.max(version);
         if committed {
             slot.notified = seq;
+            slot.own = 0;
+        } else {
+            slot.own = slot.own.max(version);
         }
         if committed || slot.row.as_ref().is_some_and(|(v, _)| *v < version) {
             slot.row = None;
@@ -404,6 +423,45 @@ mod tests {
         assert_eq!(got(&c, "A"), None);
         c.put(c.ticket().unwrap(), "A", 1, 5, val("v5"));
         assert_eq!(got(&c, "A").as_deref(), Some("v5"));
+    }
+
+    #[test]
+    fn own_commits_keep_their_row_until_someone_else_changes_it() {
+        let c = RowCache::default();
+        c.set_on(true);
+        // A step read the row under `t`, changed it to 4, committed and kept what it made.
+        let t = c.ticket().unwrap();
+        c.changed(1, 4);
+        c.put(t, "A", 1, 4, val("v4"));
+        c.apply("1:3");
+        assert_eq!(got(&c, "A").as_deref(), Some("v4"), "an earlier change, notified late");
+        c.apply("1:4");
+        assert_eq!(got(&c, "A").as_deref(), Some("v4"), "its own commit's notification");
+        c.apply("1:4");
+        assert_eq!(got(&c, "A"), None, "a change after it that left the version alone");
+        // Its own notification heard before the row is kept: still kept.
+        let t = c.ticket().unwrap();
+        c.changed(1, 5);
+        c.apply("1:5");
+        c.put(t, "A", 1, 5, val("v5"));
+        assert_eq!(got(&c, "A").as_deref(), Some("v5"));
+        // A step or photo changed from outside (version 0) is never taken for its own, and a
+        // row read before it is not kept.
+        let t = c.ticket().unwrap();
+        c.changed(1, 6);
+        c.apply("1:0");
+        c.put(t, "A", 1, 6, val("v6"));
+        assert_eq!(got(&c, "A"), None);
+        c.apply("1:6");
+        assert_eq!(got(&c, "A"), None);
+        c.put(c.ticket().unwrap(), "A", 1, 6, val("v6 read"));
+        assert_eq!(got(&c, "A").as_deref(), Some("v6 read"));
+        // A change rolled back: someone else's change to that version later is theirs to keep.
+        c.changed(1, 7);
+        c.apply("1:7");
+        c.put(c.ticket().unwrap(), "A", 1, 7, val("v7 theirs"));
+        c.apply("1:7");
+        assert_eq!(got(&c, "A"), None, "their next change, leaving the version alone");
     }
 
     #[test]

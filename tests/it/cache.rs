@@ -115,6 +115,17 @@ async fn own_steps_show_without_waiting_for_notifications() {
         assert!(app.st.db.case_cache.stats().0 > hits, "the step read the case from memory");
         assert_eq!(list(&app, &staff).await["items"][0]["status"], v["status"], "a step shows at once in the lists");
     }
+    // The page right after a step (a form's redirect, the next step) is the one the step kept,
+    // and it is what the database holds.
+    let unit = app.login("danwei").await;
+    let r = app.post(&format!("/api/v1/cases/{n}/actions")).bearer(&unit).json(json!({"action": "accept"})).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let hits = app.st.db.case_cache.stats().0;
+    let kept = page(&app, &unit, &n).await.1;
+    assert!(app.st.db.case_cache.stats().0 > hits, "the page after the step came from memory");
+    assert_eq!(kept, r.json());
+    app.st.db.case_cache.forget_all();
+    assert_eq!(page(&app, &unit, &n).await.1, kept, "the database holds the page the step kept");
     // A category's new name shows at once in the lists kept (and who may claim decides what a
     // Party member's list holds).
     let admin = app.login("admin").await;

@@ -34,6 +34,13 @@ pub async fn act(app: &TestApp, token: &str, number: &str, body: Value) -> (Stat
         let back = app.get(&format!("/api/v1/cases/{number}")).bearer(token).send().await;
         if back.status == StatusCode::OK {
             assert_eq!(answer, back.json(), "a step's answer differs from the case read back");
+            // On PostgreSQL the page read back is the one the step kept in memory: the
+            // database's own must be the same.
+            if app.st.db.case_cache.is_on() {
+                app.st.db.case_cache.forget_all();
+                let fresh = app.get(&format!("/api/v1/cases/{number}")).bearer(token).send().await;
+                assert_eq!(answer, fresh.json(), "a step's answer differs from the case read from the database");
+            }
         }
     }
     (status, answer)
