@@ -30,11 +30,20 @@ wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
 LUA
 # One transition per case from a list ($CASES), split between the two wrk threads. When a
 # thread's share is used up it sends cheap /healthz requests until it stops, so no case is
-# stepped twice (that would be a 409, counted as an error).
+# stepped twice (that would be a 409, counted as an error). wrk always runs for its whole
+# duration and divides by it, so a phase that runs out of cases early would report the
+# previous phase's speed: each thread notes when its share was answered, and `done` prints the
+# steps per second over that time (STEPS_PER_SEC, read by `run`).
 cat > "$work/act.lua" <<'LUA'
+local ffi = require("ffi")
+ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } bench_ts; int clock_gettime(int clk, bench_ts *tp); ]]
+local function now() local t = ffi.new("bench_ts"); ffi.C.clock_gettime(1, t); return tonumber(t.tv_sec) + tonumber(t.tv_nsec) / 1e9 end
 local n = 0
-function setup(thread) thread:set("tid", n); n = n + 1 end
+local threads = {}
+function setup(thread) thread:set("tid", n); n = n + 1; table.insert(threads, thread) end
 function init(args)
+  t0 = now()
+  t1 = 0
   nums = {}
   for line in io.lines(os.getenv("CASES")) do nums[#nums + 1] = line end
   per = math.floor(#nums / 2)
@@ -49,7 +58,18 @@ function request()
 end
 function response(status, headers, body)
   answered = answered + 1
-  if answered >= per then wrk.thread:stop() end
+  if answered >= per then t1 = now(); wrk.thread:stop() end
+end
+function done(summary, latency, requests)
+  local first, last, steps = math.huge, 0, 0
+  for _, t in ipairs(threads) do
+    first = math.min(first, t:get("t0"))
+    -- A thread stopped by the duration before its share was answered: what it had.
+    local finished = t:get("t1") > 0
+    last = math.max(last, finished and t:get("t1") or now())
+    steps = steps + (finished and t:get("per") or t:get("answered"))
+  end
+  print(string.format("STEPS_PER_SEC %.2f", steps / (last - first)))
 end
 LUA
 
@@ -65,6 +85,8 @@ run() { # name path script [seconds]
   local b1 l1 g1; b1=$(busy); l1=$(own); g1=$(pgs)
   local rps p50 p99 non2xx
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  # A step phase's own figure: its steps over the time they took (see act.lua).
+  if echo "$out" | grep -q '^STEPS_PER_SEC'; then rps=$(echo "$out" | awk '/^STEPS_PER_SEC/ {print $2}'); fi
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
