@@ -30,6 +30,33 @@ struct Admin {
     open311_anonymous: bool,
     /// The composite's weights (响应, 解决, 满意).
     weights: (f64, f64, f64),
+    /// The form refused (its path's last part) and what was typed into it, shown again.
+    refused: Typed,
+}
+
+/// What was typed into a refused form: `(form, fields)`.
+#[derive(Default)]
+struct Typed(String, Vec<(String, String)>);
+
+impl Admin {
+    /// What was typed into field `name` of `form`, if that form was refused ("" otherwise).
+    fn typed(&self, form: &str, name: &str) -> &str {
+        let Typed(refused, fields) = &self.refused;
+        if refused != form {
+            return "";
+        }
+        fields.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+    }
+
+    /// What was typed into field `name` of the refused `form`, or else `stored`.
+    fn or_typed(&self, form: &str, name: &str, stored: impl std::fmt::Display) -> String {
+        if self.refused.0 == form { self.typed(form, name).to_string() } else { stored.to_string() }
+    }
+
+    /// Whether checkbox `name` of `form` is ticked: as typed if that form was refused.
+    fn ticked(&self, form: &str, name: &str, stored: bool) -> bool {
+        if self.refused.0 == form { !self.typed(form, name).is_empty() } else { stored }
+    }
 }
 
 /// The county admin's settings page and its forms are for the county admin only.
@@ -37,7 +64,13 @@ fn county_admin(p: &Principal) -> AppResult<()> {
     if p.role == Role::CountyAdmin { Ok(()) } else { Err(AppError::Forbidden) }
 }
 
-async fn admin_page(st: &AppState, p: &Principal, errors: FieldErrors, new_secret: String) -> AppResult<Response> {
+async fn admin_page(
+    st: &AppState,
+    p: &Principal,
+    errors: FieldErrors,
+    new_secret: String,
+    refused: Typed,
+) -> AppResult<Response> {
     county_admin(p)?;
     let units = units::list(st, p, &UnitFilter { per_page: Some(500), ..Default::default() }).await?.items;
     let rows = sqlx::query(
@@ -67,12 +100,13 @@ async fn admin_page(st: &AppState, p: &Principal, errors: FieldErrors, new_secre
         kinds: units::KINDS.to_vec(),
         open311_anonymous: crate::open311::anonymous_allowed(st).await,
         weights: super::rates::weights(st).await?,
+        refused,
     };
     Ok((status, render(&page)?).into_response())
 }
 
 async fn admin_get(State(st): State<AppState>, p: Principal) -> AppResult<Response> {
-    admin_page(&st, &p, FieldErrors::default(), String::new()).await
+    admin_page(&st, &p, FieldErrors::default(), String::new(), Typed::default()).await
 }
 
 #[derive(Deserialize, Default)]
@@ -174,8 +208,12 @@ async fn admin_post(
     };
     match result {
         Ok(secret) if secret.is_empty() => Ok(crate::web::see_other("/admin").into_response()),
-        Ok(secret) => admin_page(&st, &p, FieldErrors::default(), secret).await,
-        Err(AppError::Validation(v)) => admin_page(&st, &p, FieldErrors(v), String::new()).await,
+        Ok(secret) => admin_page(&st, &p, FieldErrors::default(), secret, Typed::default()).await,
+        Err(AppError::Validation(v)) => {
+            // Shown again as typed, but for the form token, which the page sets anew.
+            let typed = pairs.into_iter().filter(|(k, _)| k != "_csrf").collect();
+            admin_page(&st, &p, FieldErrors(v), String::new(), Typed(what, typed)).await
+        }
         Err(e) => Err(e),
     }
 }

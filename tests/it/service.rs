@@ -101,6 +101,24 @@ async fn the_county_weighs_the_composite(app: TestApp) {
     assert!(page.contains("0.2 × 响应 + 0.4 × 解决 + 0.4 × 满意"), "{page}");
     let log = app.get("/api/v1/audit?action=settings.rate_weights").bearer(&admin).send().await.text();
     assert!(log.contains("综合得分权重"), "{log}");
+    // A refused form on the settings page comes back as it was typed, the others as stored.
+    let cookie = format!("linli_session={admin}");
+    let home = app.get("/admin").cookie(&cookie).send().await.text();
+    let csrf = home.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let typed = [("_csrf", csrf.as_str()), ("response", "0.3"), ("solve", "0.3"), ("satisfaction", "0.3")];
+    let r = app.post("/admin/weights").cookie(&cookie).form(&typed).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text();
+    assert!(page.contains("之和应为 1"), "{page}");
+    assert_eq!(page.matches(r#"step="0.01" value="0.3""#).count(), 3, "the weights as typed: {page}");
+    let unit = [("_csrf", csrf.as_str()), ("code", "XQ-9"), ("name", ""), ("kind", "国企"), ("contact_phone", "12345")];
+    let page = app.post("/admin/unit").cookie(&cookie).form(&unit).send().await.text();
+    assert!(
+        page.contains(r#"value="XQ-9""#) && page.contains(r#"value="12345""#) && page.contains("<option selected>国企</option>"),
+        "{page}"
+    );
+    assert!(page.contains(r#"step="0.01" value="0.2""#), "the weights form shows the stored weights: {page}");
+    assert!(!page.contains(&format!(r#"value="{csrf}" required"#)), "no form token in a field");
 }
 
 both!(a_members_claimed_need_counts_their_hours, the_county_weighs_the_composite);
