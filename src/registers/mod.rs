@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod demo;
 pub mod figures;
+pub mod names;
 pub mod reveal;
 pub mod routes;
 pub mod store;

@@ -623,6 +623,7 @@ async fn sync_unit(tx: &mut Tx, reg: &Register, data: &Map<String, Value>, path:
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    super::names::follow(tx, super::names::Renamed::Unit, &s("code"), &s("name")).await?;
     Ok(())
 }
 

@@ -383,6 +383,9 @@ pub async fn import(st: &AppState, p: &Principal, community: &str, body: &Value,
                 .bind(code)
                 .execute(&mut tx)
                 .await?;
+            if !name.is_empty() {
+                crate::registers::names::follow(&mut tx, crate::registers::names::Renamed::Node, code, name).await?;
+            }
             updated += 1;
         } else {
             let nm = if name.is_empty() { format!("第{}网格", &code[12..]) } else { name.clone() };

@@ -213,6 +213,9 @@ pub async fn update(st: &AppState, p: &Principal, code: &str, input: &NodeInput)
     if res.rows_affected() == 0 {
         return Err(AppError::Conflict("该记录已被他人修改，请刷新后重试".into()));
     }
+    if n.name != input.name.trim() {
+        crate::registers::names::follow(&mut tx, crate::registers::names::Renamed::Node, code, input.name.trim()).await?;
+    }
     let summary = format!("修改{}：名称「{}」→「{}」", n.kind.label(), n.name, input.name.trim());
     let ev = Event { action: "node.update", entity: "node", entity_id: code, node_path: &n.path, summary: &summary };
     audit::append(&mut tx, &st.chain, &p.actor(), ev);

@@ -568,7 +568,49 @@ async fn one_row_per_natural_key(app: TestApp) {
     assert_eq!(r["errors"][0]["row"], 3, "{r}");
 }
 
+/// The name kept beside a code follows a rename of the community or unit it names: shown,
+/// searched and exported by the new name, without each row being edited again.
+async fn names_follow_a_rename(app: TestApp) {
+    let admin = app.login("admin").await;
+    let funding =
+        |q: &'static str| app.get(&format!("/api/v1/registers/funding?community=520627001001&q={q}")).bearer(&admin).send();
+    let before = funding("").await.json();
+    assert!(before["total"].as_i64().unwrap() > 0, "{before}");
+    let r = app
+        .req(axum::http::Method::PATCH, "/api/v1/nodes/520627001001")
+        .bearer(&admin)
+        .json(json!({"name": "花桥新区社区"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let after = funding("").await.json();
+    assert_eq!(after["total"], before["total"]);
+    for row in after["items"].as_array().unwrap() {
+        assert_eq!(row["community_name"], "花桥新区社区", "{row}");
+        // A form opened before the rename cannot write the old name back unseen.
+        let old = before["items"].as_array().unwrap().iter().find(|o| o["id"] == row["id"]).unwrap();
+        assert!(row["version"].as_i64().unwrap() > old["version"].as_i64().unwrap(), "{row}");
+    }
+    assert_eq!(funding("%E6%96%B0%E5%8C%BA").await.json()["total"], before["total"], "found by the new name (新区)");
+    let x = app.get("/api/v1/registers/funding/export.xlsx?community=520627001001").bearer(&admin).send().await;
+    assert_eq!(x.status, StatusCode::OK);
+    // A unit renamed through its register row: the rows naming it follow.
+    let reports = || app.get("/api/v1/registers/unit_reports?unit=DW001").bearer(&admin).send();
+    let n = reports().await.json()["total"].as_i64().unwrap();
+    assert!(n > 0);
+    let units = app.get("/api/v1/registers/units?code=DW001").bearer(&admin).send().await.json();
+    let mut row = units["items"][0].clone();
+    let id = row["id"].as_i64().unwrap();
+    row["name"] = json!("县住建局（更名）");
+    let r = app.req(axum::http::Method::PUT, &format!("/api/v1/registers/units/{id}")).bearer(&admin).json(row).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let got = reports().await.json();
+    assert_eq!(got["total"].as_i64(), Some(n));
+    assert!(got["items"].as_array().unwrap().iter().all(|r| r["unit_name"] == "县住建局（更名）"), "{got}");
+}
+
 both!(
+    names_follow_a_rename,
     mechanism,
     excel_round_trip,
     register_rules,
