@@ -177,9 +177,14 @@ async fn admin_post(
             };
             categories::save(&st, &p, &i).await.map(|_| String::new())
         }
-        "calendar" => categories::set_calendar(&st, &p, &MiscForm { calendar: q("calendar"), ..Default::default() }.calendar)
-            .await
-            .map(|_| String::new()),
+        "calendar" => categories::set_calendar(
+            &st,
+            &p,
+            &MiscForm { calendar: q("calendar"), ..Default::default() }.calendar,
+            !q("clear").is_empty(),
+        )
+        .await
+        .map(|_| String::new()),
         "unit" => {
             let i = UnitInput {
                 code: q("code"),

@@ -356,11 +356,17 @@ pub async fn calendar_text(db: &Db) -> AppResult<String> {
 }
 
 /// Replaces the exceptions from the admin's text (all or nothing).
-pub async fn set_calendar(st: &AppState, p: &Principal, text: &str) -> AppResult<usize> {
+///
+/// A calendar with no day at all deletes every holiday and working weekend, which moves every
+/// deadline: refused unless `clear_all` says so (an emptied box, a missing field).
+pub async fn set_calendar(st: &AppState, p: &Principal, text: &str, clear_all: bool) -> AppResult<usize> {
     if p.role != crate::auth::Role::CountyAdmin {
         return Err(AppError::Forbidden);
     }
     let days = parse_exceptions(text).map_err(|m| AppError::field("calendar", m))?;
+    if days.is_empty() && !clear_all {
+        return Err(AppError::field("calendar", "日历为空：保存会删除全部节假日和调休日。如确需清空，请勾选“确认清空”"));
+    }
     let mut tx = st.db.begin().await?;
     sqlx::query("DELETE FROM calendar_days").execute(&mut tx).await?;
     for (d, kind, name) in &days {

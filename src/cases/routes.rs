@@ -37,8 +37,11 @@ async fn category_save(
 
 #[derive(Deserialize, Default)]
 struct CalendarBody {
-    #[serde(default)]
+    /// Required: a body without it would empty the calendar.
     text: String,
+    /// Confirms that an empty `text` is meant to delete every day.
+    #[serde(default)]
+    clear: bool,
 }
 
 async fn calendar_get(State(st): State<AppState>, _p: Principal) -> AppResult<Json<Value>> {
@@ -46,7 +49,7 @@ async fn calendar_get(State(st): State<AppState>, _p: Principal) -> AppResult<Js
 }
 
 async fn calendar_put(State(st): State<AppState>, p: Principal, JsonBody(b): JsonBody<CalendarBody>) -> AppResult<Json<Value>> {
-    let n = categories::set_calendar(&st, &p, &b.text).await?;
+    let n = categories::set_calendar(&st, &p, &b.text, b.clear).await?;
     Ok(Json(json!({"days": n})))
 }
 

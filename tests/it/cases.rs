@@ -471,6 +471,17 @@ async fn calendar_edit_moves_deadlines(app: TestApp) {
     let first_workday = (today + chrono::Days::new(90)).format("%Y-%m-%d").to_string();
     assert!(due(&before) < first_workday, "{}", due(&before));
     assert!(due(&after) >= first_workday, "deadline after the holidays: {} (before the edit: {})", due(&after), due(&before));
+    // Emptying it takes a confirmation: a body without the text, or an emptied box, is refused
+    // and the calendar kept.
+    let put = |body: Value| app.req(axum::http::Method::PUT, "/api/v1/calendar").bearer(&admin).json(body).send();
+    assert_eq!(put(json!({})).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = put(json!({"text": " "})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert_eq!(r.json()["fields"][0]["field"], "calendar");
+    let kept = app.get("/api/v1/calendar").bearer(&admin).send().await.json();
+    assert!(kept["text"].as_str().unwrap().contains("测试假期"), "{kept}");
+    let r = put(json!({"text": "", "clear": true})).await;
+    assert_eq!((r.status, r.json()["days"].clone()), (StatusCode::OK, json!(0)));
 }
 
 both!(calendar_edit_moves_deadlines);
