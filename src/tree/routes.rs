@@ -67,12 +67,31 @@ async fn api_node_create(
     Ok((StatusCode::CREATED, Json(store::create(&st, &p, &i, false).await?)))
 }
 
+/// A PATCH: a field left out keeps its value (a rename alone emptied the address and note).
 async fn api_node_update(
     State(st): State<AppState>,
     p: Principal,
     Path(code): Path<String>,
-    JsonBody(i): JsonBody<NodeInput>,
+    JsonBody(given): JsonBody<serde_json::Map<String, serde_json::Value>>,
 ) -> AppResult<Json<Node>> {
+    let n = store::find_by_code(&st.db, &code).await?.ok_or(AppError::NotFound)?;
+    p.check(crate::auth::Perm::TreeWrite, &n.path)?;
+    let text = |k: &str, kept: &str| match given.get(k) {
+        None => Ok(kept.to_string()),
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(AppError::field(k, "应为文字")),
+    };
+    let version = match given.get("version") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(v.as_i64().ok_or_else(|| AppError::field("version", "应为整数"))?),
+    };
+    let i = NodeInput {
+        name: text("name", &n.name)?,
+        address: text("address", &n.address)?,
+        note: text("note", &n.note)?,
+        version,
+        ..Default::default()
+    };
     Ok(Json(store::update(&st, &p, &code, &i).await?))
 }
 

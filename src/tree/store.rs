@@ -126,12 +126,38 @@ fn check_name(errs: &mut FieldErrors, name: &str) {
         errs.add("name", "名称不能为空");
     } else if n > 64 {
         errs.add("name", "名称不能超过 64 个字");
+    } else if crate::ident::has_control(name) {
+        errs.add("name", "名称含有不可见的控制字符");
     }
+}
+
+/// Address and note: bounded, no control characters but line breaks in the note.
+fn check_details(errs: &mut FieldErrors, input: &NodeInput) {
+    if input.address.trim().chars().count() > 200 {
+        errs.add("address", "地址不能超过 200 个字");
+    } else if crate::ident::has_control(&input.address) {
+        errs.add("address", "地址含有不可见的控制字符");
+    }
+    if input.note.trim().chars().count() > 1000 {
+        errs.add("note", "备注不能超过 1000 个字");
+    } else if crate::ident::has_control(&input.note.replace(['\n', '\r', '\t'], " ")) {
+        errs.add("note", "备注含有不可见的控制字符");
+    }
+}
+
+/// The node that is a user's scope is changed from the level above (a community's staff do
+/// not rename or retire their community); the county's, by the county admin.
+fn own_level(p: &Principal, n: &Node) -> AppResult<()> {
+    if n.path == p.scope_path && p.role != crate::auth::Role::CountyAdmin {
+        return Err(AppError::Conflict(format!("本级{}由上级修改或停用", n.kind.label())));
+    }
+    Ok(())
 }
 
 /// Creates a node under a parent in the caller's scope.
 pub async fn create(st: &AppState, p: &Principal, input: &NodeInput, is_demo: bool) -> AppResult<Node> {
     let mut errs = FieldErrors::default();
+    check_details(&mut errs, input);
     let kind = Kind::parse(input.kind.trim());
     if kind.is_none() {
         errs.add("kind", "节点类型无效");
@@ -197,8 +223,10 @@ pub async fn create(st: &AppState, p: &Principal, input: &NodeInput, is_demo: bo
 pub async fn update(st: &AppState, p: &Principal, code: &str, input: &NodeInput) -> AppResult<Node> {
     let n = find_by_code(&st.db, code).await?.ok_or(AppError::NotFound)?;
     p.check(Perm::TreeWrite, &n.path)?;
+    own_level(p, &n)?;
     let mut errs = FieldErrors::default();
     check_name(&mut errs, &input.name);
+    check_details(&mut errs, input);
     errs.finish()?;
     let mut tx = st.db.begin().await?;
     let res = sqlx::query("UPDATE nodes SET name = $1, address = $2, note = $3, version = version + 1, updated_at = $4 WHERE id = $5 AND version = $6")
@@ -227,6 +255,7 @@ pub async fn update(st: &AppState, p: &Principal, code: &str, input: &NodeInput)
 pub async fn set_retired(st: &AppState, p: &Principal, code: &str, retired: bool) -> AppResult<Node> {
     let n = find_by_code(&st.db, code).await?.ok_or(AppError::NotFound)?;
     p.check(Perm::TreeWrite, &n.path)?;
+    own_level(p, &n)?;
     if n.kind == Kind::County && retired {
         return Err(AppError::Conflict("县级节点不能停用".into()));
     }

@@ -272,7 +272,42 @@ async fn grids_of_two_communities_do_not_overlap(app: TestApp) {
     assert!(r.text().contains("不能恢复"), "{}", r.text());
 }
 
+/// A PATCH changes what it names and keeps the rest; names and texts are bounded and free of
+/// control characters; one's own level is changed from above.
+async fn a_patch_keeps_what_it_leaves_out(app: TestApp) {
+    let heping = app.login("heping").await;
+    let patch = |who: &str, code: &str, body: serde_json::Value| {
+        app.req(Method::PATCH, &format!("/api/v1/nodes/{code}")).bearer(who).json(body).send()
+    };
+    let r = patch(&heping, "520627001001", json!({"address": "花花桥路 1 号", "note": "社区服务中心"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = patch(&heping, "520627001001", json!({"name": "花花桥社区"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let n = r.json();
+    assert_eq!((n["address"].as_str(), n["note"].as_str()), (Some("花花桥路 1 号"), Some("社区服务中心")), "{n}");
+    for (body, field) in [
+        (json!({"name": "坏\u{0}名"}), "name"),
+        (json!({"name": "反\u{202E}向"}), "name"),
+        (json!({"address": "路".repeat(201)}), "address"),
+        (json!({"note": "注".repeat(1001)}), "note"),
+        (json!({"name": 5}), "name"),
+    ] {
+        let r = patch(&heping, "520627001001", body).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        assert_eq!(r.json()["fields"][0]["field"], field);
+    }
+    assert_eq!(patch(&heping, "520627001001", json!({"note": "第一行\n第二行"})).await.status, StatusCode::OK);
+    // Staff do not rename or retire the node that is their own scope.
+    let staff = app.login("huahuaqiao").await;
+    assert_eq!(patch(&staff, "520627001001", json!({"name": "自改"})).await.status, StatusCode::CONFLICT);
+    assert_eq!(patch(&heping, "520627001", json!({"name": "自改"})).await.status, StatusCode::CONFLICT);
+    let r = app.post("/api/v1/nodes/520627001001/retire").bearer(&staff).send().await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(r.text().contains("由上级"), "{}", r.text());
+}
+
 both!(
+    a_patch_keeps_what_it_leaves_out,
     grids_of_two_communities_do_not_overlap,
     crud_and_validation,
     html_tree_pages,
