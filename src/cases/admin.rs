@@ -172,6 +172,8 @@ async fn admin_post(
                 unit_kind: f.unit_kind,
                 claimable: !f.claimable.is_empty(),
                 active: Some(!f.active.is_empty()),
+                // Not on the form: kept as they are.
+                description: existing.as_ref().map(|c| c.description.clone()).unwrap_or_default(),
                 attrs: existing.map(|c| c.attrs).unwrap_or_default(),
                 ..Default::default()
             };

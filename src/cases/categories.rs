@@ -264,6 +264,17 @@ pub async fn save(st: &AppState, p: &Principal, i: &CategoryInput) -> AppResult<
     }
     if i.name.trim().is_empty() || i.name.chars().count() > 32 {
         errs.add("name", "类别名称不能为空，且不超过 32 个字");
+    } else if crate::ident::has_control(&i.name) {
+        errs.add("name", "类别名称含有不可见的控制字符");
+    }
+    if i.group.chars().count() > 32 || crate::ident::has_control(&i.group) {
+        errs.add("group", "分组不超过 32 个字，且不含控制字符");
+    }
+    if i.description.chars().count() > 500 {
+        errs.add("description", "说明不能超过 500 个字");
+    }
+    if !i.unit_kind.trim().is_empty() && !super::units::KINDS.contains(&i.unit_kind.trim()) {
+        errs.add("unit_kind", format!("默认单位类型应为 {} 之一", super::units::KINDS.join("、")));
     }
     let hours = |v: Option<f64>, f: &str, errs: &mut FieldErrors| match v {
         Some(h) if h > 0.0 && h <= 2000.0 => h,

@@ -27,11 +27,30 @@ async fn categories_list(State(st): State<AppState>) -> AppResult<Json<Value>> {
     Ok(Json(json!({"items": cats})))
 }
 
+/// Creates a category, or changes one: a change names what it changes, and what it leaves out
+/// keeps its value (a new time limit alone reset the questions, the description, 微心愿 and
+/// the switch to 启用).
 async fn category_save(
     State(st): State<AppState>,
     p: Principal,
-    JsonBody(i): JsonBody<CategoryInput>,
+    JsonBody(mut given): JsonBody<serde_json::Map<String, Value>>,
 ) -> AppResult<Json<categories::Category>> {
+    let code = given.get("code").and_then(Value::as_str).unwrap_or_default().trim().to_lowercase();
+    if let Some(old) = categories::by_code(&st, &code).await? {
+        let kept = json!({"name": old.name, "group": old.group, "description": old.description, "sign_hours": old.sign_hours,
+            "resolve_hours": old.resolve_hours, "unit_kind": old.unit_kind, "claimable": old.claimable, "attrs": old.attrs, "active": old.active});
+        for (k, v) in kept.as_object().into_iter().flatten() {
+            given.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        if !given.contains_key("default_unit")
+            && let Some(id) = old.default_unit_id
+            && let Some(u) = units::by_id(&st.db, id).await?
+        {
+            given.insert("default_unit".into(), Value::String(u.code));
+        }
+    }
+    let body = serde_json::to_vec(&Value::Object(given)).map_err(|e| AppError::Internal(e.to_string()))?;
+    let i: CategoryInput = crate::web::parse_json(&body)?;
     Ok(Json(categories::save(&st, &p, &i).await?))
 }
 

@@ -31,7 +31,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
 /// A JSON body as `T`: a value of the wrong type is a field error naming the field (`lng`,
 /// `attrs.floor`), anything else that is not JSON a 400 with where it broke.
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let syntax =
         |e: &serde_json::Error| AppError::BadRequest(format!("请求体不是有效的 JSON（第 {} 行第 {} 列）", e.line(), e.column()));
     let mut de = serde_json::Deserializer::from_slice(bytes);

@@ -486,6 +486,44 @@ async fn calendar_edit_moves_deadlines(app: TestApp) {
 
 both!(calendar_edit_moves_deadlines);
 
+/// A change to a category names what it changes: its questions, description, 微心愿 and switch
+/// stay as they were (a new time limit alone reset them), and its texts are bounded.
+async fn a_category_change_keeps_what_it_leaves_out(app: TestApp) {
+    let admin = app.login("admin").await;
+    let save = |body: Value| app.post("/api/v1/categories").bearer(&admin).json(body).send();
+    let full = json!({"code": "fzcat", "name": "模糊类别", "group": "测试", "description": "说明文字", "sign_hours": 4,
+        "resolve_hours": 24, "claimable": true, "active": false, "default_unit": "DW001",
+        "attrs": [{"code": "q1", "name": "问题一", "datatype": "string", "required": false}]});
+    assert_eq!(save(full).await.status, StatusCode::OK);
+    let r = save(json!({"code": "fzcat", "resolve_hours": 48})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let c = r.json();
+    assert_eq!(c["resolve_hours"], 48.0);
+    assert_eq!(
+        (c["name"].as_str(), c["description"].as_str(), c["claimable"].as_bool(), c["active"].as_bool()),
+        (Some("模糊类别"), Some("说明文字"), Some(true), Some(false)),
+        "{c}"
+    );
+    assert_eq!(c["attrs"].as_array().map(Vec::len), Some(1), "{c}");
+    for (body, field) in [
+        (json!({"code": "fzcat", "description": "长".repeat(501)}), "description"),
+        (json!({"code": "fzcat", "group": "组".repeat(33)}), "group"),
+        (json!({"code": "fzcat", "unit_kind": "外星"}), "unit_kind"),
+        (json!({"code": "fzcat", "name": "坏\u{1b}名"}), "name"),
+    ] {
+        let r = save(body).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        assert_eq!(r.json()["fields"][0]["field"], field);
+    }
+    assert_eq!(
+        save(json!({"code": "xin", "name": "新类别"})).await.json()["fields"][0]["field"],
+        "sign_hours",
+        "a new one needs its limits"
+    );
+}
+
+both!(a_category_change_keeps_what_it_leaves_out);
+
 /// A fresh server's first burst of case pages, its category cache still empty, is answered:
 /// each page gives its connection back before the category is looked up. Sixteen pages
 /// holding PostgreSQL's sixteen pool connections while each waited for another one for the
