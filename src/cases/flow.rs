@@ -43,6 +43,9 @@ pub struct ActionInput {
     /// Extension requested, in working hours; or, when a Party member finishes a need they
     /// claimed, the hours the work took (their 志愿服务记录).
     pub hours: Option<f64>,
+    /// Yes/no fields of a form whose value was neither (refused, not taken as no).
+    #[serde(skip)]
+    pub unreadable: Vec<&'static str>,
 }
 
 /// A resolved assignee.
@@ -209,8 +212,12 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         None
     };
     let sat = i.satisfaction.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    if sat.is_some_and(|s| !SATISFACTION.iter().any(|(k, _)| *k == s)) {
-        errs.add("satisfaction", "满意度应为 satisfied、basically_satisfied 或 unsatisfied");
+    let sat_known = sat.is_some_and(|s| SATISFACTION.iter().any(|(k, _)| *k == s));
+    if sat.is_some() && !sat_known {
+        errs.add("satisfaction", "满意度应为满意、基本满意或不满意");
+    }
+    for f in &i.unreadable {
+        errs.add(*f, "请选择“是”或“否”");
     }
     if action == Action::FollowUp {
         if i.contacted.is_none() {
@@ -219,8 +226,8 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         if i.contacted == Some(true) && i.solved.is_none() {
             errs.add("solved", "请填写是否解决");
         }
-        if i.contacted == Some(true) && !sat.is_some_and(|s| SATISFACTION.iter().any(|(k, _)| *k == s)) {
-            errs.add("satisfaction", "满意度应为 satisfied、basically_satisfied 或 unsatisfied");
+        if i.contacted == Some(true) && sat.is_none() {
+            errs.add("satisfaction", "请填写满意度（满意、基本满意或不满意）");
         }
     }
     if action == Action::RequestExtension && !i.hours.is_some_and(|h| h > 0.0 && h <= 400.0) {

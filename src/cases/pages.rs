@@ -239,8 +239,23 @@ async fn read_action(mut mp: Multipart) -> AppResult<(ActionInput, Vec<photos::P
             "version" if !v.trim().is_empty() => i.version = Some(v.trim().parse().unwrap_or(-1)),
             "note" => i.note = v,
             "assignee" => i.assignee = v,
-            "contacted" => i.contacted = Some(v == "true"),
-            "solved" => i.solved = Some(v == "true"),
+            // Yes, no, or not answered; anything else is refused, not taken as no.
+            "contacted" | "solved" => {
+                let flag = match v.trim() {
+                    "" => None,
+                    "true" | "1" | "on" => Some(true),
+                    "false" | "0" | "off" => Some(false),
+                    _ => {
+                        i.unreadable.push(if name == "contacted" { "contacted" } else { "solved" });
+                        None
+                    }
+                };
+                if name == "contacted" {
+                    i.contacted = flag;
+                } else {
+                    i.solved = flag;
+                }
+            }
             "satisfaction" => i.satisfaction = Some(v),
             "hours" => i.hours = v.parse().ok(),
             _ => {}

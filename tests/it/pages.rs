@@ -199,7 +199,48 @@ async fn forms_and_programs_are_told_apart(app: TestApp) {
     assert!(import.get("application/octet-stream").is_some(), "{import}");
 }
 
+/// The follow-up form's yes/no answers are yes, no or unanswered: anything else is refused
+/// instead of being counted as 未联系上 (found by the web probe: it skewed the rates), and a
+/// wrong satisfaction is said once, in words.
+async fn a_follow_up_takes_yes_or_no(app: TestApp) {
+    use crate::cases::act;
+    let staff = app.login("huahuaqiao").await;
+    let unit = app.login("danwei").await;
+    let body = serde_json::json!({"category": "ldd", "description": "楼道灯不亮", "grid": "520627001001002"});
+    let number = app.post("/api/v1/cases").bearer(&staff).json(body).send().await.json()["number"].as_str().unwrap().to_string();
+    act(&app, &staff, &number, serde_json::json!({"action": "register"})).await;
+    act(&app, &staff, &number, serde_json::json!({"action": "dispatch", "assignee": "DW001"})).await;
+    act(&app, &unit, &number, serde_json::json!({"action": "accept"})).await;
+    let (s, _) = act(&app, &unit, &number, serde_json::json!({"action": "finish", "note": "已修好"})).await;
+    assert_eq!(s, StatusCode::OK);
+    let cookie = format!("linli_session={staff}");
+    let page = app.get(&format!("/cases/{number}")).cookie(&cookie).send().await.text();
+    let csrf = page.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let post = |fields: Vec<(&'static str, &'static str)>| {
+        let mut all = vec![("_csrf", csrf.as_str()), ("action", "follow_up")];
+        all.extend(fields);
+        let (ct, body) = crate::h5::multipart(&all, None);
+        app.post(&format!("/cases/{number}/act")).cookie(&cookie).raw(&ct, body).send()
+    };
+    let r = post(vec![("contacted", "maybe"), ("solved", "true"), ("satisfaction", "satisfied")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("请选择“是”或“否”"), "{}", r.text());
+    let r = post(vec![("contacted", ""), ("solved", ""), ("satisfaction", "")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "nothing answered is not 未联系上");
+    let r = post(vec![("contacted", "true"), ("solved", "yes"), ("satisfaction", "satisfied")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = post(vec![("contacted", "true"), ("solved", "true"), ("satisfaction", "bogus")]).await;
+    let text = r.text();
+    assert_eq!(text.matches("满意度应为满意、基本满意或不满意").count(), 1, "{text}");
+    assert!(!text.contains("satisfied、"), "the codes are not the message: {text}");
+    let r = post(vec![("contacted", "true"), ("solved", "true"), ("satisfaction", "satisfied")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let v = app.get(&format!("/api/v1/cases/{number}")).bearer(&staff).send().await.json();
+    assert_eq!((v["contacted"].as_bool(), v["solved"].as_bool()), (Some(true), Some(true)), "{v}");
+}
+
 both!(
+    a_follow_up_takes_yes_or_no,
     forms_and_programs_are_told_apart,
     a_refused_import_keeps_the_paste,
     small_fields_say_what_is_wrong,
