@@ -26,7 +26,9 @@ pub struct Unit {
     pub kind: String,
     /// Contact person.
     pub contact_name: String,
-    /// Contact phone (a work number).
+    /// Contact phone (a work number): a mobile is someone's own and shown starred (an office
+    /// line as it is); the full number is the unit register's, revealed with a reason.
+    #[serde(serialize_with = "starred")]
     pub contact_phone: String,
     /// Community codes served, comma separated (empty: the whole county).
     pub communities: String,
@@ -53,7 +55,21 @@ fn unit_row(r: &Row) -> AppResult<Unit> {
     })
 }
 
+/// A contact number as shown: a mobile starred (138****1234), anything else as it is.
+pub fn shown_phone(phone: &str) -> String {
+    crate::ident::Mobile::parse(phone).map(|m| m.masked()).unwrap_or_else(|_| phone.to_string())
+}
+
+fn starred<S: serde::Serializer>(phone: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&shown_phone(phone))
+}
+
 impl Unit {
+    /// The contact number as shown (see [`shown_phone`]).
+    pub fn phone_shown(&self) -> String {
+        shown_phone(&self.contact_phone)
+    }
+
     /// True when the unit serves the community (an empty list serves all).
     pub fn serves(&self, community_code: &str) -> bool {
         self.communities.trim().is_empty() || self.communities.split(',').any(|c| c.trim() == community_code)
@@ -147,8 +163,11 @@ pub async fn create(st: &AppState, p: &Principal, i: &UnitInput, is_demo: bool) 
     if code.is_empty() || code.len() > 32 || !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         errs.add("code", "单位编码应为 1～32 位字母、数字或连字符");
     }
-    if i.name.trim().is_empty() || i.name.chars().count() > 64 {
-        errs.add("name", "单位名称不能为空，且不超过 64 个字");
+    if i.name.trim().is_empty() || i.name.chars().count() > 64 || crate::ident::has_control(&i.name) {
+        errs.add("name", "单位名称不能为空，不超过 64 个字，且不含控制字符");
+    }
+    if i.contact_name.trim().chars().count() > 32 || crate::ident::has_control(&i.contact_name) {
+        errs.add("contact_name", "联系人不超过 32 个字，且不含控制字符");
     }
     if !KINDS.contains(&i.kind.trim()) {
         errs.add("kind", format!("单位类型应为：{}", KINDS.join("、")));

@@ -144,6 +144,21 @@ async fn small_fields_say_what_is_wrong(app: TestApp) {
     for (code, phone) in [("DWT2", "0856-1234567"), ("DWT3", "13800138000")] {
         assert_eq!(app.post("/api/v1/units").bearer(&admin).json(unit(code, phone)).send().await.status, StatusCode::CREATED);
     }
+    // A contact's mobile is starred wherever units are listed (a resident could read it whole).
+    let jumin = app.login("jumin").await;
+    for who in [&admin, &jumin] {
+        let r = app.get("/api/v1/units?q=DWT3").bearer(who).send().await;
+        assert!(r.text().contains("138****8000") && !r.text().contains("13800138000"), "{}", r.text());
+    }
+    let settings = app.get("/admin").cookie(&format!("linli_session={admin}")).send().await.text();
+    assert!(settings.contains("138****8000") && !settings.contains("13800138000"));
+    let r = app
+        .post("/api/v1/units")
+        .bearer(&admin)
+        .json(serde_json::json!({"code": "DWT4", "name": "县测试局", "kind": "机关", "contact_name": "李".repeat(33)}))
+        .send()
+        .await;
+    assert_eq!(r.json()["fields"][0]["field"], "contact_name");
     let body = serde_json::json!({"username": "no_scope", "role": "grid_worker", "scope": "", "password": "Init-Pass123"});
     let r = app.post("/api/v1/users").bearer(&admin).json(body).send().await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
