@@ -253,6 +253,29 @@ struct TreePage {
     geojson: String,
 }
 
+/// The node a user's tree and map open on: their scope's (a unit contact's scope is a unit,
+/// whose area is the county: /tree answered 404 while /tree?node=… opened).
+fn home_node(p: &Principal) -> &str {
+    p.scope_path.trim_matches('/').rsplit('/').next().filter(|c| !c.is_empty()).unwrap_or(&p.scope)
+}
+
+impl TreePage {
+    /// Page `n` of the children as listed now: the kind, search and retired filters kept (a
+    /// type filter's pages led back to the unfiltered children).
+    fn page_link(&self, n: i64) -> String {
+        let mut link = format!("/tree?node={}", crate::web::urlencode(&self.node.code));
+        for (k, v) in [("kind", self.filter.kind.as_deref()), ("q", self.filter.q.as_deref())] {
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
+                link.push_str(&format!("&{k}={}", crate::web::urlencode(v)));
+            }
+        }
+        if self.filter.retired == Some(true) {
+            link.push_str("&retired=true");
+        }
+        format!("{link}&page={n}")
+    }
+}
+
 #[derive(Deserialize, Default)]
 struct TreeQ {
     node: Option<String>,
@@ -324,7 +347,7 @@ async fn tree_page(st: &AppState, p: &Principal, code: &str, mut filter: NodeFil
 }
 
 async fn tree_get(State(st): State<AppState>, p: Principal, Q(q): Q<TreeQ>) -> AppResult<Response> {
-    let code = q.node.unwrap_or_else(|| p.scope.clone());
+    let code = q.node.unwrap_or_else(|| home_node(&p).to_string());
     let filter = NodeFilter { kind: q.kind, q: q.q, retired: q.retired, page: q.page, ..Default::default() };
     tree_page(&st, &p, &code, filter, Extras { notice: q.notice.unwrap_or_default(), ..Extras::default() }).await
 }
@@ -441,7 +464,7 @@ struct MapQ {
 }
 
 async fn map_get(State(st): State<AppState>, p: Principal, Q(q): Q<MapQ>) -> AppResult<Response> {
-    let node = store::get_node(&st, &p, q.node.as_deref().unwrap_or(&p.scope)).await?;
+    let node = store::get_node(&st, &p, q.node.as_deref().unwrap_or(home_node(&p))).await?;
     let grids = geometry::grid_polygons(&st.db, &node.path).await?;
     let mut communities: Vec<(String, String)> = Vec::new();
     for g in &grids {

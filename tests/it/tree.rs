@@ -306,7 +306,28 @@ async fn a_patch_keeps_what_it_leaves_out(app: TestApp) {
     assert!(r.text().contains("由上级"), "{}", r.text());
 }
 
+/// The tree's pages keep their type filter from page to page, a grid's page leads to its
+/// report QR code and poster, and a unit contact's tree and map open on the county.
+async fn tree_pages_lead_on(app: TestApp) {
+    let heping = app.login("heping").await;
+    let page = app.get("/tree?node=520627001&kind=building").cookie(&format!("linli_session={heping}")).send().await.text();
+    let next = page.split("<p class=\"pager\">").nth(1).expect("buildings fill pages");
+    assert!(next.contains("href=\"/tree?node=520627001&#38;kind=building&#38;page=2\""), "{next}");
+    let grid = app.get("/tree?node=520627001001003").cookie(&format!("linli_session={heping}")).send().await.text();
+    assert!(grid.contains("/grids/520627001001003/poster"), "a grid's QR poster is linked");
+    assert_eq!(
+        app.get("/grids/520627001001003/poster").cookie(&format!("linli_session={heping}")).send().await.status,
+        StatusCode::OK
+    );
+    let unit = app.login("danwei").await;
+    for path in ["/tree", "/map"] {
+        let r = app.get(path).cookie(&format!("linli_session={unit}")).send().await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
+    }
+}
+
 both!(
+    tree_pages_lead_on,
     a_patch_keeps_what_it_leaves_out,
     grids_of_two_communities_do_not_overlap,
     crud_and_validation,
