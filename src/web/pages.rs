@@ -107,6 +107,11 @@ struct Dashboard {
 }
 
 async fn dashboard(State(st): State<AppState>, p: Principal) -> AppResult<Response> {
+    // A resident's own site is the H5 one (their reports, 我要报事): the staff console showed
+    // them the county's counts and cards that lead nowhere.
+    if p.role == crate::auth::Role::Resident {
+        return Ok(crate::web::see_other("/m").into_response());
+    }
     // A unit's contact is shown its own queue only (below): the county's figures, counted
     // from every register, would be computed for nothing.
     let m = if p.role == crate::auth::Role::UnitContact { Map::new() } else { overview(&st, &p).await? };

@@ -71,7 +71,7 @@ async fn admin_forms_are_county_admins(app: TestApp) {
     for user in ["jumin", "huahuaqiao", "heping"] {
         let t = app.login(user).await;
         let cookie = format!("linli_session={t}");
-        let csrf = csrf_of(&app.get("/").cookie(&cookie).send().await.text());
+        let csrf = csrf_of(&app.get("/password").cookie(&cookie).send().await.text());
         let r = app.post("/admin/open311").cookie(&cookie).form(&[("_csrf", &csrf), ("anonymous", "1")]).send().await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{user}: {}", r.text());
         let r = app.post("/admin/calendar").cookie(&cookie).form(&[("_csrf", &csrf), ("calendar", "")]).send().await;
