@@ -2,12 +2,13 @@
 //! the database cost a read three quarters of its time (65,000 bare requests/s, 17,000 with a
 //! token).
 //!
-//! Whatever changes what a token resolves to — logout, revocation, a lock (by an admin or
-//! after failed logins), a password change — bumps `auth_version` in its transaction
+//! Whatever changes what a token resolves to — logout, revocation, an administrator's lock, a
+//! password change — bumps `auth_version` in its transaction
 //! ([`changed`]) and clears this node's cache after the commit ([`TokenCache::clear`]); other
 //! nodes see the version move within two seconds (the poller of `serve`). An entry is read
 //! again after [`TTL`] in any case, and expiry, lock and idle time are checked on every
-//! request against the remembered values.
+//! request against the remembered values. A lockout after failed passwords changes nothing
+//! here: it refuses new logins only ([`super::store::admin_locked`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -133,7 +134,9 @@ pub async fn resolve(st: &AppState, token: &str, ip: &str) -> AppResult<Option<P
             r
         }
     };
-    let blocked = r.disabled || r.locked_until.is_some_and(|t| t > now);
+    // An administrator's lock, not a lockout after failed passwords: anyone can type a name
+    // and five wrong passwords, which logged the account's owner out everywhere.
+    let blocked = r.disabled || super::store::admin_locked(r.locked_until);
     let Some((created, last)) = r.session else {
         return Ok((!blocked).then(|| Principal { ip: ip.into(), ..r.principal }));
     };

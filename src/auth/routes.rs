@@ -104,8 +104,8 @@ struct PasswordForm {
 
 async fn change_password(st: &AppState, p: &Principal, f: &PasswordForm) -> AppResult<()> {
     let mut errs = FieldErrors::default();
-    if !store::check_current_password(st, &p.username, &f.current).await? {
-        errs.add("current", "当前密码不正确");
+    if let Err(wrong) = store::check_own_password(st, p, &f.current).await? {
+        errs.add("current", wrong);
     }
     if f.password != f.confirm {
         errs.add("confirm", "两次输入的新密码不一致");
@@ -262,17 +262,32 @@ struct TokenForm {
     expires_in_days: Option<serde_json::Value>,
 }
 
+/// A 403 with its own zh-CN message, answered as an [`AppError`] is (JSON for the API, the
+/// error page on page routes).
+fn forbidden(message: &str) -> Response {
+    let mut resp = (StatusCode::FORBIDDEN, Json(json!({"error": message}))).into_response();
+    resp.extensions_mut().insert(crate::error::ErrorInfo { message: message.into(), fields: Vec::new() });
+    resp
+}
+
+/// Only a signed-in person issues personal access tokens, not a token.
+fn token_caller(p: &Principal) -> Option<Response> {
+    (p.via == super::Via::Token).then(|| forbidden(store::TOKEN_FROM_TOKEN))
+}
+
 impl TokenForm {
     /// The days asked for; a text that is not a whole number is refused by field.
     fn days(&self) -> AppResult<Option<i64>> {
         match &self.expires_in_days {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(serde_json::Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(serde_json::Value::String(s)) => {
-                s.trim().parse().map(Some).map_err(|_| AppError::field("expires_in_days", "有效期应为 1～3650 天"))
-            }
-            Some(v) => v.as_i64().map(Some).ok_or_else(|| AppError::field("expires_in_days", "有效期应为 1～3650 天")),
+            Some(serde_json::Value::String(s)) => s.trim().parse().map(Some).map_err(|_| Self::bad_days()),
+            Some(v) => v.as_i64().map(Some).ok_or_else(Self::bad_days),
         }
+    }
+
+    fn bad_days() -> AppError {
+        AppError::field("expires_in_days", format!("有效期应为 1～{} 天", store::TOKEN_MAX_DAYS))
     }
 }
 
@@ -282,6 +297,9 @@ async fn tokens_get(State(st): State<AppState>, p: Principal) -> AppResult<Respo
 }
 
 async fn tokens_post(State(st): State<AppState>, p: Principal, FormBody(f): FormBody<TokenForm>) -> AppResult<Response> {
+    if let Some(refused) = token_caller(&p) {
+        return Ok(refused);
+    }
     let name = if f.name.trim().is_empty() { "未命名".to_string() } else { f.name.trim().chars().take(40).collect() };
     let new_token = store::issue_token(&st, Some(&p), &p.actor(), &p.username, &name, f.days()?).await?;
     let tokens = store::list_tokens(&st, &p).await?;
@@ -366,15 +384,26 @@ async fn api_tokens(State(st): State<AppState>, p: Principal) -> AppResult<Json<
     Ok(Json(json!({"items": store::list_tokens(&st, &p).await?})))
 }
 
-async fn api_token_create(
-    State(st): State<AppState>,
-    p: Principal,
-    OptJson(body): OptJson<TokenForm>,
-) -> AppResult<(StatusCode, Json<serde_json::Value>)> {
+async fn api_token_create(State(st): State<AppState>, p: Principal, req: axum::extract::Request) -> AppResult<Response> {
+    use axum::extract::FromRequest;
+    if let Some(refused) = token_caller(&p) {
+        return Ok(refused);
+    }
+    // A JSON object ({} for every default): an empty body or `[]` was read as {} and issued a
+    // token nobody asked for in those words.
+    let bytes =
+        axum::body::Bytes::from_request(req, &st).await.map_err(|_| AppError::BadRequest("请求内容过大或读取失败".into()))?;
+    if !bytes.trim_ascii_start().starts_with(b"{") {
+        return Err(AppError::BadRequest(
+            "请求体应为 JSON 对象，如 {\"name\": \"热线对接\", \"expires_in_days\": 90}（都可省略：{}）".into(),
+        ));
+    }
+    let JsonBody(body) = JsonBody::<TokenForm>::from_request(axum::extract::Request::new(bytes.into()), &st).await?;
     let days = body.days()?;
     let name = Some(body.name).filter(|n| !n.trim().is_empty()).unwrap_or_else(|| "api".into());
     let token = store::issue_token(&st, Some(&p), &p.actor(), &p.username, &name, days).await?;
-    Ok((StatusCode::CREATED, Json(json!({"token": token, "name": name, "expires_in_days": days.unwrap_or(store::TOKEN_DAYS)}))))
+    let answer = json!({"token": token, "name": name, "expires_in_days": days.unwrap_or(store::TOKEN_DAYS)});
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 async fn api_token_revoke(State(st): State<AppState>, p: Principal, Path(id): Path<i64>) -> AppResult<StatusCode> {

@@ -284,6 +284,13 @@ async fn target(st: &AppState, by: Option<&Principal>, username: &str) -> AppRes
 /// `locked_until` of an account an admin locked (a lockout after failed logins ends sooner).
 const ADMIN_LOCK: i64 = i64::MAX / 2;
 
+/// Whether `locked_until` is an administrator's lock (`user lock`, the users page), which ends
+/// the account's sessions and stops its tokens. A lockout after failed passwords only refuses
+/// new logins: anyone may type a name five times, so it must not log its owner out.
+pub(super) fn admin_locked(locked_until: Option<i64>) -> bool {
+    locked_until.is_some_and(|t| t >= ADMIN_LOCK)
+}
+
 /// Locks or unlocks an account.
 pub async fn set_lock(st: &AppState, by: Option<&Principal>, actor: &Actor, username: &str, action: UserAction) -> AppResult<()> {
     let u = target(st, by, username).await?;
@@ -330,8 +337,10 @@ pub async fn set_lock(st: &AppState, by: Option<&Principal>, actor: &Actor, user
 
 /// Sets a new password. An admin reset forces a change at next login and ends the account's
 /// sessions and personal access tokens (a reset is how a taken-over account is recovered); a
-/// user's own change (with the old password checked by the caller) clears that flag and ends
-/// the account's other sessions.
+/// user's own change (with the old password checked by the caller, [`check_own_password`])
+/// clears that flag and ends the account's personal access tokens and other sessions — the
+/// usual reason to change one's password is that someone else may know it, and a token they
+/// issued would outlive the change. The calling session goes on.
 pub async fn set_password(
     st: &AppState,
     by: Option<&Principal>,
@@ -365,28 +374,27 @@ pub async fn set_password(
     .bind(ADMIN_LOCK)
     .execute(&mut tx)
     .await?;
-    if own {
-        let current = match by.map(|p| &p.via) {
-            Some(Via::Session { token_hash, .. }) => token_hash.as_str(),
-            _ => "",
-        };
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
-            .bind(u.id)
-            .bind(current)
-            .execute(&mut tx)
-            .await?;
-    } else {
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(u.id).execute(&mut tx).await?;
-        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-            .bind(now_ms())
-            .bind(u.id)
-            .execute(&mut tx)
-            .await?;
-    }
+    // Every session but the caller's (an admin reset: every one).
+    let current = match by.map(|p| &p.via) {
+        Some(Via::Session { token_hash, .. }) if own => token_hash.as_str(),
+        _ => "",
+    };
+    let sessions = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+        .bind(u.id)
+        .bind(current)
+        .execute(&mut tx)
+        .await?
+        .rows_affected();
+    let tokens = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+        .bind(now_ms())
+        .bind(u.id)
+        .execute(&mut tx)
+        .await?
+        .rows_affected();
     let (act, summary) = if own {
-        ("user.password_change", "修改本人密码".to_string())
+        ("user.password_change", format!("修改本人密码，吊销 {tokens} 个访问令牌，结束 {sessions} 个其他会话"))
     } else {
-        ("user.password_reset", format!("重置 {username} 的密码"))
+        ("user.password_reset", format!("重置 {username} 的密码，吊销 {tokens} 个访问令牌，结束 {sessions} 个会话"))
     };
     let ev = Event { action: act, entity: "user", entity_id: username, node_path: &u.scope_path, summary: &summary };
     audit::append(&mut tx, &st.chain, actor, ev);
@@ -394,12 +402,73 @@ pub async fn set_password(
     Ok(())
 }
 
-/// Verifies a user's current password (for the change-password form).
-pub async fn check_current_password(st: &AppState, username: &str, pw: &str) -> AppResult<bool> {
-    Ok(match find_user(st, username).await? {
-        Some(u) => password::verify(pw, &u.password_hash).await,
-        None => false,
-    })
+/// Checks the current password typed on the change-password form by the signed-in `p`.
+///
+/// A wrong one counts toward the same lockout as a wrong login, and is audited like one: a
+/// stolen session could otherwise guess the password without limit. While the account is
+/// locked the form is refused (423) without checking. `Ok(Err(message))`: the password is
+/// wrong (the message for the field `current`).
+pub async fn check_own_password(st: &AppState, p: &Principal, pw: &str) -> AppResult<Result<(), String>> {
+    let u = find_user(st, &p.username).await?.ok_or(AppError::Unauthorized)?;
+    let actor = p.actor();
+    if let Some(until) = u.locked_until.filter(|t| *t > now_ms()) {
+        let ev = Event { node_path: &u.scope_path, ..login_failed(&u.username, "账号锁定期间尝试修改密码") };
+        audit::record(&st.db, &st.chain, &actor, ev).await?;
+        return Err(AppError::Locked(if admin_locked(Some(until)) {
+            locked_msg(until)
+        } else {
+            format!("密码连续输入错误次数过多，账号已锁定，请 {} 分钟后再试", minutes_to(until))
+        }));
+    }
+    if password::verify(pw, &u.password_hash).await {
+        return Ok(Ok(()));
+    }
+    Ok(Err(match count_failure(st, &u, &actor, &u.username, "修改密码时当前密码错误").await? {
+        Some(until) => {
+            format!("当前密码不正确；错误次数过多，账号已锁定，{} 分钟内不能登录或修改密码", minutes_to(until))
+        }
+        None => "当前密码不正确".into(),
+    }))
+}
+
+/// The audit entry of a failed login (or a wrong current password: the same lockout).
+fn login_failed<'a>(username: &'a str, summary: &'a str) -> Event<'a> {
+    Event { action: "login.failed", entity: "user", entity_id: username, node_path: "/", summary }
+}
+
+/// Counts a wrong password against account `u`, locks it for new logins at the threshold, and
+/// audits the failure as `what` under the name `typed`; returns until when it is locked now, if
+/// this failure locked it.
+async fn count_failure(st: &AppState, u: &UserRow, actor: &Actor, typed: &str, what: &str) -> AppResult<Option<i64>> {
+    let mut tx = st.db.begin().await?;
+    // Counted in the row, not on from the count read before the password check: guesses
+    // sent together would each have written the same count and never locked the account.
+    let r = sqlx::query("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins")
+        .bind(u.id)
+        .fetch_one(&mut tx)
+        .await?;
+    let failed: i64 = get(&r, "failed_logins")?;
+    let lock = (failed >= st.cfg.lockout_threshold).then_some(now_ms() + st.cfg.lockout_secs * 1000);
+    if let Some(until) = lock {
+        // A lock set meanwhile by an administrator (indefinite) is not shortened. Sessions and
+        // tokens are left alone (see [`admin_locked`]), so the token cache needs no word.
+        sqlx::query(
+            "UPDATE users SET failed_logins = 0, \
+             locked_until = CASE WHEN locked_until > $1 THEN locked_until ELSE $1 END WHERE id = $2",
+        )
+        .bind(until)
+        .bind(u.id)
+        .execute(&mut tx)
+        .await?;
+    }
+    let summary = if lock.is_some() {
+        format!("{what}（第 {failed} 次），账号已锁定")
+    } else {
+        format!("{what}（第 {failed} 次）")
+    };
+    audit::append(&mut tx, &st.chain, actor, Event { node_path: &u.scope_path, ..login_failed(typed, &summary) });
+    tx.commit().await?;
+    Ok(lock)
 }
 
 /// Throttle window for login failures per client address.
@@ -459,8 +528,13 @@ fn refusal(u: &UserRow, now: i64) -> Option<AppError> {
     u.locked_until.filter(|t| *t > now).map(|until| AppError::Locked(locked_msg(until)))
 }
 
+/// Whole minutes (at least one) until `until`.
+fn minutes_to(until: i64) -> i64 {
+    ((until - now_ms()) as f64 / 60000.0).ceil().max(1.0) as i64
+}
+
 fn locked_msg(until: i64) -> String {
-    let mins = ((until - now_ms()) as f64 / 60000.0).ceil().max(1.0) as i64;
+    let mins = minutes_to(until);
     if mins > 60 * 24 * 365 {
         "账号已被管理员锁定，请联系管理员".into()
     } else {
@@ -474,9 +548,7 @@ pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResu
     // needs no account, so a megabyte name or a line break would land there as it is.
     let typed = audit::printable(username, 64);
     let actor = Actor { name: typed.clone(), ip: ip.into() };
-    fn fail<'a>(username: &'a str, summary: &'a str) -> Event<'a> {
-        Event { action: "login.failed", entity: "user", entity_id: username, node_path: "/", summary }
-    }
+    let fail = login_failed;
     if ip_blocked(st, ip).await? {
         // Logged once per window: past the limit every attempt would add an entry, unbounded.
         if note_ip_failure(st, ip).await? == ip_limit(st) + 1 {
@@ -499,37 +571,7 @@ pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResu
     }
     if !password::verify(pw, &u.password_hash).await {
         note_ip_failure(st, ip).await?;
-        let mut tx = st.db.begin().await?;
-        // Counted in the row, not on from the count read before the password check: guesses
-        // sent together would each have written the same count and never locked the account.
-        let r = sqlx::query("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins")
-            .bind(u.id)
-            .fetch_one(&mut tx)
-            .await?;
-        let failed: i64 = get(&r, "failed_logins")?;
-        let lock = (failed >= st.cfg.lockout_threshold).then_some(now + st.cfg.lockout_secs * 1000);
-        if let Some(until) = lock {
-            // A lock set meanwhile by an administrator (indefinite) is not shortened.
-            sqlx::query(
-                "UPDATE users SET failed_logins = 0, \
-                 locked_until = CASE WHEN locked_until > $1 THEN locked_until ELSE $1 END WHERE id = $2",
-            )
-            .bind(until)
-            .bind(u.id)
-            .execute(&mut tx)
-            .await?;
-        }
-        let summary = if lock.is_some() {
-            format!("密码错误（第 {failed} 次），账号已锁定")
-        } else {
-            format!("密码错误（第 {failed} 次）")
-        };
-        audit::append(&mut tx, &st.chain, &actor, Event { node_path: &u.scope_path, ..fail(&typed, &summary) });
-        if lock.is_some() {
-            commit_auth_change(st, tx).await?;
-        } else {
-            tx.commit().await?;
-        }
+        count_failure(st, &u, &actor, &typed, "密码错误").await?;
         return Err(AppError::BadCredentials);
     }
     let token = random_hex(32);
@@ -567,16 +609,20 @@ pub async fn login(st: &AppState, username: &str, pw: &str, ip: &str) -> AppResu
     Ok(LoginOk { principal: u.principal(Via::Session { csrf, token_hash: th }, ip), token })
 }
 
-/// Ends a session.
+/// Ends a session. A personal access token is not a session: logging out with one is refused
+/// with where tokens are revoked (it used to answer as if done while the token went on).
 pub async fn logout(st: &AppState, p: &Principal) -> AppResult<()> {
-    if let Via::Session { token_hash, .. } = &p.via {
-        let mut tx = st.db.begin().await?;
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&mut tx).await?;
-        let ev =
-            Event { action: "logout", entity: "user", entity_id: &p.username, node_path: &p.scope_path, summary: "退出登录" };
-        audit::append(&mut tx, &st.chain, &p.actor(), ev);
-        commit_auth_change(st, tx).await?;
-    }
+    let Via::Session { token_hash, .. } = &p.via else {
+        return Err(AppError::BadRequest(
+            "个人访问令牌不能通过退出登录停用：请在“访问令牌”页面（/tokens）吊销，或调用 DELETE /api/v1/tokens/{id}".into(),
+        ));
+    };
+    let mut tx = st.db.begin().await?;
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&mut tx).await?;
+    let ev =
+        Event { action: "logout", entity: "user", entity_id: &p.username, node_path: &p.scope_path, summary: "退出登录" };
+    audit::append(&mut tx, &st.chain, &p.actor(), ev);
+    commit_auth_change(st, tx).await?;
     Ok(())
 }
 
@@ -593,9 +639,17 @@ async fn commit_auth_change(st: &AppState, mut tx: Tx) -> AppResult<()> {
 /// Days a personal access token lasts unless asked otherwise.
 pub const TOKEN_DAYS: i64 = 180;
 
+/// Longest validity of a personal access token, in days (documented: 1–3650).
+pub const TOKEN_MAX_DAYS: i64 = 3650;
+
+/// Why a personal access token may not issue tokens (answered 403).
+pub const TOKEN_FROM_TOKEN: &str = "个人访问令牌不能签发新令牌：请登录后在“访问令牌”页面签发，或用登录所得的会话令牌调用本接口";
+
 /// Issues a personal access token for `username`, valid for `days` (default [`TOKEN_DAYS`],
-/// at most 3650), and returns it (shown once); `by` (the caller, None for the CLI) may not
-/// while its initial password is unchanged — a token would skip that change.
+/// at most [`TOKEN_MAX_DAYS`]), and returns it (shown once); `by` (the caller, None for the
+/// CLI) may not while its initial password is unchanged — a token would skip that change —
+/// nor with a personal access token: only a signed-in person issues tokens (tokens minted
+/// by a token outlived its revocation, and could renew themselves for ever).
 pub async fn issue_token(
     st: &AppState,
     by: Option<&Principal>,
@@ -604,6 +658,10 @@ pub async fn issue_token(
     name: &str,
     days: Option<i64>,
 ) -> AppResult<String> {
+    if by.is_some_and(|p| p.via == Via::Token) {
+        // The routes answer with [`TOKEN_FROM_TOKEN`] before this.
+        return Err(AppError::Forbidden);
+    }
     if by.is_some_and(|p| p.must_change_password) {
         return Err(AppError::PasswordChangeRequired);
     }
@@ -612,12 +670,14 @@ pub async fn issue_token(
         errs.add("name", "令牌名称不能超过 64 个字");
     }
     let days = days.unwrap_or(TOKEN_DAYS);
-    if !(1..=3650).contains(&days) {
-        errs.add("expires_in_days", "有效期应为 1～3650 天");
+    if !(1..=TOKEN_MAX_DAYS).contains(&days) {
+        errs.add("expires_in_days", format!("有效期应为 1～{TOKEN_MAX_DAYS} 天"));
     }
     errs.finish()?;
     let u = find_user(st, username).await?.ok_or(AppError::NotFound)?;
-    if u.disabled || u.locked_until.is_some_and(|t| t > now_ms()) {
+    // As [`super::cache::resolve`] would refuse the token: a lockout after failed passwords
+    // leaves the account's sessions — and the tokens they issue — working.
+    if u.disabled || admin_locked(u.locked_until) {
         return Err(AppError::Conflict(format!("账号 {username} 已停用或锁定，不能签发访问令牌")));
     }
     let token = format!("lpat_{}", random_hex(24));

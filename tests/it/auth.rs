@@ -111,7 +111,8 @@ async fn account_list_pages_and_filters(app: TestApp) {
 
 async fn lockout_and_throttle(app: TestApp) {
     let login = |pw: &str| app.post("/api/v1/auth/login").json(json!({"username": "heping", "password": pw}));
-    // A session in use (so remembered by the token cache) ends when the account locks.
+    // A session in use (so remembered by the token cache) outlives the lockout: the lockout
+    // refuses new logins only, or anyone could log anyone out with five wrong passwords.
     let live = app.login("heping").await;
     assert_eq!(app.get("/api/v1/me").bearer(&live).send().await.status, StatusCode::OK);
     for i in 1..=5 {
@@ -122,7 +123,7 @@ async fn lockout_and_throttle(app: TestApp) {
     let r = login(PW).send().await;
     assert_eq!(r.status, StatusCode::LOCKED, "locked even with the right password");
     assert!(r.json()["error"].as_str().unwrap().contains("锁定"));
-    assert_eq!(app.get("/api/v1/me").bearer(&live).send().await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/api/v1/me").bearer(&live).send().await.status, StatusCode::OK);
     // An admin unlocks; the right password works again.
     let admin = app.login("admin").await;
     let r = app.post("/api/v1/users/heping/unlock").bearer(&admin).send().await;
@@ -354,7 +355,8 @@ async fn forced_password_change_and_tokens(app: TestApp) {
 
 /// Tokens and sessions follow the password: no personal access token while the initial
 /// password is unchanged (it would skip the change); an admin reset ends the account's
-/// sessions and tokens; one's own change ends one's other sessions.
+/// sessions and tokens; one's own change ends one's tokens and other sessions (a probe found
+/// a token minted by whoever took the account outliving the owner's change).
 async fn tokens_and_sessions_follow_the_password(app: TestApp) {
     let admin = app.login("admin").await;
     let body = json!({"username": "newstaff", "role": "grid_worker", "scope": "520627001003", "password": "Init-Pass123"});
@@ -390,7 +392,12 @@ async fn tokens_and_sessions_follow_the_password(app: TestApp) {
     assert_eq!(app.post("/api/v1/auth/password").bearer(&a).json(change).send().await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.get("/api/v1/me").bearer(&a).send().await.status, StatusCode::OK);
     assert_eq!(app.get("/api/v1/me").bearer(&b).send().await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.get("/api/v1/me").bearer(&pat).send().await.status, StatusCode::OK, "one's own tokens stay");
+    assert_eq!(app.get("/api/v1/me").bearer(&pat).send().await.status, StatusCode::UNAUTHORIZED, "one's tokens end too");
+    let items = app.get("/api/v1/tokens").bearer(&a).send().await.json()["items"].clone();
+    assert!(items.as_array().unwrap().iter().all(|t| t["revoked"] == true), "{items}");
+    let admin_log = app.get("/api/v1/audit?action=user.password_change&actor=heping").bearer(&admin).send().await.json();
+    let summary = admin_log["items"][0]["summary"].as_str().unwrap_or_default().to_string();
+    assert!(summary.contains("吊销 1 个访问令牌") && summary.contains("1 个其他会话"), "{admin_log}");
     // Admin reset: sessions and tokens end.
     let r =
         app.post("/api/v1/users/heping/reset-password").bearer(&admin).json(json!({"password": "Reset-Pass-789"})).send().await;
@@ -447,6 +454,133 @@ async fn unknown_names_answer_like_accounts(app: TestApp) {
     assert!(ghost[5].1.contains("账号已锁定"), "{ghost:?}");
 }
 
+/// A lockout after failed logins refuses new logins only: five wrong passwords typed by anyone
+/// used to end the victim's sessions and stop its tokens. An administrator's lock still ends
+/// both.
+async fn lockout_keeps_sessions_and_tokens(app: TestApp) {
+    let live = app.login("heping").await;
+    let pat = app.post("/api/v1/tokens").bearer(&live).json(json!({"name": "对接"})).send().await.json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(app.get("/api/v1/me").bearer(&pat).send().await.status, StatusCode::OK);
+    for _ in 0..5 {
+        let r = app.post("/api/v1/auth/login").json(json!({"username": "heping", "password": "wrong-Password1"})).send().await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = app.post("/api/v1/auth/login").json(json!({"username": "heping", "password": PW})).send().await;
+    assert_eq!(r.status, StatusCode::LOCKED, "new logins are refused");
+    assert_eq!(app.get("/api/v1/me").bearer(&live).send().await.status, StatusCode::OK, "the session goes on");
+    assert_eq!(app.get("/api/v1/me").bearer(&pat).send().await.status, StatusCode::OK, "the token goes on");
+    let sessions: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.username = 'heping'")
+            .fetch_one(&app.st.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(sessions, 1, "the session row was kept");
+    // An administrator's lock ends the sessions and stops the tokens while it lasts.
+    let admin = app.login("admin").await;
+    assert_eq!(app.post("/api/v1/users/heping/lock").bearer(&admin).send().await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get("/api/v1/me").bearer(&live).send().await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/api/v1/me").bearer(&pat).send().await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.post("/api/v1/users/heping/unlock").bearer(&admin).send().await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get("/api/v1/me").bearer(&pat).send().await.status, StatusCode::OK, "unlocked, the token works again");
+    assert_eq!(app.get("/api/v1/me").bearer(&live).send().await.status, StatusCode::UNAUTHORIZED, "the session stays ended");
+}
+
+/// Only a signed-in person issues personal access tokens: a token minting tokens outlived the
+/// revocation of its parent. Bodies that are not a JSON object are refused, not read as `{}`.
+async fn tokens_are_issued_from_a_session(app: TestApp) {
+    let session = app.login("heping").await;
+    let r = app.post("/api/v1/tokens").bearer(&session).json(json!({"name": "对接"})).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let pat = r.json()["token"].as_str().unwrap().to_string();
+    let count = || async {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens").fetch_one(&app.st.db.pool).await.unwrap();
+        n
+    };
+    let before = count().await;
+    let r = app.post("/api/v1/tokens").bearer(&pat).json(json!({"name": "child", "expires_in_days": 3650})).send().await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    let msg = r.json()["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("访问令牌不能签发") && msg.contains("登录"), "{msg}");
+    // The page too (a program may post the form with its token).
+    let r = app.post("/tokens").bearer(&pat).form(&[("name", "child")]).send().await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("访问令牌不能签发") && !r.text().contains("lpat_"), "{}", r.text());
+    assert_eq!(count().await, before, "no token was issued");
+    // The documented limits: 180 days unless asked, at most 3650.
+    let r = app.post("/api/v1/tokens").bearer(&session).json(json!({"expires_in_days": 3651})).send().await;
+    assert_eq!((r.status, r.json()["fields"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("expires_in_days")));
+    let r = app.post("/api/v1/tokens").bearer(&session).json(json!({})).send().await;
+    assert_eq!((r.status, r.json()["expires_in_days"].as_i64()), (StatusCode::CREATED, Some(180)), "{}", r.text());
+    let before = count().await;
+    for (body, what) in [("[]", "an array"), ("", "nothing"), ("  ", "blanks"), ("\"x\"", "a string"), ("null", "null")] {
+        let r = app.post("/api/v1/tokens").bearer(&session).raw("application/json", body).send().await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {}", r.text());
+        assert!(r.json()["error"].as_str().unwrap().contains("JSON 对象"), "{what}: {}", r.text());
+    }
+    assert_eq!(count().await, before, "no token was issued");
+}
+
+/// A wrong current password on the change-password form counts toward the same lockout as a
+/// wrong login, each one audited: it could be guessed without limit, unlogged.
+async fn wrong_current_passwords_lock(app: TestApp) {
+    let t = app.login("heping").await;
+    let change = |current: &str| {
+        app.post("/api/v1/auth/password")
+            .bearer(&t)
+            .json(json!({"current": current, "password": "New-Pass-456", "confirm": "New-Pass-456"}))
+    };
+    for i in 1..=5 {
+        let r = change("wrong-Password1").send().await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "attempt {i}: {}", r.text());
+        assert_eq!(r.json()["fields"][0]["field"], "current");
+        assert!(r.json()["fields"][0]["message"].as_str().unwrap().starts_with("当前密码不正确"));
+    }
+    for pw in ["wrong-Password1", PW] {
+        let r = change(pw).send().await;
+        assert_eq!(r.status, StatusCode::LOCKED, "{}", r.text());
+        assert!(r.json()["error"].as_str().unwrap().contains("账号已锁定"), "{}", r.text());
+    }
+    // The page's form is refused alike.
+    let cookie = format!("linli_session={t}");
+    let page = app.get("/password").cookie(&cookie).send().await.text();
+    let csrf = page.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let form = [("_csrf", csrf.as_str()), ("current", PW), ("password", "New-Pass-456"), ("confirm", "New-Pass-456")];
+    let r = app.post("/password").cookie(&cookie).form(&form).send().await;
+    assert_eq!(r.status, StatusCode::LOCKED);
+    assert!(r.text().contains("账号已锁定"), "{}", r.text());
+    let r = app.post("/api/v1/auth/login").json(json!({"username": "heping", "password": PW})).send().await;
+    assert_eq!(r.status, StatusCode::LOCKED, "new logins are refused");
+    assert_eq!(app.get("/api/v1/me").bearer(&t).send().await.status, StatusCode::OK, "the session goes on");
+    let admin = app.login("admin").await;
+    let log = app.get("/api/v1/audit?action=login.failed&actor=heping").bearer(&admin).send().await.json();
+    let summaries: Vec<&str> = log["items"].as_array().unwrap().iter().map(|e| e["summary"].as_str().unwrap()).collect();
+    assert_eq!(summaries.iter().filter(|s| s.contains("修改密码时当前密码错误")).count(), 5, "{summaries:?}");
+    assert!(summaries.iter().any(|s| s.contains("已锁定")), "{summaries:?}");
+    // Unlocked, the right password changes it (and the count starts over).
+    assert_eq!(app.post("/api/v1/users/heping/unlock").bearer(&admin).send().await.status, StatusCode::NO_CONTENT);
+    assert_eq!(change(PW).send().await.status, StatusCode::NO_CONTENT);
+}
+
+/// Logging out with a personal access token ended nothing but answered 204: refused, saying
+/// where tokens are revoked.
+async fn logout_with_a_token_says_how_to_revoke(app: TestApp) {
+    let session = app.login("heping").await;
+    let pat = app.post("/api/v1/tokens").bearer(&session).json(json!({"name": "对接"})).send().await.json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app.post("/api/v1/auth/logout").bearer(&pat).send().await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let msg = r.json()["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("访问令牌") && msg.contains("DELETE /api/v1/tokens/"), "{msg}");
+    assert_eq!(app.get("/api/v1/me").bearer(&pat).send().await.status, StatusCode::OK, "as the answer says");
+    assert_eq!(app.post("/api/v1/auth/logout").bearer(&session).send().await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get("/api/v1/me").bearer(&session).send().await.status, StatusCode::UNAUTHORIZED);
+}
+
 async fn idle_timeout(backend: Backend) {
     let app = TestApp::with(backend, |c| c.idle_timeout_secs = 1).await;
     let t = app.login("admin").await;
@@ -477,5 +611,9 @@ both!(
     forced_password_change_and_tokens,
     tokens_and_sessions_follow_the_password,
     failed_logins_keep_the_log_small,
-    unknown_names_answer_like_accounts
+    unknown_names_answer_like_accounts,
+    lockout_keeps_sessions_and_tokens,
+    tokens_are_issued_from_a_session,
+    wrong_current_passwords_lock,
+    logout_with_a_token_says_how_to_revoke
 );
