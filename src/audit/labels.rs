@@ -37,6 +37,7 @@ const ACTIONS: &[(&str, &str)] = &[
     ("register.export", "导出台账"),
     ("case.create", "受理事项"),
     ("case.export", "导出事项清单"),
+    ("audit.export", "导出审计日志"),
     ("case.rate", "居民评价"),
     ("category.save", "保存事项类别"),
     ("calendar.save", "保存节假日"),

@@ -218,7 +218,7 @@ pub async fn table(st: &AppState, p: &Principal, q: &RatesQuery) -> AppResult<Ve
     }
     let level = q.level.as_deref().unwrap_or("community");
     if !["county", "street", "community", "unit"].contains(&level) {
-        return Err(AppError::field("level", "level 应为 county、street、community 或 unit"));
+        return Err(AppError::field("level", "统计层级应为县（county）、街道（street）、社区（community）或单位（unit）"));
     }
     if !levels(p).iter().any(|(l, _)| *l == level) {
         return Err(AppError::field("level", "该层级高于您的管辖范围"));

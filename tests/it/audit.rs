@@ -25,6 +25,8 @@ async fn chain_verify_and_tamper(app: TestApp) {
     let x = app.get("/api/v1/audit/export.xlsx?action=node").bearer(&t).send().await;
     assert_eq!(x.status, StatusCode::OK);
     assert!(x.body.starts_with(b"PK"), "xlsx is a zip");
+    let log = app.get("/api/v1/audit?action=audit.export").bearer(&t).send().await.json();
+    assert_eq!(log["total"], 1, "taking the log away is in it: {log}");
 
     // Alter one entry's summary.
     let target = n - 1;
