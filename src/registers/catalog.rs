@@ -140,6 +140,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &["code"],
+        personal: false,
         fields: &[
             h("code", "单位编码", Code, true, true, "与派单使用的单位编码一致，如 DW001"),
             f("name", "单位名称", Text, true, true),
@@ -160,6 +161,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[Computed { key: "state", title: "状态", f: agreement_state }],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("title", "协议名称", Text, true, true),
             f("community", "社区", COMMUNITY, true, true),
@@ -178,6 +180,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("topic", "调研主题", Text, true, true),
             f("date", "调研日期", Date, true, true),
@@ -195,6 +198,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[Computed { key: "progress_state", title: "进度状态", f: progress_state }],
         to_case: Some(ToCase { channel: "research_visit", text: "problem", node: "community", category: "qita" }),
         unique: &[],
+        personal: false,
         fields: &[
             f("problem", "问题", Text, true, true),
             h("visit", "所属调研", Text, false, true, "调研主题"),
@@ -217,6 +221,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("title", "会议名称", Text, true, true),
             f("date", "日期", Date, true, true),
@@ -236,6 +241,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("name", "姓名", Text, true, true),
             h("home_unit", "派出单位", Text, true, true, "县直单位或街道"),
@@ -252,6 +258,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("name", "名称", Text, true, true),
             f("kind", "类型", Enum(FACILITY_KINDS), true, true),
@@ -273,6 +280,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("unit", "单位编码", UNIT, true, true),
             h("unit_name", "单位名称", Text, false, true, FROM_CODE),
@@ -291,6 +299,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("name", "姓名", Text, true, true),
             f("unit", "工作单位编码", UNIT, false, true),
@@ -308,6 +317,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("member", "党员姓名", Text, true, true),
             f("what", "服务内容", Text, true, true),
@@ -329,6 +339,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("name", "名称", Text, true, true),
             f("secretary", "书记", Text, false, true),
@@ -344,6 +355,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("name", "企业名称", Text, true, true),
             f("credit_code", "统一社会信用代码", CreditCode, true, true),
@@ -361,6 +373,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[Computed { key: "state", title: "任期状态", f: |r, t| term_state(r, t, "term_start", "term_end") }],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("name", "名称", Text, true, true),
             f("compound", "小区编码", COMPOUND, true, true),
@@ -378,6 +391,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("name", "公司名称", Text, true, true),
             f("level", "层级", Enum(&["县级联合公司", "乡镇公司"]), true, true),
@@ -395,6 +409,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("date", "日期", Date, true, true),
             f("company", "公司", Text, true, true),
@@ -412,6 +427,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("name", "名称", Text, true, true),
             f("opened", "开业日期", Date, true, true),
@@ -428,6 +444,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[Computed { key: "profit", title: "利润（元）", f: profit }],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("supermarket", "超市", Text, true, true),
             f("date", "日期", Date, true, true),
@@ -445,6 +462,8 @@ pub static REGISTERS: &[Register] = &[
         computed: &[Computed { key: "contract_state", title: "劳动合同", f: contract_state }],
         to_case: None,
         unique: &[],
+        // Grade, contract dates, insurance, ID number: the community's and those above it.
+        personal: true,
         fields: &[
             f("name", "姓名", Text, true, true),
             f("community", "社区", COMMUNITY, true, true),
@@ -466,6 +485,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("name", "姓名", Text, true, true),
             f("role", "角色", Enum(&["网格员", "党小组长", "街区长", "楼栋长"]), true, true),
@@ -483,6 +503,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("name", "名称", Text, true, true),
             f("grid", "网格编码", GRID, true, true),
@@ -499,6 +520,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: Some(ToCase { channel: "grid_visit", text: "issue", node: "node", category: "qita" }),
         unique: &[],
+        personal: false,
         fields: &[
             f("visitor", "走访人", Text, true, true),
             f("household", "走访对象（户）", Text, true, true),
@@ -518,6 +540,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("name", "姓名", Text, true, true),
             f("field", "领域", Enum(&["科技", "教育", "卫生", "农业", "文化", "管理"]), true, true),
@@ -535,6 +558,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("name", "名称", Text, true, true),
             f("field", "领域", Text, false, true),
@@ -550,6 +574,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[Computed { key: "compliance", title: "≥10万元", f: funding_ok }],
         to_case: None,
         unique: &["community", "year"],
+        personal: false,
         fields: &[
             f("community", "社区", COMMUNITY, true, true),
             h("community_name", "社区名称", Text, false, true, FROM_CODE),
@@ -566,7 +591,9 @@ pub static REGISTERS: &[Register] = &[
         scope_field: Some("community"),
         computed: &[],
         to_case: None,
-        unique: &[],
+        // One office per community: a second row counted it twice in 办公用房达标社区.
+        unique: &["community"],
+        personal: false,
         fields: &[
             f("community", "社区", COMMUNITY, true, true),
             h("community_name", "社区名称", Text, false, true, FROM_CODE),
@@ -584,6 +611,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("name", "姓名", Text, true, true),
             f("level", "层级", Enum(&["县", "街道", "社区"]), true, true),
@@ -600,6 +628,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[Computed { key: "grade", title: "等次", f: assessment_grade }],
         to_case: None,
         unique: &["target", "year", "assessor"],
+        personal: false,
         fields: &[
             h("target", "被考核对象", Text, true, true, "单位、部门、街道或社区的名称"),
             f("target_kind", "对象类型", Enum(&["成员单位", "县直部门", "街道", "社区"]), true, true),
@@ -621,6 +650,7 @@ pub static REGISTERS: &[Register] = &[
         ],
         to_case: None,
         unique: &["street", "department", "year"],
+        personal: false,
         fields: &[
             h("street", "评价街道", STREET, true, true, "9 位街道代码"),
             h("department", "被评部门", DEPARTMENT, true, true, "县直部门或机关的单位编码"),
@@ -641,6 +671,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[Computed { key: "state", title: "进度", f: burden_state }],
         to_case: None,
         unique: &["item"],
+        personal: false,
         fields: &[
             f("item", "减负事项", Text, true, true),
             f(
@@ -666,6 +697,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("title", "标题", Text, true, true),
             f("kind", "类别", Enum(&["工作原则", "工作要点", "工作制度"]), true, true),
@@ -684,6 +716,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[Computed { key: "state", title: "任职状态", f: |r, t| term_state(r, t, "start_date", "end_date") }],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("person", "姓名", Text, true, true),
             f("home_unit", "原单位编码", UNIT, true, true),
@@ -702,6 +735,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("mentor", "导师", Text, true, true),
             f("trainee", "培养对象", Text, true, true),
@@ -719,6 +753,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[Computed { key: "state", title: "状态", f: |r, t| term_state(r, t, "start_date", "end_date") }],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("leader", "县级领导", Text, true, true),
             h("node", "联系社区/网格", COMMUNITY_OR_GRID, true, true, "社区代码或网格编码"),
@@ -735,6 +770,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("subject", "被评价方", Text, true, true),
             f("direction", "方向", Enum(&["联盟评成员单位", "成员单位评联盟"]), true, true),
@@ -752,6 +788,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("name", "成员", Text, true, true),
             f("role", "角色", Enum(&["牵头方", "成员"]), true, true),
@@ -767,6 +804,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("title", "会议", Text, true, true),
             f("date", "日期", Date, true, true),
@@ -783,6 +821,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("batch", "批次", Text, true, true),
             f("date", "日期", Date, true, true),
@@ -799,6 +838,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: None,
         unique: &[],
+        personal: false,
         fields: &[
             f("name", "联系点", Text, true, true),
             f("community", "社区", COMMUNITY, true, true),
@@ -815,6 +855,7 @@ pub static REGISTERS: &[Register] = &[
         computed: &[],
         to_case: Some(ToCase { channel: "grid_mailbox", text: "message", node: "grid", category: "qita" }),
         unique: &[],
+        personal: false,
         fields: &[
             f("message", "意见内容", LongText, true, true),
             f("grid", "网格编码", GRID, true, true),

@@ -158,10 +158,14 @@ pub async fn all(st: &AppState, p: &Principal) -> AppResult<Map<String, Value>> 
     let funding = reg_rows(st, p, "funding").await?;
     let under = communities.iter().filter(|(c, _)| !funded(&funding, c, year)).count();
     m.insert("communities_underfunded".into(), Value::from(under));
-    m.insert(
-        "offices_up_to_standard".into(),
-        Value::from(count(&reg_rows(st, p, "offices").await?, &|r| !s(r, "compliant_since").is_empty())),
-    );
+    // Communities, not rows: a community with two office rows (from before one row per
+    // community was the rule) is one.
+    let offices = reg_rows(st, p, "offices").await?;
+    let mut compliant: Vec<&str> =
+        offices.iter().filter(|r| !s(r, "compliant_since").is_empty()).map(|r| s(r, "community")).collect();
+    compliant.sort();
+    compliant.dedup();
+    m.insert("offices_up_to_standard".into(), Value::from(compliant.len()));
     let assessed = reg_rows(st, p, "assessments").await?;
     let mut targets: Vec<&str> = assessed.iter().filter(|r| n(r, "year") == year).map(|r| s(r, "target")).collect();
     targets.sort();

@@ -179,6 +179,10 @@ pub struct Register {
     /// Fields that together name one active row (a unit's code; a community's year): a second
     /// row with the same values is refused, in a form and in an import.
     pub unique: &'static [&'static str],
+    /// The rows are staff's personal employment records (grade, contract, insurance): read
+    /// within one's scope and from above it only, not as an ancestor's row from below (a grid
+    /// worker read the community's staff records).
+    pub personal: bool,
 }
 
 /// How a row becomes a case.
@@ -257,6 +261,8 @@ pub fn parse_value(f: &Field, raw: &Value, keys: &Keyring) -> Result<Value, Stri
             }
         }
         Ty::CreditCode => CreditCode::parse(&text).map(|c| Value::String(c.as_str().into())).map_err(|e| e.to_string()),
+        // As shown and exported (masked): not a number to keep in place of the real one.
+        Ty::Mobile | Ty::Phone | Ty::IdNumber if text.contains('*') => Err(MASKED.into()),
         Ty::Mobile => Mobile::parse(&text).map(|m| Value::String(m.as_str().into())).map_err(|e| e.to_string()),
         Ty::Phone => crate::ident::WorkPhone::parse(&text).map(|m| Value::String(m.as_str().into())).map_err(|e| e.to_string()),
         Ty::IdNumber => {
@@ -274,6 +280,54 @@ pub fn parse_value(f: &Field, raw: &Value, keys: &Keyring) -> Result<Value, Stri
             }
         }
     }
+}
+
+/// Why a masked value (an export's 139****5678) is not taken as a new value.
+const MASKED: &str = "这是脱敏后的显示值（含 *），请填写完整号码";
+
+/// A work phone as shown: a mobile as 139****5678, a landline with its area code and its last
+/// four digits (0856-***4567), an extension as written.
+pub fn masked_phone(stored: &str) -> String {
+    if let Ok(m) = Mobile::parse(stored) {
+        return m.masked();
+    }
+    let s: String = stored.chars().filter(|c| !c.is_whitespace()).collect();
+    let (main, ext) = match s.split_once('转') {
+        Some((m, e)) => (m.to_string(), format!("转{e}")),
+        None => (s.clone(), String::new()),
+    };
+    let main = main.replace(['(', '（'], "").replace([')', '）'], "-");
+    let parts: Vec<&str> = main.split('-').filter(|p| !p.is_empty()).collect();
+    let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+    let (area, number, ext) = match parts.as_slice() {
+        [a, n] if digits(a) && digits(n) => (a.to_string(), n.to_string(), ext),
+        [a, n, x] if ext.is_empty() && digits(a) && digits(n) => (a.to_string(), n.to_string(), format!("-{x}")),
+        // Written without a hyphen: 010 and 02x are the three-digit area codes.
+        [all] if digits(all) && all.starts_with('0') && all.len() > 8 => {
+            let k = if all.starts_with("01") || all.starts_with("02") { 3 } else { 4 };
+            (all[..k].to_string(), all[k..].to_string(), ext)
+        }
+        _ => return mask_digits(stored),
+    };
+    // A number too short to keep four digits of is hidden whole.
+    let hide = if number.len() > 4 { number.len() - 4 } else { number.len() };
+    format!("{area}-{}{}{ext}", "*".repeat(hide), &number[hide..])
+}
+
+/// Every digit but the last four hidden (a number kept in a form no rule reads).
+fn mask_digits(s: &str) -> String {
+    let total = s.chars().filter(char::is_ascii_digit).count();
+    let mut seen = 0;
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_digit() {
+                seen += 1;
+                if seen + 4 <= total { '*' } else { c }
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// The node kinds a field takes, in words: 社区, 网格或楼栋…
@@ -338,6 +392,7 @@ pub fn display(f: &Field, v: &Value, keys: &Keyring) -> String {
         }
         (Ty::Secret, _) => "（已加密）".into(),
         (Ty::Mobile, Value::String(s)) => Mobile::parse(s).map(|m| m.masked()).unwrap_or_default(),
+        (Ty::Phone, Value::String(s)) => masked_phone(s),
         (Ty::Bool, Value::Bool(b)) => {
             if *b {
                 "是".into()
@@ -407,6 +462,30 @@ mod tests {
         let enc = parse_value(&field(Ty::IdNumber), &Value::from("520627198001010018"), &k).unwrap();
         assert!(!enc.as_str().unwrap().contains("520627198001010018"));
         assert_eq!(display(&field(Ty::IdNumber), &enc, &k), "520627********0018");
+    }
+
+    #[test]
+    fn work_phones_are_masked() {
+        for (stored, shown) in [
+            ("13912345678", "139****5678"),
+            ("0856-1234567", "0856-***4567"),
+            ("010-12345678", "010-****5678"),
+            ("(0856)1234567", "0856-***4567"),
+            ("0856-1234567-123", "0856-***4567-123"),
+            ("0856-1234567转88", "0856-***4567转88"),
+            ("08561234567", "0856-***4567"),
+            ("01012345678", "010-****5678"),
+            ("0856-123", "0856-***"),
+            ("电话 12", "电话 12"),
+            ("123456789", "*****6789"),
+        ] {
+            assert_eq!(masked_phone(stored), shown, "{stored}");
+        }
+        let k = Keyring::from_bytes([1; 32], [2; 32]);
+        assert_eq!(display(&field(Ty::Phone), &Value::from("0856-1234567"), &k), "0856-***4567");
+        for ty in [Ty::Phone, Ty::Mobile, Ty::IdNumber] {
+            assert!(parse_value(&field(ty), &Value::from("139****5678"), &k).unwrap_err().contains("脱敏"));
+        }
     }
 
     #[test]

@@ -55,7 +55,7 @@ async fn api_create(
 async fn api_one(State(st): State<AppState>, p: Principal, Path((name, id)): Path<(String, i64)>) -> AppResult<Json<Value>> {
     let r = reg(&name)?;
     let mut item = store::item(&st, r, &store::one(&st, &p, r, id).await?);
-    item["history"] = serde_json::to_value(store::history(&st, r, id).await?).unwrap_or_default();
+    item["history"] = serde_json::to_value(store::history(&st, &p, r, id).await?).unwrap_or_default();
     if let Some(c) = store::linked_case(&st, &p, &item).await? {
         item["case"] = c;
     }
@@ -130,8 +130,11 @@ async fn api_import(
     Path(name): Path<String>,
     Q(q): Q<ImportQ>,
     body: axum::body::Bytes,
-) -> AppResult<Json<ImportReport>> {
-    Ok(Json(xlsx::import(&st, &p, reg(&name)?, &body, q.dry_run.unwrap_or(true), &|_, _| {}).await?))
+) -> AppResult<Response> {
+    let rep = xlsx::import(&st, &p, reg(&name)?, &body, q.dry_run.unwrap_or(true), &|_, _| {}).await?;
+    // A refused import (a dry run's too) is a 422 with its report, as the grid import's.
+    let status = if rep.ok { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    Ok((status, Json(rep)).into_response())
 }
 
 /// API routes (under /api/v1).
@@ -165,6 +168,8 @@ struct ListPage {
     notice: String,
     /// The caller may add rows (the forms are shown).
     writable: bool,
+    /// The messages of errors on no field the page has an input for (the scope), on top.
+    loose: Vec<String>,
 }
 
 fn cols(r: &Register) -> Vec<Col> {
@@ -199,6 +204,12 @@ pub fn cell(v: &Value, key: &str) -> String {
         }
         Some(o) => o.to_string(),
     }
+}
+
+/// The messages of `errors` on none of the fields `placed` beside an input: a refusal is never
+/// silent for want of a place to say it.
+fn loose(errors: &FieldErrors, placed: Vec<&str>) -> Vec<String> {
+    errors.0.iter().filter(|e| !placed.contains(&e.field.as_str())).map(|e| e.message.clone()).collect()
 }
 
 struct Extras {
@@ -237,7 +248,10 @@ async fn list_page(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
+    let writable = store::may_create(p, r);
+    let loose = loose(&x.errors, if writable { r.fields.iter().map(|f| f.key).collect() } else { Vec::new() });
     let page = ListPage {
+        loose,
         layout: Layout::new(p, r.title, &format!("/systems/{}", r.system.slug())),
         reg: r,
         cols: cols(r),
@@ -249,7 +263,7 @@ async fn list_page(
         form: x.form,
         report: x.report,
         notice: x.notice,
-        writable: super::store::may_write(p, r),
+        writable,
     };
     Ok((status, render(&page)?).into_response())
 }
@@ -316,8 +330,14 @@ struct Detail {
     reg: &'static Register,
     item: Value,
     case: Option<Value>,
-    history: Vec<crate::audit::StoredEntry>,
+    history: Vec<store::RowEvent>,
     errors: FieldErrors,
+    /// The messages of errors on no input of the page, on top.
+    loose: Vec<String>,
+    /// The viewer may edit and retire the row (the forms are shown).
+    can_change: bool,
+    /// The viewer may turn the row into a case.
+    can_to_case: bool,
     /// The viewer may read the encrypted fields back.
     can_reveal: bool,
     /// (title, value) of the encrypted fields, once read back.
@@ -337,13 +357,22 @@ async fn detail_shown(
     revealed: Vec<(&'static str, String)>,
 ) -> AppResult<Response> {
     let rec = store::one(st, p, r, id).await?;
-    let can_reveal = super::reveal::has_secrets(r) && p.role.can(crate::auth::Perm::PersonReveal);
+    // The rules the actions themselves apply: a form is shown only where it would be taken.
+    let can_reveal = super::reveal::has_secrets(r) && p.role.can(crate::auth::Perm::PersonReveal) && p.in_scope(&rec.node_path);
+    let can_change = store::may_change(p, r, &rec.node_path);
+    let can_to_case = store::may_to_case(p, r, &rec.node_path);
+    let mut placed: Vec<&str> = if can_change { r.fields.iter().map(|f| f.key).collect() } else { Vec::new() };
+    if can_reveal && revealed.is_empty() {
+        placed.push("reason");
+    }
+    let loose = loose(&errors, placed);
     let item = store::item(st, r, &rec);
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let layout = Layout::new(p, &format!("{} · {}", r.title, rec.name), &format!("/systems/{}", r.system.slug()));
     let case = store::linked_case(st, p, &item).await?;
-    let history = store::history(st, r, id).await?;
-    Ok((status, render(&Detail { layout, reg: r, item, case, history, errors, can_reveal, revealed })?).into_response())
+    let history = store::history(st, p, r, id).await?;
+    let page = Detail { layout, reg: r, item, case, history, errors, loose, can_change, can_to_case, can_reveal, revealed };
+    Ok((status, render(&page)?).into_response())
 }
 
 async fn detail_get(State(st): State<AppState>, p: Principal, Path((name, id)): Path<(String, i64)>) -> AppResult<Response> {

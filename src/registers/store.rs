@@ -42,20 +42,35 @@ fn rec(r: &Row) -> AppResult<Rec> {
     })
 }
 
-/// True when `p` may read a row at `path`: inside its scope, or a county-level row above it.
-pub fn readable(p: &Principal, path: &str) -> bool {
-    p.in_scope(path) || p.scope_path.starts_with(path)
+/// True when `p` may read a row of `reg` at `path`: inside its scope, or a row above it (a
+/// county-level document) unless the register holds staff's personal records.
+pub fn readable(p: &Principal, reg: &Register, path: &str) -> bool {
+    p.in_scope(path) || (!reg.personal && above(p, path))
+}
+
+/// The row at `path` lies at an ancestor of the caller's scope.
+fn above(p: &Principal, path: &str) -> bool {
+    p.scope_path.starts_with(path)
 }
 
 /// Every row of a register the caller may read (the unit of work for filters and lists).
 pub async fn rows(st: &AppState, p: &Principal, reg: &Register, retired: bool) -> AppResult<Vec<Rec>> {
     p.require(Perm::RegisterRead)?;
-    scoped_rows(st, p, reg, retired).await
+    Ok(county_rows(st, p, reg, retired).await?.into_iter().filter(|r| readable(p, reg, &r.node_path)).collect())
 }
 
-/// The rows inside the caller's scope, whatever its role: for the figures counted from them,
-/// which every role sees, never for the rows themselves.
+/// The rows inside the caller's scope and above it, whatever its role: for the figures counted
+/// from them, which every role sees, never for the rows themselves.
 pub(super) async fn scoped_rows(st: &AppState, p: &Principal, reg: &Register, retired: bool) -> AppResult<Vec<Rec>> {
+    Ok(county_rows(st, p, reg, retired)
+        .await?
+        .into_iter()
+        .filter(|r| p.in_scope(&r.node_path) || above(p, &r.node_path))
+        .collect())
+}
+
+/// Every row of the register in the caller's county.
+async fn county_rows(st: &AppState, p: &Principal, reg: &Register, retired: bool) -> AppResult<Vec<Rec>> {
     let county = p.county_path();
     let sql = format!(
         "SELECT id, node_path, name, data, retired_at, version FROM register_rows WHERE register = $1 AND node_path LIKE $2 ESCAPE '\\' {} ORDER BY id",
@@ -66,7 +81,7 @@ pub(super) async fn scoped_rows(st: &AppState, p: &Principal, reg: &Register, re
         .bind(format!("{}%", like_escape(&county)))
         .fetch_all(st.db.read())
         .await?;
-    Ok(rs.iter().map(rec).collect::<AppResult<Vec<_>>>()?.into_iter().filter(|r| readable(p, &r.node_path)).collect())
+    rs.iter().map(rec).collect()
 }
 
 /// One row the caller may read.
@@ -82,7 +97,7 @@ pub async fn one(st: &AppState, p: &Principal, reg: &Register, id: i64) -> AppRe
             .await?
             .ok_or(AppError::NotFound)?;
     let r = rec(&r)?;
-    if !readable(p, &r.node_path) {
+    if !readable(p, reg, &r.node_path) {
         return Err(AppError::NotFound);
     }
     Ok(r)
@@ -96,7 +111,7 @@ pub fn item(st: &AppState, reg: &Register, r: &Rec) -> Value {
     for f in reg.fields {
         let v = r.data.get(f.key).cloned().unwrap_or(Value::Null);
         let shown = match f.ty {
-            Ty::IdNumber | Ty::Secret | Ty::Mobile if !v.is_null() => Value::String(display(f, &v, &st.keyring)),
+            Ty::IdNumber | Ty::Secret | Ty::Mobile | Ty::Phone if !v.is_null() => Value::String(display(f, &v, &st.keyring)),
             _ => v,
         };
         m.insert(f.key.into(), shown);
@@ -352,7 +367,11 @@ pub async fn validate(st: &AppState, p: &Principal, reg: &Register, raw: &Map<St
         }
     }
     if errs.is_empty() && !p.in_scope(&node_path) {
-        errs.push(FieldError { field: reg.scope_field.unwrap_or("scope").into(), message: "不在您的管辖范围内".into() });
+        let message = match reg.scope_field {
+            Some(_) => "不在您的管辖范围内".into(),
+            None => format!("{SCOPE_TITLE}：{}由县级统一维护，不在您的管辖范围内", reg.title),
+        };
+        errs.push(FieldError { field: reg.scope_field.unwrap_or(SCOPE).into(), message });
     }
     if !errs.is_empty() {
         return Err(errs);
@@ -360,6 +379,21 @@ pub async fn validate(st: &AppState, p: &Principal, reg: &Register, raw: &Map<St
     let name = data.get(reg.name_field).map(text_of).unwrap_or_default();
     let search = format!("{name} {}", pinyin_keys(&name)).to_lowercase();
     Ok(Valid { data, node_path, name, search })
+}
+
+/// The key of the error on a row outside the caller's scope, in a register without a scope
+/// field (the county's): no field of the form holds it.
+pub const SCOPE: &str = "scope";
+/// How that key is named to people (an import's column, a form's message).
+pub const SCOPE_TITLE: &str = "管辖范围";
+
+/// The zh-CN name of a field key of `reg` (the key itself for one it does not have).
+pub fn field_title<'a>(reg: &Register, key: &'a str) -> &'a str {
+    match reg.field(key) {
+        Some(f) => f.title,
+        None if key == SCOPE => SCOPE_TITLE,
+        None => key,
+    }
 }
 
 /// Pairs of fields whose first may not exceed the second, where a register has both, and how
@@ -482,6 +516,22 @@ pub fn may_write(p: &Principal, reg: &Register) -> bool {
     p.role.can(Perm::TreeWrite) || (p.role == crate::auth::Role::GridWorker && GRID_WORK.contains(&reg.name))
 }
 
+/// Whether `p` may add rows to `reg` somewhere: a register without a scope field keeps its rows
+/// at the county, so only a county-wide scope adds to it (a street's save was refused).
+pub fn may_create(p: &Principal, reg: &Register) -> bool {
+    may_write(p, reg) && (reg.scope_field.is_some() || p.in_scope(&p.county_path()))
+}
+
+/// Whether `p` may edit or retire the row of `reg` at `path` (the rule of [`update`]).
+pub fn may_change(p: &Principal, reg: &Register, path: &str) -> bool {
+    may_write_at(p, reg, Some(path)).is_ok()
+}
+
+/// Whether `p` may turn the row of `reg` at `path` into a case (the rule of [`to_case`]).
+pub fn may_to_case(p: &Principal, reg: &Register, path: &str) -> bool {
+    reg.to_case.is_some() && p.check(Perm::TreeWrite, path).is_ok()
+}
+
 /// `p` may write the row of `reg` at `path` (a row's scope; a new row's is checked with its
 /// fields).
 pub(crate) fn may_write_at(p: &Principal, reg: &Register, path: Option<&str>) -> AppResult<()> {
@@ -512,12 +562,12 @@ pub async fn update(st: &AppState, p: &Principal, reg: &Register, id: i64, raw: 
     // Personal fields left out, empty, or sent back as shown (masked) keep their stored value:
     // the page and the API show them masked, and re-sending that must not wipe them.
     let mut raw = raw.clone();
-    for f in reg.fields.iter().filter(|f| matches!(f.ty, Ty::Secret | Ty::IdNumber | Ty::Mobile)) {
+    for f in reg.fields.iter().filter(|f| matches!(f.ty, Ty::Secret | Ty::IdNumber | Ty::Mobile | Ty::Phone)) {
         let sent = raw.get(f.key).and_then(Value::as_str).unwrap_or_default();
         if sent.trim().is_empty() || (f.ty != Ty::Secret && sent.contains('*')) {
             let stored = old.data.get(f.key).and_then(Value::as_str);
             let plain = match f.ty {
-                Ty::Mobile => stored.map(str::to_string),
+                Ty::Mobile | Ty::Phone => stored.map(str::to_string),
                 _ => stored.and_then(|s| super::decrypt(&st.keyring, s, f.key)),
             };
             match plain {
@@ -584,14 +634,56 @@ pub async fn set_retired(st: &AppState, p: &Principal, reg: &Register, id: i64, 
     Ok(())
 }
 
-/// The audit trail of one row, newest first.
-pub async fn history(st: &AppState, reg: &Register, id: i64) -> AppResult<Vec<crate::audit::StoredEntry>> {
-    let rows = sqlx::query("SELECT seq, at, actor, ip, action, entity, entity_id, node_path, summary, prev_hash, hash FROM audit_log WHERE entity = $1 AND entity_id = $2 ORDER BY seq DESC")
-        .bind(format!("register:{}", reg.name))
-        .bind(id.to_string())
-        .fetch_all(st.db.read())
-        .await?;
-    Ok(rows.iter().map(crate::audit::StoredEntry::from_row).collect::<Result<_, _>>()?)
+/// One change of a row as its page and the API show it: when, what and a summary. Not the
+/// audit entry: its address and hash chain are the audit log's, and who did it and why a
+/// reveal was made are for those who may read the log.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RowEvent {
+    /// Milliseconds since the epoch.
+    pub at: i64,
+    /// Action code (`register.update`).
+    pub action: String,
+    /// Its zh-CN name.
+    pub label: String,
+    /// What changed.
+    pub summary: String,
+    /// Who (for those who may read the audit log only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+/// How a reveal's summary gives its reason (see `reveal::reveal`).
+pub(super) const REASON: &str = "；事由：";
+
+/// The changes of one row, newest first, as `p` may see them.
+pub async fn history(st: &AppState, p: &Principal, reg: &Register, id: i64) -> AppResult<Vec<RowEvent>> {
+    let rows = sqlx::query(
+        "SELECT at, actor, action, node_path, summary FROM audit_log WHERE entity = $1 AND entity_id = $2 ORDER BY seq DESC",
+    )
+    .bind(format!("register:{}", reg.name))
+    .bind(id.to_string())
+    .fetch_all(st.db.read())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            // Whether the audit log shows `p` this entry (see audit::routes::search).
+            let node_path: String = get(r, "node_path")?;
+            let auditor =
+                p.role.can(Perm::AuditRead) && (p.role == crate::auth::Role::CountyAdmin || node_path.starts_with(&p.scope_path));
+            let action: String = get(r, "action")?;
+            let mut summary: String = get(r, "summary")?;
+            if !auditor && action == "register.reveal" {
+                summary.truncate(summary.find(REASON).unwrap_or(summary.len()));
+            }
+            Ok(RowEvent {
+                at: get(r, "at")?,
+                label: crate::audit::labels::action(&action),
+                action,
+                summary,
+                actor: if auditor { Some(get(r, "actor")?) } else { None },
+            })
+        })
+        .collect()
 }
 
 /// The member-unit register extends the unit registry that dispatch uses: saving a row
@@ -649,6 +741,7 @@ pub async fn to_case(
 ) -> AppResult<crate::cases::store::Created> {
     let tc = reg.to_case.ok_or(AppError::NotFound)?;
     let row = one(st, p, reg, id).await?;
+    // The rule of may_to_case, with its answers: 404 outside the scope, 403 without the right.
     p.check(Perm::TreeWrite, &row.node_path)?;
     if row.data.get("case_number").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
         return Err(AppError::Conflict("该记录已转为事项".into()));

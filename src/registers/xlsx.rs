@@ -49,7 +49,12 @@ fn help(f: &super::Field) -> String {
         None => base,
     };
     let req = if f.required { "必填。" } else { "选填。" };
-    if f.help.is_empty() { format!("说明：{req}{base}") } else { format!("说明：{req}{}；{base}", f.help) }
+    // A field's help that already says what the type says (加密保存…) is not followed by it.
+    if f.help.is_empty() || f.help.contains(&base) {
+        format!("说明：{req}{}", if f.help.is_empty() { &base } else { f.help })
+    } else {
+        format!("说明：{req}{}；{base}", f.help)
+    }
 }
 
 /// The import template.
@@ -98,7 +103,7 @@ pub async fn export(st: &AppState, p: &Principal, reg: &Register, q: &ListQuery)
                     crate::web::xlsx::Cell::Num(n.as_f64().unwrap_or(0.0))
                 }
                 // Already shown (masked) by the list: decoding it again gave an empty cell.
-                (Ty::IdNumber | Ty::Mobile, Some(Value::String(s))) => s.as_str().into(),
+                (Ty::IdNumber | Ty::Mobile | Ty::Phone, Some(Value::String(s))) => s.as_str().into(),
                 (_, Some(v)) => crate::web::xlsx::Cell::Text(display(f, v, &st.keyring)),
                 (_, None) => "".into(),
             })
@@ -282,7 +287,9 @@ pub async fn import(
             Ok(v) => valid.push((excel_row, v)),
             Err(fe) => {
                 for e in fe {
-                    let title = reg.field(&e.field).map(|f| f.title).unwrap_or(e.field.as_str()).to_string();
+                    // A row outside the scope of a register without a scope field is said by its
+                    // Chinese name (管辖范围), not by the key `scope`.
+                    let title = store::field_title(reg, &e.field).to_string();
                     let msg = e.message.strip_prefix(&format!("{title}：")).unwrap_or(&e.message).to_string();
                     errors.push(CellError { row: excel_row, column: title, message: msg });
                 }

@@ -189,6 +189,10 @@ async fn excel_round_trip(app: TestApp) {
     let t = sheet(&app.get("/api/v1/registers/sales/template.xlsx").bearer(&admin).send().await.body);
     assert_eq!(t[0][0], "超市*");
     assert!(t[1][2].starts_with("说明") && t[1][2].contains("机关、校园"), "{:?}", t[1]);
+    // A field's own help is not said twice (走访记录: 加密保存…；加密保存).
+    let t = sheet(&app.get("/api/v1/registers/visits/template.xlsx").bearer(&admin).send().await.body);
+    let notes = &t[1][t[0].iter().position(|h| h == "走访记录").unwrap()];
+    assert_eq!(notes.matches("加密").count(), 1, "{notes}");
     // Dry run with many bad cells: every one reported by row and column, nothing written.
     let head: &[&str] = &["超市*", "日期*", "“六进”渠道*", "销售额（元）*", "成本（元）*"];
     let bad = xlsx(&[
@@ -197,13 +201,10 @@ async fn excel_round_trip(app: TestApp) {
         &["", "2026-03-01", "火星", "abc", "80"],
         &["团结联动超市", "2026-03-02", "校园", "200", "150"],
     ]);
-    let r = app
-        .post("/api/v1/registers/sales/import?dry_run=false")
-        .bearer(&admin)
-        .raw("application/octet-stream", bad)
-        .send()
-        .await
-        .json();
+    let r =
+        app.post("/api/v1/registers/sales/import?dry_run=false").bearer(&admin).raw("application/octet-stream", bad).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "a refused import says so, as the grid import does");
+    let r = r.json();
     assert_eq!(r["ok"], false);
     assert_eq!(r["created"], 0);
     let errs: Vec<(i64, String)> = r["errors"]
@@ -248,15 +249,16 @@ async fn excel_round_trip(app: TestApp) {
     let r = app.post("/api/v1/registers/sales/import").bearer(&admin).raw("application/octet-stream", "hello").send().await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().contains("xlsx"));
-    // Missing required column.
+    // Missing required column: refused on a dry run too.
     let r = app
         .post("/api/v1/registers/sales/import")
         .bearer(&admin)
         .raw("application/octet-stream", xlsx(&[&["超市*"]]))
         .send()
-        .await
-        .json();
-    assert_eq!(r["errors"][0]["row"], 1);
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = r.json();
+    assert_eq!((r["ok"].as_bool(), r["errors"][0]["row"].as_i64()), (Some(false), Some(1)), "{r}");
     // A small file with one cell in the sheet's last row and column: refused at once, instead
     // of reading a grid of 17 billion cells (it took the server's memory).
     let far = {
@@ -528,8 +530,9 @@ async fn one_row_per_natural_key(app: TestApp) {
         .bearer(&admin)
         .raw("application/octet-stream", x.body.clone())
         .send()
-        .await
-        .json();
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = r.json();
     assert_eq!((r["ok"].as_bool(), r["created"].as_i64()), (Some(false), Some(0)), "{r}");
     assert_eq!(r["errors"][0]["row"], 2, "{r}");
     assert!(r["errors"][0]["message"].as_str().unwrap().contains("单位编码"), "{r}");
@@ -609,7 +612,238 @@ async fn names_follow_a_rename(app: TestApp) {
     assert!(got["items"].as_array().unwrap().iter().all(|r| r["unit_name"] == "县住建局（更名）"), "{got}");
 }
 
+/// A work phone (a unit's 联系电话, Ty::Phone) is personal data as a mobile is: masked in the
+/// API, the page, the edit form and the export; sent back masked it keeps the number; a masked
+/// number is not imported in its place.
+async fn work_phones_are_masked(app: TestApp) {
+    let admin = app.login("admin").await;
+    let cookie = format!("linli_session={admin}");
+    let mut ids = Vec::new();
+    for (code, phone, shown) in [("DW950", "13912345678", "139****5678"), ("DW951", "0856-1234567", "0856-***4567")] {
+        let unit = json!({"code": code, "name": format!("电话单位{code}"), "kind": "机关", "contact_phone": phone});
+        let r = app.post("/api/v1/registers/units").bearer(&admin).json(unit).send().await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        assert_eq!(r.json()["contact_phone"], shown, "{}", r.text());
+        let id = r.json()["id"].as_i64().unwrap();
+        ids.push(id);
+        let one = app.get(&format!("/api/v1/registers/units/{id}")).bearer(&admin).send().await;
+        assert_eq!(one.json()["contact_phone"], shown);
+        assert!(!one.text().contains(phone), "{}", one.text());
+        let list = app.get(&format!("/api/v1/registers/units?code={code}")).bearer(&admin).send().await;
+        assert_eq!(list.json()["items"][0]["contact_phone"], shown);
+        assert!(!list.text().contains(phone));
+        let page = app.get(&format!("/registers/units/{id}")).cookie(&cookie).send().await.text();
+        assert!(!page.contains(phone) && page.contains(shown), "{page}");
+        let x = app.get(&format!("/api/v1/registers/units/export.xlsx?code={code}")).bearer(&admin).send().await;
+        let rows = sheet(&x.body);
+        let col = rows[0].iter().position(|h| h == "联系电话").unwrap();
+        assert_eq!(rows[1][col], shown, "the export masks it");
+        // The edit form sends it back as shown: the number stays.
+        let csrf = page.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+        let version = page.split("name=\"version\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+        let name = format!("电话单位{code}改");
+        let form = [
+            ("_csrf", csrf.as_str()),
+            ("version", version.as_str()),
+            ("code", code),
+            ("name", name.as_str()),
+            ("kind", "机关"),
+            ("contact_phone", shown),
+        ];
+        let r = app.post(&format!("/registers/units/{id}/edit")).cookie(&cookie).form(&form).send().await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let raw: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT data FROM register_rows WHERE id = {id}")))
+            .fetch_one(&app.st.db.pool)
+            .await
+            .unwrap();
+        assert!(raw.contains(phone) && raw.contains("改"), "kept: {raw}");
+        // So does the API, and leaving it out.
+        for sent in [json!(shown), Value::Null] {
+            let mut body = json!({"code": code, "name": name, "kind": "机关"});
+            if !sent.is_null() {
+                body["contact_phone"] = sent.clone();
+            }
+            let r = app.req(Method::PUT, &format!("/api/v1/registers/units/{id}")).bearer(&admin).json(body).send().await;
+            assert_eq!((r.status, r.json()["contact_phone"].clone()), (StatusCode::OK, json!(shown)), "{sent}: {}", r.text());
+        }
+    }
+    // A masked number in a file is refused, by the column and why.
+    let file = xlsx(&[&["单位编码*", "单位名称*", "单位类型*", "联系电话"], &["DW952", "新单位", "机关", "139****5678"]]);
+    let r = app
+        .post("/api/v1/registers/units/import?dry_run=false")
+        .bearer(&admin)
+        .raw("application/octet-stream", file)
+        .send()
+        .await;
+    let rep = r.json();
+    assert_eq!((rep["ok"].as_bool(), rep["created"].as_i64()), (Some(false), Some(0)), "{rep}");
+    assert_eq!(rep["errors"][0]["column"], "联系电话", "{rep}");
+    assert!(rep["errors"][0]["message"].as_str().unwrap().contains("脱敏"), "{rep}");
+}
+
+/// Forms are offered only to those whose save would be taken (the server's own rule): a
+/// county-level register's 新增 and import not to a street or community, a row's edit, retire
+/// and 转为事项办理 not to a grid worker nor outside one's scope; a refusal on a field with no
+/// input (the scope) is shown, and an import names it in Chinese.
+async fn forms_only_where_they_work(app: TestApp) {
+    let admin = app.login("admin").await;
+    let page = |who: String, path: String| {
+        let r = app.get(&path).cookie(&format!("linli_session={who}"));
+        async move { r.send().await.text() }
+    };
+    let first = |reg: &'static str, q: &'static str| {
+        let r = app.get(&format!("/api/v1/registers/{reg}?per_page=1&{q}")).bearer(&admin);
+        async move { r.send().await.json()["items"][0]["id"].as_i64().unwrap() }
+    };
+    let doc = first("documents", "").await;
+    let funding = first("funding", "community=520627001001").await;
+    let problem = first("problems", "community=520627001001").await;
+    let talent_zone = first("talent_zones", "").await;
+    for user in ["heping", "huahuaqiao"] {
+        let t = app.login(user).await;
+        for reg in ["talent_zones", "documents", "seconded_staff", "secretaries", "supermarkets"] {
+            let p = page(t.clone(), format!("/registers/{reg}")).await;
+            assert!(!p.contains("<h2>新增</h2>") && !p.contains(&format!("action=\"/registers/{reg}/import\"")), "{user} {reg}");
+            assert!(p.contains("县级"), "{user} {reg}: says who keeps it");
+        }
+        for (reg, id) in [("documents", doc), ("talent_zones", talent_zone)] {
+            let p = page(t.clone(), format!("/registers/{reg}/{id}")).await;
+            assert!(!p.contains("/edit\"") && !p.contains("/retire\""), "{user} {reg}");
+        }
+        // A save made anyway is refused on a field the form has no input for: said on the page.
+        let csrf = page(t.clone(), format!("/registers/{}/{}", "funding", funding)).await;
+        let csrf = csrf.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+        let r = app
+            .post("/registers/talent_zones")
+            .cookie(&format!("linli_session={t}"))
+            .form(&[("_csrf", &csrf), ("name", "越级新增")])
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().contains("不在您的管辖范围内"), "{}", r.text());
+        let file = xlsx(&[&["名称*"], &["越级导入"]]);
+        let r = app
+            .post("/api/v1/registers/talent_zones/import?dry_run=true")
+            .bearer(&t)
+            .raw("application/octet-stream", file)
+            .send()
+            .await;
+        assert_eq!(r.json()["errors"][0]["column"], "管辖范围", "{}", r.text());
+    }
+    // The county keeps them.
+    let p = page(admin.clone(), "/registers/talent_zones".into()).await;
+    assert!(p.contains("<h2>新增</h2>") && p.contains("action=\"/registers/talent_zones/import\""));
+    let p = page(admin.clone(), format!("/registers/problems/{problem}")).await;
+    assert!(p.contains("/edit\"") && p.contains("/retire\"") && p.contains("/to-case\""), "{p}");
+    // The community edits its own rows.
+    let staff = app.login("huahuaqiao").await;
+    let p = page(staff.clone(), format!("/registers/funding/{funding}")).await;
+    assert!(p.contains("/edit\"") && p.contains("/retire\""), "{p}");
+    let p = page(staff.clone(), format!("/registers/problems/{problem}")).await;
+    assert!(p.contains("/to-case\""), "{p}");
+    // A grid worker reads the community's rows above it, and is offered nothing to change.
+    let gw = app.login("wanggeyuan").await;
+    for (reg, id) in [("documents", doc), ("funding", funding), ("problems", problem)] {
+        let p = page(gw.clone(), format!("/registers/{reg}/{id}")).await;
+        assert!(p.contains("<dl class=\"facts\">"), "{reg}: readable");
+        assert!(!p.contains("/edit\"") && !p.contains("/retire\"") && !p.contains("/to-case\""), "{reg}: {p}");
+    }
+    // Their own grid's visit: theirs to edit.
+    let visit = json!({"visitor": "王网格员", "household": "3栋", "node": "520627001001003", "date": "2026-11-20"});
+    let id = app.post("/api/v1/registers/visits").bearer(&gw).json(visit).send().await.json()["id"].as_i64().unwrap();
+    let p = page(gw.clone(), format!("/registers/visits/{id}")).await;
+    assert!(p.contains("/edit\"") && p.contains("/retire\""), "{p}");
+}
+
+/// 办公用房达标社区 counts communities: a community has one office row, and the figure counts
+/// each community once whatever the rows.
+async fn offices_count_communities(app: TestApp) {
+    let admin = app.login("admin").await;
+    let figure = || {
+        let r = app.get("/api/v1/overview").bearer(&admin);
+        async move { r.send().await.json()["offices_up_to_standard"].clone() }
+    };
+    assert_eq!(figure().await, json!(6));
+    let row = json!({"community": "520627001001", "area": 300, "compliant_since": "2024-01-01"});
+    let r = app.post("/api/v1/registers/offices").bearer(&admin).json(row).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert_eq!(r.json()["fields"][0]["field"], "community", "{}", r.text());
+    assert_eq!(figure().await, json!(6));
+    // A second row however it came (from before the rule): still one community.
+    app.sql(
+        "INSERT INTO register_rows (register, node_path, name, search, data, is_demo, created_at, updated_at) \
+         SELECT register, node_path, name, search, data, 0, created_at, updated_at FROM register_rows \
+         WHERE register = 'offices' AND data LIKE '%520627001001%'",
+    )
+    .await;
+    assert_eq!(figure().await, json!(6));
+}
+
+/// A row's history is when, what and a summary: no addresses, hash chain or names of who; a
+/// reveal's stated reason only for those who read the audit log.
+async fn row_history_is_not_the_audit_log(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    let visit =
+        json!({"visitor": "网格员", "household": "5栋", "node": "520627001001003", "date": "2026-11-20", "notes": "独居"});
+    let id = app.post("/api/v1/registers/visits").bearer(&staff).json(visit).send().await.json()["id"].as_i64().unwrap();
+    let r = app
+        .post(&format!("/api/v1/registers/visits/{id}/reveal"))
+        .bearer(&staff)
+        .json(json!({"reason": "家属来电询问近况"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let one = app.get(&format!("/api/v1/registers/visits/{id}")).bearer(&staff).send().await;
+    let hist = one.json()["history"].as_array().unwrap().clone();
+    assert_eq!(hist.len(), 2, "{hist:?}");
+    for h in &hist {
+        for k in ["ip", "hash", "prev_hash", "actor", "seq", "node_path"] {
+            assert!(h.get(k).is_none(), "{k} in {h}");
+        }
+        assert!(h["at"].is_i64() && h["label"].is_string() && h["summary"].is_string(), "{h}");
+    }
+    assert_eq!(hist[0]["label"], "查看台账加密内容");
+    assert!(!one.text().contains("家属来电询问近况"), "{}", one.text());
+    let page = app.get(&format!("/registers/visits/{id}")).cookie(&format!("linli_session={staff}")).send().await.text();
+    assert!(!page.contains("家属来电询问近况") && page.contains("查看台账加密内容"), "{page}");
+    // Those who read the audit log read it here too.
+    let admin = app.login("admin").await;
+    let one = app.get(&format!("/api/v1/registers/visits/{id}")).bearer(&admin).send().await.json();
+    assert!(one["history"][0]["summary"].as_str().unwrap().contains("家属来电询问近况"), "{one}");
+}
+
+/// Staff's employment records (社区工作者: grade, contract, insurance) are read within one's
+/// scope or from above it, not by a grid worker below the community.
+async fn staff_records_stay_in_scope(app: TestApp) {
+    let gw = app.login("wanggeyuan").await;
+    let r = app.get("/api/v1/registers/community_workers").bearer(&gw).send().await;
+    assert_eq!((r.status, r.json()["total"].as_i64()), (StatusCode::OK, Some(0)), "{}", r.text());
+    let admin = app.login("admin").await;
+    let w = app.get("/api/v1/registers/community_workers?community=520627001001&per_page=1").bearer(&admin).send().await.json()
+        ["items"][0]["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        app.get(&format!("/api/v1/registers/community_workers/{w}")).bearer(&gw).send().await.status,
+        StatusCode::NOT_FOUND
+    );
+    let x = app.get("/api/v1/registers/community_workers/export.xlsx").bearer(&gw).send().await;
+    assert_eq!(sheet(&x.body).len(), 1, "the header only");
+    // The community and the street above it read theirs; county documents stay readable below.
+    for (user, community) in [("huahuaqiao", "520627001001"), ("heping", "520627001002")] {
+        let t = app.login(user).await;
+        let r = app.get(&format!("/api/v1/registers/community_workers?community={community}")).bearer(&t).send().await.json();
+        assert!(r["total"].as_i64().unwrap() > 0, "{user}: {r}");
+    }
+    assert!(app.get("/api/v1/registers/documents").bearer(&gw).send().await.json()["total"].as_i64().unwrap() > 0);
+}
+
 both!(
+    work_phones_are_masked,
+    forms_only_where_they_work,
+    offices_count_communities,
+    row_history_is_not_the_audit_log,
+    staff_records_stay_in_scope,
     names_follow_a_rename,
     mechanism,
     excel_round_trip,
