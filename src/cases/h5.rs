@@ -150,30 +150,41 @@ struct ReportForm {
     reporter_phone: String,
     #[serde(default)]
     private: String,
-    /// Answers to the categories' questions, as `attr.<category>.<question>` → values (a
-    /// multiple-choice question sends several).
+    /// Answers to the categories' questions.
     #[serde(skip)]
-    attrs: std::collections::HashMap<String, Vec<String>>,
+    attrs: Answers,
 }
 
-impl ReportForm {
+/// Answers to the categories' questions as a form sends them: `attr.<category>.<question>` →
+/// values (a multiple-choice question sends several). The H5 form and the staff form ask them.
+#[derive(Clone, Default)]
+pub(super) struct Answers(std::collections::HashMap<String, Vec<String>>);
+
+impl Answers {
+    /// Takes the form field `name` if it is an answer (`attr.…`); false otherwise.
+    pub(super) fn take(&mut self, name: &str, value: String) -> bool {
+        let Some(key) = name.strip_prefix("attr.") else { return false };
+        self.0.entry(key.to_string()).or_default().push(value);
+        true
+    }
+
     /// The answer given to question `code` of category `cat` (the first, for a list).
-    fn attr(&self, cat: &str, code: &str) -> &str {
-        self.attrs.get(&format!("{cat}.{code}")).and_then(|v| v.first()).map(String::as_str).unwrap_or_default()
+    pub(super) fn first(&self, cat: &str, code: &str) -> &str {
+        self.0.get(&format!("{cat}.{code}")).and_then(|v| v.first()).map(String::as_str).unwrap_or_default()
     }
 
     /// Whether `value` was among the answers to question `code` of category `cat`.
-    fn picked(&self, cat: &str, code: &str, value: &str) -> bool {
-        self.attrs.get(&format!("{cat}.{code}")).is_some_and(|v| v.iter().any(|x| x == value))
+    pub(super) fn picked(&self, cat: &str, code: &str, value: &str) -> bool {
+        self.0.get(&format!("{cat}.{code}")).is_some_and(|v| v.iter().any(|x| x == value))
     }
 
-    /// The chosen category's answers, as the case keeps them.
-    fn answers(&self, cats: &[Category]) -> serde_json::Value {
+    /// Category `chosen`'s answers, as the case keeps them (another category's are left out).
+    pub(super) fn of(&self, cats: &[Category], chosen: &str) -> serde_json::Value {
         let mut out = serde_json::Map::new();
-        for a in cats.iter().filter(|c| c.code == self.category).flat_map(|c| &c.attrs) {
+        for a in cats.iter().filter(|c| c.code == chosen).flat_map(|c| &c.attrs) {
             let given: Vec<String> = self
-                .attrs
-                .get(&format!("{}.{}", self.category, a.code))
+                .0
+                .get(&format!("{chosen}.{}", a.code))
                 .map(|v| v.iter().map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
                 .unwrap_or_default();
             let v = match (a.datatype.as_str(), given.first()) {
@@ -255,9 +266,7 @@ async fn report_post(State(st): State<AppState>, Caller(who, ip): Caller, mut mp
             "reporter_phone" => f.reporter_phone = v,
             "private" => f.private = v,
             other => {
-                if let Some(key) = other.strip_prefix("attr.") {
-                    f.attrs.entry(key.to_string()).or_default().push(v);
-                }
+                f.attrs.take(other, v);
             }
         }
     }
@@ -282,7 +291,7 @@ async fn report_post(State(st): State<AppState>, Caller(who, ip): Caller, mut mp
         reporter_name: Some(f.reporter_name.clone()),
         reporter_phone: Some(f.reporter_phone.clone()),
         private: !f.private.is_empty(),
-        attrs: f.answers(&categories::active(&st).await?),
+        attrs: f.attrs.of(&categories::active(&st).await?, &f.category),
         ..Default::default()
     };
     // A signed-in resident reports as themselves: the case is then among their own (我的报事).
@@ -293,6 +302,13 @@ async fn report_post(State(st): State<AppState>, Caller(who, ip): Caller, mut mp
     match store::create(&st, reporter, &input, pics).await {
         Ok(c) => Ok(crate::web::see_other(&format!("/m/done?number={}", c.number)).into_response()),
         Err(AppError::Validation(v)) => report_page(&st, who.as_ref(), f, FieldErrors(v)).await,
+        Err(AppError::TooMany(m)) => {
+            // The form as it was typed, with why: it can be sent again later.
+            let errors = FieldErrors(vec![crate::error::FieldError { field: String::new(), message: m }]);
+            let mut r = report_page(&st, who.as_ref(), f, errors).await?;
+            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            Ok(r)
+        }
         Err(e) => Err(e),
     }
 }
@@ -321,6 +337,10 @@ struct Track {
     phone: String,
     found: Option<TrackView>,
     error: String,
+    /// Fields named: the lookup's (number, phone) and the rating's (satisfaction, comment).
+    errors: FieldErrors,
+    /// The rating's comment as typed, when the rating comes back.
+    comment: String,
 }
 
 struct TrackView {
@@ -331,21 +351,54 @@ struct TrackView {
     steps: Vec<Step>,
 }
 
+/// What a track page shows besides the lookup: a refused form's fields.
+#[derive(Default)]
+struct Refused {
+    errors: FieldErrors,
+    comment: String,
+    status: Option<StatusCode>,
+    /// A refusal of the whole form (shown at the top).
+    message: String,
+}
+
 /// The lookup page; a link may carry the number. The phone goes in a POST: in a URL it would
 /// stay in the browser's history and in proxies' logs.
 async fn track(State(st): State<AppState>, Caller(who, ip): Caller, Q(q): Q<NumberQ>) -> AppResult<Response> {
-    track_page(&st, who.as_ref(), &ip, q.number.unwrap_or_default(), q.phone.unwrap_or_default()).await
+    let (number, phone) = (q.number.unwrap_or_default(), q.phone.unwrap_or_default());
+    track_page(&st, who.as_ref(), &ip, number, phone, Refused::default()).await
 }
 
 async fn track_post(State(st): State<AppState>, Caller(who, ip): Caller, Form(q): Form<NumberQ>) -> AppResult<Response> {
-    track_page(&st, who.as_ref(), &ip, q.number.unwrap_or_default(), q.phone.unwrap_or_default()).await
+    let (number, phone) = (q.number.unwrap_or_default(), q.phone.unwrap_or_default());
+    let mut errors = FieldErrors::default();
+    if number.trim().is_empty() {
+        errors.add("number", "请填写事项编号");
+    }
+    if phone.trim().is_empty() {
+        errors.add("phone", "请填写报事时留的手机号");
+    }
+    if !errors.0.is_empty() {
+        // Nothing looked up: the form again, the missing fields named.
+        let refused = Refused { errors, status: Some(StatusCode::UNPROCESSABLE_ENTITY), ..Default::default() };
+        return track_page(&st, who.as_ref(), &ip, number, phone, refused).await;
+    }
+    track_page(&st, who.as_ref(), &ip, number, phone, Refused::default()).await
 }
 
-async fn track_page(st: &AppState, who: Option<&Principal>, ip: &str, number: String, phone: String) -> AppResult<Response> {
-    let mut error = String::new();
-    let mut found = None;
-    let mut status = StatusCode::OK;
-    if !number.is_empty() {
+async fn track_page(
+    st: &AppState,
+    who: Option<&Principal>,
+    ip: &str,
+    number: String,
+    phone: String,
+    refused: Refused,
+) -> AppResult<Response> {
+    let mut error = refused.message;
+    let mut found: Option<TrackView> = None;
+    let mut status = refused.status.unwrap_or(StatusCode::OK);
+    // A lookup sent without its number or phone is not tried (nor counted as a wrong guess).
+    let incomplete = refused.errors.get("number").is_some() || refused.errors.get("phone").is_some();
+    if !number.is_empty() && !incomplete {
         match owned(st, &number, &phone, ip).await {
             Ok((c, _)) => {
                 let v = store::view_by_id(st, c.id).await?;
@@ -366,8 +419,17 @@ async fn track_page(st: &AppState, who: Option<&Principal>, ip: &str, number: St
             Err(e) => return Err(e),
         }
     }
+    if !found.as_ref().is_some_and(|v| v.can_rate) {
+        // No rating form to mark: its refusal goes at the top.
+        for f in ["satisfaction", "comment"] {
+            if let Some(m) = refused.errors.get(f) {
+                error = if error.is_empty() { m.to_string() } else { format!("{error}；{m}") };
+            }
+        }
+    }
     let pre = form_token(who);
-    Ok(with_pre_cookie(render(&Track { csrf: pre.clone(), number, phone, found, error })?, &pre, status))
+    let page = Track { csrf: pre.clone(), number, phone, found, error, errors: refused.errors, comment: refused.comment };
+    Ok(with_pre_cookie(render(&page)?, &pre, status))
 }
 
 #[derive(Deserialize, Default)]
@@ -383,9 +445,21 @@ struct RateForm {
 }
 
 async fn rate(State(st): State<AppState>, Caller(who, ip): Caller, Form(f): Form<RateForm>) -> AppResult<Response> {
-    super::rating::rate_public(&st, &f.number, &f.phone, &f.satisfaction, &f.comment, &ip).await?;
+    let refused = match super::rating::rate_public(&st, &f.number, &f.phone, &f.satisfaction, &f.comment, &ip).await {
+        Ok(()) => Refused::default(),
+        // The rating form again, what is wrong named and the comment kept.
+        Err(AppError::Validation(v)) => Refused {
+            errors: FieldErrors(v),
+            comment: f.comment,
+            status: Some(StatusCode::UNPROCESSABLE_ENTITY),
+            ..Default::default()
+        },
+        // Rated already, or not yet finished: the case as it is, and why.
+        Err(AppError::Conflict(m)) => Refused { message: m, status: Some(StatusCode::CONFLICT), ..Default::default() },
+        Err(e) => return Err(e),
+    };
     // The case as it is now, answered in place: a redirect would put the phone in a URL.
-    track_page(&st, who.as_ref(), &ip, f.number, f.phone).await
+    track_page(&st, who.as_ref(), &ip, f.number, f.phone, refused).await
 }
 
 #[derive(Template)]

@@ -20,7 +20,7 @@ use crate::app::AppState;
 use crate::auth::{Principal, Role};
 use crate::db::list::Page;
 use crate::error::{AppError, AppResult, FieldError, FieldErrors};
-use crate::web::{FormBody, Layout, Q, render};
+use crate::web::{Layout, Q, render};
 
 /// A tab of the inbox: label, query string.
 type Tab = (&'static str, String);
@@ -64,8 +64,26 @@ struct Inbox {
     statuses: Vec<(&'static str, &'static str)>,
     channels: Vec<(&'static str, &'static str)>,
     staff: bool,
+    /// Where the role registers or reports a case, if anywhere: (link, label).
+    entry: Option<(&'static str, &'static str)>,
     notice: String,
     grids: GridNames,
+}
+
+/// Whether the role takes cases in: staff (the hotline's hand-overs, what a grid worker finds)
+/// and residents (their own reports). A unit takes the cases sent to it and a Party member
+/// claims wishes; neither registers one.
+fn registers_cases(role: Role) -> bool {
+    !matches!(role, Role::UnitContact | Role::PartyMember)
+}
+
+/// The console's way to a new case.
+fn entry(role: Role) -> Option<(&'static str, &'static str)> {
+    match role {
+        Role::Resident => Some(("/m/report", "我要报事")),
+        r if registers_cases(r) => Some(("/cases/new", "登记事项")),
+        _ => None,
+    }
 }
 
 /// Just the table, for live refresh of the inbox.
@@ -142,6 +160,7 @@ async fn inbox(
         statuses: Status::ALL.iter().map(|s| (s.as_str(), s.label())).collect(),
         channels: CHANNELS.to_vec(),
         staff: super::staff_level(p.role).is_some(),
+        entry: entry(p.role),
         notice: x.notice.unwrap_or_default(),
         grids,
     };
@@ -358,22 +377,65 @@ struct NewCase {
     errors: FieldErrors,
 }
 
-#[derive(Deserialize, Default, Clone)]
+/// The fields the staff form has a place for (an error on any other is listed at its top).
+const NEW_FIELDS: [&str; 8] = ["category", "channel", "grid", "lng", "address", "description", "reporter_name", "reporter_phone"];
+
+impl NewCase {
+    /// The message of an error on question `code` of the chosen category, if any.
+    fn attr_error(&self, code: &str) -> Option<&str> {
+        self.errors.get(&format!("attrs.{code}"))
+    }
+
+    /// Errors with no place of their own on the form: shown at its top, so none is silent.
+    fn unplaced(&self) -> Vec<&str> {
+        let asked = |field: &str| {
+            field.strip_prefix("attrs.").is_some_and(|code| {
+                self.categories.iter().any(|c| c.code == self.form.category && c.attrs.iter().any(|a| a.code == code))
+            })
+        };
+        let mut beside = std::collections::HashSet::new();
+        self.errors
+            .0
+            .iter()
+            // A placed field shows its first message beside it; any further one is listed.
+            .filter(|e| !(NEW_FIELDS.contains(&e.field.as_str()) || asked(&e.field)) || !beside.insert(e.field.as_str()))
+            .map(|e| e.message.as_str())
+            .collect()
+    }
+}
+
+#[derive(Default, Clone)]
 struct NewForm {
-    #[serde(default)]
     category: String,
-    #[serde(default)]
     description: String,
-    #[serde(default)]
     grid: String,
-    #[serde(default)]
     address: String,
-    #[serde(default)]
     channel: String,
-    #[serde(default)]
     reporter_name: String,
-    #[serde(default)]
     reporter_phone: String,
+    /// Answers to the categories' questions.
+    attrs: super::h5::Answers,
+}
+
+impl NewForm {
+    fn parse(body: &[u8]) -> NewForm {
+        let mut f = NewForm::default();
+        for (k, v) in crate::auth::middleware::form_pairs(body) {
+            match k.as_str() {
+                "category" => f.category = v,
+                "description" => f.description = v,
+                "grid" => f.grid = v,
+                "address" => f.address = v,
+                "channel" => f.channel = v,
+                "reporter_name" => f.reporter_name = v,
+                "reporter_phone" => f.reporter_phone = v,
+                other => {
+                    f.attrs.take(other, v);
+                }
+            }
+        }
+        f
+    }
 }
 
 async fn new_page(st: &AppState, p: &Principal, form: NewForm, errors: FieldErrors) -> AppResult<Response> {
@@ -392,11 +454,18 @@ async fn new_page(st: &AppState, p: &Principal, form: NewForm, errors: FieldErro
 const RESIDENT_CHANNEL: &str = "resident_h5";
 
 async fn new_get(State(st): State<AppState>, p: Principal) -> AppResult<Response> {
+    if !registers_cases(p.role) {
+        return Err(AppError::Forbidden);
+    }
     let channel = if p.role == Role::Resident { RESIDENT_CHANNEL } else { "staff" };
     new_page(&st, &p, NewForm { channel: channel.into(), ..Default::default() }, FieldErrors::default()).await
 }
 
-async fn new_post(State(st): State<AppState>, p: Principal, FormBody(f): FormBody<NewForm>) -> AppResult<Response> {
+async fn new_post(State(st): State<AppState>, p: Principal, body: axum::body::Bytes) -> AppResult<Response> {
+    if !registers_cases(p.role) {
+        return Err(AppError::Forbidden);
+    }
+    let f = NewForm::parse(&body);
     let i = CreateInput {
         category: f.category.clone(),
         description: f.description.clone(),
@@ -405,11 +474,18 @@ async fn new_post(State(st): State<AppState>, p: Principal, FormBody(f): FormBod
         channel: Some(f.channel.clone()),
         reporter_name: Some(f.reporter_name.clone()),
         reporter_phone: Some(f.reporter_phone.clone()),
+        attrs: f.attrs.of(&categories::active(&st).await?, &f.category),
         ..Default::default()
     };
     match store::create(&st, Reporter::User(&p), &i, Vec::new()).await {
         Ok(c) => Ok(crate::web::see_other(&format!("/cases/{}", c.number)).into_response()),
         Err(AppError::Validation(v)) => new_page(&st, &p, f, FieldErrors(v)).await,
+        Err(AppError::TooMany(m)) => {
+            // A resident over their limit: the form as typed, and why.
+            let mut r = new_page(&st, &p, f, FieldErrors(vec![FieldError { field: String::new(), message: m }])).await?;
+            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            Ok(r)
+        }
         Err(e) => Err(e),
     }
 }

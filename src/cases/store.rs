@@ -12,7 +12,7 @@ use super::notify::{self, Target};
 use super::{CaseRow, ROW_COLS, photos, search, visible};
 use crate::app::AppState;
 use crate::audit::{self, Event};
-use crate::auth::{Principal, Role};
+use crate::auth::{Principal, Role, throttle};
 use crate::db::list::{Keyed, Page, Where, paging};
 use crate::db::rows::{Appendable, Appended, Val};
 use crate::db::{Tx, now_ms};
@@ -162,7 +162,34 @@ async fn route(st: &AppState, i: &CreateInput, errs: &mut FieldErrors) -> AppRes
     Ok(None)
 }
 
-fn check_attrs(cat: &Category, v: &Value, errs: &mut FieldErrors) {
+/// The answers a case may keep, as stored JSON (characters): a category's questions are few,
+/// and each answer is bounded (a text 2,000 characters), but a list answer repeated or a number
+/// of ten thousand digits is not.
+pub const ATTRS_MAX_CHARS: usize = 8000;
+
+/// The answers (`attrs`): an object (or nothing) holding only the category's own questions,
+/// each answer valid, the whole bounded.
+fn check_attrs(cat: Option<&Category>, v: &Value, errs: &mut FieldErrors) {
+    let answers = match v {
+        Value::Null => None,
+        Value::Object(m) => Some(m),
+        _ => {
+            errs.add("attrs", "附加信息应为对象（问题编码 → 回答）");
+            return;
+        }
+    };
+    if let (Some(m), Some(cat)) = (answers, cat) {
+        let unknown: Vec<String> =
+            m.keys().filter(|k| !cat.attrs.iter().any(|a| a.code == **k)).take(3).map(|k| k.chars().take(32).collect()).collect();
+        if !unknown.is_empty() {
+            errs.add("attrs", format!("“{}”不是该类别的问题，请只回答该类别的问题", unknown.join("”“")));
+        }
+    }
+    if answers.is_some() && v.to_string().chars().count() > ATTRS_MAX_CHARS {
+        errs.add("attrs", format!("附加信息过长（合计不能超过 {ATTRS_MAX_CHARS} 字）"));
+        return;
+    }
+    let Some(cat) = cat else { return };
     for a in &cat.attrs {
         let val = v.get(&a.code);
         let present = val.is_some_and(|x| !x.is_null() && x.as_str() != Some(""));
@@ -222,6 +249,74 @@ pub async fn create_also(
     photos: Vec<photos::Photo>,
     also: Option<Also>,
 ) -> AppResult<Created> {
+    if let Reporter::User(p) = &who
+        && matches!(p.role, Role::UnitContact | Role::PartyMember)
+    {
+        // Intake is the staff's (the hotline's hand-overs, what a grid worker finds) and the
+        // residents' own reports: a unit takes the cases sent to it, a Party member claims
+        // wishes; neither registers one (and could not see it afterwards).
+        return Err(AppError::Forbidden);
+    }
+    let limit = submission_limit(&who);
+    if let Some(l) = &limit
+        && throttle::blocked(st, &l.key, l.max, l.window_ms).await?
+    {
+        return Err(AppError::TooMany(l.message.into()));
+    }
+    let created = create_checked(st, who, i, photos, also).await?;
+    if let Some(l) = &limit
+        && let Err(e) = throttle::note(st, &l.key, l.window_ms).await
+    {
+        // The case is created and answered: a retry would make it twice.
+        tracing::warn!(error = %e.detail(), "记录报事次数失败");
+    }
+    Ok(created)
+}
+
+/// How many cases one source may submit in a window.
+struct SubmissionLimit {
+    key: String,
+    max: i64,
+    window_ms: i64,
+    message: &'static str,
+}
+
+/// Anonymous reports (the H5 site without a login, Open311 without a key) per client address.
+pub const ANONYMOUS_PER_ADDRESS: i64 = 10;
+/// The window of [`ANONYMOUS_PER_ADDRESS`].
+pub const ANONYMOUS_WINDOW_MS: i64 = 10 * 60 * 1000;
+/// A signed-in resident's own reports per account.
+pub const RESIDENT_PER_ACCOUNT: i64 = 30;
+/// The window of [`RESIDENT_PER_ACCOUNT`].
+pub const RESIDENT_WINDOW_MS: i64 = 60 * 60 * 1000;
+
+/// The limit `who` reports under: none for staff and integrations (the hotline's hand-overs
+/// come in bursts).
+fn submission_limit(who: &Reporter<'_>) -> Option<SubmissionLimit> {
+    match who {
+        Reporter::Public { ip, .. } => Some(SubmissionLimit {
+            key: format!("report:{ip}"),
+            max: ANONYMOUS_PER_ADDRESS,
+            window_ms: ANONYMOUS_WINDOW_MS,
+            message: "提交过于频繁：同一网络 10 分钟内最多报事 10 件，请稍后再试，或拨打热线反映",
+        }),
+        Reporter::User(p) if p.role == Role::Resident => Some(SubmissionLimit {
+            key: format!("report#user:{}", p.user_id),
+            max: RESIDENT_PER_ACCOUNT,
+            window_ms: RESIDENT_WINDOW_MS,
+            message: "提交过于频繁：每个账号 1 小时内最多报事 30 件，请稍后再试，或拨打热线反映",
+        }),
+        Reporter::User(_) => None,
+    }
+}
+
+async fn create_checked(
+    st: &AppState,
+    who: Reporter<'_>,
+    i: &CreateInput,
+    photos: Vec<photos::Photo>,
+    also: Option<Also>,
+) -> AppResult<Created> {
     let mut errs = FieldErrors::default();
     let cat = categories::by_code(st, &i.category).await?.filter(|c| c.active);
     if cat.is_none() {
@@ -261,9 +356,7 @@ pub async fn create_also(
         }
         None => None,
     };
-    if let Some(c) = &cat {
-        check_attrs(c, &i.attrs, &mut errs);
-    }
+    check_attrs(cat.as_ref(), &i.attrs, &mut errs);
     if photos.len() > photos::MAX_PER_STEP {
         errs.add("photos", format!("每次最多上传 {} 张照片", photos::MAX_PER_STEP));
     }

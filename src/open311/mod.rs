@@ -40,7 +40,10 @@ fn app_err(f: Format, e: AppError) -> Response {
             reply(f, StatusCode::BAD_REQUEST, format::errors(f, &list))
         }
         AppError::NotFound => err(f, 404, "未找到"),
-        AppError::Unauthorized | AppError::Forbidden | AppError::BadCredentials => err(f, 403, "api_key 无效或无权限"),
+        AppError::Unauthorized | AppError::BadCredentials => err(f, 403, "api_key 无效"),
+        // A unit contact's or a Party member's key: they do not register cases.
+        AppError::Forbidden => err(f, 403, "该 api_key 所属账号无权提交事项"),
+        AppError::TooMany(m) => err(f, 429, m),
         AppError::Internal(_) => err(f, 500, "服务器内部错误"),
         e => err(f, 400, e.to_string()),
     }
@@ -155,10 +158,16 @@ async fn post_request(
     State(st): State<AppState>,
     Path(file): Path<String>,
     Caller(_, ip): Caller,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let Some((f, "requests")) = Format::from_path_suffix(&file) else { return err(Format::Xml, 404, "未知的资源") };
-    let raw: HashMap<String, String> = crate::auth::middleware::form_pairs(&body).into_iter().collect();
+    let body = match read_body(body, POST_LIMIT).await {
+        Ok(b) => b,
+        Err(true) => return err(f, 413, "提交的内容过大（不能超过 1 MB）"),
+        Err(false) => return err(f, 400, "请求内容读取失败"),
+    };
+    let pairs = crate::auth::middleware::form_pairs(&body);
+    let raw: HashMap<String, String> = pairs.iter().cloned().collect();
     let p = params(raw);
     if let Err(m) = check_jurisdiction(&st, &p).await {
         return err(f, 404, m);
@@ -186,12 +195,10 @@ async fn post_request(
     if lat.is_none() && !p.contains_key("address_string") && !p.contains_key("address_id") {
         return err(f, 400, "需要提供 lat/long、address_string 或 address_id 之一");
     }
-    let mut attrs = serde_json::Map::new();
-    for (k, v) in &p {
-        if let Some(code) = k.strip_prefix("attribute[").and_then(|k| k.strip_suffix(']')) {
-            attrs.insert(code.to_string(), serde_json::Value::String(v.clone()));
-        }
-    }
+    let attrs = match categories::by_code(&st, code).await {
+        Ok(cat) => answers(cat.as_ref(), &pairs),
+        Err(e) => return app_err(f, e),
+    };
     let name = [p.get("last_name"), p.get("first_name")].into_iter().flatten().cloned().collect::<Vec<_>>().join("");
     let input = CreateInput {
         category: code.clone(),
@@ -203,7 +210,7 @@ async fn post_request(
         channel: Some("open311".into()),
         reporter_name: (!name.is_empty()).then_some(name),
         reporter_phone: p.get("phone").cloned(),
-        attrs: serde_json::Value::Object(attrs),
+        attrs,
         ..Default::default()
     };
     let who = match &principal {
@@ -222,6 +229,43 @@ async fn post_request(
         }
         Err(e) => app_err(f, e),
     }
+}
+
+/// A request's body: a form of a few fields (media are links, not uploads).
+const POST_LIMIT: usize = 1 << 20;
+
+/// The body, read up to `limit` bytes: `Err(true)` when it is longer, `Err(false)` when it
+/// could not be read.
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, bool> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| false)?;
+        if out.len() + chunk.len() > limit {
+            return Err(true);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// The answers to the service's own attributes (`attribute[code]=…`, a multi-valued one as
+/// `attribute[code][]=…` repeated); any other attribute is ignored, as GeoReport allows.
+fn answers(cat: Option<&Category>, pairs: &[(String, String)]) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for a in cat.map(|c| c.attrs.as_slice()).unwrap_or_default() {
+        let (one, many) = (format!("attribute[{}]", a.code), format!("attribute[{}][]", a.code));
+        let given: Vec<&str> =
+            pairs.iter().filter(|(k, _)| *k == one || *k == many).map(|(_, v)| v.trim()).filter(|v| !v.is_empty()).collect();
+        let v = match (a.datatype.as_str(), given.first()) {
+            ("multivaluelist", Some(_)) => serde_json::json!(given),
+            (_, Some(x)) => serde_json::Value::String(x.to_string()),
+            _ => continue,
+        };
+        out.insert(a.code.clone(), v);
+    }
+    serde_json::Value::Object(out)
 }
 
 const REQ_COLS: &str = "c.number, c.status, c.description, c.grid_code, c.lng, c.lat, c.created_at, c.updated_at, c.resolve_due, \
