@@ -217,7 +217,7 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         errs.add("satisfaction", "满意度应为满意、基本满意或不满意");
     }
     for f in &i.unreadable {
-        errs.add(*f, "请选择“是”或“否”");
+        errs.add(f, "请选择“是”或“否”");
     }
     if action == Action::FollowUp {
         if i.contacted.is_none() {

@@ -26,8 +26,8 @@ pub struct Unit {
     pub kind: String,
     /// Contact person.
     pub contact_name: String,
-    /// Contact phone (a work number): a mobile is someone's own and shown starred (an office
-    /// line as it is); the full number is the unit register's, revealed with a reason.
+    /// Contact phone (a work number, often someone's own mobile): shown starred, as the unit
+    /// register shows it.
     #[serde(serialize_with = "starred")]
     pub contact_phone: String,
     /// Community codes served, comma separated (empty: the whole county).
@@ -55,9 +55,9 @@ fn unit_row(r: &Row) -> AppResult<Unit> {
     })
 }
 
-/// A contact number as shown: a mobile starred (138****1234), anything else as it is.
+/// A contact number as shown, as the unit register shows it (138****1234, 0856-***4567).
 pub fn shown_phone(phone: &str) -> String {
-    crate::ident::Mobile::parse(phone).map(|m| m.masked()).unwrap_or_else(|_| phone.to_string())
+    if phone.trim().is_empty() { String::new() } else { crate::registers::masked_phone(phone) }
 }
 
 fn starred<S: serde::Serializer>(phone: &str, s: S) -> Result<S::Ok, S::Error> {

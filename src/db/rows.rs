@@ -54,7 +54,12 @@ pub fn bind<'q>(q: Query<'q>, v: &Val) -> Query<'q> {
         Val::S(x) => q.bind(x.clone()),
         Val::T(x) => q.bind(*x),
         Val::N => q.bind(None::<String>),
-        Val::F(x) => q.bind(*x),
+        // sqlx-core 0.9.0 sends a NULL of kind Double to PostgreSQL as a float4 NULL (its
+        // Real and Double are swapped in `AnyArguments::convert_into`), and the statement,
+        // kept prepared with that type, then refuses a real coordinate (a case by grid, then
+        // one with lng/lat: 500 and the batch lost). A NULL of kind Real goes as float8.
+        Val::F(None) => q.bind(None::<f32>),
+        Val::F(Some(x)) => q.bind(*x),
         Val::B(x) => q.bind(x.clone()),
     }
 }

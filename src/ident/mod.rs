@@ -185,6 +185,12 @@ pub fn mask_name(name: &str) -> String {
     }
 }
 
+/// Whether `text` holds a control character (NUL, ESC, a bell, a line break) or a bidirectional
+/// override, which can hide or reorder what a name shows: names and short texts refuse them.
+pub fn has_control(text: &str) -> bool {
+    text.chars().any(|c| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,10 +219,4 @@ mod tests {
         assert_eq!(IdentError::LeadingZero("区划代码").to_string(), "区划代码不能以 0 开头");
         assert_eq!(IdentError::Grid.to_string(), "网格编码应为 15 位数字（12 位社区代码 + 3 位序号）");
     }
-}
-
-/// Whether `text` holds a control character (NUL, ESC, a bell, a line break) or a bidirectional
-/// override, which can hide or reorder what a name shows: names and short texts refuse them.
-pub fn has_control(text: &str) -> bool {
-    text.chars().any(|c| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
 }

@@ -592,6 +592,25 @@ async fn new_cases_take_ids_in_order(app: TestApp) {
 
 both!(new_cases_take_ids_in_order);
 
+/// A case without coordinates (by grid, a QR code's) and then one with them, each alone in
+/// its batch: the second was refused by PostgreSQL (the first had prepared the insert with a
+/// float4 NULL, sqlx's Double/Real mix-up) with a 500, its batch lost.
+async fn cases_with_and_without_coordinates(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    for body in [
+        json!({"category": "ldd", "description": "按网格报的", "grid": "520627001001002"}),
+        json!({"category": "ldd", "description": "按坐标报的", "lng": 108.4770, "lat": 28.5415}),
+        json!({"category": "ldd", "description": "又按网格报的", "grid": "520627001001002"}),
+    ] {
+        let r = app.post("/api/v1/cases").bearer(&staff).json(body).send().await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let n = r.json()["number"].as_str().unwrap().to_string();
+        assert_eq!(app.get(&format!("/api/v1/cases/{n}")).bearer(&staff).send().await.status, StatusCode::OK);
+    }
+}
+
+both!(cases_with_and_without_coordinates);
+
 /// A bulk action on the list page: each case steps on its own, and the notice names the first
 /// failures and counts the rest (it travels in the redirect's URL); too many at once is a
 /// field error.
