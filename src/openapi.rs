@@ -7,14 +7,29 @@ use serde_json::{Map, Value, json};
 /// (method, path, summary, tag, request body schema hint)
 pub const OPS: &[(&str, &str, &str, &str)] = &[
     ("post", "/api/v1/auth/login", "登录，返回会话令牌 {token}", "账号"),
-    ("post", "/api/v1/auth/logout", "退出登录（结束会话；个人访问令牌请用 DELETE /api/v1/tokens/{id} 吊销，用令牌调用回答 400）", "账号"),
-    ("post", "/api/v1/auth/password", "修改本人密码 {current,password,confirm}：同时吊销本人全部访问令牌、退出其他会话；当前密码错误计入锁定（锁定中回答 423）", "账号"),
+    (
+        "post",
+        "/api/v1/auth/logout",
+        "退出登录（结束会话；个人访问令牌请用 DELETE /api/v1/tokens/{id} 吊销，用令牌调用回答 400）",
+        "账号",
+    ),
+    (
+        "post",
+        "/api/v1/auth/password",
+        "修改本人密码 {current,password,confirm}：同时吊销本人全部访问令牌、退出其他会话；当前密码错误计入锁定（锁定中回答 423）",
+        "账号",
+    ),
     ("get", "/api/v1/me", "当前账号", "账号"),
     ("get", "/api/v1/users", "管辖范围内的账号 ?q&role&page&per_page", "账号"),
     ("post", "/api/v1/users", "新建账号 {username,display_name,role,scope,password}", "账号"),
     ("post", "/api/v1/users/{name}/{action}", "lock / unlock / reset-password {password}", "账号"),
     ("get", "/api/v1/tokens", "本人的访问令牌", "账号"),
-    ("post", "/api/v1/tokens", "签发访问令牌 {name, expires_in_days（默认 180，1～3650）}；须登录会话，用访问令牌调用回答 403", "账号"),
+    (
+        "post",
+        "/api/v1/tokens",
+        "签发访问令牌 {name, expires_in_days（默认 180，1～3650）}；须登录会话，用访问令牌调用回答 403",
+        "账号",
+    ),
     ("delete", "/api/v1/tokens/{id}", "吊销访问令牌", "账号"),
     ("get", "/api/v1/overview", "管辖范围内的统计数", "总览"),
     ("get", "/api/v1/nodes", "区域节点列表 ?kind&under&parent&q&retired&page&per_page", "区域"),

@@ -170,6 +170,9 @@ pub async fn create_user(st: &AppState, by: Option<&Principal>, actor: &Actor, n
             }
         }
     };
+    if nu.display_name.trim().chars().count() > 32 || crate::ident::has_control(&nu.display_name) {
+        errs.add("display_name", "名称不超过 32 个字，且不含控制字符");
+    }
     if let (Some(by), Some(path)) = (by, &scope_path) {
         by.check(super::Perm::UserManage, path)?;
         if nu.role.rank() < by.role.rank() {

@@ -100,7 +100,7 @@ async fn case_list(State(st): State<AppState>, p: Principal, Q(f): Q<CaseFilter>
 }
 
 async fn case_get(State(st): State<AppState>, p: Principal, Path(number): Path<String>) -> AppResult<Json<CaseView>> {
-    Ok(Json(store::view(&st, &p, &number).await?))
+    Ok(Json(store::view(&st, &p, &number).await?.for_viewer(&p)))
 }
 
 async fn case_act(
@@ -109,7 +109,7 @@ async fn case_act(
     Path(number): Path<String>,
     JsonBody(i): JsonBody<ActionInput>,
 ) -> AppResult<Json<CaseView>> {
-    Ok(Json(flow::act(&st, &p, &number, &i, Vec::new()).await?))
+    Ok(Json(flow::act(&st, &p, &number, &i, Vec::new()).await?.for_viewer(&p)))
 }
 
 async fn case_assignees(State(st): State<AppState>, p: Principal, Path(number): Path<String>) -> AppResult<Json<Vec<Assignee>>> {

@@ -338,6 +338,19 @@ pub async fn view_by_id(st: &AppState, id: i64) -> AppResult<CaseView> {
     with_details(view_row(&st.keyring, r)?, &rows)
 }
 
+impl CaseView {
+    /// The view as `p` may read it: a resident sees who acted by role or unit, not by the
+    /// staff's login names (which the security probe read off its own report's history).
+    pub fn for_viewer(mut self, p: &Principal) -> CaseView {
+        if p.role == crate::auth::Role::Resident {
+            for s in &mut self.history {
+                s.actor.clear();
+            }
+        }
+        self
+    }
+}
+
 /// Adds the history (oldest first) and the photo ids of [`detailed_sql`]'s rows.
 fn with_details(mut v: CaseView, rows: &[Row]) -> AppResult<CaseView> {
     for r in rows {

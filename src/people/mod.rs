@@ -122,6 +122,11 @@ pub async fn validate(st: &AppState, p: Option<&Principal>, input: &PersonInput)
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 32 {
         errs.add("name", "姓名不能为空，且不超过 32 个字");
+    } else if crate::ident::has_control(name) {
+        errs.add("name", "姓名含有不可见的控制字符");
+    }
+    if input.tags.chars().count() > 200 || crate::ident::has_control(&input.tags) {
+        errs.add("tags", "标签不超过 200 个字，且不含控制字符");
     }
     let id = if input.id_number.trim().is_empty() { None } else { errs.check("id_number", IdNumber::parse(&input.id_number)) };
     let mobile = if input.mobile.trim().is_empty() { None } else { errs.check("mobile", Mobile::parse(&input.mobile)) };

@@ -315,6 +315,18 @@ async fn a_masked_id_number_is_not_guessed(app: TestApp) {
     assert!(r.json()["fields"][0]["message"].as_str().unwrap().contains("一天内已修改 3 次"), "{}", r.text());
     let log = app.get("/api/v1/audit?action=person.id_set").bearer(&admin).send().await.json();
     assert_eq!(log["total"], 3, "{log}");
+    // Names and tags are bounded and free of control characters (a 3,000,000-character tag was
+    // stored and sent with every read).
+    for (body, field) in [
+        (json!({"name": "探针", "node": node, "tags": "标".repeat(201)}), "tags"),
+        (json!({"name": "探\u{0}针", "node": node}), "name"),
+    ] {
+        let r = app.post("/api/v1/persons").bearer(&gw).json(body).send().await;
+        assert_eq!(r.json()["fields"][0]["field"], field, "{}", r.text());
+    }
+    let user = json!({"username": "longname", "display_name": "长".repeat(33), "role": "grid_worker", "scope": node, "password": "Init-Pass123"});
+    let r = app.post("/api/v1/users").bearer(&admin).json(user).send().await;
+    assert_eq!(r.json()["fields"][0]["field"], "display_name", "{}", r.text());
     // Someone who may see the number is not held to it.
     let r = app
         .req(axum::http::Method::PUT, &format!("/api/v1/persons/{pid}"))

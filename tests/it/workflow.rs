@@ -37,6 +37,14 @@ async fn a_rating_counts_once(app: TestApp) {
     assert_eq!((s, v["status"].as_str(), v["rework_count"].as_i64()), (StatusCode::OK, Some("accepted"), Some(1)), "{v}");
     let steps: Vec<&str> = v["history"].as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
     assert!(steps.ends_with(&["rate", "rework"]), "{steps:?}");
+    // Who acted, by role or unit: a resident is not shown the staff's login names.
+    let seen = app.get(&format!("/api/v1/cases/{n}")).bearer(&jumin).send().await.json();
+    for h in seen["history"].as_array().unwrap() {
+        assert_eq!(h["actor"], "", "{h}");
+    }
+    assert!(seen["history"].as_array().unwrap().iter().any(|h| h["actor_label"] != ""), "{seen}");
+    let staff_sees = app.get(&format!("/api/v1/cases/{n}")).bearer(&staff).send().await.json();
+    assert!(staff_sees["history"].to_string().contains("\"actor\":\"huahuaqiao\""), "{staff_sees}");
     // Sent back, the case waits for the next finish's answer (the old 不满意 stayed on it; found
     // by a probe); the answer is in the history.
     assert!(v["satisfaction"].is_null() && v["contacted"].is_null(), "{v}");
