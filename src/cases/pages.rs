@@ -129,6 +129,7 @@ struct InboxQ {
     #[serde(default)]
     fragment: bool,
     notice: Option<String>,
+    ns: Option<String>,
 }
 
 async fn inbox(
@@ -142,7 +143,7 @@ async fn inbox(
         .query()
         .unwrap_or_default()
         .split('&')
-        .filter(|kv| !kv.starts_with("fragment=") && !kv.starts_with("notice=") && !kv.starts_with("page="))
+        .filter(|kv| !["fragment=", "notice=", "ns=", "page="].iter().any(|k| kv.starts_with(k)))
         .collect::<Vec<_>>()
         .join("&");
     let page = store::list(&st, &p, &f).await?;
@@ -161,7 +162,7 @@ async fn inbox(
         channels: CHANNELS.to_vec(),
         staff: super::staff_level(p.role).is_some(),
         entry: entry(p.role),
-        notice: x.notice.unwrap_or_default(),
+        notice: crate::web::checked_notice(&st.keyring, x.notice.as_deref(), x.ns.as_deref()),
         grids,
     };
     Ok(render(&page)?.into_response())
@@ -359,7 +360,7 @@ async fn bulk(State(st): State<AppState>, p: Principal, body: axum::body::Bytes)
     );
     let back = if f.back.starts_with("/cases") { f.back } else { "/cases".into() };
     let sep = if back.contains('?') { '&' } else { '?' };
-    Ok(crate::web::see_other(&format!("{back}{sep}notice={}", crate::web::urlencode(&notice))).into_response())
+    Ok(crate::web::see_other(&format!("{back}{sep}{}", crate::web::notice_query(&st.keyring, &notice))).into_response())
 }
 
 /// Cases one bulk action may take (each is a step of its own).

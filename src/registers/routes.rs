@@ -274,7 +274,8 @@ async fn list_get(
     Path(name): Path<String>,
     Q(raw): Q<HashMap<String, String>>,
 ) -> AppResult<Response> {
-    let notice = raw.get("notice").cloned().unwrap_or_default();
+    let notice =
+        crate::web::checked_notice(&st.keyring, raw.get("notice").map(String::as_str), raw.get("ns").map(String::as_str));
     list_page(&st, &p, reg(&name)?, raw, Extras { errors: FieldErrors::default(), form: Map::new(), report: None, notice }).await
 }
 
@@ -287,9 +288,8 @@ async fn create_post(
     let r = reg(&name)?;
     let form: Map<String, Value> = form_map(&body);
     match store::create(&st, &p, r, &form).await {
-        Ok(_) => {
-            Ok(crate::web::see_other(&format!("/registers/{name}?notice={}", crate::web::urlencode("已新建"))).into_response())
-        }
+        Ok(_) => Ok(crate::web::see_other(&format!("/registers/{name}?{}", crate::web::notice_query(&st.keyring, "已新建")))
+            .into_response()),
         Err(AppError::Validation(v)) => {
             list_page(&st, &p, r, HashMap::new(), Extras { errors: FieldErrors(v), form, report: None, notice: String::new() })
                 .await

@@ -154,7 +154,7 @@ impl ListQuery {
                 .map(|v| v.trim().parse::<i64>().map_err(|_| AppError::field(k, "应为整数")))
                 .transpose()
         };
-        let reserved = ["q", "sort", "page", "per_page", "retired", "notice"];
+        let reserved = ["q", "sort", "page", "per_page", "retired", "notice", "ns"];
         Ok(ListQuery {
             q: raw.get("q").cloned(),
             sort: raw.get("sort").cloned(),

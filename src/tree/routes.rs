@@ -284,6 +284,7 @@ struct TreeQ {
     retired: Option<bool>,
     page: Option<i64>,
     notice: Option<String>,
+    ns: Option<String>,
 }
 
 /// What a tree page shows besides the node: form errors and values, a notice, an import report.
@@ -349,7 +350,14 @@ async fn tree_page(st: &AppState, p: &Principal, code: &str, mut filter: NodeFil
 async fn tree_get(State(st): State<AppState>, p: Principal, Q(q): Q<TreeQ>) -> AppResult<Response> {
     let code = q.node.unwrap_or_else(|| home_node(&p).to_string());
     let filter = NodeFilter { kind: q.kind, q: q.q, retired: q.retired, page: q.page, ..Default::default() };
-    tree_page(&st, &p, &code, filter, Extras { notice: q.notice.unwrap_or_default(), ..Extras::default() }).await
+    tree_page(
+        &st,
+        &p,
+        &code,
+        filter,
+        Extras { notice: crate::web::checked_notice(&st.keyring, q.notice.as_deref(), q.ns.as_deref()), ..Extras::default() },
+    )
+    .await
 }
 
 async fn tree_create(State(st): State<AppState>, p: Principal, FormBody(f): FormBody<NodeInput>) -> AppResult<Response> {
@@ -379,7 +387,7 @@ async fn tree_action(
     body: axum::body::Bytes,
 ) -> AppResult<Response> {
     let back = |notice: &str| {
-        crate::web::see_other(&format!("/tree?node={code}&notice={}", crate::web::urlencode(notice))).into_response()
+        crate::web::see_other(&format!("/tree?node={code}&{}", crate::web::notice_query(&st.keyring, notice))).into_response()
     };
     match act.as_str() {
         "edit" => {

@@ -296,6 +296,25 @@ pub fn field_prefix(key: &str, message: &str) -> &'static str {
     if message.starts_with(l) { "" } else { l }
 }
 
+/// The query that carries a notice to the page a form redirects to (`notice=…&ns=…`), signed:
+/// a page shows only notices this server wrote (a link with any `?notice=` text showed it as
+/// a green message of the system's own, e.g. a fake 请拨打… warning).
+pub fn notice_query(keys: &crate::privacy::Keyring, text: &str) -> String {
+    format!("notice={}&ns={}", urlencode(text), notice_sig(keys, text))
+}
+
+/// The notice a page shows: `text` if `sig` is its signature ([`notice_query`]), else none.
+pub fn checked_notice(keys: &crate::privacy::Keyring, text: Option<&str>, sig: Option<&str>) -> String {
+    match (text, sig) {
+        (Some(t), Some(s)) if !t.is_empty() && s == notice_sig(keys, t) => t.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn notice_sig(keys: &crate::privacy::Keyring, text: &str) -> String {
+    keys.blind_index("page_notice", text).chars().take(16).collect()
+}
+
 /// Percent-encodes a query value.
 pub fn urlencode(s: &str) -> String {
     s.bytes()

@@ -630,6 +630,17 @@ async fn bulk_action_notice_stays_short(app: TestApp) {
     assert!(notice.len() < 4_000, "{} bytes", notice.len());
     let text = linli::auth::middleware::percent_decode(notice);
     assert!(text.contains("失败 15 件") && text.contains("另有 5 件"), "{text}");
+    // A page shows the notices this server wrote, not any text a link carries.
+    let signed = linli::web::notice_query(&app.st.keyring, "成功 3 件");
+    assert!(app.get(&format!("/cases?{signed}")).cookie(&cookie).send().await.text().contains("成功 3 件"));
+    for forged in [
+        "/cases?notice=%E8%AF%B7%E6%8B%A8%E6%89%93",
+        "/tree?node=520627001001&notice=%E8%AF%B7%E6%8B%A8%E6%89%93&ns=0",
+        "/registers/visits?notice=%E8%AF%B7%E6%8B%A8%E6%89%93",
+    ] {
+        let page = app.get(forged).cookie(&cookie).send().await.text();
+        assert!(!page.contains("请拨打"), "{forged}");
+    }
     let many: Vec<String> = (0..501).map(|i| format!("NOPE-{i}")).collect();
     let mut form: Vec<(&str, &str)> = vec![("_csrf", &csrf), ("action", "register")];
     form.extend(many.iter().map(|n| ("n", n.as_str())));
