@@ -260,7 +260,9 @@ async fn hooks_list(State(st): State<AppState>, p: Principal) -> AppResult<Json<
 /// Registers a webhook; the signing secret is returned once.
 pub async fn hook_create_inner(st: &AppState, p: &Principal, url: &str, unit: Option<&str>) -> AppResult<Value> {
     may_manage_hooks(p)?;
-    crate::web::http::check_url(url.trim(), st.cfg.webhook_allow_loopback).map_err(|m| AppError::field("url", m))?;
+    crate::web::http::check_url_resolved(url.trim(), st.cfg.webhook_allow_loopback)
+        .await
+        .map_err(|m| AppError::field("url", m))?;
     let unit_id = match (p.role, unit.map(str::trim).filter(|s| !s.is_empty())) {
         (Role::UnitContact, _) => p.unit_id,
         (_, Some(code)) => Some(units::find(&st.db, code).await?.ok_or_else(|| AppError::field("unit", "单位不存在"))?.id),

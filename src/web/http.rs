@@ -68,9 +68,33 @@ pub fn check_url(url: &str, loopback: bool) -> Result<(), String> {
     let (host, _, _) = parse_url(url)?;
     let refused = match host.parse::<IpAddr>() {
         Ok(ip) => !reachable(ip, loopback),
-        Err(_) => !loopback && host.eq_ignore_ascii_case("localhost"),
+        Err(_) => {
+            // `localhost.` (fully qualified) and the names under .localhost are this machine too.
+            let h = host.trim_end_matches('.').to_ascii_lowercase();
+            !loopback && (h == "localhost" || h.ends_with(".localhost"))
+        }
     };
     if refused { Err(REFUSED.into()) } else { Ok(()) }
+}
+
+/// [`check_url`], then a host that resolves now (127.1, 2130706433, 0x7f000001, `localhost.`
+/// are names to the parser but this machine to the resolver) checked as delivery will check
+/// it. A name that does not resolve yet is taken (an intranet's DNS may come later); delivery
+/// checks every address again.
+pub async fn check_url_resolved(url: &str, loopback: bool) -> Result<(), String> {
+    check_url(url, loopback)?;
+    let (host, port, _) = parse_url(url)?;
+    if host.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let lookup = tokio::time::timeout(Duration::from_secs(2), tokio::net::lookup_host((host.as_str(), port))).await;
+    match lookup {
+        Ok(Ok(addrs)) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            if !addrs.is_empty() && addrs.iter().all(|a| !reachable(a.ip(), loopback)) { Err(REFUSED.into()) } else { Ok(()) }
+        }
+        _ => Ok(()),
+    }
 }
 
 const REFUSED: &str = "不能推送到本机、链路本地、组播或未指定地址";

@@ -319,9 +319,16 @@ async fn webhooks_stay_off_the_machine(app: TestApp) {
     // A name that resolves to the machine is refused when delivering, after resolving it.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    // `127.1` is not an address as written, but a resolver makes it 127.0.0.1.
-    let r = app.post("/api/v1/webhooks").bearer(&unit).json(json!({"url": format!("http://127.1:{port}/x")})).send().await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    // `127.1` is not an address as written, but a resolver makes it 127.0.0.1: refused when
+    // registered (resolved then), as are the machine's other spellings.
+    for host in ["127.1", "2130706433", "0x7f000001", "localhost."] {
+        let r = app.post("/api/v1/webhooks").bearer(&unit).json(json!({"url": format!("http://{host}:{port}/x")})).send().await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{host}: {}", r.text());
+    }
+    // A name that resolved elsewhere when it was registered (DNS can change): delivery checks
+    // the addresses again.
+    app.sql(&format!("INSERT INTO webhooks (unit_id, url, secret, created_at) VALUES (NULL, 'http://127.1:{port}/x', 's', 0)"))
+        .await;
     let staff = app.login("huahuaqiao").await;
     let n = new_case(&app, &staff, "ldd", "楼道灯不亮").await;
     act(&app, &staff, &n, json!({"action": "register"})).await;
