@@ -83,12 +83,25 @@ pub fn action(code: &str) -> String {
     }
 }
 
+/// An audit entry's actor as shown: the system's own work (`system:demo`, `system:jobs`) in
+/// words, with its code beside; a person's login name as it is.
+pub fn actor(name: &str) -> String {
+    match name.strip_prefix("system:") {
+        Some("demo") => "系统（演示数据）".into(),
+        Some("cli") => "系统（命令行）".into(),
+        Some(what) => format!("系统（{what}）"),
+        None => name.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn names() {
+        assert_eq!(actor("system:demo"), "系统（演示数据）");
+        assert_eq!(actor("huahuaqiao"), "huahuaqiao");
         assert_eq!(action("person.reveal"), "查看完整个人信息");
         assert_eq!(action("case.dispatch"), "事项派单");
         assert_eq!(action("case.reject_extension"), "事项驳回延期");

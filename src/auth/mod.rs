@@ -98,9 +98,11 @@ impl Role {
     /// Parses a contract name.
     pub fn parse(s: &str) -> Result<Role, String> {
         Role::ALL.into_iter().find(|r| r.as_str() == s.trim()).ok_or_else(|| {
-            format!(
-                "角色无效：{s}（可选：county_admin street_admin community_staff grid_worker unit_contact party_member resident）"
-            )
+            // Named as people say them, each with the code a program sends.
+            let all: Vec<String> = Role::ALL.iter().map(|r| format!("{}（{}）", r.label(), r.as_str())).collect();
+            let given: String = s.trim().chars().take(32).collect();
+            let given = if given.is_empty() { "未选择".to_string() } else { given };
+            format!("角色无效：{given}。可选：{}", all.join("、"))
         })
     }
 

@@ -119,6 +119,14 @@ async fn newest_cases_first(app: TestApp) {
 /// its filter offers them by name.
 async fn audit_log_reads_in_chinese(app: TestApp) {
     let admin = app.login("admin").await;
+    let r = app
+        .post("/api/v1/users")
+        .bearer(&admin)
+        .json(serde_json::json!({"username": "norole", "role": "", "scope": "520627"}))
+        .send()
+        .await;
+    let msg = r.json()["fields"][0]["message"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains("未选择") && msg.contains("网格员（grid_worker）"), "{msg}");
     let page = app.get("/audit?action=login").cookie(&format!("linli_session={admin}")).send().await.text();
     assert!(page.contains(r#"<td title="login">登录</td>"#), "{page}");
     assert!(page.contains(">查看完整个人信息</option>"));
