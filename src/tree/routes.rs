@@ -391,7 +391,7 @@ async fn tree_action(
     };
     match act.as_str() {
         "edit" => {
-            let f: NodeInput = serde_urlencoded_body(&body)?;
+            let f: NodeInput = form_of(body.clone()).await?;
             match store::update(&st, &p, &code, &f).await {
                 Ok(_) => Ok(back("已保存")),
                 Err(AppError::Validation(v)) => {
@@ -417,7 +417,7 @@ async fn tree_action(
             Ok(crate::web::see_other(&format!("/tree?node={parent}")).into_response())
         }
         "geometry" => {
-            let f: GeoForm = serde_urlencoded_body(&body)?;
+            let f: GeoForm = form_of(body.clone()).await?;
             let imported = async {
                 let crs = crs_of(Some(&f.crs))?;
                 let v: Value =
@@ -450,10 +450,16 @@ async fn tree_action(
     }
 }
 
-fn serde_urlencoded_body<T: serde::de::DeserializeOwned>(b: &[u8]) -> AppResult<T> {
-    let s = std::str::from_utf8(b).map_err(|_| AppError::BadRequest("表单内容格式错误".into()))?;
-    let uri: axum::http::Uri = format!("/?{s}").parse().map_err(|_| AppError::BadRequest("表单内容格式错误".into()))?;
-    axum::extract::Query::<T>::try_from_uri(&uri).map(|q| q.0).map_err(|_| AppError::BadRequest("表单内容格式错误".into()))
+/// A urlencoded form body read as `T`, as [`crate::web::FormBody`] reads one: long fields are
+/// checked by the form's own rules (read as a URI's query, 30 KB of text was a 400).
+async fn form_of<T: serde::de::DeserializeOwned>(b: axum::body::Bytes) -> AppResult<T> {
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .header(axum::http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(b))
+        .map_err(|_| AppError::BadRequest("表单内容格式错误".into()))?;
+    use axum::extract::FromRequest;
+    crate::web::FormBody::<T>::from_request(req, &()).await.map(|f| f.0)
 }
 
 #[derive(Template)]

@@ -319,6 +319,15 @@ async fn tree_pages_lead_on(app: TestApp) {
         app.get("/grids/520627001001003/poster").cookie(&format!("linli_session={heping}")).send().await.status,
         StatusCode::OK
     );
+    // A refused edit says why beside the edit form only, long fields included (a 400 before).
+    let csrf = grid.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let long = "路".repeat(10_000);
+    let form = [("_csrf", csrf.as_str()), ("name", ""), ("address", long.as_str()), ("note", "")];
+    let r = app.post("/tree/520627001001003/edit").cookie(&format!("linli_session={heping}")).form(&form).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    let text = r.text();
+    assert_eq!(text.matches("名称不能为空").count(), 1, "{text}");
+    assert!(text.contains("地址不能超过 200 个字") && text.contains("<details open>"), "{text}");
     let unit = app.login("danwei").await;
     for path in ["/tree", "/map"] {
         let r = app.get(path).cookie(&format!("linli_session={unit}")).send().await;
