@@ -172,7 +172,7 @@ pub async fn setup(tx: &mut Tx, county_path: &str, now: i64) -> AppResult<()> {
 /// Accounts that take cases: one grid worker per grid, a unit contact per unit, two
 /// reported Party members per community. They share the demo password's hash.
 pub async fn people(tx: &mut Tx, hash: &str, now: i64) -> AppResult<()> {
-    let grids = sqlx::query("SELECT code, path FROM nodes WHERE kind = 'grid' ORDER BY code").fetch_all(&mut *tx).await?;
+    let grids = sqlx::query("SELECT code, path, name FROM nodes WHERE kind = 'grid' ORDER BY code").fetch_all(&mut *tx).await?;
     // (username, display name, role, scope, scope path, unit)
     type Account = (String, String, &'static str, String, String, Option<i64>);
     let mut rows: Vec<Account> = Vec::new();
@@ -181,7 +181,9 @@ pub async fn people(tx: &mut Tx, hash: &str, now: i64) -> AppResult<()> {
         if code == "520627001001003" {
             continue; // the named demo grid worker already holds it
         }
-        rows.push((format!("wg{}", &code[6..]), format!("网格员{}", &code[9..]), "grid_worker", code, get(g, "path")?, None));
+        // Named by the grid (网格员001003 stood for a grid in each of four streets).
+        let name = format!("{}网格员", get::<String>(g, "name")?);
+        rows.push((format!("wg{}", &code[6..]), name, "grid_worker", code, get(g, "path")?, None));
     }
     let units = sqlx::query("SELECT id, code, name, node_path FROM units ORDER BY id").fetch_all(&mut *tx).await?;
     for u in units.iter().skip(1) {

@@ -49,3 +49,16 @@ async fn accounts_keep_someone_in_charge(app: TestApp) {
 }
 
 both!(accounts_keep_someone_in_charge);
+
+/// The demo's grid workers are told apart by name (网格员001003 stood for a grid in each of four
+/// streets, so pickers and lists were ambiguous).
+async fn demo_grid_workers_have_distinct_names(app: TestApp) {
+    let admin = app.login("admin").await;
+    let users = app.get("/api/v1/users?role=grid_worker&per_page=500").bearer(&admin).send().await.json();
+    let names: Vec<&str> = users["items"].as_array().unwrap().iter().map(|u| u["display_name"].as_str().unwrap()).collect();
+    assert!(names.len() > 20, "{users}");
+    let distinct: std::collections::HashSet<&&str> = names.iter().collect();
+    assert_eq!(distinct.len(), names.len(), "{names:?}");
+}
+
+both!(demo_grid_workers_have_distinct_names);
