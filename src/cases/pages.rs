@@ -182,6 +182,8 @@ struct CasePage {
     member: bool,
     /// The answers to the category's questions (asked on the H5 form).
     answers: Vec<(String, String)>,
+    /// The case's grid by name (the list names it so; the page showed its code).
+    grid_name: String,
 }
 
 /// The actions the viewer may take now (the page shows only these).
@@ -217,7 +219,19 @@ async fn case_page(st: &AppState, p: &Principal, number: &str, errors: FieldErro
     let member = p.role == Role::PartyMember;
     let answers =
         categories::by_code(st, &case.category).await?.map(|c| categories::answers(&c, &case.attrs)).unwrap_or_default();
-    let page = CasePage { layout, case, actions, assignees, satisfaction: SATISFACTION.to_vec(), map, errors, member, answers };
+    let grid_name = crate::tree::store::find_by_code(&st.db, &case.grid_code).await?.map(|n| n.name).unwrap_or_default();
+    let page = CasePage {
+        layout,
+        case,
+        actions,
+        assignees,
+        satisfaction: SATISFACTION.to_vec(),
+        map,
+        errors,
+        member,
+        answers,
+        grid_name,
+    };
     Ok((status, render(&page)?).into_response())
 }
 

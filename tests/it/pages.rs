@@ -205,6 +205,7 @@ async fn forms_and_programs_are_told_apart(app: TestApp) {
     let list = app.get("/cases").cookie(&cookie).send().await.text();
     assert!(list.contains("title=\"520627001001002\">花花桥第2网格</td>"), "the list names the grid");
     let page = app.get(&format!("/cases/{number}")).cookie(&cookie).send().await.text();
+    assert!(page.contains("title=\"520627001001002\">花花桥第2网格</a>"), "the case page names its grid");
     let csrf = page.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
     let step = |version: &str| crate::h5::multipart(&[("_csrf", &csrf), ("action", "register"), ("version", version)], None);
     let (ct, body) = step("abc");
