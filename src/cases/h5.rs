@@ -92,12 +92,13 @@ pub struct PublicCase {
     pub created: String,
 }
 
-async fn public_cases(st: &AppState, limit: i64) -> AppResult<Vec<PublicCase>> {
+async fn public_cases(st: &AppState, limit: i64, offset: i64) -> AppResult<Vec<PublicCase>> {
     let rows = sqlx::query(
         "SELECT c.number, c.status, c.created_at, cat.name AS cat, n.name AS grid FROM cases c JOIN categories cat ON cat.id = c.category_id \
-         LEFT JOIN nodes n ON n.code = c.grid_code WHERE c.private = 0 AND c.status NOT IN ('submitted','rejected','voided') ORDER BY c.id DESC LIMIT $1",
+         LEFT JOIN nodes n ON n.code = c.grid_code WHERE c.private = 0 AND c.status NOT IN ('submitted','rejected','voided') ORDER BY c.id DESC LIMIT $1 OFFSET $2",
     )
     .bind(limit)
+    .bind(offset)
     .fetch_all(st.db.read())
     .await?;
     rows.iter()
@@ -114,7 +115,7 @@ async fn public_cases(st: &AppState, limit: i64) -> AppResult<Vec<PublicCase>> {
 }
 
 async fn home(State(st): State<AppState>) -> AppResult<Response> {
-    Ok(render(&Home { recent: public_cases(&st, 10).await? })?.into_response())
+    Ok(render(&Home { recent: public_cases(&st, 10, 0).await? })?.into_response())
 }
 
 #[derive(Template)]
@@ -466,10 +467,27 @@ async fn rate(State(st): State<AppState>, Caller(who, ip): Caller, Form(f): Form
 #[template(path = "m/public.html")]
 struct PublicList {
     items: Vec<PublicCase>,
+    page: i64,
+    /// A next page may hold more.
+    more: bool,
 }
 
-async fn public_list(State(st): State<AppState>) -> AppResult<Response> {
-    Ok(render(&PublicList { items: public_cases(&st, 100).await? })?.into_response())
+/// Cases per page of the public list, and pages at most (the newest 2,000: the public list
+/// is a window on recent work, not an archive to walk).
+const PUBLIC_PER_PAGE: i64 = 20;
+const PUBLIC_PAGES: i64 = 100;
+
+#[derive(serde::Deserialize, Default)]
+struct PublicQ {
+    page: Option<i64>,
+}
+
+async fn public_list(State(st): State<AppState>, crate::web::Q(q): crate::web::Q<PublicQ>) -> AppResult<Response> {
+    let page = q.page.unwrap_or(1).clamp(1, PUBLIC_PAGES);
+    let mut items = public_cases(&st, PUBLIC_PER_PAGE + 1, (page - 1) * PUBLIC_PER_PAGE).await?;
+    let more = items.len() as i64 > PUBLIC_PER_PAGE && page < PUBLIC_PAGES;
+    items.truncate(PUBLIC_PER_PAGE as usize);
+    Ok(render(&PublicList { items, page, more })?.into_response())
 }
 
 #[derive(Template)]

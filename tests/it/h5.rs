@@ -140,6 +140,16 @@ async fn unsatisfied_rating_sends_it_back(app: TestApp) {
     act(&app, &staff, &private, json!({"action": "register"})).await;
     assert_eq!(app.get(&format!("/m/public/{private}")).send().await.status, StatusCode::NOT_FOUND);
     assert!(!app.get("/m/public").send().await.text().contains(&private));
+    // The public list pages on, newest first (it stopped at 100 with no way further).
+    let first = app.get("/m/public").send().await.text();
+    assert!(first.contains("href=\"/m/public?page=2\""), "{first}");
+    assert_eq!(first.matches("href=\"/m/public/YH-").count(), 20);
+    let second = app.get("/m/public?page=2").send().await.text();
+    let numbers =
+        |t: &str| t.split("href=\"/m/public/").skip(1).map(|s| s.split('"').next().unwrap().to_string()).collect::<Vec<_>>();
+    let (a, b) = (numbers(&first), numbers(&second));
+    assert!(a.last() > b.first() && !b.is_empty(), "{a:?} / {b:?}");
+    assert_eq!(app.get("/m/public?page=999999").send().await.status, StatusCode::OK);
 }
 
 async fn grid_qr_and_poster(app: TestApp) {
