@@ -214,6 +214,20 @@ impl crate::db::Deferred for Chain {
     }
 }
 
+/// A reason typed for the audit log (a reveal's, a move-out's), trimmed: asked for when
+/// `required`, at most 200 characters and free of control characters (a 10,000-character reason
+/// was taken into the log).
+pub fn reason(text: &str, required: bool) -> crate::error::AppResult<&str> {
+    let t = text.trim();
+    if required && t.is_empty() {
+        return Err(crate::error::AppError::field("reason", "请填写查看事由（将记入审计日志）"));
+    }
+    if t.chars().count() > 200 || crate::ident::has_control(t) {
+        return Err(crate::error::AppError::field("reason", "事由不超过 200 个字，且不含控制字符"));
+    }
+    Ok(t)
+}
+
 /// Appends one entry in a transaction of its own (logins, reveals, failures).
 pub async fn record(db: &Db, key: &ChainKey, actor: &Actor, ev: Event<'_>) -> AppResult<()> {
     let mut tx = db.begin().await?;

@@ -361,6 +361,7 @@ pub async fn update(st: &AppState, p: &Principal, id: i64, input: &PersonInput) 
 pub async fn retire(st: &AppState, p: &Principal, id: i64, reason: &str) -> AppResult<()> {
     let old = get_person(st, p, id).await?;
     p.check(Perm::PersonWrite, &old.path)?;
+    let reason = crate::audit::reason(reason, false)?;
     let mut tx = st.db.begin().await?;
     sqlx::query(
         "UPDATE persons SET retired_at = $1, updated_at = $1, version = version + 1 WHERE id = $2 AND retired_at IS NULL",
@@ -504,7 +505,7 @@ pub async fn list(st: &AppState, p: &Principal, f: &PersonFilter) -> AppResult<P
 /// Reveals a person's full ID number and mobile: a separate permission, always audited.
 pub async fn reveal(st: &AppState, p: &Principal, id: i64, reason: &str) -> AppResult<Revealed> {
     if reason.trim().chars().count() > 200 {
-        return Err(AppError::field("reason", "事由不能超过 200 个字"));
+        return Err(AppError::field("reason", "事由不超过 200 个字，且不含控制字符"));
     }
     let r = sqlx::query(
         // A moved-out resident is not found here either, as on their page.
@@ -518,9 +519,7 @@ pub async fn reveal(st: &AppState, p: &Principal, id: i64, reason: &str) -> AppR
     p.check(Perm::PersonRead, &path)?;
     p.require(Perm::PersonReveal)?;
     // Checked after the scope, so that a number outside it stays a 404 either way.
-    if reason.trim().is_empty() {
-        return Err(AppError::field("reason", "请填写查看事由（将记入审计日志）"));
-    }
+    let reason = crate::audit::reason(reason, true)?;
     let dec = |col: &str, aad: &[u8]| -> AppResult<String> {
         match get::<Option<Vec<u8>>>(&r, col)? {
             Some(b) => Ok(st.keyring.decrypt(&b, aad)?),

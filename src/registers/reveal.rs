@@ -42,9 +42,7 @@ pub async fn reveal(
     if !has_secrets(reg) {
         return Err(AppError::NotFound);
     }
-    if reason.trim().is_empty() {
-        return Err(AppError::field("reason", "请填写查看事由（将记入审计日志）"));
-    }
+    let reason = crate::audit::reason(reason, true)?;
     let mut out = Vec::new();
     for f in reg.fields.iter().filter(encrypted) {
         let clear = match row.data.get(f.key).and_then(Value::as_str) {

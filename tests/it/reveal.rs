@@ -23,6 +23,13 @@ async fn visit_notes_are_read_back_with_a_reason(app: TestApp) {
     let staff = app.login("huahuaqiao").await;
     let r = reveal(&staff, " ").await;
     assert_eq!((r.status, r.json()["fields"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("reason")));
+    let long = "由".repeat(201);
+    let r = reveal(&staff, &long).await;
+    assert_eq!(
+        (r.status, r.json()["fields"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("reason")),
+        "a reason is bounded"
+    );
     let r = reveal(&staff, "回访核实走访情况").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["fields"]["notes"], "独居老人，腿脚不便，需每周探访");
