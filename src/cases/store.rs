@@ -328,6 +328,11 @@ async fn create_checked(
     }
     if i.title.chars().count() > 60 {
         errs.add("title", "标题不能超过 60 个字");
+    } else if crate::ident::has_control(&i.title) {
+        errs.add("title", "标题含有不可见的控制字符");
+    }
+    if crate::ident::has_control(&desc.replace(['\n', '\r', '\t'], " ")) {
+        errs.add("description", "描述含有不可见的控制字符");
     }
     if i.address.trim().chars().count() > 200 {
         errs.add("address", "地址不能超过 200 个字");
@@ -347,6 +352,8 @@ async fn create_checked(
     let name = i.reporter_name.as_deref().map(str::trim).unwrap_or_default();
     if name.chars().count() > 32 {
         errs.add("reporter_name", "姓名不能超过 32 个字");
+    } else if crate::ident::has_control(name) {
+        errs.add("reporter_name", "姓名含有不可见的控制字符");
     }
     let phone = match i.reporter_phone.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(s) => errs.check("reporter_phone", Mobile::parse(s)),

@@ -128,6 +128,14 @@ async fn overlong_text_is_a_field_error(app: TestApp) {
     let case = serde_json::json!({"category": "ldd", "description": "楼道灯坏了", "grid": "520627001001002", "address": long});
     let r = app.post("/api/v1/cases").bearer(&staff).json(case).send().await;
     assert_eq!((r.status, field(&r)), (StatusCode::UNPROCESSABLE_ENTITY, "address".into()), "{}", r.text());
+    // Control characters (NUL, ESC, a direction override) are not taken into names and titles.
+    for (extra, want) in [("title", "标\u{0}题"), ("reporter_name", "张\u{1b}三"), ("description", "楼道灯\u{202E}坏了")]
+    {
+        let mut case = serde_json::json!({"category": "ldd", "description": "楼道灯坏了", "grid": "520627001001002"});
+        case[extra] = serde_json::json!(want);
+        let r = app.post("/api/v1/cases").bearer(&staff).json(case).send().await;
+        assert_eq!((r.status, field(&r)), (StatusCode::UNPROCESSABLE_ENTITY, extra.to_string()), "{}", r.text());
+    }
     let pid = app.get("/api/v1/persons?per_page=1").bearer(&staff).send().await.json()["items"][0]["id"].as_i64().unwrap();
     let r =
         app.post(&format!("/api/v1/persons/{pid}/reveal")).bearer(&staff).json(serde_json::json!({"reason": long})).send().await;
