@@ -66,6 +66,9 @@ pub enum AppError {
     /// Too many attempts from one address (429).
     #[error("{0}")]
     TooMany(String),
+    /// The request's body is over the limit (413).
+    #[error("请求内容过大（不能超过 32 MB）")]
+    TooLarge,
     /// Logged in but the role lacks the permission (403).
     #[error("您没有执行此操作的权限")]
     Forbidden,
@@ -87,6 +90,15 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// A body that could not be read: over the limit (413, said so) or broken off (400).
+    pub fn unread_body(status: StatusCode) -> AppError {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::TooLarge
+        } else {
+            AppError::BadRequest("请求内容读取失败".into())
+        }
+    }
+
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -95,6 +107,7 @@ impl AppError {
             AppError::Unauthorized | AppError::BadCredentials => StatusCode::UNAUTHORIZED,
             AppError::Locked(_) => StatusCode::LOCKED,
             AppError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Forbidden | AppError::Csrf | AppError::PasswordChangeRequired => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,

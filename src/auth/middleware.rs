@@ -169,8 +169,10 @@ pub async fn authenticate(State(st): State<AppState>, req: Request, next: Next) 
             let (parts, body) = req.into_parts();
             let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
                 Ok(b) => b,
+                // to_bytes stops at the limit with an error that does not say which: a body that
+                // ended early is rarer than one that is too large.
                 Err(_) => {
-                    return refuse(AppError::BadRequest("请求内容过大或读取失败".into()));
+                    return refuse(AppError::TooLarge);
                 }
             };
             let sent = header_tok.or_else(|| form_field(&bytes, "_csrf")).unwrap_or_default();

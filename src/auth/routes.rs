@@ -391,8 +391,7 @@ async fn api_token_create(State(st): State<AppState>, p: Principal, req: axum::e
     }
     // A JSON object ({} for every default): an empty body or `[]` was read as {} and issued a
     // token nobody asked for in those words.
-    let bytes =
-        axum::body::Bytes::from_request(req, &st).await.map_err(|_| AppError::BadRequest("请求内容过大或读取失败".into()))?;
+    let bytes = axum::body::Bytes::from_request(req, &st).await.map_err(|e| AppError::unread_body(e.status()))?;
     if !bytes.trim_ascii_start().starts_with(b"{") {
         return Err(AppError::BadRequest(
             "请求体应为 JSON 对象，如 {\"name\": \"热线对接\", \"expires_in_days\": 90}（都可省略：{}）".into(),

@@ -22,9 +22,7 @@ pub struct JsonBody<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = AppError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|_| AppError::BadRequest("请求内容过大或读取失败".into()))?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| AppError::unread_body(e.status()))?;
         parse_json(&bytes).map(JsonBody)
     }
 }
@@ -85,9 +83,7 @@ pub struct OptJson<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptJson<T> {
     type Rejection = AppError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|_| AppError::BadRequest("请求内容过大或读取失败".into()))?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| AppError::unread_body(e.status()))?;
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(OptJson(T::default()));
         }

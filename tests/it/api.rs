@@ -142,6 +142,11 @@ async fn overlong_text_is_a_field_error(app: TestApp) {
     assert_eq!((r.status, field(&r)), (StatusCode::UNPROCESSABLE_ENTITY, "reason".into()), "{}", r.text());
     let export = app.get("/api/v1/audit/export.xlsx").bearer(&admin).send().await;
     assert_eq!(export.status, StatusCode::OK);
+    // A body over the limit is a 413 that says so (it was a 400 saying 过大或读取失败).
+    let huge = vec![b' '; 33 * 1024 * 1024];
+    let r = app.post("/api/v1/cases").bearer(&staff).raw("application/json", huge).send().await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
+    assert_eq!(r.json()["error"], "请求内容过大（不能超过 32 MB）");
 }
 
 /// With LINLI_METRICS_TOKEN set, /metrics answers only a scraper that sends it.
