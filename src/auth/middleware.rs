@@ -169,10 +169,14 @@ pub async fn authenticate(State(st): State<AppState>, req: Request, next: Next) 
             let (parts, body) = req.into_parts();
             let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
                 Ok(b) => b,
-                // to_bytes stops at the limit with an error that does not say which: a body that
-                // ended early is rarer than one that is too large.
-                Err(_) => {
-                    return refuse(AppError::TooLarge);
+                // to_bytes's error says which only in its text.
+                Err(e) => {
+                    let too_large = e.to_string().contains("length limit");
+                    return refuse(if too_large {
+                        AppError::TooLarge
+                    } else {
+                        AppError::unread_body(axum::http::StatusCode::BAD_REQUEST)
+                    });
                 }
             };
             let sent = header_tok.or_else(|| form_field(&bytes, "_csrf")).unwrap_or_default();

@@ -408,7 +408,10 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     v.history = shown.history;
     v.history.push(new_step);
     if let Some(t) = ticket {
-        super::view::keep_stepped(st, t, &after, &v)?;
+        // Best effort: the step is committed, whatever keeping its page costs.
+        if let Err(e) = super::view::keep_stepped(st, t, &after, &v) {
+            tracing::warn!(error = %e, "案件页未能存入缓存");
+        }
     }
     Ok(v)
 }

@@ -200,7 +200,8 @@ async fn allowed(st: &AppState, p: &Principal, number: &str) -> AppResult<Vec<Ac
 }
 
 async fn case_page(st: &AppState, p: &Principal, number: &str, errors: FieldErrors) -> AppResult<Response> {
-    let case = store::view(st, p, number).await?;
+    // A resident's page names who acted by role or unit, as the API does.
+    let case = store::view(st, p, number).await?.for_viewer(p);
     let actions: Vec<(&str, &str)> = allowed(st, p, number)
         .await?
         .into_iter()
@@ -355,8 +356,11 @@ async fn bulk(State(st): State<AppState>, p: Principal, body: axum::body::Bytes)
         match flow::act(&st, &p, n, &i, Vec::new()).await {
             Ok(_) => ok += 1,
             Err(AppError::Internal(e)) => return Err(AppError::Internal(e)),
+            // A number as typed goes into a signed notice only if it reads as one (any text
+            // posted as `n` was echoed into the system's own green message).
             Err(e) => failed.push(format!(
-                "{n}：{}",
+                "{}：{}",
+                if is_case_number(n) { n.trim() } else { "（无效编号）" },
                 match e {
                     AppError::Validation(v) => v.into_iter().map(|x| x.message).collect::<Vec<_>>().join("；"),
                     e => e.to_string(),
@@ -558,4 +562,10 @@ pub fn routes() -> Router<AppState> {
         .route("/notifications", get(notes))
         .route("/notifications/read", post(notes_read))
         .route("/events", get(super::routes::events))
+}
+
+/// Whether `n` reads as a case number (YH-2026-000123): letters, digits and hyphens, at most 32.
+fn is_case_number(n: &str) -> bool {
+    let n = n.trim();
+    !n.is_empty() && n.len() <= 32 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }

@@ -630,6 +630,11 @@ async fn bulk_action_notice_stays_short(app: TestApp) {
     assert!(notice.len() < 4_000, "{} bytes", notice.len());
     let text = linli::auth::middleware::percent_decode(notice);
     assert!(text.contains("失败 15 件") && text.contains("另有 5 件"), "{text}");
+    // Text posted as a number is not echoed into the signed notice.
+    let form = [("_csrf", csrf.as_str()), ("action", "register"), ("n", "系统升级，请拨打0856-1234567核验账号")];
+    let r = app.post("/cases/bulk").cookie(&cookie).form(&form).send().await;
+    let text = linli::auth::middleware::percent_decode(&r.header("location"));
+    assert!(text.contains("（无效编号）") && !text.contains("请拨打"), "{text}");
     // A page shows the notices this server wrote, not any text a link carries.
     let signed = linli::web::notice_query(&app.st.keyring, "成功 3 件");
     assert!(app.get(&format!("/cases?{signed}")).cookie(&cookie).send().await.text().contains("成功 3 件"));

@@ -327,14 +327,26 @@ async fn a_masked_id_number_is_not_guessed(app: TestApp) {
     let user = json!({"username": "longname", "display_name": "长".repeat(33), "role": "grid_worker", "scope": node, "password": "Init-Pass123"});
     let r = app.post("/api/v1/users").bearer(&admin).json(user).send().await;
     assert_eq!(r.json()["fields"][0]["field"], "display_name", "{}", r.text());
-    // Someone who may see the number is not held to it.
-    let r = app
-        .req(axum::http::Method::PUT, &format!("/api/v1/persons/{pid}"))
-        .bearer(&admin)
-        .json(json!({"name": "探针", "id_number": id(5), "node": node}))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // Someone who may see the number is not held to it; sending it back unchanged is no change.
+    for _ in 0..2 {
+        let r = app
+            .req(axum::http::Method::PUT, &format!("/api/v1/persons/{pid}"))
+            .bearer(&admin)
+            .json(json!({"name": "探针", "id_number": id(5), "node": node}))
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    let log = app.get("/api/v1/audit?action=person.id_set").bearer(&admin).send().await.json();
+    assert_eq!(log["total"], 4, "{log}");
+    // New records do not make a way round it: five hits a day, then the check answers no more.
+    for i in 0..5 {
+        let r =
+            app.post("/api/v1/persons").bearer(&gw).json(json!({"name": "探针", "id_number": id(84), "node": node})).send().await;
+        let msg = r.json()["fields"][0]["message"].as_str().unwrap_or_default().to_string();
+        let want = if i < 4 { "该身份证号已登记" } else { "今天已有 5 次" };
+        assert!(msg.contains(want), "try {i}: {msg}");
+    }
 }
 
 both!(

@@ -43,6 +43,8 @@ async fn a_rating_counts_once(app: TestApp) {
         assert_eq!(h["actor"], "", "{h}");
     }
     assert!(seen["history"].as_array().unwrap().iter().any(|h| h["actor_label"] != ""), "{seen}");
+    let page = app.get(&format!("/cases/{n}")).cookie(&format!("linli_session={jumin}")).send().await;
+    assert!(page.status == StatusCode::OK && !page.text().contains("huahuaqiao"), "the page too: {}", page.text());
     let staff_sees = app.get(&format!("/api/v1/cases/{n}")).bearer(&staff).send().await.json();
     assert!(staff_sees["history"].to_string().contains("\"actor\":\"huahuaqiao\""), "{staff_sees}");
     // Sent back, the case waits for the next finish's answer (the old 不满意 stayed on it; found
