@@ -287,10 +287,25 @@ pub const RESIDENT_WINDOW_MS: i64 = 60 * 60 * 1000;
 
 /// The limit `who` reports under: none for staff and integrations (the hotline's hand-overs
 /// come in bursts).
+/// The network an address's reports are counted under: an IPv4 address itself, an IPv6 one's
+/// /64 (a household or a phone holds a whole /64, and every address in it was a fresh budget).
+fn network_of(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        _ => ip.to_string(),
+    }
+}
+
 fn submission_limit(who: &Reporter<'_>) -> Option<SubmissionLimit> {
     match who {
         Reporter::Public { ip, .. } => Some(SubmissionLimit {
-            key: format!("report:{ip}"),
+            key: format!("report:{}", network_of(ip)),
             max: ANONYMOUS_PER_ADDRESS,
             window_ms: ANONYMOUS_WINDOW_MS,
             message: "提交过于频繁：同一网络 10 分钟内最多报事 10 件，请稍后再试，或拨打热线反映",
@@ -613,4 +628,15 @@ pub async fn list(st: &AppState, p: &Principal, f: &CaseFilter) -> AppResult<Pag
         cache.put_list(t, key, page.items.len(), std::sync::Arc::new(page.clone()));
     }
     Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reports_are_counted_by_network() {
+        assert_eq!(super::network_of("2001:db8:1:2:aaaa::1"), super::network_of("2001:db8:1:2:bbbb::9"));
+        assert_ne!(super::network_of("2001:db8:1:2::1"), super::network_of("2001:db8:1:3::1"));
+        assert_eq!(super::network_of("::ffff:10.0.0.7"), "10.0.0.7");
+        assert_eq!(super::network_of("10.0.0.7"), "10.0.0.7");
+    }
 }
