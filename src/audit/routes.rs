@@ -100,10 +100,7 @@ async fn export(State(st): State<AppState>, p: Principal, Q(f): Q<AuditFilter>) 
     let page = search(&st, &p, &f, true).await?;
     let file = to_xlsx(&page.items)?;
     // Taking the log away is itself in it, as every other export is.
-    let summary = format!("导出审计日志 {} 条", page.items.len());
-    let ev =
-        super::Event { action: "audit.export", entity: "audit", entity_id: "-", node_path: &p.scope_path, summary: &summary };
-    super::record(&st.db, &st.chain, &p.actor(), ev).await?;
+    super::exported(&st, &p, "audit", &format!("导出审计日志 {} 条", page.items.len())).await?;
     Ok(crate::web::xlsx::download("审计日志.xlsx", file))
 }
 

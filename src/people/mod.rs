@@ -248,15 +248,29 @@ const ID_CHANGES_PER_DAY: i64 = 3;
 /// a number is registered answers no more (on new records as on edits, across records).
 const HITS_PER_DAY: i64 = 5;
 
+/// Audit entries of `action` in the last day whose `by` column holds `value`.
+async fn today(st: &AppState, action: &str, by: By, value: String) -> AppResult<i64> {
+    let column = match by {
+        By::Actor => "actor",
+        By::Entity => "entity_id",
+    };
+    let sql = format!("SELECT COUNT(*) FROM audit_log WHERE action = $1 AND {column} = $2 AND at > $3");
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(action)
+        .bind(value)
+        .bind(now_ms() - 86_400_000)
+        .fetch_one(st.db.read())
+        .await?)
+}
+
+/// Which column of the audit log [`today`] counts by.
+enum By {
+    Actor,
+    Entity,
+}
+
 async fn hits_left(st: &AppState, p: &Principal) -> AppResult<()> {
-    let since = now_ms() - 86_400_000;
-    let n: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'person.duplicate' AND actor = $1 AND at > $2")
-            .bind(&p.username)
-            .bind(since)
-            .fetch_one(st.db.read())
-            .await?;
-    if n >= HITS_PER_DAY {
+    if today(st, "person.duplicate", By::Actor, p.username.clone()).await? >= HITS_PER_DAY {
         return Err(AppError::field(
             "id_number",
             format!("今天已有 {HITS_PER_DAY} 次登记的身份证号与已登记的重复：请由能查看个人信息的人员核实后再登记"),
@@ -267,14 +281,7 @@ async fn hits_left(st: &AppState, p: &Principal) -> AppResult<()> {
 
 /// Refuses a further ID-number change of person `id` past [`ID_CHANGES_PER_DAY`].
 async fn id_changes_left(st: &AppState, id: i64) -> AppResult<()> {
-    let since = now_ms() - 86_400_000;
-    let n: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'person.id_set' AND entity_id = $1 AND at > $2")
-            .bind(id.to_string())
-            .bind(since)
-            .fetch_one(st.db.read())
-            .await?;
-    if n >= ID_CHANGES_PER_DAY {
+    if today(st, "person.id_set", By::Entity, id.to_string()).await? >= ID_CHANGES_PER_DAY {
         return Err(AppError::field(
             "id_number",
             format!("该居民的身份证号一天内已修改 {ID_CHANGES_PER_DAY} 次：如需再改，请由能查看个人信息的人员核实后办理"),
