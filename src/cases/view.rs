@@ -288,10 +288,14 @@ struct Cached {
 /// its page), `t` taken before the case was read for the step: the page read right after a
 /// step (a form's redirect, the next step) then costs no round trip on PostgreSQL.
 pub(super) fn keep_stepped(st: &AppState, t: Ticket, after: &Row, view: &CaseView) -> AppResult<()> {
-    let row = CaseRow::from_row(after)?;
-    let kept = Cached { row, view: view.clone() };
-    st.db.case_cache.put(t, &kept.row.number.clone(), kept.row.id, kept.row.version, std::sync::Arc::new(kept));
+    keep(st, t, CaseRow::from_row(after)?, view.clone());
     Ok(())
+}
+
+/// Stores a case and its page read (or made) under ticket `t` (see [`crate::db::cache`]).
+fn keep(st: &AppState, t: Ticket, row: CaseRow, view: CaseView) {
+    let (number, id, version) = (row.number.clone(), row.id, row.version);
+    st.db.case_cache.put(t, &number, id, version, std::sync::Arc::new(Cached { row, view }));
 }
 
 /// The case by number with its view, read in one statement (and kept, when the cache is on).
@@ -307,8 +311,7 @@ async fn read_detailed(st: &AppState, number: &str) -> AppResult<(CaseRow, CaseV
     let c = CaseRow::from_row(r)?;
     let v = with_details(view_row(&st.keyring, r)?, &rows)?;
     if let Some(t) = ticket {
-        let kept = Cached { row: c.clone(), view: v.clone() };
-        st.db.case_cache.put(t, &c.number, c.id, c.version, std::sync::Arc::new(kept));
+        keep(st, t, c.clone(), v.clone());
     }
     Ok((c, v))
 }
