@@ -295,9 +295,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
     }
     // Commands that read or check what is there would, on a SQLite file that is not there,
     // create an empty database and a key, and report on that: a mistyped --data-dir passing
-    // `audit verify`.
-    if matches!(cmd, Cmd::User { .. } | Cmd::Export { .. } | Cmd::Rollups { .. } | Cmd::Backup { .. } | Cmd::Audit { .. })
-        && let Some(file) = crate::db::sqlite_file(&cfg.database_url()).filter(|f| !f.exists())
+    // `audit verify`. An import too: it made a database and a key file, then failed for want
+    // of a county.
+    if matches!(
+        cmd,
+        Cmd::User { .. } | Cmd::Import { .. } | Cmd::Export { .. } | Cmd::Rollups { .. } | Cmd::Backup { .. } | Cmd::Audit { .. }
+    ) && let Some(file) = crate::db::sqlite_file(&cfg.database_url()).filter(|f| !f.exists())
     {
         return Err(format!("数据库文件 {} 不存在：请检查 --data-dir 或 --database-url", file.display()));
     }
@@ -382,7 +385,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         }
         Cmd::Import { register, file, dry_run } => {
             let reg = crate::registers::catalog::find(&register).ok_or_else(|| format!("没有名为 {register} 的台账"))?;
-            let bytes = std::fs::read(&file).map_err(|e| format!("无法读取 {}：{}", file.display(), io_zh(&e)))?;
+            let bytes = std::fs::read(&file).map_err(|e| format!("无法读取 {}：{}", file.display(), read_zh(&e)))?;
             let county = county_principal(&st).await?;
             let progress = |done: usize, total: usize| {
                 use std::io::Write;
@@ -503,7 +506,17 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<us
     Ok(n)
 }
 
-/// A file error in words (the standard library's are English).
+/// A file error in reading it, in words: the file is what was not found (a missing file was
+/// said to be a missing directory).
+fn read_zh(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "文件不存在",
+        _ => io_zh(e),
+    }
+}
+
+/// A file error in writing one, in words (the standard library's are English): what is not
+/// found when a file is created is its directory.
 fn io_zh(e: &std::io::Error) -> &'static str {
     use std::io::ErrorKind::*;
     match e.kind() {

@@ -113,8 +113,17 @@ pub enum IdentError {
     /// Only reachable through [`CreditCode::compose`].
     #[error("统一社会信用代码的本体应为 17 位")]
     CreditBodyLength,
+    /// The first character is no registration authority of GB 32100-2015.
+    #[error("统一社会信用代码的第 1 位（登记管理部门代码）无效")]
+    CreditAuthority,
+    /// The second character is no kind of entity its authority registers.
+    #[error("统一社会信用代码的第 2 位（机构类别代码）与登记管理部门不符")]
+    CreditKind,
+    /// Characters 3–8 are no administrative division.
+    #[error("统一社会信用代码的第 3～8 位（登记管理机关行政区划码）无效")]
+    CreditRegion,
     /// Not a mainland mobile number.
-    #[error("手机号应为以 1 开头的 11 位数字")]
+    #[error("手机号应为以 13～19 开头的 11 位数字")]
     Mobile,
     /// Neither a mobile nor a landline with its area code.
     #[error("联系电话应为手机号，或带区号的固定电话（如 0856-1234567，可加分机号 -123）")]
@@ -190,6 +199,17 @@ pub fn mask_name(name: &str) -> String {
 pub fn has_control(text: &str) -> bool {
     text.chars().any(|c| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
 }
+
+/// Whether `text` holds a control character other than a tab or a line break: no field of
+/// any kind takes one. (PostgreSQL refuses a NUL in text outright, and a NUL in a row written
+/// at the end of a batch would fail the whole batch; the rest show as garbage on pages and in
+/// exports.) Short texts refuse line breaks too, by [`has_control`].
+pub fn stray_control(text: &str) -> bool {
+    text.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
+/// The message for a field refused by [`stray_control`].
+pub const STRAY_CONTROL: &str = "含有不可见的控制字符";
 
 #[cfg(test)]
 mod tests {

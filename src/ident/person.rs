@@ -4,6 +4,7 @@ use std::fmt;
 
 use chrono::{FixedOffset, NaiveDate, Utc};
 
+use super::region::is_region;
 use super::{IdentError, all_digits, normalise};
 
 const ID_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
@@ -31,7 +32,7 @@ impl IdNumber {
         if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) || !(b[17].is_ascii_digit() || b[17] == b'X') {
             return Err(IdentError::IdChars);
         }
-        if !is_province((b[0] - b'0') * 10 + (b[1] - b'0')) {
+        if !is_region(&s[..6]) {
             return Err(IdentError::IdRegion);
         }
         if birth_date_of(&s[6..14]).is_none() {
@@ -86,13 +87,6 @@ impl fmt::Debug for IdNumber {
     }
 }
 
-fn is_province(code: u8) -> bool {
-    matches!(
-        code,
-        11..=15 | 21..=23 | 31..=37 | 41..=46 | 50..=54 | 61..=65 | 71 | 81 | 82
-    )
-}
-
 /// `first17` must be ASCII digits.
 fn check_char(first17: &[u8]) -> u8 {
     let sum: u32 = first17.iter().zip(ID_WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
@@ -137,7 +131,12 @@ impl Mobile {
             None if compact.len() == 13 => compact.strip_prefix("86").unwrap_or(&compact),
             None => &compact,
         };
-        if all_digits(digits, 11) && digits.starts_with('1') { Ok(Self(digits.to_owned())) } else { Err(IdentError::Mobile) }
+        // Mainland mobile numbers are 13x to 19x: 10000000000 or 12345678901 is a number made up.
+        if all_digits(digits, 11) && digits.starts_with('1') && (b'3'..=b'9').contains(&digits.as_bytes()[1]) {
+            Ok(Self(digits.to_owned()))
+        } else {
+            Err(IdentError::Mobile)
+        }
     }
 
     /// Masked for lists where staff only need to tell numbers apart.
@@ -177,8 +176,14 @@ impl WorkPhone {
             _ => return Err(IdentError::WorkPhone),
         };
         let digits = |x: &str, lo: usize, hi: usize| (lo..=hi).contains(&x.len()) && x.chars().all(|c| c.is_ascii_digit());
-        let ok =
-            area.starts_with('0') && digits(area, 3, 4) && digits(number, 7, 8) && ext.as_deref().is_none_or(|e| digits(e, 1, 6));
+        // An area code is 0 and a code that does not start with 0 (00 dials abroad), and a
+        // local number never starts with 0 (0000-0000000 passed).
+        let ok = area.starts_with('0')
+            && !area[1..].starts_with('0')
+            && digits(area, 3, 4)
+            && digits(number, 7, 8)
+            && !number.starts_with('0')
+            && ext.as_deref().is_none_or(|e| digits(e, 1, 6));
         if ok { Ok(Self(s)) } else { Err(IdentError::WorkPhone) }
     }
 }
@@ -206,9 +211,23 @@ mod tests {
         ] {
             assert!(WorkPhone::parse(ok).is_ok(), "{ok}");
         }
-        for bad in
-            ["abc", "1234567", "856-1234567", "0856-123", "0856-1234567-", "0856-12345678901", "", "23456789012", "0中文中"]
-        {
+        for bad in [
+            "abc",
+            "1234567",
+            "856-1234567",
+            "0856-123",
+            "0856-1234567-",
+            "0856-12345678901",
+            "",
+            "23456789012",
+            "0中文中",
+            "00000000000",
+            "0000-0000000",
+            "0056-1234567",
+            "0856-0234567",
+            "010-02345678",
+            "12345678901",
+        ] {
             assert_eq!(WorkPhone::parse(bad), Err(IdentError::WorkPhone), "{bad}");
         }
     }
@@ -302,6 +321,9 @@ mod tests {
             let m = Mobile::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(m.as_str(), "13800138000", "{input}");
         }
+        for second in 3..=9 {
+            assert!(Mobile::parse(&format!("1{second}800138000")).is_ok(), "1{second}");
+        }
         assert_eq!(Mobile::parse("13800138000").unwrap().masked(), "138****8000");
     }
 
@@ -316,6 +338,10 @@ mod tests {
             "1380013800a",
             "+86+8613800138000",
             "(86)13800138000",
+            "10000000000",
+            "12345678901",
+            "11800138000",
+            "+86 12800138000",
         ] {
             assert_eq!(Mobile::parse(input), Err(IdentError::Mobile), "{input}");
         }
@@ -328,7 +354,7 @@ mod tests {
         let ok = IdNumber::deserialize(StrDeserializer::<Error>::new("11010519491231002x"));
         assert_eq!(ok.unwrap().as_str(), SAMPLE);
         let bad = Mobile::deserialize(StrDeserializer::<Error>::new("12345"));
-        assert_eq!(bad.unwrap_err().to_string(), "手机号应为以 1 开头的 11 位数字");
+        assert_eq!(bad.unwrap_err().to_string(), "手机号应为以 13～19 开头的 11 位数字");
     }
 
     fn with_check(first17: &str) -> String {

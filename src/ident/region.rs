@@ -27,6 +27,22 @@ ident_newtype!(StreetCode);
 ident_newtype!(CommunityCode);
 ident_newtype!(GridCode);
 
+/// Whether `code` is an administrative region as far as this crate checks one: six digits
+/// whose first two name a province (GB/T 2260). The rest is not checked: counties are merged
+/// and renamed every year, and a code retired since stays on the ID cards and licences issued
+/// under it.
+pub(super) fn is_region(code: &str) -> bool {
+    all_digits(code, 6) && is_province(code[..2].parse().unwrap_or(0))
+}
+
+/// The province-level codes of GB/T 2260 (71 台湾, 81 香港, 82 澳门 included).
+fn is_province(code: u8) -> bool {
+    matches!(
+        code,
+        11..=15 | 21..=23 | 31..=37 | 41..=46 | 50..=54 | 61..=65 | 71 | 81 | 82
+    )
+}
+
 /// Division codes start with the province code, which is never 0x, so a
 /// leading zero almost always means a spreadsheet ate or added a digit.
 fn division(input: &str, len: usize, err: IdentError, kind: &'static str) -> Result<String, IdentError> {
@@ -157,6 +173,16 @@ mod tests {
         assert_eq!(GridCode::compose(&community, 0), Err(GridSeqZero));
         assert_eq!(GridCode::compose(&community, 1000), Err(GridSeqRange));
         assert_eq!(GridCode::compose(&community, 999).unwrap().as_str(), "520627100001999");
+    }
+
+    #[test]
+    fn regions() {
+        for ok in ["110105", "520627", "820000", "710000"] {
+            assert!(is_region(ok), "{ok}");
+        }
+        for bad in ["000000", "999999", "160000", "100000", "52062", "5206270", "52A627", "５２０６２７"] {
+            assert!(!is_region(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -260,12 +260,23 @@ async fn check_keys<'a>(
     rows: impl IntoIterator<Item = &'a Valid>,
     this: Option<i64>,
 ) -> AppResult<()> {
+    if clashes(tx, reg, rows, this).await?.is_empty() { Ok(()) } else { Err(AppError::field(reg.unique[0], taken_message(reg))) }
+}
+
+/// The positions in `rows` of those whose unique fields another active row holds (see
+/// [`check_keys`]).
+async fn clashes<'a>(
+    tx: &mut Tx,
+    reg: &Register,
+    rows: impl IntoIterator<Item = &'a Valid>,
+    this: Option<i64>,
+) -> AppResult<Vec<usize>> {
     if reg.unique.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     tx.serialise(&format!("register:{}", reg.name)).await?;
     let taken = keys_of(&sqlx::query(KEYS_SQL).bind(reg.name).fetch_all(&mut *tx).await?, reg)?;
-    if repeats(reg, taken, rows, this).is_empty() { Ok(()) } else { Err(AppError::field(reg.unique[0], taken_message(reg))) }
+    Ok(repeats(reg, taken, rows, this))
 }
 
 /// The positions in `rows` of those whose unique fields an active row other than `this`
@@ -317,7 +328,14 @@ pub async fn validate(st: &AppState, p: &Principal, reg: &Register, raw: &Map<St
     let mut names: HashMap<&str, String> = HashMap::new();
     for f in reg.fields {
         let mut err = |m: String| errs.push(FieldError { field: f.key.into(), message: format!("{}：{m}", f.title) });
-        let mut v = match parse_value(f, raw.get(f.key).unwrap_or(&Value::Null), &st.keyring) {
+        let given = raw.get(f.key).unwrap_or(&Value::Null);
+        // Here, not in the HTTP layer alone: an import (by the CLI too) comes this way, and a
+        // NUL (an xlsx cell's _x0000_) passed its dry run and failed its write on PostgreSQL.
+        if crate::ident::stray_control(&text_of(given)) {
+            err(crate::ident::STRAY_CONTROL.into());
+            continue;
+        }
+        let mut v = match parse_value(f, given, &st.keyring) {
             Ok(v) => v,
             Err(m) => {
                 err(m);
@@ -719,15 +737,21 @@ async fn sync_unit(tx: &mut Tx, reg: &Register, data: &Map<String, Value>, path:
     Ok(())
 }
 
-/// Writes a batch of valid rows in one transaction: all or nothing.
-pub async fn insert_all(st: &AppState, p: &Principal, reg: &Register, rows: &[Valid]) -> AppResult<usize> {
+/// Writes a batch of valid rows in one transaction: all or nothing. `Ok(Err(positions))`
+/// when rows' unique fields were taken after the caller checked them (an import or a form at
+/// the same time): nothing is written, and the positions say which rows, as an import's report
+/// names them (the bare field error of a form named no row, and its field by key).
+pub async fn insert_all(st: &AppState, p: &Principal, reg: &Register, rows: &[Valid]) -> AppResult<Result<usize, Vec<usize>>> {
     let mut tx = st.db.begin().await?;
-    check_keys(&mut tx, reg, rows, None).await?;
+    let taken = clashes(&mut tx, reg, rows, None).await?;
+    if !taken.is_empty() {
+        return Ok(Err(taken));
+    }
     for v in rows {
         insert(&mut tx, st, p, reg, v, false).await?;
     }
     tx.commit().await?;
-    Ok(rows.len())
+    Ok(Ok(rows.len()))
 }
 
 /// Turns a row into a case (a problem, a visit's finding, a mailbox message); the row keeps

@@ -159,7 +159,8 @@ fn cell_value(d: &Data) -> Value {
             Value::String(format!("{y:04}-{m:02}-{d:02}"))
         }
         Data::DateTimeIso(s) | Data::DurationIso(s) => Value::String(s.clone()),
-        Data::Error(e) => Value::String(format!("#{e:?}")),
+        // Refused before (see `unreadable`).
+        Data::Error(e) => Value::String(e.to_string()),
     }
 }
 
@@ -199,9 +200,20 @@ fn unpacked_size(bytes: &[u8], limit: u64) -> Option<u64> {
 /// A row of the sheet with its number as Excel shows it.
 type Numbered = (usize, Vec<Data>);
 
-/// The first sheet's header titles and its rows after the header (with their numbers as
-/// Excel shows them, counted from the header), from its first filled row and column on.
-fn first_sheet(bytes: &[u8]) -> AppResult<(Vec<String>, Vec<Numbered>)> {
+/// The first sheet from its first filled row and column on.
+struct Sheet {
+    /// Header titles (a required field's asterisk dropped).
+    head: Vec<String>,
+    /// The header's row number as Excel shows it: a table may start below a title (C3).
+    head_row: usize,
+    /// The header's first column (0-based), to name columns by their letters.
+    left: u32,
+    /// The rows after the header, with their numbers as Excel shows them.
+    rows: Vec<Numbered>,
+}
+
+/// Reads the first sheet of a workbook.
+fn first_sheet(bytes: &[u8]) -> AppResult<Sheet> {
     let bad = |m: &str| AppError::field("file", m.to_string());
     let too_big = || bad(&format!("表格过大：最多 {MAX_ROWS} 行、{MAX_COLS} 列"));
     if unpacked_size(bytes, MAX_UNPACKED).is_some_and(|n| n > MAX_UNPACKED) {
@@ -223,7 +235,8 @@ fn first_sheet(bytes: &[u8]) -> AppResult<(Vec<String>, Vec<Numbered>)> {
         cells.push((r, c, value));
     }
     let (Some(top), Some(left)) = (cells.iter().map(|x| x.0).min(), cells.iter().map(|x| x.1).min()) else {
-        return Err(bad("文件为空"));
+        // Said of the first sheet: a file whose data was on its second sheet was called empty.
+        return Err(bad(&format!("第一个工作表「{name}」是空的：只导入第一个工作表，请把数据放在第一个工作表中")));
     };
     let bottom = cells.iter().map(|x| x.0).max().unwrap_or(top);
     let width = cells.iter().map(|x| x.1).max().unwrap_or(left) - left + 1;
@@ -236,7 +249,32 @@ fn first_sheet(bytes: &[u8]) -> AppResult<(Vec<String>, Vec<Numbered>)> {
     }
     let mut rows = rows.into_iter();
     let head = rows.next().unwrap_or_default().iter().map(|c| c.to_string().trim().trim_end_matches('*').to_string()).collect();
-    Ok((head, rows.enumerate().map(|(i, r)| (i + 2, r)).collect()))
+    // Counted from the sheet's first row, not the header's: a table from C3 down had its row 5
+    // reported as row 3.
+    let head_row = top as usize + 1;
+    Ok(Sheet { head, head_row, left, rows: rows.enumerate().map(|(i, r)| (head_row + 1 + i, r)).collect() })
+}
+
+/// Why a cell cannot be read as the field's value, before its text is checked: an error value
+/// (#N/A from a lookup) is no text to take, and a number cell holding an identifier has already
+/// lost its last digits (Excel keeps 15), so the check of its text would blame a typo.
+fn unreadable(f: &super::Field, d: &Data) -> Option<String> {
+    let numeric = matches!(f.ty, Ty::Int | Ty::Number | Ty::Money | Ty::Score | Ty::Date);
+    match d {
+        Data::Error(e) => Some(format!("单元格是错误值 {e}（如公式查找不到），请填写实际内容")),
+        Data::Float(x) if !numeric && x.abs() >= 1e15 => Some(LONG_NUMBER.into()),
+        Data::Int(i) if !numeric && i.unsigned_abs() >= 1_000_000_000_000_000 => Some(LONG_NUMBER.into()),
+        _ => None,
+    }
+}
+
+/// A number cell of 16 digits or more (an 18-digit ID number typed into a cell left as a
+/// number): Excel keeps 15 significant digits, so the rest were lost when it was typed.
+const LONG_NUMBER: &str = "单元格是数字格式，存不下 15 位以上的号码（末几位已变成 0）：请把此列设为文本格式后重新填写";
+
+/// The letter of a column of the sheet (0-based), as Excel names it.
+fn column_letter(c: u32) -> String {
+    rust_xlsxwriter::utility::column_number_to_name(c.min(u16::MAX as u32) as u16)
 }
 
 /// Imports an xlsx (first sheet; header row of titles, an optional 说明 row): validates every
@@ -252,26 +290,31 @@ pub async fn import(
     // Each row's scope is checked with its fields, as a form's is.
     store::may_write_at(p, reg, None)?;
     // Read everything first: the workbook need not live across the validation below.
-    let (head, data) = first_sheet(bytes)?;
+    let sheet = first_sheet(bytes)?;
     // Map each field to its column by title.
     let mut cols = Vec::new();
     let mut errors = Vec::new();
+    let at_head = |column: &str, message: String| CellError { row: sheet.head_row, column: column.into(), message };
     for f in reg.fields {
-        match head.iter().position(|h| h == f.title) {
-            Some(i) => cols.push((f, i)),
-            None if f.required => {
-                errors
-                    .push(CellError { row: 1, column: f.title.into(), message: "缺少此列（请使用导入模板）".into() })
+        let found: Vec<usize> = sheet.head.iter().enumerate().filter(|(_, h)| *h == f.title).map(|(i, _)| i).collect();
+        match found.as_slice() {
+            [i] => cols.push((f, *i)),
+            [] if f.required => errors.push(at_head(f.title, "缺少此列（请使用导入模板）".into())),
+            [] => {}
+            // Two 社区 columns: which one is meant is not for the import to guess (the first won).
+            more => {
+                let letters: Vec<String> = more.iter().map(|i| column_letter(sheet.left + *i as u32)).collect();
+                errors.push(at_head(f.title, format!("此列出现了 {} 次（{} 列），请只保留一列", more.len(), letters.join("、"))));
             }
-            None => {}
         }
     }
     if !errors.is_empty() {
         return Ok(ImportReport { ok: false, created: 0, valid_rows: 0, errors });
     }
-    let total = data.len();
-    let mut valid = Vec::new();
-    for (n, (excel_row, cells)) in data.into_iter().enumerate() {
+    let total = sheet.rows.len();
+    // The rows that passed, and their numbers.
+    let (mut valid, mut numbers) = (Vec::new(), Vec::new());
+    for (n, (excel_row, cells)) in sheet.rows.into_iter().enumerate() {
         progress(n, total);
         let first = cells.first().map(|c| c.to_string()).unwrap_or_default();
         // Only the template's own help row (its first, each cell 说明：…): a row whose text
@@ -280,13 +323,25 @@ pub async fn import(
             continue;
         }
         let mut raw = Map::new();
+        // Fields whose cell was refused as read: their value's own checks would only add to it.
+        let mut refused = Vec::new();
         for (f, i) in &cols {
-            raw.insert(f.key.into(), cells.get(*i).map(cell_value).unwrap_or(Value::Null));
+            let cell = cells.get(*i).unwrap_or(&Data::Empty);
+            if let Some(message) = unreadable(f, cell) {
+                errors.push(CellError { row: excel_row, column: f.title.into(), message });
+                refused.push(f.key);
+                continue;
+            }
+            raw.insert(f.key.into(), cell_value(cell));
         }
         match store::validate(st, p, reg, &raw).await {
-            Ok(v) => valid.push((excel_row, v)),
+            Ok(v) if refused.is_empty() => {
+                valid.push(v);
+                numbers.push(excel_row);
+            }
+            Ok(_) => {}
             Err(fe) => {
-                for e in fe {
+                for e in fe.into_iter().filter(|e| !refused.contains(&e.field.as_str())) {
                     // A row outside the scope of a register without a scope field is said by its
                     // Chinese name (管辖范围), not by the key `scope`.
                     let title = store::field_title(reg, &e.field).to_string();
@@ -299,16 +354,28 @@ pub async fn import(
     progress(total, total);
     // A row whose unique fields repeat an active row's, or an earlier row's of the file: the
     // same export imported twice would otherwise double the register (and its figures).
+    let taken = |errors: &mut Vec<CellError>, positions: Vec<usize>| {
+        let column = reg.field(reg.unique[0]).map(|f| f.title).unwrap_or_default();
+        let message = store::taken_message(reg);
+        errors.extend(positions.into_iter().map(|i| CellError {
+            row: numbers[i],
+            column: column.into(),
+            message: message.clone(),
+        }));
+    };
     if !reg.unique.is_empty() {
-        let column = reg.field(reg.unique[0]).map(|f| f.title).unwrap_or_default().to_string();
-        for i in store::repeats(reg, store::taken_keys(st, reg).await?, valid.iter().map(|(_, v)| v), None) {
-            errors.push(CellError { row: valid[i].0, column: column.clone(), message: store::taken_message(reg) });
+        taken(&mut errors, store::repeats(reg, store::taken_keys(st, reg).await?, &valid, None));
+    }
+    let mut created = 0;
+    if errors.is_empty() && !dry_run {
+        match store::insert_all(st, p, reg, &valid).await? {
+            Ok(n) => created = n,
+            // Taken since the check above, by an import or a form at the same time: said as
+            // that check says it, by row and column (a bare field error named neither).
+            Err(positions) => taken(&mut errors, positions),
         }
     }
-    let ok = errors.is_empty();
-    let valid: Vec<store::Valid> = valid.into_iter().map(|(_, v)| v).collect();
-    let created = if ok && !dry_run { store::insert_all(st, p, reg, &valid).await? } else { 0 };
-    Ok(ImportReport { ok, created, valid_rows: valid.len(), errors })
+    Ok(ImportReport { ok: errors.is_empty(), created, valid_rows: valid.len(), errors })
 }
 
 #[cfg(test)]

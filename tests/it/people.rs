@@ -349,10 +349,31 @@ async fn a_masked_id_number_is_not_guessed(app: TestApp) {
     }
 }
 
+/// A mobile number is a mainland one (13x to 19x): 11 digits starting with 1 were taken
+/// (10000000000, 12345678901).
+async fn mobiles_are_real(app: TestApp) {
+    let staff = app.login("huahuaqiao").await;
+    for (mobile, ok) in [("10000000000", false), ("12345678901", false), ("+86 11800138000", false), ("19912345678", true)] {
+        let r = app
+            .post("/api/v1/persons")
+            .bearer(&staff)
+            .json(json!({"name": "号码测试", "mobile": mobile, "node": "520627001001003"}))
+            .send()
+            .await;
+        if ok {
+            assert_eq!(r.status, StatusCode::CREATED, "{mobile}: {}", r.text());
+        } else {
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{mobile}: {}", r.text());
+            assert_eq!(r.json()["fields"][0]["field"], "mobile", "{mobile}: {}", r.text());
+        }
+    }
+}
+
 both!(
     masking_and_audited_reveal,
     edit_move_out_and_export,
     one_id_number_on_two_nodes,
     an_edit_keeps_what_it_does_not_send,
-    a_masked_id_number_is_not_guessed
+    a_masked_id_number_is_not_guessed,
+    mobiles_are_real
 );

@@ -838,6 +838,247 @@ async fn staff_records_stay_in_scope(app: TestApp) {
     assert!(app.get("/api/v1/registers/documents").bearer(&gw).send().await.json()["total"].as_i64().unwrap() > 0);
 }
 
+fn import_to(app: &TestApp, token: &str, reg: &str, dry_run: bool, file: Vec<u8>) -> impl Future<Output = crate::harness::Resp> {
+    app.post(&format!("/api/v1/registers/{reg}/import?dry_run={dry_run}"))
+        .bearer(token)
+        .raw("application/octet-stream", file)
+        .send()
+}
+
+/// An import's errors as (row, column, message).
+fn cell_errors(report: &Value) -> Vec<(i64, String, String)> {
+    let errs = report["errors"].as_array().unwrap_or_else(|| panic!("no report: {report}"));
+    errs.iter()
+        .map(|e| (e["row"].as_i64().unwrap(), e["column"].as_str().unwrap().into(), e["message"].as_str().unwrap().into()))
+        .collect()
+}
+
+/// A cell that is no text to take is refused by row and column, on a dry run and on the real
+/// one alike: a control character (the xlsx escape _x0000_ is a NUL, which PostgreSQL refuses:
+/// the dry run passed and the write answered 500), an error value (#N/A from a lookup was
+/// taken as the text "#NA"), and an ID number typed into a number cell (its last digits lost,
+/// it was blamed on a wrong check digit). The register's own check refuses a control
+/// character sent to the API too.
+async fn import_refuses_unreadable_cells(app: TestApp) {
+    let admin = app.login("admin").await;
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    let rows: [[&str; 5]; 4] = [
+        ["超市*", "日期*", "“六进”渠道*", "销售额（元）*", "成本（元）*"],
+        ["和平\u{0}超市", "2026-03-01", "社区", "100", "80"],
+        ["团结联动超市", "2026-03-02", "校园", "", "80"],
+        ["团结联动超市", "2026-03-03", "校园", "200", "150"],
+    ];
+    for (r, row) in rows.iter().enumerate() {
+        for (c, v) in row.iter().enumerate().filter(|(_, v)| !v.is_empty()) {
+            ws.write_string(r as u32, c as u16, *v).unwrap();
+        }
+    }
+    ws.write_formula(2, 3, rust_xlsxwriter::Formula::new("=NA()").set_result("#N/A")).unwrap();
+    let file = wb.save_to_buffer().unwrap();
+    for dry_run in [true, false] {
+        let r = import_to(&app, &admin, "sales", dry_run, file.clone()).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{dry_run}: {}", r.text());
+        let errs = cell_errors(&r.json());
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(errs[0], (2, "超市".into(), linli::ident::STRAY_CONTROL.into()));
+        assert_eq!((errs[1].0, errs[1].1.as_str()), (3, "销售额（元）"), "{errs:?}");
+        assert!(errs[1].2.contains("#N/A") && errs[1].2.contains("错误值"), "{errs:?}");
+    }
+    let total = app.get("/api/v1/registers/sales").bearer(&admin).send().await.json()["total"].clone();
+    assert_eq!(total, 30, "nothing written");
+    // An 18-digit number cell: said to be a number cell, not a wrong check digit.
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["姓名*", "社区*", "身份证号"].iter().enumerate() {
+        ws.write_string(0, c as u16, *h).unwrap();
+    }
+    ws.write_string(1, 0, "数字格式").unwrap();
+    ws.write_string(1, 1, "520627001001").unwrap();
+    ws.write_number(1, 2, 520627198001010018.0).unwrap();
+    let r = import_to(&app, &admin, "community_workers", true, wb.save_to_buffer().unwrap()).await.json();
+    let errs = cell_errors(&r);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!((errs[0].0, errs[0].1.as_str()), (2, "身份证号"));
+    assert!(errs[0].2.contains("文本格式") && !errs[0].2.contains("校验位"), "{errs:?}");
+    // The API: refused as the field's error, not a 500 (PostgreSQL) nor a row kept (SQLite).
+    let row = json!({"title": "nul\u{0}x", "community": "520627001001", "unit": "DW001", "start_date": "2026-01-01", "end_date": "2026-12-31"});
+    let r = app.post("/api/v1/registers/agreements").bearer(&admin).json(row.clone()).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.text().contains(linli::ident::STRAY_CONTROL), "{}", r.text());
+    // The register's own check, which the CLI's import reaches without the HTTP layer.
+    let county = linli::auth::Principal {
+        scope: "520627".into(),
+        scope_path: "/520627/".into(),
+        ..linli::auth::Principal::system("test")
+    };
+    let reg = linli::registers::catalog::find("agreements").unwrap();
+    let errs = linli::registers::store::validate(&app.st, &county, reg, row.as_object().unwrap()).await.unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].field, "title");
+    assert!(errs[0].message.contains(linli::ident::STRAY_CONTROL), "{errs:?}");
+}
+
+/// A table need not start in A1: its rows are reported by the numbers Excel shows. A column
+/// given twice is refused by name (the first one was taken), and a file whose first sheet is
+/// empty says so (it said the file was empty, its data on the second sheet).
+async fn import_reads_the_sheet_as_excel_shows_it(app: TestApp) {
+    let admin = app.login("admin").await;
+    // Header in C3, data from C4: the bad date is in Excel's row 5.
+    let at_c3 = |rows: &[&[&str]]| {
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        for (r, row) in rows.iter().enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                ws.write_string(2 + r as u32, 2 + c as u16, *v).unwrap();
+            }
+        }
+        wb.save_to_buffer().unwrap()
+    };
+    let head: &[&str] = &["超市*", "日期*", "“六进”渠道*", "销售额（元）*", "成本（元）*"];
+    let file = at_c3(&[
+        head,
+        &["和平联动超市", "2026-03-01", "社区", "100", "80"],
+        &["和平联动超市", "2026-13-01", "社区", "100", "80"],
+    ]);
+    let errs = cell_errors(&import_to(&app, &admin, "sales", true, file).await.json());
+    assert_eq!(errs.iter().map(|e| (e.0, e.1.as_str())).collect::<Vec<_>>(), vec![(5, "日期")], "{errs:?}");
+    let errs = cell_errors(&import_to(&app, &admin, "sales", true, at_c3(&[&["超市*"]])).await.json());
+    assert_eq!((errs[0].0, errs[0].1.as_str()), (3, "日期"), "the header's row: {errs:?}");
+    // Two 社区 columns (C and G): refused, naming the column and where it is.
+    let file = at_c3(&[
+        &["社区*", "社区名称*", "年度*", "拨付（元）*", "社区"],
+        &["520627001001", "花花桥社区", "2035", "120000", "520627002001"],
+    ]);
+    let r = import_to(&app, &admin, "funding", false, file).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    let r = r.json();
+    assert_eq!(r["created"], 0, "{r}");
+    let errs = cell_errors(&r);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!((errs[0].0, errs[0].1.as_str()), (3, "社区"), "{errs:?}");
+    assert!(errs[0].2.contains("C、G") && errs[0].2.contains("2 次"), "{errs:?}");
+    // Data on the second sheet only.
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    wb.add_worksheet();
+    let ws = wb.add_worksheet();
+    ws.write_string(0, 0, "超市*").unwrap();
+    let r = import_to(&app, &admin, "sales", true, wb.save_to_buffer().unwrap()).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("第一个工作表") && !r.text().contains("文件为空"), "{}", r.text());
+}
+
+/// Two imports of one new row at once: one writes it, the other is told by row and column, in
+/// Chinese, as a repeat found before writing is (the loser got a bare field error keyed
+/// `community`, with no row).
+async fn import_race_is_said_by_row(app: TestApp) {
+    let admin = app.login("admin").await;
+    // Rounds: the loser is found by the import's own check unless both pass it before either
+    // writes, which a round makes likely, not certain.
+    for round in 0..8 {
+        let year = (2040 + round).to_string();
+        let file = xlsx(&[&["社区*", "社区名称*", "年度*", "拨付（元）*"], &["520627001001", "花花桥社区", &year, "120000"]]);
+        let (a, b) = tokio::join!(
+            import_to(&app, &admin, "funding", false, file.clone()),
+            import_to(&app, &admin, "funding", false, file.clone())
+        );
+        let (won, lost) = if a.status == StatusCode::OK { (a, b) } else { (b, a) };
+        assert_eq!((won.status, won.json()["created"].as_i64()), (StatusCode::OK, Some(1)), "{}", won.text());
+        assert_eq!(lost.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", lost.text());
+        let lost = lost.json();
+        assert_eq!(lost["created"], 0, "{lost}");
+        assert_eq!(cell_errors(&lost), vec![(2, "社区".into(), "已有社区、年度相同的记录".into())], "round {round}");
+    }
+    // The write's own check, taken after the import's: it names the rows it refuses.
+    let county = linli::auth::Principal {
+        scope: "520627".into(),
+        scope_path: "/520627/".into(),
+        ..linli::auth::Principal::system("test")
+    };
+    let reg = linli::registers::catalog::find("funding").unwrap();
+    let row = |year: i64| json!({"community": "520627001002", "year": year, "allocated": 120000});
+    let mut rows = Vec::new();
+    for year in [2050, 2051] {
+        rows.push(linli::registers::store::validate(&app.st, &county, reg, row(year).as_object().unwrap()).await.unwrap());
+    }
+    let r = app.post("/api/v1/registers/funding").bearer(&admin).json(row(2051)).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let got = linli::registers::store::insert_all(&app.st, &county, reg, &rows).await.unwrap();
+    assert_eq!(got, Err(vec![1]));
+    let n = app.get("/api/v1/registers/funding?community=520627001002&year=2050").bearer(&admin).send().await.json();
+    assert_eq!(n["total"], 0, "nothing written: {n}");
+}
+
+/// Identifiers a register keeps are checked beyond their check character: a credit code's
+/// registration authority, kind of entity and region; a mobile's second digit; a landline's
+/// area code and number.
+async fn register_identifiers_are_real(app: TestApp) {
+    let admin = app.login("admin").await;
+    for code in ["000000000000000000", "YYYYYYYYYYYYYYYYYT", "Q1520627MA6DXXXX0F", "1Q5206270001000004"] {
+        let r = app
+            .post("/api/v1/registers/property_companies")
+            .bearer(&admin)
+            .json(json!({"name": "某物业", "credit_code": code}))
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{code}: {}", r.text());
+        assert_eq!(r.json()["fields"][0]["field"], "credit_code", "{code}: {}", r.text());
+    }
+    let good = linli::ident::CreditCode::compose("52520627MA0000001").unwrap();
+    let r = app
+        .post("/api/v1/registers/property_companies")
+        .bearer(&admin)
+        .json(json!({"name": "某民办物业", "credit_code": good.as_str()}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    for phone in ["00000000000", "0000-0000000", "10000000000", "12345678901"] {
+        let unit = json!({"code": "DW960", "name": "电话单位", "kind": "机关", "contact_phone": phone});
+        let r = app.post("/api/v1/registers/units").bearer(&admin).json(unit).send().await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{phone}: {}", r.text());
+        assert_eq!(r.json()["fields"][0]["field"], "contact_phone", "{phone}: {}", r.text());
+    }
+    let staff = app.login("huahuaqiao").await;
+    for mobile in ["10000000000", "12345678901"] {
+        let row = json!({"name": "田强", "community": "520627001001", "date": "2026-11-01", "mobile": mobile});
+        let r = app.post("/api/v1/registers/member_reports").bearer(&staff).json(row).send().await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{mobile}: {}", r.text());
+    }
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_linli");
+
+/// Runs the `linli` binary on a data directory: its exit code and what it printed.
+fn linli_cli(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .env("LINLI_DATA_DIR", dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("LINLI_DATABASE_URL")
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// `linli import` on a data directory without a database refuses before creating one (and a
+/// key file), as `linli export` does; a file that is not there is said to be missing (it was
+/// said to be a missing directory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_import_needs_its_database_and_file() {
+    let dir = std::env::temp_dir().join(crate::harness::unique("linli-test-noimport"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("funding.xlsx");
+    std::fs::write(&file, xlsx(&[&["社区*"]])).unwrap();
+    let (code, out) = linli_cli(&dir, &["import", "funding", file.to_str().unwrap()]);
+    assert!(code != 0 && out.contains("数据库文件") && out.contains("不存在"), "{code}: {out}");
+    assert!(!dir.join("linli.db").exists() && !dir.join("linli.key").exists(), "nothing created: {out}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let app = TestApp::new(crate::harness::Backend::Sqlite).await;
+    let missing = app.dir.join("没有这个文件.xlsx");
+    let (code, out) = linli_cli(&app.dir, &["import", "funding", missing.to_str().unwrap(), "--dry-run"]);
+    assert!(code != 0 && out.contains("文件不存在") && !out.contains("目录不存在"), "{code}: {out}");
+}
+
 both!(
     work_phones_are_masked,
     forms_only_where_they_work,
@@ -851,5 +1092,9 @@ both!(
     article_figures,
     problem_becomes_a_case,
     personal_fields_survive_export_and_edit,
-    one_row_per_natural_key
+    one_row_per_natural_key,
+    import_refuses_unreadable_cells,
+    import_reads_the_sheet_as_excel_shows_it,
+    import_race_is_said_by_row,
+    register_identifiers_are_real
 );
