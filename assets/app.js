@@ -1,7 +1,18 @@
 // linli: progressive enhancement only; every core flow works without JavaScript.
 document.addEventListener('submit', function (e) {
-  var f = e.target.closest('form[data-confirm]');
-  if (f && !window.confirm(f.getAttribute('data-confirm'))) { e.preventDefault(); }
+  var c = e.target.closest('form[data-confirm]');
+  if (c && !window.confirm(c.getAttribute('data-confirm'))) { e.preventDefault(); return; }
+  // A form that changes something is sent once per tap: on a slow mobile network residents
+  // tapped 提交 again and filed the same report twice. Released after a while (or when the
+  // page comes back from the browser's cache) in case the first send was lost.
+  var f = e.target;
+  if ((f.getAttribute('method') || '').toLowerCase() !== 'post') { return; }
+  if (f.getAttribute('data-sent')) { e.preventDefault(); return; }
+  f.setAttribute('data-sent', '1');
+  setTimeout(function () { f.removeAttribute('data-sent'); }, 15000);
+});
+window.addEventListener('pageshow', function () {
+  document.querySelectorAll('form[data-sent]').forEach(function (f) { f.removeAttribute('data-sent'); });
 });
 
 // Live inbox: refresh the case table when a notification arrives (server-sent events).

@@ -295,6 +295,7 @@ pub fn router(st: AppState) -> Router {
             r.headers_mut().insert("x-linli-no-route", HeaderValue::from_static("1"));
             r
         })
+        .layer(from_fn(crate::web::control::refuse_controls))
         .layer(from_fn_with_state(st.clone(), authenticate))
         .layer(from_fn_with_state(st.clone(), count_and_harden))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

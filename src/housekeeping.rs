@@ -33,6 +33,8 @@ pub struct Swept {
     pub counters: u64,
     /// Done jobs past their keeping.
     pub jobs: u64,
+    /// Submission keys past their day (see [`crate::cases::submissions`]).
+    pub submissions: u64,
 }
 
 /// Schedules the housekeeping run of `now`'s slot (a no-op if it is already scheduled).
@@ -64,5 +66,10 @@ pub async fn sweep(st: &AppState, tx: &mut Tx, now: i64) -> AppResult<Swept> {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    Ok(Swept { sessions, counters, jobs })
+    let submissions = sqlx::query("DELETE FROM submissions WHERE created_at < $1")
+        .bind(now - crate::cases::submissions::KEPT_MS)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    Ok(Swept { sessions, counters, jobs, submissions })
 }

@@ -61,7 +61,12 @@ pub const OPS: &[(&str, &str, &str, &str)] = &[
     ("put", "/api/v1/calendar", "保存工作日历 {text}", "事项"),
     ("get", "/api/v1/units", "承办单位 ?q&kind&community&page", "事项"),
     ("post", "/api/v1/units", "新建承办单位 {code,name,kind,contact_name,contact_phone,communities}", "事项"),
-    ("post", "/api/v1/cases", "受理事项 {category,description,lng,lat,crs?,channel?,reporter_name?,reporter_phone?}", "事项"),
+    (
+        "post",
+        "/api/v1/cases",
+        "受理事项 {category,description,lng,lat,crs?,channel?,reporter_name?,reporter_phone?}；请求头 Idempotency-Key 可选（1～100 个可见 ASCII 字符）：同一账号以同一键重发只建一件，答复第一件的编号",
+        "事项",
+    ),
     (
         "get",
         "/api/v1/cases",
@@ -77,6 +82,12 @@ pub const OPS: &[(&str, &str, &str, &str)] = &[
         "事项",
     ),
     ("get", "/api/v1/cases/{number}/assignees", "派单建议 [{id,name,kind}]", "事项"),
+    (
+        "post",
+        "/api/v1/cases/{number}/reveal",
+        "查看报事人完整姓名与手机号（回访用；承办该事项的工作人员，须填事由 {reason}，记入审计）→ {reporter_name,reporter_phone}",
+        "事项",
+    ),
     ("get", "/api/v1/cases/{number}/photos/{id}", "事项照片", "事项"),
     ("get", "/api/v1/rates", "三率及排名 ?level=county|street|community|unit&from&to", "事项"),
     ("get", "/api/v1/rates/export.xlsx", "导出排名（xlsx）", "事项"),

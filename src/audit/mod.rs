@@ -214,6 +214,15 @@ impl crate::db::Deferred for Chain {
     }
 }
 
+/// A form or JSON body of one reason for the audit log (a reveal's, a move-out's); checked by
+/// [`reason`].
+#[derive(serde::Deserialize, Default)]
+pub struct ReasonForm {
+    /// What the person typed.
+    #[serde(default)]
+    pub reason: String,
+}
+
 /// A reason typed for the audit log (a reveal's, a move-out's), trimmed: asked for when
 /// `required`, at most 200 characters and free of control characters (a 10,000-character reason
 /// was taken into the log).

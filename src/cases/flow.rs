@@ -195,6 +195,10 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         super::rating::rate(st, &c, &rater, sat, &i.note).await?;
         return view_by_id(st, c.id).await;
     }
+    // A step the case no longer allows (a page left open while someone else acted) is said so
+    // first, not hidden behind the form's field errors.
+    let illegal = || AppError::Conflict(format!("案件当前为「{}」，不能执行「{}」", c.status.label(), action.label()));
+    let to = action.next(c.status).ok_or_else(illegal)?;
     let mut errs = FieldErrors::default();
     if action.needs_note() && i.note.trim().is_empty() {
         errs.add("note", format!("请填写{}的理由", action.label()));
@@ -237,8 +241,6 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         errs.add("photos", format!("每次最多上传 {} 张照片", photos::MAX_PER_STEP));
     }
     errs.finish()?;
-    let illegal = || AppError::Conflict(format!("案件当前为「{}」，不能执行「{}」", c.status.label(), action.label()));
-    let to = action.next(c.status).ok_or_else(illegal)?;
     if matches!(action, Action::ApproveExtension | Action::RejectExtension) && c.extension_hours.is_none() {
         return Err(AppError::Conflict("没有待批准的延期申请".into()));
     }
@@ -312,7 +314,9 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
         Action::RequestExtension => set.push(format!("extension_hours = {}", i.hours.unwrap_or(0.0))),
         Action::ApproveExtension => {
             let start = c.clock_start.unwrap_or(now);
-            let due = cal.add_working_hours(c.resolve_due.unwrap_or(now), c.extension_hours.unwrap_or(0.0));
+            // Approved after the deadline had passed, the hours count from the approval: from
+            // the old deadline they would end in the past, and the case be overdue at once.
+            let due = cal.add_working_hours(c.resolve_due.unwrap_or(now).max(now), c.extension_hours.unwrap_or(0.0));
             let yellow = cal.yellow_at(start, due);
             let part = format!(
                 "resolve_due = {}, yellow_at = {}, extension_hours = NULL, extension_count = extension_count + 1, warn_level = 0",
@@ -334,7 +338,8 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
             set.push(part);
         }
         Action::Rework => {
-            set.push("rework_count = rework_count + 1, finished_at = NULL, contacted = NULL, solved = NULL, satisfaction = NULL, extension_hours = NULL".into());
+            // The rating (and its comment) was of the work now being redone.
+            set.push("rework_count = rework_count + 1, finished_at = NULL, contacted = NULL, solved = NULL, satisfaction = NULL, rating_comment = '', extension_hours = NULL".into());
             restart(&mut set, now);
         }
         Action::Close | Action::Reject | Action::Void => set.push("closed_at = $3".into()),

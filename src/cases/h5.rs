@@ -151,6 +151,9 @@ struct ReportForm {
     reporter_phone: String,
     #[serde(default)]
     private: String,
+    /// The form's one-time value (see [`super::submissions`]).
+    #[serde(default)]
+    once: String,
     /// Answers to the categories' questions.
     #[serde(skip)]
     attrs: Answers,
@@ -206,7 +209,11 @@ impl ReportPage {
     }
 }
 
-async fn report_page(st: &AppState, who: Option<&Principal>, form: ReportForm, errors: FieldErrors) -> AppResult<Response> {
+async fn report_page(st: &AppState, who: Option<&Principal>, mut form: ReportForm, errors: FieldErrors) -> AppResult<Response> {
+    // Kept when the form comes back refused: sent again twice, it still makes one case.
+    if form.once.is_empty() {
+        form.once = super::submissions::new_form_key();
+    }
     let grid_name = match form.grid.trim() {
         "" => String::new(),
         g => crate::tree::store::find_by_code(&st.db, g).await?.map(|n| n.name).unwrap_or_default(),
@@ -241,7 +248,7 @@ fn num(s: &str) -> Option<f64> {
 async fn report_post(State(st): State<AppState>, Caller(who, ip): Caller, mut mp: Multipart) -> AppResult<Response> {
     let mut f = ReportForm::default();
     let mut pics = Vec::new();
-    let mut bad_photo = None;
+    let (mut bad_photo, mut bad_text) = (None, None);
     while let Some(field) = mp.next_field().await.map_err(|_| AppError::BadRequest("表单内容读取失败".into()))? {
         let name = field.name().unwrap_or_default().to_string();
         if name == "photos" {
@@ -255,6 +262,13 @@ async fn report_post(State(st): State<AppState>, Caller(who, ip): Caller, mut mp
             continue;
         }
         let v = field.text().await.unwrap_or_default();
+        // Shown again without them.
+        let v = if crate::ident::stray_control(&v) {
+            bad_text.get_or_insert(name.clone());
+            v.chars().filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r')).collect()
+        } else {
+            v
+        };
         match name.as_str() {
             "category" => f.category = v,
             "description" => f.description = v,
@@ -266,19 +280,19 @@ async fn report_post(State(st): State<AppState>, Caller(who, ip): Caller, mut mp
             "reporter_name" => f.reporter_name = v,
             "reporter_phone" => f.reporter_phone = v,
             "private" => f.private = v,
+            "once" => f.once = v,
             other => {
                 f.attrs.take(other, v);
             }
         }
     }
-    if let Some(m) = bad_photo {
-        return report_page(
-            &st,
-            who.as_ref(),
-            f,
-            FieldErrors(vec![crate::error::FieldError { field: "photos".into(), message: m }]),
-        )
-        .await;
+    let refused = match (bad_text, bad_photo) {
+        (Some(field), _) => Some((field, crate::ident::STRAY_CONTROL.to_string())),
+        (None, Some(m)) => Some(("photos".to_string(), m)),
+        (None, None) => None,
+    };
+    if let Some((field, message)) = refused {
+        return report_page(&st, who.as_ref(), f, FieldErrors(vec![crate::error::FieldError { field, message }])).await;
     }
     let input = CreateInput {
         category: f.category.clone(),
@@ -293,6 +307,7 @@ async fn report_post(State(st): State<AppState>, Caller(who, ip): Caller, mut mp
         reporter_phone: Some(f.reporter_phone.clone()),
         private: !f.private.is_empty(),
         attrs: f.attrs.of(&categories::active(&st).await?, &f.category),
+        once: super::submissions::of_form(&f.once),
         ..Default::default()
     };
     // A signed-in resident reports as themselves: the case is then among their own (我的报事).

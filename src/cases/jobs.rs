@@ -165,7 +165,13 @@ async fn housekeeping(st: &AppState, job: &Job, now: i64) -> AppResult<()> {
     let swept = crate::housekeeping::sweep(st, &mut tx, now).await?;
     if finish(&mut tx, job.id, "").await? {
         tx.commit().await?;
-        tracing::info!(sessions = swept.sessions, counters = swept.counters, jobs = swept.jobs, "清理过期数据");
+        tracing::info!(
+            sessions = swept.sessions,
+            counters = swept.counters,
+            jobs = swept.jobs,
+            submissions = swept.submissions,
+            "清理过期数据"
+        );
     }
     Ok(())
 }

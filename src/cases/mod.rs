@@ -18,11 +18,13 @@ pub mod pages;
 pub mod photos;
 pub mod rates;
 pub mod rating;
+pub mod reveal;
 pub mod rollups;
 pub mod routes;
 pub mod search;
 mod service_hours;
 pub mod store;
+pub mod submissions;
 pub mod units;
 pub mod view;
 
@@ -160,8 +162,11 @@ impl CaseRow {
             Role::CountyAdmin | Role::StreetAdmin | Role::CommunityStaff => p.in_scope(&self.node_path),
             Role::GridWorker => p.in_scope(&self.node_path) || self.is_assignee(p),
             Role::UnitContact => self.is_assignee(p),
+            // What they may claim (see `flow::who_may`): an escalated case is the street's or
+            // the county's, no longer the community's 微心愿.
             Role::PartyMember => {
-                self.is_assignee(p) || (claimable && self.status == Status::Registered && p.in_scope(&self.node_path))
+                self.is_assignee(p)
+                    || (claimable && self.status == Status::Registered && self.level == 0 && p.in_scope(&self.node_path))
             }
             Role::Resident => self.reporter_user_id == Some(p.user_id),
         }
@@ -186,7 +191,7 @@ pub fn visible(w: &mut Where, p: &Principal) {
         Role::PartyMember => {
             w.arg(
                 &format!(
-                    "(c.assignee_user_id = {} OR (c.status = 'registered' AND cat.claimable = 1 AND c.node_path LIKE ? ESCAPE '\\'))",
+                    "(c.assignee_user_id = {} OR (c.status = 'registered' AND c.level = 0 AND cat.claimable = 1 AND c.node_path LIKE ? ESCAPE '\\'))",
                     p.user_id
                 ),
                 format!("{}%", crate::db::like_escape(&p.scope_path)),

@@ -20,7 +20,7 @@ use crate::app::AppState;
 use crate::auth::{Principal, Role};
 use crate::db::list::Page;
 use crate::error::{AppError, AppResult, FieldError, FieldErrors};
-use crate::web::{Layout, Q, render};
+use crate::web::{FormBody, Layout, Q, render};
 
 /// A tab of the inbox: label, query string.
 type Tab = (&'static str, String);
@@ -184,26 +184,42 @@ struct CasePage {
     answers: Vec<(String, String)>,
     /// The case's grid by name (the list names it so; the page showed its code).
     grid_name: String,
+    /// The viewer may read the reporter's contact in clear (see [`super::reveal`]).
+    can_reveal: bool,
+    /// The reporter's contact, just read in clear.
+    revealed: Option<super::reveal::Reporter>,
 }
 
-/// The actions the viewer may take now (the page shows only these).
-async fn allowed(st: &AppState, p: &Principal, number: &str) -> AppResult<Vec<Action>> {
+/// The actions the viewer may take now (the page shows only these), and whether they handle
+/// the case as staff.
+async fn allowed(st: &AppState, p: &Principal, number: &str) -> AppResult<(Vec<Action>, bool)> {
     let (c, cat) = store::load_visible(st, p, number).await?;
-    Ok(Action::ALL
+    let actions = Action::ALL
         .into_iter()
         .filter(|a| *a != Action::Rate && a.next(c.status).is_some())
         .filter(|a| super::flow::may(*a, &c, p, cat.claimable))
         .filter(|a| !matches!(a, Action::ApproveExtension | Action::RejectExtension) || c.extension_hours.is_some())
         .filter(|a| *a != Action::RequestExtension || c.extension_hours.is_none())
         .filter(|a| *a != Action::Escalate || c.level < 2)
-        .collect())
+        .collect();
+    Ok((actions, c.is_staff(p)))
 }
 
 async fn case_page(st: &AppState, p: &Principal, number: &str, errors: FieldErrors) -> AppResult<Response> {
+    case_page_with(st, p, number, errors, None).await
+}
+
+async fn case_page_with(
+    st: &AppState,
+    p: &Principal,
+    number: &str,
+    errors: FieldErrors,
+    revealed: Option<super::reveal::Reporter>,
+) -> AppResult<Response> {
     // A resident's page names who acted by role or unit, as the API does.
     let case = store::view(st, p, number).await?.for_viewer(p);
-    let actions: Vec<(&str, &str)> = allowed(st, p, number)
-        .await?
+    let (allowed, staff) = allowed(st, p, number).await?;
+    let actions: Vec<(&str, &str)> = allowed
         .into_iter()
         // No form that can only be refused: the extensions are used up.
         .filter(|a| *a != Action::RequestExtension || case.extension_count < flow::MAX_EXTENSIONS)
@@ -232,6 +248,8 @@ async fn case_page(st: &AppState, p: &Principal, number: &str, errors: FieldErro
         member,
         answers,
         grid_name,
+        can_reveal: super::reveal::may(p, staff),
+        revealed,
     };
     Ok((status, render(&page)?).into_response())
 }
@@ -268,6 +286,9 @@ async fn read_action(mut mp: Multipart) -> AppResult<(ActionInput, Vec<photos::P
             continue;
         }
         let v = field.text().await.unwrap_or_default();
+        if crate::ident::stray_control(&v) {
+            return Err(AppError::field(&name, crate::ident::STRAY_CONTROL));
+        }
         match name.as_str() {
             "action" => i.action = v,
             // A version that is not a number is refused below, not taken as none given.
@@ -306,6 +327,20 @@ async fn case_act(State(st): State<AppState>, p: Principal, Path(number): Path<S
     }
     match flow::act(&st, &p, &number, &i, pics).await {
         Ok(_) => Ok(crate::web::see_other(&format!("/cases/{number}")).into_response()),
+        Err(AppError::Validation(v)) => case_page(&st, &p, &number, FieldErrors(v)).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// The reporter's contact in clear on the case page (for the follow-up call), audited.
+async fn case_reveal(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(number): Path<String>,
+    FormBody(f): FormBody<crate::audit::ReasonForm>,
+) -> AppResult<Response> {
+    match super::reveal::reporter(&st, &p, &number, &f.reason).await {
+        Ok(r) => case_page_with(&st, &p, &number, FieldErrors::default(), Some(r)).await,
         Err(AppError::Validation(v)) => case_page(&st, &p, &number, FieldErrors(v)).await,
         Err(e) => Err(e),
     }
@@ -432,6 +467,8 @@ struct NewForm {
     channel: String,
     reporter_name: String,
     reporter_phone: String,
+    /// The form's one-time value (see [`super::submissions`]).
+    once: String,
     /// Answers to the categories' questions.
     attrs: super::h5::Answers,
 }
@@ -448,6 +485,7 @@ impl NewForm {
                 "channel" => f.channel = v,
                 "reporter_name" => f.reporter_name = v,
                 "reporter_phone" => f.reporter_phone = v,
+                "once" => f.once = v,
                 other => {
                     f.attrs.take(other, v);
                 }
@@ -457,7 +495,11 @@ impl NewForm {
     }
 }
 
-async fn new_page(st: &AppState, p: &Principal, form: NewForm, errors: FieldErrors) -> AppResult<Response> {
+async fn new_page(st: &AppState, p: &Principal, mut form: NewForm, errors: FieldErrors) -> AppResult<Response> {
+    // Kept when the form comes back refused: sent again twice, it still makes one case.
+    if form.once.is_empty() {
+        form.once = super::submissions::new_form_key();
+    }
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = NewCase {
         layout: Layout::new(p, "登记事项", "/cases/new"),
@@ -494,6 +536,7 @@ async fn new_post(State(st): State<AppState>, p: Principal, body: axum::body::By
         reporter_name: Some(f.reporter_name.clone()),
         reporter_phone: Some(f.reporter_phone.clone()),
         attrs: f.attrs.of(&categories::active(&st).await?, &f.category),
+        once: super::submissions::of_form(&f.once),
         ..Default::default()
     };
     match store::create(&st, Reporter::User(&p), &i, Vec::new()).await {
@@ -556,6 +599,7 @@ pub fn routes() -> Router<AppState> {
         .route("/cases/bulk", post(bulk))
         .route("/cases/{number}", get(case_get))
         .route("/cases/{number}/act", post(case_act))
+        .route("/cases/{number}/reveal", post(case_reveal))
         .route("/cases/{number}/photos/{id}", get(super::routes::case_photo))
         .route("/rates", get(rates_page))
         .route("/rates/export.xlsx", get(super::routes::rates_export))

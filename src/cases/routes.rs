@@ -87,11 +87,14 @@ async fn unit_create(
 async fn case_create(
     State(st): State<AppState>,
     p: Principal,
-    JsonBody(i): JsonBody<CreateInput>,
+    headers: axum::http::HeaderMap,
+    JsonBody(mut i): JsonBody<CreateInput>,
 ) -> AppResult<(StatusCode, Json<store::Created>)> {
     if p.must_change_password {
         return Err(AppError::PasswordChangeRequired);
     }
+    // A retry under the same key is answered as the first was, with its case.
+    i.once = super::submissions::of_request(&headers, &p)?;
     Ok((StatusCode::CREATED, Json(store::create(&st, Reporter::User(&p), &i, Vec::new()).await?)))
 }
 
@@ -110,6 +113,15 @@ async fn case_act(
     JsonBody(i): JsonBody<ActionInput>,
 ) -> AppResult<Json<CaseView>> {
     Ok(Json(flow::act(&st, &p, &number, &i, Vec::new()).await?.for_viewer(&p)))
+}
+
+async fn case_reveal(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(number): Path<String>,
+    OptJson(b): OptJson<crate::audit::ReasonForm>,
+) -> AppResult<Json<super::reveal::Reporter>> {
+    Ok(Json(super::reveal::reporter(&st, &p, &number, &b.reason).await?))
 }
 
 async fn case_assignees(State(st): State<AppState>, p: Principal, Path(number): Path<String>) -> AppResult<Json<Vec<Assignee>>> {
@@ -338,6 +350,7 @@ pub fn api() -> Router<AppState> {
         .route("/cases/export.xlsx", get(super::export::download_xlsx))
         .route("/cases/{number}", get(case_get))
         .route("/cases/{number}/actions", post(case_act))
+        .route("/cases/{number}/reveal", post(case_reveal))
         .route("/cases/{number}/assignees", get(case_assignees))
         .route("/cases/{number}/photos/{id}", get(case_photo))
         .route("/rates", get(rates_get))

@@ -65,6 +65,10 @@ pub struct CreateInput {
     /// Answers to the category's extra attributes.
     #[serde(default)]
     pub attrs: Value,
+    /// The submission's key (see [`super::submissions`]): from the form's one-time value or
+    /// the API's `Idempotency-Key` header, never from the body.
+    #[serde(skip)]
+    pub once: Option<String>,
 }
 
 /// Who is reporting.
@@ -403,9 +407,25 @@ async fn create_checked(
     let photos = photos::save(&st.cfg.data_dir, photos).await?;
     let terms = search::doc_terms(&format!("{title} {desc} {} {}", i.address, cat.name));
     let mut tx = st.db.begin().await?;
+    if let Some(key) = &i.once
+        && let Some(number) = super::submissions::claim(&mut tx, key, now).await?
+    {
+        // A repeat: answered once the commit holding the first one is done (it changed
+        // nothing itself).
+        tx.commit().await?;
+        return Ok(Created {
+            number,
+            status: Status::Submitted,
+            grid_code: place.grid_code,
+            community_code: place.community_code,
+        });
+    }
     let year = chrono::Datelike::year(&super::calendar::local_date(now));
     let seq = next_seq(&mut tx, &format!("case:{year}")).await?;
     let number = format!("YH-{year}-{seq:06}");
+    if let Some(key) = &i.once {
+        super::submissions::made(&mut tx, key, &number).await?;
+    }
     let id = tx.next_id("cases").await?;
     tx.defer::<Appended<NewCases>>().push(vec![
         Val::I(id),

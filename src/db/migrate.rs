@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../../migrations/0008_person_version.sql")),
     (9, include_str!("../../migrations/0009_case_notify.sql")),
     (10, include_str!("../../migrations/0010_token_expiry.sql")),
+    (11, include_str!("../../migrations/0011_submissions.sql")),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

@@ -49,6 +49,16 @@ fn app_err(f: Format, e: AppError) -> Response {
     }
 }
 
+/// An error refused before the handler (see [`crate::web::control`]), in the spec's error list
+/// and the format the path asks for (XML unless it ends in `.json`).
+pub fn refusal(path: &str, e: AppError) -> Response {
+    let f = if path.ends_with(".json") { Format::Json } else { Format::Xml };
+    match e {
+        AppError::TooLarge => err(f, 413, "提交的内容过大（不能超过 1 MB）"),
+        e => app_err(f, e),
+    }
+}
+
 /// Query or form parameters with empty values treated as absent.
 fn params(raw: HashMap<String, String>) -> HashMap<String, String> {
     raw.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect()
@@ -232,7 +242,7 @@ async fn post_request(
 }
 
 /// A request's body: a form of a few fields (media are links, not uploads).
-const POST_LIMIT: usize = 1 << 20;
+pub const POST_LIMIT: usize = 1 << 20;
 
 /// The body, read up to `limit` bytes: `Err(true)` when it is longer, `Err(false)` when it
 /// could not be read.

@@ -1,12 +1,12 @@
 //! The resident register: pages and API.
 
+use crate::audit::ReasonForm as RevealForm;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 
 use super::{Person, PersonFilter, PersonInput, Revealed};
 use crate::app::AppState;
@@ -29,12 +29,6 @@ async fn api_create(
 
 async fn api_get(State(st): State<AppState>, p: Principal, Path(id): Path<i64>) -> AppResult<Json<Person>> {
     Ok(Json(super::get_person(&st, &p, id).await?))
-}
-
-#[derive(Deserialize, Default)]
-struct RevealForm {
-    #[serde(default)]
-    reason: String,
 }
 
 async fn api_reveal(

@@ -1,6 +1,7 @@
 //! The web shell: layout and menu, embedded assets, input extractors whose rejections are
 //! zh-CN [`AppError`]s, and the middleware that renders errors as pages on HTML routes.
 
+pub mod control;
 pub mod http;
 pub mod pages;
 pub mod qr;
@@ -64,7 +65,7 @@ fn json_expectation(msg: &str) -> String {
         if ["f64", "f32", "i64", "i32", "u64", "u32", "i16", "u16", "u8", "number", "integer"].iter().any(|k| want.contains(k)) {
             "数字"
         } else if want.contains("bool") {
-            "true 或 false"
+            "是或否（true 或 false）"
         } else if want.contains("string") || want.contains("char") {
             "文本"
         } else if want.contains("sequence") {
@@ -140,7 +141,7 @@ fn zh_serde(msg: &str) -> String {
     if msg.contains("invalid digit") || msg.contains("invalid float") {
         "数字格式不正确".into()
     } else if msg.contains("provided string was not `true` or `false`") {
-        "布尔值应为 true 或 false".into()
+        "应为是或否（true 或 false）".into()
     } else {
         "参数值无效".into()
     }

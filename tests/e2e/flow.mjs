@@ -42,9 +42,14 @@ try {
   await resident.fill('textarea[name=description]', '3 栋 2 单元楼道的灯坏了，晚上很黑');
   await resident.fill('input[name=reporter_phone]', '13812345678');
   await resident.setInputFiles('input[name=photos]', { name: 'lamp.png', mimeType: 'image/png', buffer: PNG });
-  await Promise.all([resident.waitForNavigation(), resident.click('form#report button[type=submit]')]);
+  // Tapped twice, as on a slow phone: one report, not two.
+  await Promise.all([resident.waitForNavigation(), resident.dblclick('form#report button[type=submit]')]);
   const number = (await resident.textContent('#number')).trim();
   if (!/^YH-\d{4}-\d{6}$/.test(number)) fail('no case number: ' + number);
+  await resident.waitForTimeout(1500);
+  const next = number.replace(/\d{6}$/, (n) => String(Number(n) + 1).padStart(6, '0'));
+  const twice = await staff.request.get(base + '/api/v1/cases/' + next);
+  if (twice.status() !== 404) fail('a double tap filed a second report: ' + next + ' answered ' + twice.status());
 
   // It shows up in the staff inbox without reloading (server-sent events).
   await staff.waitForSelector(`text=${number}`, { timeout: 15000 }).catch(() => fail('case did not appear live in the inbox'));

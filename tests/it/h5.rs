@@ -518,7 +518,122 @@ async fn unknown_answers_are_refused_and_answers_bounded(app: TestApp) {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
 }
 
+/// Control characters never reach the database (found by the workflow probe: a NUL in a
+/// case's address and an ESC sequence in a step's note were stored as given; on PostgreSQL a
+/// NUL fails its statement, and in a row written at the end of a batch, the whole batch): JSON,
+/// urlencoded forms, query strings, paths, multipart forms and Open311 are refused with the
+/// field named, in each one's own format. Tabs and line breaks pass.
+async fn control_characters_are_refused_at_the_edge(app: TestApp) {
+    let t = app.login("heping").await;
+    let total = |r: crate::harness::Resp| r.json()["total"].as_i64().unwrap();
+    let before = total(app.get("/api/v1/cases?per_page=1").bearer(&t).send().await);
+    let case = |address: &str| json!({"category": "ldd", "description": "楼道的灯坏了\n第二行\t缩进", "lng": 108.4770, "lat": 28.5415, "address": address});
+    // Sent together: the refused one does not take its neighbour with it.
+    let (good, bad) = tokio::join!(
+        app.post("/api/v1/cases").bearer(&t).json(case("3栋2单元")).send(),
+        app.post("/api/v1/cases").bearer(&t).json(case("3栋\u{0}\u{1b}[31m2单元")).send()
+    );
+    assert_eq!(good.status, StatusCode::CREATED, "{}", good.text());
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text());
+    assert_eq!(bad.json()["fields"][0]["field"], "address", "{}", bad.text());
+    assert_eq!(bad.json()["fields"][0]["message"], "含有不可见的控制字符");
+    let number = good.json()["number"].as_str().unwrap().to_string();
+    let step = json!({"action": "register", "note": "重复\u{0}\u{1b}[2J"});
+    let r = app.post(&format!("/api/v1/cases/{number}/actions")).bearer(&t).json(step).send().await;
+    assert_eq!((r.status, r.json()["fields"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("note")));
+    let shown = app.get(&format!("/api/v1/cases/{number}")).bearer(&t).send().await.json();
+    assert_eq!(shown["status"], "submitted", "{shown}");
+    let r = app.get("/api/v1/persons?q=a%00b").bearer(&t).send().await;
+    assert_eq!((r.status, r.json()["fields"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("q")));
+    let r = app.get("/api/v1/cases/YH%00-1").bearer(&t).send().await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    // A page's urlencoded form comes back as a page naming the field.
+    let login = app.get("/login").send().await.set_cookie("linli_pre").unwrap();
+    let form = [("username", "he\u{7}ping"), ("password", crate::harness::PW), ("_csrf", login.as_str())];
+    let r = app.post("/login").form(&form).cookie(&format!("linli_pre={login}")).send().await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.text().contains("<html") && r.text().contains("含有不可见的控制字符"), "{}", r.text());
+    // The H5 form (multipart) is shown again with the message beside the field.
+    let page = app.get("/m/report").send().await;
+    let pre = page.set_cookie("linli_pre").unwrap();
+    let fields = [
+        ("_csrf", pre.as_str()),
+        ("category", "ldd"),
+        ("description", "楼道的灯坏了"),
+        ("grid", "520627001001002"),
+        ("address", "3栋\u{0}"),
+        ("reporter_phone", "13900006666"),
+    ];
+    let r = h5_report(&app, &format!("linli_pre={pre}"), &fields).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.text().contains("含有不可见的控制字符") && !r.text().contains('\u{0}'), "{}", r.text());
+    // Open311 answers in its own format.
+    let r = app
+        .post("/open311/v2/requests.json")
+        .raw(
+            "application/x-www-form-urlencoded",
+            format!("service_code=ldd&lat=28.5415&long=108.4770&description=%E8%B7%AF%E7%81%AF%00&api_key={t}"),
+        )
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert_eq!(r.json()[0]["code"], 400, "{}", r.text());
+    assert!(r.json()[0]["description"].as_str().unwrap().contains("description"), "{}", r.text());
+    assert_eq!(total(app.get("/api/v1/cases?per_page=1").bearer(&t).send().await), before + 1);
+}
+
+/// A form sent twice (a double tap on a slow phone: the workflow probe's three taps made three
+/// cases) or an API request retried under its Idempotency-Key makes one case, and the repeats
+/// are answered with its number; another key, or the same key of another account, is another
+/// case.
+async fn a_submission_sent_twice_makes_one_case(app: TestApp) {
+    let t = app.login("heping").await;
+    let total = || async { app.get("/api/v1/cases?per_page=1").bearer(&t).send().await.json()["total"].as_i64().unwrap() };
+    let before = total().await;
+    let page = app.get("/m/report").send().await;
+    let pre = page.set_cookie("linli_pre").unwrap();
+    let once = page.text().split("name=\"once\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    assert_eq!(once.len(), 32, "{once}");
+    let fields = [
+        ("_csrf", pre.as_str()),
+        ("once", once.as_str()),
+        ("category", "ldd"),
+        ("description", "楼道的灯坏了"),
+        ("grid", "520627001001002"),
+        ("reporter_phone", "13900007777"),
+    ];
+    let cookie = format!("linli_pre={pre}");
+    let sent = futures_util::future::join_all((0..3).map(|_| h5_report(&app, &cookie, &fields))).await;
+    let places: Vec<String> = sent.iter().map(|r| r.header("location")).collect();
+    assert!(sent.iter().all(|r| r.status == StatusCode::SEE_OTHER), "{:?}", sent.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert!(places.iter().all(|l| l == &places[0] && l.starts_with("/m/done?number=YH-")), "{places:?}");
+    assert_eq!(total().await, before + 1);
+    let body = json!({"category": "ldd", "description": "楼道的灯坏了", "lng": 108.4770, "lat": 28.5415});
+    let post = |t: &str, key: &str| app.post("/api/v1/cases").bearer(t).header("idempotency-key", key).json(body.clone()).send();
+    let (a, b) = tokio::join!(post(&t, "retry-1"), post(&t, "retry-1"));
+    assert_eq!((a.status, b.status), (StatusCode::CREATED, StatusCode::CREATED), "{} {}", a.text(), b.text());
+    let first = a.json()["number"].as_str().unwrap().to_string();
+    assert_eq!(b.json()["number"], first.as_str());
+    assert_eq!(post(&t, "retry-1").await.json()["number"], first.as_str(), "later too");
+    let other = post(&t, "retry-2").await.json()["number"].as_str().unwrap().to_string();
+    let admin = app.login("admin").await;
+    let theirs = post(&admin, "retry-1").await.json()["number"].as_str().unwrap().to_string();
+    assert!(other != first && theirs != first && theirs != other);
+    assert_eq!(total().await, before + 4);
+    let r = post(&t, &"k".repeat(101)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    // Kept a day, then swept (last: the sweep two days on ends the sessions too).
+    let mut tx = app.st.db.begin().await.unwrap();
+    let now = linli::db::now_ms();
+    assert_eq!(linli::housekeeping::sweep(&app.st, &mut tx, now).await.unwrap().submissions, 0);
+    let later = now + 2 * linli::cases::submissions::KEPT_MS;
+    assert_eq!(linli::housekeeping::sweep(&app.st, &mut tx, later).await.unwrap().submissions, 4);
+    tx.commit().await.unwrap();
+}
+
 both!(
+    a_submission_sent_twice_makes_one_case,
+    control_characters_are_refused_at_the_edge,
     anonymous_reports_are_limited_per_address,
     unit_contacts_and_party_members_register_no_cases,
     the_staff_form_names_every_refusal,

@@ -1,0 +1,9 @@
+-- One case per submission: a form sent twice (a double tap on a slow phone) or a request a
+-- program retries under its Idempotency-Key makes one case. The key is claimed in the
+-- transaction that creates the case; rows older than a day are swept.
+CREATE TABLE submissions (
+  key TEXT PRIMARY KEY,
+  case_number TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX submissions_created ON submissions(created_at);
