@@ -205,6 +205,9 @@ pub async fn act(st: &AppState, p: &Principal, number: &str, i: &ActionInput, ph
     }
     if i.note.chars().count() > 1000 {
         errs.add("note", "说明不能超过 1000 字");
+    } else if crate::ident::stray_control(&i.note) {
+        // Also refused at the HTTP edge; the note is written at the end of the batch.
+        errs.add("note", crate::ident::STRAY_CONTROL);
     }
     let target = if matches!(action, Action::Dispatch | Action::Reassign) {
         let t = resolve_assignee(st, &c, &i.assignee).await?;

@@ -86,6 +86,16 @@ pub async fn save(data_dir: &Path, photos: Vec<Photo>) -> AppResult<Vec<Saved>> 
     Ok(saved)
 }
 
+/// Removes the files [`save`] wrote for a request that made nothing with them (a repeated
+/// submission); best effort.
+pub async fn discard(data_dir: &Path, saved: &[Saved]) {
+    for s in saved {
+        if let Err(e) = tokio::fs::remove_file(data_dir.join(&s.path)).await {
+            tracing::warn!(error = %e, path = %s.path, "重复提交的照片未能删除");
+        }
+    }
+}
+
 /// Creates a directory and its missing parents, readable by the service account only (photos
 /// are personal data, like the database beside them).
 pub fn private_dirs(dir: &Path) -> std::io::Result<()> {

@@ -42,6 +42,9 @@ pub async fn rate(st: &AppState, c: &CaseRow, rater: &Rater<'_>, satisfaction: &
     if comment.chars().count() > 500 {
         return Err(AppError::field("comment", "评价不能超过 500 字"));
     }
+    if crate::ident::stray_control(comment) {
+        return Err(AppError::field("comment", crate::ident::STRAY_CONTROL));
+    }
     let closed = c.status == Status::Closed;
     let to = match closed {
         true => Status::Closed,

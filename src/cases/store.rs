@@ -208,8 +208,8 @@ fn check_attrs(cat: Option<&Category>, v: &Value, errs: &mut FieldErrors) {
             "multivaluelist" => val
                 .as_array()
                 .is_some_and(|xs| xs.iter().all(|x| x.as_str().is_some_and(|s| a.values.iter().any(|(k, _)| k == s)))),
-            "text" => val.as_str().is_some_and(|s| s.chars().count() <= 2000),
-            _ => val.as_str().is_some_and(|s| s.chars().count() <= 200),
+            "text" => val.as_str().is_some_and(|s| s.chars().count() <= 2000 && !crate::ident::stray_control(s)),
+            _ => val.as_str().is_some_and(|s| s.chars().count() <= 200 && !crate::ident::has_control(s)),
         };
         if !ok {
             errs.add(&format!("attrs.{}", a.code), format!("“{}”的值无效", a.name));
@@ -350,6 +350,10 @@ async fn create_checked(
     }
     if i.address.trim().chars().count() > 200 {
         errs.add("address", "地址不能超过 200 个字");
+    } else if crate::ident::has_control(&i.address) {
+        // Checked here too, not only at the HTTP edge: the address is written at the end of
+        // the batch, where a NUL fails every request in it on PostgreSQL.
+        errs.add("address", "地址含有不可见的控制字符");
     }
     let place = route(st, i, &mut errs).await?;
     let (default_channel, user) = match &who {
@@ -407,24 +411,27 @@ async fn create_checked(
     let photos = photos::save(&st.cfg.data_dir, photos).await?;
     let terms = search::doc_terms(&format!("{title} {desc} {} {}", i.address, cat.name));
     let mut tx = st.db.begin().await?;
-    if let Some(key) = &i.once
-        && let Some(number) = super::submissions::claim(&mut tx, key, now).await?
-    {
-        // A repeat: answered once the commit holding the first one is done (it changed
-        // nothing itself).
-        tx.commit().await?;
-        return Ok(Created {
-            number,
-            status: Status::Submitted,
-            grid_code: place.grid_code,
-            community_code: place.community_code,
-        });
-    }
     let year = chrono::Datelike::year(&super::calendar::local_date(now));
     let seq = next_seq(&mut tx, &format!("case:{year}")).await?;
     let number = format!("YH-{year}-{seq:06}");
     if let Some(key) = &i.once {
-        super::submissions::made(&mut tx, key, &number).await?;
+        use super::submissions::Claim;
+        match super::submissions::claim(&mut tx, key, i, &number, now).await? {
+            Claim::New => {}
+            Claim::Repeat(first) => {
+                // Its own work rolled back (the number it took too), its photos removed; answered
+                // once a commit after the first one's is done.
+                drop(tx);
+                photos::discard(&st.cfg.data_dir, &photos).await;
+                st.db.begin().await?.commit().await?;
+                let (grid_code, community_code) = (place.grid_code, place.community_code);
+                return Ok(Created { number: first, status: Status::Submitted, grid_code, community_code });
+            }
+            // A form's page sent again with other content (restored by the back button and
+            // edited): a case of its own.
+            Claim::Other if key.starts_with("form:") => {}
+            Claim::Other => return Err(AppError::Conflict("该 Idempotency-Key 已用于内容不同的另一次提交".into())),
+        }
     }
     let id = tx.next_id("cases").await?;
     tx.defer::<Appended<NewCases>>().push(vec![

@@ -42,12 +42,12 @@ pub async fn refuse_controls(req: Request, next: Next) -> Response {
     {
         return refuse(e);
     }
-    let kind = match req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
-        Some(ct) if ct.starts_with("application/json") => Kind::Json,
-        Some(ct) if ct.starts_with("application/x-www-form-urlencoded") => Kind::Form,
-        _ => return next.run(req).await,
-    };
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    // Any body but a multipart form's, whatever type it says it is: the JSON extractors and
+    // the form readers (`form_pairs`, Open311's) read what comes, under any type or none (a
+    // reviewer sent a NUL as text/plain and with no type at all).
+    let multipart =
+        req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("multipart/"));
+    if multipart || matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
@@ -59,22 +59,26 @@ pub async fn refuse_controls(req: Request, next: Next) -> Response {
         Err(e) if e.to_string().contains("length limit") => return refuse(AppError::TooLarge),
         Err(_) => return refuse(AppError::unread_body(axum::http::StatusCode::BAD_REQUEST)),
     };
-    let fields = match kind {
-        Kind::Json => json_fields(&bytes),
-        Kind::Form if std::str::from_utf8(&bytes).is_ok() => pair_fields(&bytes),
-        // Not text: a file sent by a program under the wrong type (an import's workbook),
-        // which its handler reads as bytes.
-        Kind::Form => Vec::new(),
-    };
-    if let Err(e) = refused(fields) {
+    // A workbook sent to an import (its handler reads it as a file, cell by cell, and refuses
+    // such cells itself) is no text to read as a form.
+    let file = path.ends_with("/import") && std::str::from_utf8(&bytes).is_err();
+    if let Err(e) = refused(if file { Vec::new() } else { body_fields(&bytes) }) {
         return refuse(e);
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
-enum Kind {
-    Json,
-    Form,
+/// The fields of a body holding a stray control character, read both ways its readers may
+/// read it: as JSON (when it is) and as a form, decoded as loosely as `form_pairs` decodes.
+/// (JSON whose text holds a `%00`-like escape beside an `=` is refused: no one's data.)
+fn body_fields(b: &[u8]) -> Vec<String> {
+    let mut out = json_fields(b);
+    for f in pair_fields(b) {
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out
 }
 
 fn refused(fields: Vec<String>) -> Result<(), AppError> {
