@@ -264,7 +264,14 @@ pub async fn create_also(
     // Counted before the case is made, in one statement: a count read first and written after
     // let fifty reports sent at once all through. A refused form counts too (10 in 10 minutes
     // leave room for mistakes).
-    if let Some(l) = submission_limit(&who)
+    // A repeat of a submission already made is no new report: it is answered with the first
+    // one's case, even at the limit.
+    let repeat = match &i.once {
+        Some(key) => super::submissions::made(&st.db, key).await?,
+        None => false,
+    };
+    if !repeat
+        && let Some(l) = submission_limit(&who)
         && throttle::note(st, &l.key, l.window_ms).await? > l.max
     {
         return Err(AppError::TooMany(l.message.into()));

@@ -56,6 +56,12 @@ pub async fn claim(tx: &mut Tx, key: &str, i: &CreateInput, number: &str, now: i
     Ok(if get::<String>(&row, "fingerprint")? == print { Claim::Repeat(get(&row, "case_number")?) } else { Claim::Other })
 }
 
+/// Whether a case was already made under `key` (committed; a repeat racing its first is
+/// recognised by [`claim`] instead).
+pub async fn made(db: &crate::db::Db, key: &str) -> AppResult<bool> {
+    Ok(sqlx::query("SELECT 1 AS one FROM submissions WHERE key = $1").bind(key).fetch_optional(db.read()).await?.is_some())
+}
+
 /// A hash of what a submission asks for (photos aside: a repeat sends the same ones).
 fn fingerprint(i: &CreateInput) -> String {
     let text = serde_json::json!([

@@ -657,6 +657,11 @@ async fn a_submission_sent_twice_makes_one_case(app: TestApp) {
     let r = h5_report(&app, &cookie, &edited).await;
     assert!(r.status == StatusCode::SEE_OTHER && r.header("location") != places[0], "{}", r.header("location"));
     assert_eq!(total().await, before + 2);
+    // Repeats are no new reports: past the anonymous limit of 10, still answered with the case.
+    for _ in 0..10 {
+        let r = h5_report(&app, &cookie, &fields).await;
+        assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, places[0].clone()), "{}", r.text());
+    }
     let body = json!({"category": "ldd", "description": "楼道的灯坏了", "lng": 108.4770, "lat": 28.5415});
     let post = |t: &str, key: &str| app.post("/api/v1/cases").bearer(t).header("idempotency-key", key).json(body.clone()).send();
     let (a, b) = tokio::join!(post(&t, "retry-1"), post(&t, "retry-1"));
