@@ -214,6 +214,10 @@ impl crate::db::Deferred for Chain {
     }
 }
 
+/// How a summary gives the reason typed for it (a reveal's): what follows is left out where
+/// the reason is not the reader's to see (a register row's history).
+pub const REASON: &str = "；事由：";
+
 /// A form or JSON body of one reason for the audit log (a reveal's, a move-out's); checked by
 /// [`reason`].
 #[derive(serde::Deserialize, Default)]

@@ -167,17 +167,9 @@ pub async fn authenticate(State(st): State<AppState>, req: Request, next: Next) 
         if needs {
             let header_tok = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_string);
             let (parts, body) = req.into_parts();
-            let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+            let bytes = match crate::web::read_body(body, BODY_LIMIT).await {
                 Ok(b) => b,
-                // to_bytes's error says which only in its text.
-                Err(e) => {
-                    let too_large = e.to_string().contains("length limit");
-                    return refuse(if too_large {
-                        AppError::TooLarge
-                    } else {
-                        AppError::unread_body(axum::http::StatusCode::BAD_REQUEST)
-                    });
-                }
+                Err(e) => return refuse(e),
             };
             let sent = header_tok.or_else(|| form_field(&bytes, "_csrf")).unwrap_or_default();
             let expected = session_csrf.or(pre).unwrap_or_default();

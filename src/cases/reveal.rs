@@ -42,16 +42,13 @@ pub async fn reporter(st: &AppState, p: &Principal, number: &str, reason: &str) 
         .fetch_one(st.db.read())
         .await?;
     let clear = |col: &str, aad: &[u8]| -> AppResult<String> {
-        match get::<Option<Vec<u8>>>(&r, col)? {
-            Some(b) => st.keyring.decrypt(&b, aad).map_err(|e| AppError::Internal(format!("case {number}: {col}: {e}"))),
-            None => Ok(String::new()),
-        }
+        Ok(st.keyring.decrypt_opt(get::<Option<Vec<u8>>>(&r, col)?.as_deref(), aad)?)
     };
     let out = Reporter {
         reporter_name: clear("reporter_name_enc", AAD_NAME)?,
         reporter_phone: clear("reporter_phone_enc", AAD_PHONE)?,
     };
-    let summary = format!("查看事项 {number} 的报事人联系方式，事由：{}", reason.trim());
+    let summary = format!("查看事项 {number} 的报事人联系方式{}{reason}", audit::REASON);
     let ev = Event { action: "case.reveal", entity: "case", entity_id: number, node_path: &c.node_path, summary: &summary };
     audit::record(&st.db, &st.chain, &p.actor(), ev).await?;
     Ok(out)

@@ -52,7 +52,11 @@ fn app_err(f: Format, e: AppError) -> Response {
 /// An error refused before the handler (see [`crate::web::control`]), in the spec's error list
 /// and the format the path asks for (XML unless it ends in `.json`).
 pub fn refusal(path: &str, e: AppError) -> Response {
-    let f = if path.ends_with(".json") { Format::Json } else { Format::Xml };
+    refused(if path.ends_with(".json") { Format::Json } else { Format::Xml }, e)
+}
+
+/// [`app_err`], and a body over [`POST_LIMIT`] said so.
+fn refused(f: Format, e: AppError) -> Response {
     match e {
         AppError::TooLarge => err(f, 413, "提交的内容过大（不能超过 1 MB）"),
         e => app_err(f, e),
@@ -171,10 +175,9 @@ async fn post_request(
     body: axum::body::Body,
 ) -> Response {
     let Some((f, "requests")) = Format::from_path_suffix(&file) else { return err(Format::Xml, 404, "未知的资源") };
-    let body = match read_body(body, POST_LIMIT).await {
+    let body = match crate::web::read_body(body, POST_LIMIT).await {
         Ok(b) => b,
-        Err(true) => return err(f, 413, "提交的内容过大（不能超过 1 MB）"),
-        Err(false) => return err(f, 400, "请求内容读取失败"),
+        Err(e) => return refused(f, e),
     };
     let pairs = crate::auth::middleware::form_pairs(&body);
     let raw: HashMap<String, String> = pairs.iter().cloned().collect();
@@ -243,22 +246,6 @@ async fn post_request(
 
 /// A request's body: a form of a few fields (media are links, not uploads).
 pub const POST_LIMIT: usize = 1 << 20;
-
-/// The body, read up to `limit` bytes: `Err(true)` when it is longer, `Err(false)` when it
-/// could not be read.
-async fn read_body(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, bool> {
-    use futures_util::StreamExt;
-    let mut stream = body.into_data_stream();
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| false)?;
-        if out.len() + chunk.len() > limit {
-            return Err(true);
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
-}
 
 /// The answers to the service's own attributes (`attribute[code]=…`, a multi-valued one as
 /// `attribute[code][]=…` repeated); any other attribute is ignored, as GeoReport allows.

@@ -560,15 +560,11 @@ pub async fn reveal(st: &AppState, p: &Principal, id: i64, reason: &str) -> AppR
     // Checked after the scope, so that a number outside it stays a 404 either way.
     let reason = crate::audit::reason(reason, true)?;
     let dec = |col: &str, aad: &[u8]| -> AppResult<String> {
-        match get::<Option<Vec<u8>>>(&r, col)? {
-            Some(b) => Ok(st.keyring.decrypt(&b, aad)?),
-            None => Ok(String::new()),
-        }
+        Ok(st.keyring.decrypt_opt(get::<Option<Vec<u8>>>(&r, col)?.as_deref(), aad)?)
     };
     let out = Revealed { id_number: dec("id_enc", AAD_ID)?, mobile: dec("phone_enc", AAD_PHONE)? };
     let name: String = get(&r, "name")?;
-    let reason = reason.trim();
-    let summary = format!("查看 {} 的完整身份证号和手机号；事由：{reason}", mask_name(&name));
+    let summary = format!("查看 {} 的完整身份证号和手机号{}{reason}", mask_name(&name), crate::audit::REASON);
     let ev = Event { action: "person.reveal", entity: "person", entity_id: &id.to_string(), node_path: &path, summary: &summary };
     audit::record(&st.db, &st.chain, &p.actor(), ev).await?;
     Ok(out)

@@ -125,6 +125,12 @@ impl Keyring {
         String::from_utf8(plain).map_err(|_| PrivacyError::Decrypt)
     }
 
+    /// [`Keyring::decrypt`] of a column that may be empty (NULL: nothing was given), as empty
+    /// text.
+    pub fn decrypt_opt(&self, blob: Option<&[u8]>, aad: &[u8]) -> Result<String, PrivacyError> {
+        blob.map_or(Ok(String::new()), |b| self.decrypt(b, aad))
+    }
+
     /// Decrypts `blob` and returns `show(plaintext)`, the masked form people see, remembered
     /// per ciphertext: a case list decrypted two fields of each of its twenty rows on every
     /// request (a tenth of its work), and the same rows come back page after page. Only the

@@ -53,7 +53,7 @@ pub async fn reveal(
         out.push((f.key, f.title, clear));
     }
     let titles: Vec<&str> = out.iter().map(|(_, t, _)| *t).collect();
-    let summary = format!("查看{}「{}」的{}{}{}", reg.title, row.name, titles.join("、"), store::REASON, reason.trim());
+    let summary = format!("查看{}「{}」的{}{}{}", reg.title, row.name, titles.join("、"), crate::audit::REASON, reason);
     let entity = format!("register:{}", reg.name);
     let ev = Event {
         action: "register.reveal",

@@ -670,9 +670,6 @@ pub struct RowEvent {
     pub actor: Option<String>,
 }
 
-/// How a reveal's summary gives its reason (see `reveal::reveal`).
-pub(super) const REASON: &str = "；事由：";
-
 /// The changes of one row, newest first, as `p` may see them.
 pub async fn history(st: &AppState, p: &Principal, reg: &Register, id: i64) -> AppResult<Vec<RowEvent>> {
     let rows = sqlx::query(
@@ -691,7 +688,7 @@ pub async fn history(st: &AppState, p: &Principal, reg: &Register, id: i64) -> A
             let action: String = get(r, "action")?;
             let mut summary: String = get(r, "summary")?;
             if !auditor && action == "register.reveal" {
-                summary.truncate(summary.find(REASON).unwrap_or(summary.len()));
+                summary.truncate(summary.find(crate::audit::REASON).unwrap_or(summary.len()));
             }
             Ok(RowEvent {
                 at: get(r, "at")?,

@@ -8,9 +8,10 @@
 //! is kept (descriptions, notes); short fields refuse those too, in their own checks
 //! ([`crate::ident::has_control`]).
 //!
-//! JSON and urlencoded bodies and every query string are checked here and refused with a 422
-//! naming each field. Multipart forms (photos beside text) are read by their handlers, which
-//! check their text fields with [`crate::ident::stray_control`]. Open311's refusals are in its
+//! Every query string, and every body but a multipart form's (read as JSON and as a form,
+//! whatever type it says it is), is checked here and refused with a 422 naming each field.
+//! Multipart forms (photos beside text) are read by their handlers, which check their text
+//! fields with [`crate::ident::stray_control`]. Open311's refusals are in its
 //! own format.
 
 use axum::body::Body;
@@ -24,8 +25,8 @@ use crate::auth::middleware::{BODY_LIMIT, form_pairs};
 use crate::error::{AppError, FieldErrors};
 use crate::ident::{STRAY_CONTROL, stray_control};
 
-/// Middleware: refuses a request whose path, query string, or JSON or urlencoded body holds a
-/// control character other than a tab or a line break.
+/// Middleware: refuses a request whose path, query string or body (a multipart form's aside)
+/// holds a control character other than a tab or a line break.
 pub async fn refuse_controls(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let open311 = path.starts_with("/open311/");
@@ -53,11 +54,9 @@ pub async fn refuse_controls(req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     // Open311's own limit, answered in its format (its handler would read no further).
     let limit = if open311 { crate::open311::POST_LIMIT } else { BODY_LIMIT };
-    let bytes = match axum::body::to_bytes(body, limit).await {
+    let bytes = match super::read_body(body, limit).await {
         Ok(b) => b,
-        // to_bytes's error says which only in its text.
-        Err(e) if e.to_string().contains("length limit") => return refuse(AppError::TooLarge),
-        Err(_) => return refuse(AppError::unread_body(axum::http::StatusCode::BAD_REQUEST)),
+        Err(e) => return refuse(e),
     };
     // A workbook sent to an import (its handler reads it as a file, cell by cell, and refuses
     // such cells itself) is no text to read as a form.
@@ -114,11 +113,14 @@ fn pair_fields(b: &[u8]) -> Vec<String> {
     }
     let mut out: Vec<String> = Vec::new();
     for (k, v) in form_pairs(b) {
-        if stray_control(&k) || stray_control(&v) {
-            let name = if stray_control(&k) { k.chars().filter(|c| !c.is_control()).collect() } else { k };
-            if !out.contains(&name) {
-                out.push(name);
-            }
+        let bad_key = stray_control(&k);
+        if !bad_key && !stray_control(&v) {
+            continue;
+        }
+        // A name fit to show.
+        let name = if bad_key { k.chars().filter(|c| !c.is_control()).collect() } else { k };
+        if !out.contains(&name) {
+            out.push(name);
         }
     }
     out

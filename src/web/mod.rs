@@ -17,6 +17,15 @@ use serde::de::DeserializeOwned;
 use crate::auth::{Perm, Principal};
 use crate::error::{AppError, ErrorInfo};
 
+/// A request's body read whole, up to `limit` bytes: over it a 413 that says so, broken off a
+/// 400 (for the middlewares and handlers that read bodies themselves).
+pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<axum::body::Bytes, AppError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        // to_bytes's error says which only in its text.
+        if e.to_string().contains("length limit") { AppError::TooLarge } else { AppError::unread_body(StatusCode::BAD_REQUEST) }
+    })
+}
+
 /// JSON body whose rejection is a zh-CN 400/422.
 pub struct JsonBody<T>(pub T);
 
